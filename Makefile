@@ -1,0 +1,44 @@
+# simsiam-tfx: `make setup` once, then `make test` / `make run`.
+VENV        := .venv
+PY          := $(VENV)/bin/python
+STAMP       := $(VENV)/.installed
+DATA_DIR    ?= ../shared/flowers/flower_photos
+OUTPUT      ?= runs/latest
+PROFILE     ?=
+PYTEST_ARGS ?=
+
+.PHONY: setup test test-fast lint run clean help
+
+help:
+	@echo "make setup      create .venv (Python 3.10) with the pinned dependencies + this package"
+	@echo "make test       ruff + the whole pytest suite (slow end-to-end tests included)"
+	@echo "make test-fast  ruff + pytest without the tests marked slow"
+	@echo "make run        the pipeline on $(DATA_DIR) (or TFDS tf_flowers) into $(OUTPUT)"
+
+setup: $(STAMP)
+
+# Re-runs only when the lock file or setup.py changed, so a second `make setup` takes seconds.
+$(STAMP): requirements.lock setup.py
+	@py=$$(scripts/find-python310) || exit 1; \
+	if [ ! -x $(PY) ]; then echo "creating $(VENV) with $$py"; $$py -m venv $(VENV) || exit 1; fi
+	$(PY) -m pip install --quiet --upgrade "pip==24.3.1"
+	$(PY) -m pip install --quiet --no-deps -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+	@$(PY) -c "import tfx, keras; print(f'ready: tfx {tfx.__version__}, keras {keras.__version__}')"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+test: lint
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test-fast: lint
+	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
+
+run: $(STAMP)
+	@if [ -d "$(DATA_DIR)" ]; then src="--data-dir $(DATA_DIR)"; else src="--tfds tf_flowers"; fi; \
+	$(VENV)/bin/simsiam-tfx run $$src --output $(OUTPUT) $(if $(PROFILE),--profile $(PROFILE),)
+
+clean:
+	rm -rf runs .pytest_cache

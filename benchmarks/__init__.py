@@ -1,0 +1,1 @@
+"""Benchmarks: commands that print numbers and write them to benchmarks/results/."""

@@ -1,0 +1,1 @@
+"""simsiam-tfx: the TFX pipeline definition, its runners and the command line."""
