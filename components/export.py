@@ -1,0 +1,67 @@
+"""The serving SavedModel: Transform graph + frozen encoder + linear classifier.
+
+Signatures (TF Serving calls them by name):
+- serving_default(examples)  -> embedding, probabilities, class_ids
+- embed_images(images)       -> embedding
+- classify_images(images)    -> probabilities, class_ids, class_names
+`images` are encoded JPEG/PNG bytes; `examples` are serialized tf.Examples with
+an `image` bytes feature. Decoding and resizing run in the Transform graph.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from components import transform as T
+
+
+def export_serving_model(
+    path: str,
+    tft_output: tft.TFTransformOutput,
+    encoder: keras.Model,
+    classifier: keras.Model,
+    class_names: list[str],
+    image_size: int,
+) -> None:
+    tft_layer = tft_output.transform_features_layer()
+    names = tf.constant(class_names)
+
+    def images_u8(images: tf.Tensor) -> tf.Tensor:
+        transformed = tft_layer({T.IMAGE_KEY: tf.reshape(images, [-1, 1])})
+        return tf.map_fn(
+            lambda s: tf.ensure_shape(tf.io.parse_tensor(s, tf.uint8), [image_size, image_size, 3]),
+            tf.reshape(transformed[T.IMAGE_U8_KEY], [-1]),
+            fn_output_signature=tf.TensorSpec([image_size, image_size, 3], tf.uint8),
+        )
+
+    def heads(images: tf.Tensor) -> dict[str, tf.Tensor]:
+        pixels = tf.cast(images_u8(images), tf.float32) / 255.0
+        embedding = tf.cast(encoder(pixels, training=False), tf.float32)
+        probabilities = tf.nn.softmax(tf.cast(classifier(embedding, training=False), tf.float32), axis=-1)
+        class_ids = tf.argmax(probabilities, axis=-1)
+        return {"embedding": embedding, "probabilities": probabilities, "class_ids": class_ids,
+                "class_names": tf.gather(names, class_ids)}
+
+    def serving_default(examples: tf.Tensor) -> dict[str, tf.Tensor]:
+        parsed = tf.io.parse_example(examples, {T.IMAGE_KEY: tf.io.FixedLenFeature([], tf.string)})
+        out = heads(parsed[T.IMAGE_KEY])
+        return {k: out[k] for k in ("embedding", "probabilities", "class_ids")}
+
+    def embed_images(images: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {"embedding": heads(images)["embedding"]}
+
+    def classify_images(images: tf.Tensor) -> dict[str, tf.Tensor]:
+        out = heads(images)
+        return {k: out[k] for k in ("probabilities", "class_ids", "class_names")}
+
+    archive = keras.export.ExportArchive()
+    archive.track(encoder)
+    archive.track(classifier)
+    archive.track(tft_layer)
+    archive.add_endpoint("serving_default", serving_default,
+                         input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    for name, fn in (("embed_images", embed_images), ("classify_images", classify_images)):
+        archive.add_endpoint(name, fn, input_signature=[tf.TensorSpec([None], tf.string, name="images")])
+    archive.write_out(path, verbose=False)

@@ -1,0 +1,123 @@
+"""TFX Trainer `run_fn` for SimSiam pre-training (no labels are used for the loss).
+
+Resumable: checkpoints go to a directory keyed by the inputs and the config, outside
+the per-execution output, so re-running a killed Trainer continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
+from tfx import v1 as tfx
+
+from components import trainer_data
+from components.encoder_io import save_encoder
+from components.training_history import HistoryFile
+
+MONITOR_HISTORY = "monitor_history.json"
+
+
+class CollapseError(RuntimeError):
+    """SimSiam's representation collapsed to a constant: the encoder is useless."""
+
+
+def _strategy() -> tf.distribute.Strategy:
+    gpus = tf.config.list_physical_devices("GPU")
+    return tf.distribute.MirroredStrategy() if gpus else tf.distribute.get_strategy()
+
+
+def checkpoint_dir(root: str, train_files: list[str], config: dict[str, Any]) -> str:
+    """Same inputs and config -> same directory, whichever TFX execution asks."""
+    key = json.dumps({"files": sorted(train_files), "config": config}, sort_keys=True)
+    return os.path.join(root, hashlib.sha256(key.encode()).hexdigest()[:16])
+
+
+class EpochPrinter(keras.callbacks.Callback):
+    """One line per epoch (TFX logs are read in files and consoles, not progress bars)."""
+
+    def __init__(self, epochs: int):
+        super().__init__()
+        self.epochs, self.t0 = epochs, time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        shown = " ".join(f"{k}={v:.4f}" for k, v in sorted((logs or {}).items()))
+        print(f"[simsiam] epoch {epoch + 1}/{self.epochs} {shown} ({time.time() - self.t0:.0f}s)", flush=True)
+
+
+def run_fn(fn_args: tfx.components.FnArgs) -> None:
+    from models.config import SimSiamConfig, configure_precision
+    from models.evaluation import knn_accuracy
+    from models.monitors import KNNMonitor
+    from models.simsiam import build_simsiam, compile_simsiam
+
+    custom = fn_args.custom_config or {}
+    config = SimSiamConfig(**custom["simsiam"])
+    has_gpu = bool(tf.config.list_physical_devices("GPU"))
+    configure_precision(has_gpu, custom.get("precision", "auto"))
+    keras.utils.set_random_seed(config.seed)
+
+    tft_output = tft.TFTransformOutput(fn_args.transform_output)
+    mean, std = trainer_data.pixel_stats(fn_args.train_files, tft_output)
+    train_x, train_y, _ = trainer_data.load_split(fn_args.train_files, tft_output, config.image_size)
+    eval_x, eval_y, _ = trainer_data.load_split(fn_args.eval_files, tft_output, config.image_size)
+    steps_per_epoch = max(1, len(train_x) // config.batch_size)
+    print(f"[simsiam] {len(train_x)} train / {len(eval_x)} eval images, {steps_per_epoch} steps per epoch, "
+          f"{config.epochs} epochs, gpu={has_gpu}", flush=True)
+
+    strategy = _strategy()
+    with strategy.scope():
+        model = build_simsiam(config, mean=mean, std=std)
+        compile_simsiam(model, config, steps_per_epoch=steps_per_epoch, jit_compile=has_gpu or None)
+    random_init_knn = knn_accuracy(
+        model.encoder.predict(train_x, batch_size=256, verbose=0), train_y,
+        model.encoder.predict(eval_x, batch_size=256, verbose=0), eval_y,
+    )
+    print(f"[simsiam] kNN accuracy of the randomly initialised encoder: {random_init_knn:.4f}", flush=True)
+
+    ckpt = checkpoint_dir(custom["checkpoint_root"], list(fn_args.train_files), custom["simsiam"])
+    os.makedirs(ckpt, exist_ok=True)
+    history = HistoryFile(os.path.join(ckpt, "history.json"))
+    callbacks = [
+        keras.callbacks.BackupAndRestore(os.path.join(ckpt, "backup")),  # before HistoryFile: sets the epoch
+        history,
+        KNNMonitor(train_x, train_y, eval_x, eval_y, every_n_epochs=int(custom.get("knn_every", 5))),
+        keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch"),
+        EpochPrinter(config.epochs),
+    ]
+    train_ds = trainer_data.image_dataset(fn_args.train_files, tft_output, config.image_size, config.batch_size,
+                                          shuffle_seed=config.seed)
+    model.fit(train_ds, epochs=config.epochs, steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=0)
+
+    series = history.series()
+    summary = {
+        "random_init_knn_accuracy": random_init_knn,
+        "final": {k: next((v for v in reversed(vs) if v is not None), None) for k, vs in series.items()},
+        "history": series,
+        "steps_per_epoch": steps_per_epoch,
+        "train_images": int(len(train_x)),
+        "eval_images": int(len(eval_x)),
+    }
+    os.makedirs(fn_args.model_run_dir, exist_ok=True)
+    with open(os.path.join(fn_args.model_run_dir, MONITOR_HISTORY), "w") as f:
+        json.dump(summary, f, indent=2)
+
+    collapse = summary["final"].get("collapse_std")
+    if collapse is None or not np.isfinite(collapse) or collapse < float(custom.get("collapse_threshold", 0.05)):
+        raise CollapseError(
+            f"SimSiam training collapsed: collapse_std={collapse} (about 1.0 is healthy, 0 is a constant output). "
+            "Check the learning rate and weight decay; the history is in "
+            f"{os.path.join(fn_args.model_run_dir, MONITOR_HISTORY)}"
+        )
+    recipe = {"backbone": config.backbone, "image_size": config.image_size, "width": config.width,
+              "mean": mean, "std": std, "random_init_knn_accuracy": random_init_knn}
+    save_encoder(model.encoder, fn_args.serving_model_dir, recipe)
+    with open(os.path.join(fn_args.serving_model_dir, MONITOR_HISTORY), "w") as f:
+        json.dump(summary, f, indent=2)

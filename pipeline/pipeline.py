@@ -1,0 +1,132 @@
+"""The simsiam-tfx pipeline: one `create_pipeline(...)` that lists its components.
+
+ExampleGen -> StatisticsGen -> SchemaGen -> Transform -> SimSiam Trainer
+-> linear-probe Trainer -> Evaluator (gated by a floor and the last blessed model) -> Pusher.
+Runners (pipeline/local_runner.py, kubeflow/runner.py) pass all configuration in.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import tensorflow_model_analysis as tfma
+from tfx import v1 as tfx
+from tfx.types import standard_artifacts
+
+from components.baseline_resolver import PreviousBlessedModelStrategy
+from pipeline.configs import RunConfig
+from pipeline.ingestion import ingestion_components
+
+TRANSFORM_FN = "components.transform.preprocessing_fn"
+SIMSIAM_RUN_FN = "components.simsiam_trainer.run_fn"
+PROBE_RUN_FN = "components.probe_trainer.run_fn"
+
+SIMSIAM_TRAINER_ID = "SimSiamTrainer"
+PROBE_TRAINER_ID = "LinearProbeTrainer"
+
+
+def eval_config(accuracy_floor: float) -> tfma.EvalConfig:
+    """Accuracy overall and per class; blessed above the floor and never worse than the baseline."""
+    accuracy = tfma.MetricConfig(
+        class_name="SparseCategoricalAccuracy",
+        threshold=tfma.MetricThreshold(
+            value_threshold=tfma.GenericValueThreshold(lower_bound={"value": accuracy_floor}),
+            change_threshold=tfma.GenericChangeThreshold(
+                direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": -1e-10}
+            ),
+        ),
+    )
+    return tfma.EvalConfig(
+        model_specs=[tfma.ModelSpec(signature_name="serving_default", label_key="label",
+                                    prediction_key="probabilities")],
+        metrics_specs=[tfma.MetricsSpec(metrics=[accuracy, tfma.MetricConfig(class_name="ExampleCount")])],
+        slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=["class_name"])],
+    )
+
+
+def create_pipeline(
+    pipeline_name: str,
+    pipeline_root: str,
+    config: RunConfig,
+    serving_model_dir: str,
+    data_dir: str | None = None,
+    tfds_name: str | None = None,
+    tfds_data_dir: str | None = None,
+    metadata_connection_config: Any = None,
+    beam_pipeline_args: list[str] | None = None,
+    enable_cache: bool = True,
+    simsiam_trainer_component: Any = None,
+    baseline_strategy: type = PreviousBlessedModelStrategy,
+) -> tfx.dsl.Pipeline:
+    """`simsiam_trainer_component` lets the Kubeflow runner swap in a Vertex AI training job;
+    `baseline_strategy` picks the no-regression baseline (Kubeflow V2 compiles only TFX's
+    own `LatestBlessedModelStrategy`; see components/baseline_resolver.py for why the default differs)."""
+    example_gen, statistics_gen, schema_gen = ingestion_components(
+        data_dir=data_dir, tfds_name=tfds_name, tfds_data_dir=tfds_data_dir,
+        eval_percent=config.eval_percent, max_rejected_fraction=config.max_rejected_fraction,
+    )
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
+        preprocessing_fn=TRANSFORM_FN,
+        custom_config={"image_size": config.image_size},
+    )
+    trainer_cls = simsiam_trainer_component or tfx.components.Trainer
+    simsiam_trainer = trainer_cls(
+        run_fn=SIMSIAM_RUN_FN,
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema_gen.outputs["schema"],
+        train_args=tfx.proto.TrainArgs(num_steps=0),
+        eval_args=tfx.proto.EvalArgs(num_steps=0),
+        custom_config={
+            "simsiam": config.simsiam_config(),
+            "checkpoint_root": os.path.join(pipeline_root, "checkpoints", SIMSIAM_TRAINER_ID),
+            "knn_every": config.knn_every,
+            "collapse_threshold": config.collapse_threshold,
+            "precision": config.precision,
+        },
+    ).with_id(SIMSIAM_TRAINER_ID)
+    probe_trainer = tfx.components.Trainer(
+        run_fn=PROBE_RUN_FN,
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema_gen.outputs["schema"],
+        base_model=simsiam_trainer.outputs["model"],
+        train_args=tfx.proto.TrainArgs(num_steps=0),
+        eval_args=tfx.proto.EvalArgs(num_steps=0),
+        custom_config={"probe_epochs": config.probe_epochs, "seed": config.seed},
+    ).with_id(PROBE_TRAINER_ID)
+    resolver_inputs = {
+        "model": tfx.dsl.Channel(type=standard_artifacts.Model, producer_component_id=PROBE_TRAINER_ID),
+        "model_blessing": tfx.dsl.Channel(type=standard_artifacts.ModelBlessing),
+    }
+    if baseline_strategy is PreviousBlessedModelStrategy:
+        resolver_inputs["candidate"] = probe_trainer.outputs["model"]
+    model_resolver = tfx.dsl.Resolver(strategy_class=baseline_strategy, **resolver_inputs).with_id(
+        "latest_blessed_model_resolver"
+    )
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"],
+        model=probe_trainer.outputs["model"],
+        baseline_model=model_resolver.outputs["model"],
+        eval_config=eval_config(config.accuracy_floor),
+        example_splits=["eval"],
+    )
+    pusher = tfx.components.Pusher(
+        model=probe_trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)
+        ),
+    )
+    return tfx.dsl.Pipeline(
+        pipeline_name=pipeline_name,
+        pipeline_root=pipeline_root,
+        components=[example_gen, statistics_gen, schema_gen, transform, simsiam_trainer, probe_trainer,
+                    model_resolver, evaluator, pusher],
+        enable_cache=enable_cache,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=beam_pipeline_args,
+    )

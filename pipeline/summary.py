@@ -1,0 +1,105 @@
+"""`OUT/summary.json` and the plots next to it, built from what ML Metadata recorded."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from pipeline.pipeline import PROBE_TRAINER_ID, SIMSIAM_TRAINER_ID
+from pipeline.run_report import NodeExecution, custom_int, output_uri
+
+MONITOR_HISTORY = "monitor_history.json"  # written by components/simsiam_trainer.py
+
+
+def evaluation_metrics(evaluation_uri: str) -> dict[str, Any]:
+    """Overall and per-class accuracy from the Evaluator's output."""
+    import tensorflow_model_analysis as tfma
+
+    result = tfma.load_eval_result(evaluation_uri)
+    metrics: dict[str, Any] = {"per_class_accuracy": {}}
+    for slice_key, values in result.slicing_metrics:
+        flat = values.get("", {}).get("", {})
+        accuracy = flat.get("sparse_categorical_accuracy", {}).get("doubleValue")
+        count = flat.get("example_count", {}).get("doubleValue")
+        if not slice_key:
+            metrics.update(accuracy=accuracy, example_count=count)
+        else:
+            name = slice_key[0][1]
+            metrics["per_class_accuracy"][name.decode() if isinstance(name, bytes) else str(name)] = accuracy
+    return metrics
+
+
+def _read_json(path: str | None) -> dict[str, Any]:
+    if path and os.path.exists(path):
+        with open(path) as f:
+            return json.load(f)
+    return {}
+
+
+def build_summary(executions: list[NodeExecution], peak_rss_mb: float, wall_s: float,
+                  config: dict[str, Any]) -> dict[str, Any]:
+    blessed = custom_int(executions, "Evaluator", "blessing", "blessed") == 1
+    pushed = custom_int(executions, "Pusher", "pushed_model", "pushed") == 1
+    pushed_uri = None
+    for ex in executions:
+        if ex.node_id == "Pusher" and ex.outputs.get("pushed_model"):
+            props = ex.outputs["pushed_model"][0].custom_properties
+            pushed_uri = props["pushed_destination"].string_value if "pushed_destination" in props else None
+    monitor = _read_json(os.path.join(output_uri(executions, SIMSIAM_TRAINER_ID, "model_run") or "",
+                                      MONITOR_HISTORY))
+    evaluation_uri = output_uri(executions, "Evaluator", "evaluation")
+    return {
+        "blessed": blessed,
+        "pushed": pushed,
+        "serving_model_dir": pushed_uri if pushed else None,
+        "eval_metrics": evaluation_metrics(evaluation_uri) if evaluation_uri else {},
+        "simsiam_monitor": monitor.get("final", {}),
+        "random_init_knn_accuracy": monitor.get("random_init_knn_accuracy"),
+        "probe": _read_json(os.path.join(output_uri(executions, PROBE_TRAINER_ID, "model_run") or "",
+                                         "probe_history.json")).get("final", {}),
+        "seconds_per_component": {ex.node_id: round(ex.seconds, 1) for ex in executions},
+        "states": {ex.node_id: ex.state for ex in executions},
+        "wall_s": round(wall_s, 1),
+        "peak_rss_mb": round(peak_rss_mb, 1),
+        "config": config,
+        "_history": monitor.get("history", {}),
+    }
+
+
+def write_plots(summary: dict[str, Any], out_dir: str, executions: list[NodeExecution]) -> list[str]:
+    """Training curves and a 2-D map of eval-split embeddings (from the pushed or trained model)."""
+    from benchmarks.plots import plot_embedding_map, plot_training_curves
+
+    written = []
+    history = summary.get("_history") or {}
+    if history:
+        written.append(str(plot_training_curves(history, os.path.join(out_dir, "training_curves.png"),
+                                                title="SimSiam pre-training")))
+    model_dir = summary.get("serving_model_dir") or os.path.join(
+        output_uri(executions, PROBE_TRAINER_ID, "model") or "", "Format-Serving")
+    examples_uri = output_uri(executions, "ImageExampleGen", "examples")
+    if examples_uri and os.path.isdir(model_dir):
+        embeddings, labels, names = embed_eval_split(model_dir, examples_uri)
+        written.append(str(plot_embedding_map(embeddings, labels, names, os.path.join(out_dir, "embedding_map.png"))))
+    return written
+
+
+def embed_eval_split(model_dir: str, examples_uri: str):
+    """Runs the serving signature on the raw eval examples, exactly as a client would."""
+    import numpy as np
+    import tensorflow as tf
+
+    files = tf.io.gfile.glob(os.path.join(examples_uri, "Split-eval", "*"))
+    records = list(tf.data.TFRecordDataset(files, compression_type="GZIP").as_numpy_iterator())
+    serve = tf.saved_model.load(model_dir).signatures["serving_default"]
+    embeddings = [serve(examples=tf.constant(records[i:i + 64]))["embedding"].numpy()
+                  for i in range(0, len(records), 64)]
+    labels, names = [], {}
+    for r in records:
+        ex = tf.train.Example.FromString(r)
+        label = ex.features.feature["label"].int64_list.value[0]
+        labels.append(label)
+        names[label] = ex.features.feature["class_name"].bytes_list.value[0].decode()
+    class_names = [names.get(i, str(i)) for i in range(max(names) + 1)]
+    return np.concatenate(embeddings), np.asarray(labels), class_names
