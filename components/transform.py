@@ -51,8 +51,10 @@ def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any] | Non
     # Every image has the same pixel count, so the mean of per-image channel means
     # (and of means of squares) is the per-channel mean over all pixels.
     pixels = tf.cast(images, tf.float32) / 255.0
-    mean = tft.mean(tf.reduce_mean(pixels, axis=[1, 2]), reduce_instance_dims=False)
-    mean_sq = tft.mean(tf.reduce_mean(tf.square(pixels), axis=[1, 2]), reduce_instance_dims=False)
+    per_image_mean = tf.reduce_mean(pixels, axis=[1, 2])
+    per_image_mean_sq = tf.reduce_mean(tf.square(pixels), axis=[1, 2])
+    mean = tft.mean(per_image_mean, reduce_instance_dims=False, name="pixel_mean")
+    mean_sq = tft.mean(per_image_mean_sq, reduce_instance_dims=False, name="pixel_mean_square")
     std = tf.sqrt(tf.maximum(mean_sq - tf.square(mean), 1e-12))
     ones = tf.ones_like(pixels[:, 0, 0, :])
 
