@@ -1,0 +1,110 @@
+"""`simsiam-tfx compile-kubeflow`: the pipeline as a KFP v2 / Vertex AI Pipelines job JSON."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+
+from kubeflow.config import GPU_TYPES, ConfigError, KubeflowOptions
+
+HELP = "compile the pipeline into a Kubeflow Pipelines v2 / Vertex AI Pipelines JSON"
+DESCRIPTION = f"""\
+Compiles the same pipeline as `simsiam-tfx run` with TFX's KubeflowV2DagRunner. Every step runs
+in --image (build it from kubeflow/Dockerfile); only the SimSiam Trainer asks for a GPU.
+Nothing is contacted: the output is a file to submit with `simsiam-tfx submit-vertex`.
+
+example:
+  simsiam-tfx compile-kubeflow --output simsiam.json --pipeline-root gs://BUCKET/simsiam \\
+      --image us-docker.pkg.dev/PROJECT/REPO/simsiam-tfx:0.1.0 --data-dir gs://BUCKET/flower_photos \\
+      --project PROJECT --region us-central1 --gpu-type NVIDIA_L4 --gpu-count 1 --dataflow
+
+GPU types: {", ".join(GPU_TYPES)}
+"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--output", required=True, help="the pipeline job file to write (.json)")
+    p.add_argument("--pipeline-root", required=True, help="gs://BUCKET/PATH where the runs keep their artifacts")
+    p.add_argument("--image", required=True, help="the pipeline image (kubeflow/Dockerfile), pushed to a registry")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--data-dir", help="gs:// folder of class sub-folders of JPEG/PNG images")
+    src.add_argument("--tfds", metavar="NAME", help="a TFDS image dataset instead, e.g. tf_flowers")
+    p.add_argument("--tfds-data-dir", help="gs:// folder for TFDS data (default: PIPELINE_ROOT/tensorflow_datasets)")
+    p.add_argument("--serving-model-dir", help="gs:// folder the Pusher writes to (default: PIPELINE_ROOT/serving)")
+    p.add_argument("--pipeline-name", default="simsiam-tfx")
+    p.add_argument("--project", help="Google Cloud project (needed by --dataflow and --vertex-training)")
+    p.add_argument("--region", help="Google Cloud region, e.g. us-central1 (same)")
+    gpu = p.add_argument_group("SimSiam Trainer GPU")
+    gpu.add_argument("--gpu-type", default="NVIDIA_L4", help="Vertex AI accelerator name (default: %(default)s)")
+    gpu.add_argument("--gpu-count", type=int, default=1, help="(default: %(default)s)")
+    gpu.add_argument("--trainer-cpu", type=float, help="vCPU limit of the SimSiam Trainer step")
+    gpu.add_argument("--trainer-memory", type=float, metavar="GB", help="memory limit of the SimSiam Trainer step")
+    gpu.add_argument("--vertex-training", action="store_true",
+                     help="run the SimSiam Trainer as a Vertex AI custom training job with a GPU worker pool")
+    gpu.add_argument("--machine-type", help="that job's machine (default: the smallest that holds the GPUs)")
+    beam = p.add_argument_group("Beam steps")
+    beam.add_argument("--dataflow", action="store_true", help="run ExampleGen, StatisticsGen, Transform, "
+                      "Evaluator on Dataflow (default: Beam's DirectRunner inside each step)")
+    beam.add_argument("--dataflow-machine-type", default="n1-standard-4", help="(default: %(default)s)")
+    beam.add_argument("--temp-location", help="gs:// Dataflow temp folder (default: PIPELINE_ROOT/tmp)")
+    run = p.add_argument_group("run profile (as for `simsiam-tfx run`)")
+    run.add_argument("--profile", choices=["smoke", "cpu", "gpu"], default="gpu", help="(default: %(default)s)")
+    run.add_argument("--epochs", type=int)
+    run.add_argument("--probe-epochs", type=int)
+    run.add_argument("--image-size", type=int)
+    run.add_argument("--backbone", choices=["resnet18", "resnet50"])
+    run.add_argument("--batch-size", type=int)
+    run.add_argument("--accuracy-floor", type=float)
+    p.add_argument("--no-cache", action="store_true", help="compile with step caching off")
+    p.add_argument("--verbose", action="store_true", help="show TFX/TensorFlow logs")
+
+
+def options_from_args(args: argparse.Namespace) -> KubeflowOptions:
+    """Raises ConfigError (one line) on a bad option; imports nothing heavy."""
+    options = KubeflowOptions(
+        pipeline_root=args.pipeline_root, image=args.image, data_dir=args.data_dir, tfds_name=args.tfds,
+        tfds_data_dir=args.tfds_data_dir, serving_model_dir=args.serving_model_dir,
+        pipeline_name=args.pipeline_name, project=args.project, region=args.region, gpu_type=args.gpu_type,
+        gpu_count=args.gpu_count, trainer_cpu=args.trainer_cpu, trainer_memory_gb=args.trainer_memory,
+        dataflow=args.dataflow, dataflow_machine_type=args.dataflow_machine_type, temp_location=args.temp_location,
+        vertex_training=args.vertex_training, machine_type=args.machine_type, enable_cache=not args.no_cache,
+    )
+    if "://" in args.output:
+        raise ConfigError(f"--output is a local file to write, not {args.output!r}")
+    if args.output.lower().endswith((".yaml", ".yml")):
+        raise ConfigError("--output must be a .json file: submit-vertex reads the job with its runtime config")
+    if os.path.isdir(args.output):
+        raise ConfigError(f"--output {args.output} is a folder; give a file name such as simsiam.json")
+    return options
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        options = options_from_args(args)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if not args.verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        # google.api_core's notices about Python 3.10 and old google-cloud-storage: not actionable here.
+        warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\.")
+    from absl import logging as absl_logging
+
+    from kubeflow.runner import compile_pipeline
+    from pipeline.configs import PROFILES
+
+    absl_logging.set_verbosity(absl_logging.INFO if args.verbose else absl_logging.WARNING)
+    config = PROFILES[args.profile].replace(
+        epochs=args.epochs, probe_epochs=args.probe_epochs, image_size=args.image_size, backbone=args.backbone,
+        batch_size=args.batch_size, accuracy_floor=args.accuracy_floor,
+    )
+    job = compile_pipeline(options, config, args.output)
+    tasks = job["pipelineSpec"]["root"]["dag"]["tasks"]
+    where = (f"Vertex AI custom job on {options.training_machine_type}" if options.vertex_training
+             else "its pipeline step")
+    print(f"wrote {args.output}: {len(tasks)} steps, image {options.image}, root {options.pipeline_root}; "
+          f"SimSiam Trainer: {options.gpu_count} x {options.gpu_type} ({where}); "
+          f"Beam: {'Dataflow' if options.dataflow else 'DirectRunner'}")
+    return 0

@@ -1,0 +1,109 @@
+"""Compiles `pipeline.pipeline.create_pipeline(...)` into a KFP v2 / Vertex AI Pipelines job JSON.
+
+The same pipeline as the local run; what differs is only deployment: every step runs in one
+container image, the SimSiam Trainer alone asks for a GPU (or runs as a Vertex AI custom
+training job with a GPU worker pool), and Beam steps may run on Dataflow.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from kfp.pipeline_spec import pipeline_spec_pb2
+from tfx import v1 as tfx
+from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
+
+from kubeflow.config import KubeflowOptions
+from pipeline.configs import RunConfig
+from pipeline.pipeline import SIMSIAM_TRAINER_ID, create_pipeline
+
+ResourceSpec = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec
+gcp = tfx.extensions.google_cloud_ai_platform
+
+
+def beam_pipeline_args(options: KubeflowOptions) -> list[str]:
+    """DataflowRunner with `--dataflow` (workers run the same image), else Beam's DirectRunner in the step."""
+    if not options.dataflow:
+        return ["--runner=DirectRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=0"]
+    return [
+        "--runner=DataflowRunner",
+        f"--project={options.project}",
+        f"--region={options.region}",
+        f"--temp_location={options.beam_temp_location}",
+        f"--machine_type={options.dataflow_machine_type}",
+        f"--sdk_container_image={options.image}",
+    ]
+
+
+def trainer_resources(options: KubeflowOptions) -> ResourceSpec:
+    """The platform config that makes Vertex AI Pipelines run a step on a GPU machine."""
+    spec = ResourceSpec(accelerator=ResourceSpec.AcceleratorConfig(type=options.gpu_type, count=options.gpu_count))
+    if options.trainer_cpu:
+        spec.cpu_limit = options.trainer_cpu
+    if options.trainer_memory_gb:
+        spec.memory_limit = options.trainer_memory_gb
+    return spec
+
+
+def vertex_training_config(options: KubeflowOptions) -> dict[str, Any]:
+    """custom_config entries that make TFX's Google Cloud Trainer run as a Vertex AI CustomJob."""
+    worker_pool = {
+        "machine_spec": {
+            "machine_type": options.training_machine_type,
+            "accelerator_type": options.gpu_type,
+            "accelerator_count": options.gpu_count,
+        },
+        "replica_count": 1,
+        "container_spec": {"image_uri": options.image},  # TFX replaces the command with its run_executor
+    }
+    return {
+        gcp.ENABLE_VERTEX_KEY: True,
+        gcp.VERTEX_REGION_KEY: options.region,
+        gcp.TRAINING_ARGS_KEY: {
+            "project": options.project,
+            "job_spec": {"worker_pool_specs": [worker_pool]},
+        },
+    }
+
+
+def vertex_trainer(options: KubeflowOptions) -> Callable[..., Any]:
+    """A drop-in for `tfx.components.Trainer` in create_pipeline that adds the Vertex AI job settings."""
+    extra = vertex_training_config(options)
+
+    def build(*, custom_config: dict[str, Any] | None = None, **kwargs: Any) -> gcp.Trainer:
+        return gcp.Trainer(custom_config={**(custom_config or {}), **extra}, **kwargs)
+
+    return build
+
+
+def build_pipeline(options: KubeflowOptions, config: RunConfig) -> tfx.dsl.Pipeline:
+    """The pipeline of `simsiam-tfx run`, with Kubeflow's deployment settings attached."""
+    pipeline = create_pipeline(
+        pipeline_name=options.pipeline_name,
+        pipeline_root=options.pipeline_root,
+        config=config,
+        serving_model_dir=options.serving_dir,
+        data_dir=options.data_dir,
+        tfds_name=options.tfds_name,
+        tfds_data_dir=options.tfds_dir,
+        beam_pipeline_args=beam_pipeline_args(options),
+        enable_cache=options.enable_cache,
+        simsiam_trainer_component=vertex_trainer(options) if options.vertex_training else None,
+        baseline_strategy=tfx.dsl.experimental.LatestBlessedModelStrategy,
+    )
+    if not options.vertex_training:  # a custom job gets its GPU from its worker pool; its launcher step needs none
+        trainer = next(c for c in pipeline.components if c.id == SIMSIAM_TRAINER_ID)
+        trainer.with_platform_config(trainer_resources(options))
+    return pipeline
+
+
+def compile_pipeline(options: KubeflowOptions, config: RunConfig, output: str) -> dict[str, Any]:
+    """Writes the PipelineJob JSON to `output` and returns it as a dict."""
+    runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(
+        config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(default_image=options.image),
+        output_dir=os.path.dirname(os.path.abspath(output)),
+        output_filename=os.path.basename(output),
+    )
+    return runner.run(build_pipeline(options, config))
