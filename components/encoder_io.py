@@ -24,12 +24,13 @@ def save_encoder(encoder: keras.Model, model_dir: str, recipe: dict[str, Any]) -
 
 
 def load_encoder(model_dir: str) -> tuple[keras.Model, dict[str, Any]]:
+    from models.backbones import build_backbone
     from models.encoder import build_encoder
 
     with open(os.path.join(model_dir, ENCODER_RECIPE)) as f:
         recipe = json.load(f)
-    encoder = build_encoder(
-        recipe["backbone"], recipe["image_size"], mean=recipe["mean"], std=recipe["std"], width=recipe["width"]
-    )
+    backbone = build_backbone(recipe["backbone"], recipe["image_size"], small_stem=recipe.get("small_stem"),
+                              width=recipe.get("width", 1.0))
+    encoder = build_encoder(backbone, recipe["image_size"], mean=recipe["mean"], std=recipe["std"])
     encoder.load_weights(os.path.join(model_dir, ENCODER_WEIGHTS))
     return encoder, recipe

@@ -18,6 +18,7 @@ from tfx import v1 as tfx
 from components import trainer_data
 from components.encoder_io import load_encoder
 from components.export import export_serving_model
+from models.monitors import embed
 
 
 def build_linear_classifier(features: np.ndarray, num_classes: int) -> keras.Model:
@@ -47,8 +48,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     eval_x, eval_y, eval_names = trainer_data.load_split(fn_args.eval_files, tft_output, size)
     class_names = class_name_list({**eval_names, **train_names})
 
-    train_f = encoder.predict(train_x.astype("float32") / 255.0, batch_size=256, verbose=0)
-    eval_f = encoder.predict(eval_x.astype("float32") / 255.0, batch_size=256, verbose=0)
+    train_f, eval_f = embed(encoder, train_x), embed(encoder, eval_x)
     keras.utils.set_random_seed(int(custom.get("seed", 0)))
     classifier = build_linear_classifier(train_f, len(class_names))
     classifier.compile(

@@ -21,8 +21,14 @@ from tfx import v1 as tfx
 from components import trainer_data
 from components.encoder_io import save_encoder
 from components.training_history import HistoryFile
+from models.config import SimSiamConfig, configure_precision
+from models.evaluation import knn_accuracy
+from models.monitors import KNNMonitor, LearningRateLogger, embed
+from models.simsiam import build_simsiam, compile_simsiam
 
 MONITOR_HISTORY = "monitor_history.json"
+PRECISION_POLICIES = {"auto": "mixed_bfloat16", "bf16": "mixed_bfloat16", "fp16": "mixed_float16",
+                      "fp32": "float32"}  # applied only when a GPU is present
 
 
 class CollapseError(RuntimeError):
@@ -53,15 +59,10 @@ class EpochPrinter(keras.callbacks.Callback):
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
-    from models.config import SimSiamConfig, configure_precision
-    from models.evaluation import knn_accuracy
-    from models.monitors import KNNMonitor
-    from models.simsiam import build_simsiam, compile_simsiam
-
     custom = fn_args.custom_config or {}
-    config = SimSiamConfig(**custom["simsiam"])
+    config = SimSiamConfig.from_dict(custom["simsiam"])
     has_gpu = bool(tf.config.list_physical_devices("GPU"))
-    configure_precision(has_gpu, custom.get("precision", "auto"))
+    policy = configure_precision(has_gpu, PRECISION_POLICIES[custom.get("precision", "auto")])
     keras.utils.set_random_seed(config.seed)
 
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
@@ -70,25 +71,24 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     eval_x, eval_y, _ = trainer_data.load_split(fn_args.eval_files, tft_output, config.image_size)
     steps_per_epoch = max(1, len(train_x) // config.batch_size)
     print(f"[simsiam] {len(train_x)} train / {len(eval_x)} eval images, {steps_per_epoch} steps per epoch, "
-          f"{config.epochs} epochs, gpu={has_gpu}", flush=True)
+          f"{config.epochs} epochs, gpu={has_gpu}, precision={policy}", flush=True)
 
     strategy = _strategy()
     with strategy.scope():
         model = build_simsiam(config, mean=mean, std=std)
-        compile_simsiam(model, config, steps_per_epoch=steps_per_epoch, jit_compile=has_gpu or None)
-    random_init_knn = knn_accuracy(
-        model.encoder.predict(train_x, batch_size=256, verbose=0), train_y,
-        model.encoder.predict(eval_x, batch_size=256, verbose=0), eval_y,
-    )
+        compile_simsiam(model, config, steps_per_epoch=steps_per_epoch, jit_compile=True if has_gpu else "auto")
+    random_init_knn = knn_accuracy(embed(model.encoder, train_x), train_y, embed(model.encoder, eval_x), eval_y)
     print(f"[simsiam] kNN accuracy of the randomly initialised encoder: {random_init_knn:.4f}", flush=True)
 
     ckpt = checkpoint_dir(custom["checkpoint_root"], list(fn_args.train_files), custom["simsiam"])
     os.makedirs(ckpt, exist_ok=True)
     history = HistoryFile(os.path.join(ckpt, "history.json"))
-    callbacks = [
-        keras.callbacks.BackupAndRestore(os.path.join(ckpt, "backup")),  # before HistoryFile: sets the epoch
+    callbacks = [  # order matters: restore first, then the callbacks that add to the logs, then the writers
+        keras.callbacks.BackupAndRestore(os.path.join(ckpt, "backup")),
+        LearningRateLogger(),
+        KNNMonitor(train_x, train_y, eval_x, eval_y, every_n_epochs=int(custom.get("knn_every", 5)),
+                   evaluate_at_start=False),
         history,
-        KNNMonitor(train_x, train_y, eval_x, eval_y, every_n_epochs=int(custom.get("knn_every", 5))),
         keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch"),
         EpochPrinter(config.epochs),
     ]
@@ -117,6 +117,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
             f"{os.path.join(fn_args.model_run_dir, MONITOR_HISTORY)}"
         )
     recipe = {"backbone": config.backbone, "image_size": config.image_size, "width": config.width,
+              "small_stem": config.small_stem,
               "mean": mean, "std": std, "random_init_knn_accuracy": random_init_knn}
     save_encoder(model.encoder, fn_args.serving_model_dir, recipe)
     with open(os.path.join(fn_args.serving_model_dir, MONITOR_HISTORY), "w") as f:

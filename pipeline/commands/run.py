@@ -64,7 +64,15 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.run_report import latest_run
     from pipeline.summary import build_summary, write_plots
 
-    absl_logging.set_verbosity(absl_logging.INFO if args.verbose else absl_logging.WARNING)
+    absl_logging.set_verbosity(absl_logging.INFO if args.verbose else absl_logging.ERROR)
+    if not args.verbose:  # TFX/TFMA deprecation chatter would bury the progress lines
+        import logging
+        import warnings
+
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
+        logging.getLogger("apache_beam").setLevel(logging.ERROR)
+        warnings.filterwarnings("ignore")
+        os.environ.setdefault("PYTHONWARNINGS", "ignore")  # Beam's worker processes too
     if not args.data_dir and not args.tfds:
         print("error: give --data-dir DIR or --tfds tf_flowers")
         return 2

@@ -1,0 +1,48 @@
+"""Shared fixtures: a small real sample of Flowers, and one smoke run of the whole pipeline."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+FLOWERS = REPO.parent / "shared" / "flowers" / "flower_photos"
+SMOKE_PER_CLASS = 16
+
+
+def flowers_sample(root: Path, per_class: int) -> Path:
+    """Links the first `per_class` images of each class (sorted names) into `root`: no copies."""
+    if not FLOWERS.is_dir():
+        pytest.skip(f"real Flowers data not found at {FLOWERS}")
+    for class_dir in sorted(p for p in FLOWERS.iterdir() if p.is_dir()):
+        target = root / class_dir.name
+        target.mkdir(parents=True, exist_ok=True)
+        for image in sorted(class_dir.glob("*.jpg"))[:per_class]:
+            (target / image.name).symlink_to(image)
+    return root
+
+
+def run_cli(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).parent / "simsiam-tfx"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO)
+
+
+@pytest.fixture(scope="session")
+def flowers_small(tmp_path_factory) -> Path:
+    return flowers_sample(tmp_path_factory.mktemp("flowers_small"), SMOKE_PER_CLASS)
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory, flowers_small) -> dict:
+    """One `simsiam-tfx run --profile smoke` on 80 real images; returns its summary and paths."""
+    out = tmp_path_factory.mktemp("smoke_run")
+    result = run_cli("run", "--profile", "smoke", "--data-dir", str(flowers_small), "--output", str(out))
+    assert result.returncode == 0, f"smoke run failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    summary = json.loads((out / "summary.json").read_text())
+    return {"out": out, "summary": summary, "stdout": result.stdout, "data_dir": flowers_small}

@@ -1,0 +1,144 @@
+"""End to end: the smoke profile on real Flowers images, checked from ML Metadata and a fresh process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, run_cli
+
+pytestmark = pytest.mark.slow
+
+EXPECTED_NODES = ["ImageExampleGen", "StatisticsGen", "SchemaGen", "Transform", "SimSiamTrainer",
+                  "LinearProbeTrainer", "Evaluator", "Pusher"]
+
+SIGNATURE_PROBE = r"""
+import json, sys
+import tensorflow as tf
+model = tf.saved_model.load(sys.argv[1])
+images = [open(p, "rb").read() for p in sys.argv[2:]]
+example = tf.train.Example(features=tf.train.Features(feature={
+    "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[images[0]]))}))
+out = {"signatures": sorted(model.signatures.keys())}
+emb = model.signatures["embed_images"](images=tf.constant(images))
+cls = model.signatures["classify_images"](images=tf.constant(images))
+ex = model.signatures["serving_default"](examples=tf.constant([example.SerializeToString()] * 2))
+out["embed_images"] = {k: v.shape.as_list() for k, v in emb.items()}
+out["classify_images"] = {k: v.shape.as_list() for k, v in cls.items()}
+out["serving_default"] = {k: v.shape.as_list() for k, v in ex.items()}
+out["class_names"] = [n.decode() for n in cls["class_names"].numpy()]
+out["prob_sums"] = cls["probabilities"].numpy().sum(axis=1).tolist()
+out["same_embedding"] = float(abs(emb["embedding"][0] - ex["embedding"][0]).numpy().max())
+print("RESULT " + json.dumps(out))
+"""
+
+
+def _states(out: Path) -> dict[str, str]:
+    from pipeline.run_report import latest_run
+
+    return {ex.node_id: ex.state for ex in latest_run(str(out / "metadata.sqlite"))}
+
+
+def test_every_component_executed(smoke_run) -> None:
+    states = _states(smoke_run["out"])
+    for node in EXPECTED_NODES:
+        assert states.get(node) == "COMPLETE", f"{node}: {states.get(node)} (all: {states})"
+    summary = smoke_run["summary"]
+    assert summary["blessed"] and summary["pushed"]
+    assert set(summary["seconds_per_component"]) >= set(EXPECTED_NODES)
+    assert 0.0 <= summary["eval_metrics"]["accuracy"] <= 1.0
+    assert len(summary["eval_metrics"]["per_class_accuracy"]) == 5
+    assert summary["random_init_knn_accuracy"] is not None
+    assert {"loss", "collapse_std"} <= set(summary["simsiam_monitor"])
+    assert summary["peak_rss_mb"] > 0
+    assert (smoke_run["out"] / "training_curves.png").stat().st_size > 1000
+    assert (smoke_run["out"] / "embedding_map.png").stat().st_size > 1000
+
+
+def test_pushed_model_serves_three_signatures_in_a_fresh_process(smoke_run) -> None:
+    serving = Path(smoke_run["summary"]["serving_model_dir"])
+    assert serving.parent == smoke_run["out"] / "serving" and serving.name.isdigit()
+    assert (serving / "saved_model.pb").exists()
+    images = sorted(str(p) for p in (smoke_run["data_dir"] / "roses").iterdir())[:3]
+    result = subprocess.run([sys.executable, "-c", SIGNATURE_PROBE, str(serving), *images],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.split("RESULT ", 1)[1])
+    assert {"serving_default", "embed_images", "classify_images"} <= set(out["signatures"])
+    dim = out["embed_images"]["embedding"][1]
+    assert out["embed_images"] == {"embedding": [3, dim]}
+    assert out["classify_images"] == {"probabilities": [3, 5], "class_ids": [3], "class_names": [3]}
+    assert out["serving_default"] == {"embedding": [2, dim], "probabilities": [2, 5], "class_ids": [2]}
+    assert set(out["class_names"]) <= {"daisy", "dandelion", "roses", "sunflowers", "tulips"}
+    assert all(abs(s - 1.0) < 1e-4 for s in out["prob_sums"])
+    assert out["same_embedding"] < 1e-4  # JPEG bytes and tf.Example paths give the same embedding
+
+
+def test_rerun_with_cache_executes_nothing_new(smoke_run) -> None:
+    out = smoke_run["out"]
+    pushed_before = sorted(os.listdir(out / "serving"))
+    result = run_cli("run", "--profile", "smoke", "--data-dir", str(smoke_run["data_dir"]), "--output", str(out),
+                     "--no-plots")
+    assert result.returncode == 0, result.stdout[-3000:]
+    states = _states(out)
+    executed = {node: s for node, s in states.items() if s not in ("CACHED",) and node in EXPECTED_NODES}
+    assert not executed, f"re-run executed again: {executed}"
+    assert sorted(os.listdir(out / "serving")) == pushed_before
+
+
+def test_unreachable_floor_pushes_nothing(smoke_run) -> None:
+    out = smoke_run["out"]
+    pushed_before = sorted(os.listdir(out / "serving"))
+    result = run_cli("run", "--profile", "smoke", "--data-dir", str(smoke_run["data_dir"]), "--output", str(out),
+                     "--accuracy-floor", "1.01", "--no-plots")
+    assert result.returncode == 0, result.stdout[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["blessed"] is False and summary["pushed"] is False and summary["serving_model_dir"] is None
+    assert _states(out)["Evaluator"] == "COMPLETE"  # evaluated again against the new floor ...
+    assert sorted(os.listdir(out / "serving")) == pushed_before  # ... and nothing new was pushed
+
+
+def test_killed_simsiam_trainer_resumes_from_its_checkpoint(smoke_run) -> None:
+    out = smoke_run["out"]
+    args = ["run", "--profile", "smoke", "--data-dir", str(smoke_run["data_dir"]), "--output", str(out),
+            "--epochs", "6", "--no-plots"]
+    exe = Path(sys.executable).parent / "simsiam-tfx"
+    proc = subprocess.Popen([str(exe), *args], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    ckpt_root = out / "pipeline_root" / "checkpoints" / "SimSiamTrainer"
+    deadline, killed_at = time.time() + 600, None
+    while time.time() < deadline and proc.poll() is None:
+        histories = [json.loads(p.read_text())["epochs"] for p in ckpt_root.glob("*/history.json")
+                     if p.stat().st_size]
+        done = max((len(h) for h in histories if len(h) < 6), default=0)
+        if done >= 2:
+            os.killpg(proc.pid, signal.SIGKILL)  # a real kill, mid-training, no clean-up
+            killed_at = done
+            break
+        time.sleep(0.5)
+    proc.wait()
+    assert killed_at is not None, "the trainer never reached epoch 2 (or finished before it could be killed)"
+
+    result = run_cli(*args)
+    assert result.returncode == 0, result.stdout[-3000:]
+    resumed = [ln for ln in result.stdout.splitlines() if "resuming SimSiam training from checkpoint" in ln]
+    assert resumed, result.stdout[-3000:]
+    resumed_epoch = int(resumed[0].rsplit(" ", 1)[1])
+    assert resumed_epoch >= killed_at - 1 >= 1
+    trained = [ln for ln in result.stdout.splitlines() if ln.startswith("[simsiam] epoch ")]
+    assert len(trained) == 6 - resumed_epoch  # only the remaining epochs ran
+    monitor = json.loads(_latest_monitor(out))
+    assert len(monitor["history"]["loss"]) == 6  # the history spans the killed and the resumed run
+
+
+def _latest_monitor(out: Path) -> str:
+    files = sorted((out / "pipeline_root" / "SimSiamTrainer" / "model_run").glob("*/monitor_history.json"),
+                   key=lambda p: p.stat().st_mtime)
+    return files[-1].read_text()
