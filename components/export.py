@@ -15,6 +15,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from components import transform as T
+from components.warmup import write_warmup_requests
 
 
 def export_serving_model(
@@ -65,3 +66,4 @@ def export_serving_model(
     for name, fn in (("embed_images", embed_images), ("classify_images", classify_images)):
         archive.add_endpoint(name, fn, input_signature=[tf.TensorSpec([None], tf.string, name="images")])
     archive.write_out(path, verbose=False)
+    write_warmup_requests(path, image_size)  # TF Serving replays these before it marks the model ready

@@ -318,8 +318,7 @@ class ImageExampleGenExecutor(BaseExampleGenExecutor):
         examples_utils.set_payload_format(examples, example_gen_pb2.FORMAT_TF_EXAMPLE)
         examples_utils.set_file_format(examples, write_split.to_file_format_str(example_gen_pb2.FORMAT_TFRECORDS_GZIP))
         config = IngestConfig.from_exec_properties(exec_properties)
-        check_report(read_report(examples.uri), config.max_rejected_fraction, self.describe(exec_properties),
-                     properties[_REPORT_PATH_KEY])
+        check_report(read_report(examples.uri), config.max_rejected_fraction, self.describe(exec_properties))
 
 
 class TfdsImageExampleGenExecutor(ImageExampleGenExecutor):

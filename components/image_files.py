@@ -26,11 +26,12 @@ Walk = Callable[[str], Iterable[tuple[str, list[str], list[str]]]]
 
 class DataError(ValueError):
     """The input cannot be ingested; the message names the folder, class or share at fault.
-    `report_path` is the ingestion report listing the rejected files, when one was written."""
+    `report` is the ingestion report (a dict) when the files were validated: TFX deletes the outputs
+    of a failed execution, the report file next to the examples included."""
 
-    def __init__(self, message: str, report_path: str | None = None):
+    def __init__(self, message: str, report: dict | None = None):
         super().__init__(message)
-        self.report_path = report_path
+        self.report = report
 
 
 @dataclass(frozen=True)

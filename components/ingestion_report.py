@@ -57,23 +57,26 @@ def load_class_names(examples_uri: str) -> list[str]:
     return list(read_report(examples_uri)["classes"])
 
 
-def check_report(
-    report: dict[str, Any], max_rejected_fraction: float, source: str, path: str = REPORT_FILE
-) -> None:
-    """Raises DataError when a class has no valid image or too large a share of the files was rejected;
-    `source` names the input and `path` the written report in the message."""
+def _examples(rejected: list[dict[str, str]], n: int = 3) -> str:
+    shown = "; ".join(f"{r['path']}: {r['reason']}" for r in rejected[:n])
+    return shown + (f"; and {len(rejected) - n} more" if len(rejected) > n else "")
+
+
+def check_report(report: dict[str, Any], max_rejected_fraction: float, source: str) -> None:
+    """Raises DataError (carrying the report) when a class has no valid image or too large a share of
+    the files was rejected; `source` names the input in the message, which quotes a few rejections."""
     accepted = {c: sum(report["counts"][s].get(c, 0) for s in report["counts"]) for c in report["classes"]}
     rejected = report["rejected"]
     for class_name, n in accepted.items():
         if n == 0:
-            bad = sum(1 for r in rejected if r["path"].split("/", 1)[0] == class_name)
-            raise DataError(f"class {class_name!r} in {source} has no valid image: all {bad} of its files "
-                            f"were rejected (reasons in {path})", path)
+            bad = [r for r in rejected if r["path"].split("/", 1)[0] == class_name]
+            raise DataError(f"class {class_name!r} in {source} has no valid image: all {len(bad)} of its files "
+                            f"were rejected ({_examples(bad)})", report)
     total = sum(accepted.values()) + len(rejected)
     if total and len(rejected) / total > max_rejected_fraction:
         raise DataError(
             f"{len(rejected)} of {total} files ({len(rejected) / total:.1%}) in {source} were rejected, more "
-            f"than the allowed {max_rejected_fraction:.1%} (max_rejected_fraction); reasons in {path}", path
+            f"than the allowed {max_rejected_fraction:.1%} (max_rejected_fraction): {_examples(rejected)}", report
         )
 
 
@@ -97,6 +100,6 @@ def summary_table(report: dict[str, Any], max_rejected_listed: int = 10) -> str:
     for r in rejected[:max_rejected_listed]:
         lines.append(f"  {r['path']}: {r['reason']}")
     if len(rejected) > max_rejected_listed:
-        lines.append(f"  ... and {len(rejected) - max_rejected_listed} more (see {REPORT_FILE})")
+        lines.append(f"  ... and {len(rejected) - max_rejected_listed} more (all in the report)")
     return "\n".join(lines)
 

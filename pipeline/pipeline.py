@@ -1,7 +1,8 @@
 """The simsiam-tfx pipeline: one `create_pipeline(...)` that lists its components.
 
 ExampleGen -> StatisticsGen -> SchemaGen -> Transform -> SimSiam Trainer
--> linear-probe Trainer -> Evaluator (gated by a floor and the last blessed model) -> Pusher.
+-> linear-probe Trainer -> Evaluator (gated by a floor and the last blessed model) -> Pusher,
+and an EmbeddingIndexer that embeds every image for `simsiam-tfx search`.
 Runners (pipeline/local_runner.py, kubeflow/runner.py) pass all configuration in.
 """
 
@@ -15,6 +16,7 @@ from tfx import v1 as tfx
 from tfx.types import standard_artifacts
 
 from components.baseline_resolver import PreviousBlessedModelStrategy
+from components.embedding_index import EmbeddingIndexer
 from pipeline.configs import RunConfig
 from pipeline.ingestion import ingestion_components
 
@@ -121,11 +123,13 @@ def create_pipeline(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)
         ),
     )
+    # The Trainer's model is the one the Pusher copies; the index is built even when it is not blessed.
+    embedding_indexer = EmbeddingIndexer(model=probe_trainer.outputs["model"], examples=example_gen.outputs["examples"])
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,
         components=[example_gen, statistics_gen, schema_gen, transform, simsiam_trainer, probe_trainer,
-                    model_resolver, evaluator, pusher],
+                    model_resolver, evaluator, pusher, embedding_indexer],
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=beam_pipeline_args,

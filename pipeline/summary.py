@@ -6,6 +6,7 @@ import json
 import os
 from typing import Any
 
+from components.embedding_index import index_file
 from pipeline.pipeline import PROBE_TRAINER_ID, SIMSIAM_TRAINER_ID
 from pipeline.run_report import NodeExecution, custom_int, output_uri
 
@@ -53,6 +54,7 @@ def build_summary(executions: list[NodeExecution], peak_rss_mb: float, wall_s: f
         "blessed": blessed,
         "pushed": pushed,
         "serving_model_dir": pushed_uri if pushed else None,
+        "embedding_index": index_file(output_uri(executions, "EmbeddingIndexer", "embedding_index")),
         "eval_metrics": evaluation_metrics(evaluation_uri) if evaluation_uri else {},
         "simsiam_monitor": monitor.get("final", {}),
         "random_init_knn_accuracy": monitor.get("random_init_knn_accuracy"),
@@ -67,39 +69,21 @@ def build_summary(executions: list[NodeExecution], peak_rss_mb: float, wall_s: f
     }
 
 
-def write_plots(summary: dict[str, Any], out_dir: str, executions: list[NodeExecution]) -> list[str]:
-    """Training curves and a 2-D map of eval-split embeddings (from the pushed or trained model)."""
+def write_plots(summary: dict[str, Any], out_dir: str) -> list[str]:
+    """Training curves, and a 2-D map of the eval split's embeddings from the pipeline's embedding index."""
+    import numpy as np
+
     from benchmarks.plots import plot_embedding_map, plot_training_curves
+    from pipeline.serving_client.index import EmbeddingIndex
 
     written = []
     history = summary.get("_history") or {}
     if history:
         written.append(str(plot_training_curves(history, os.path.join(out_dir, "training_curves.png"),
                                                 title="SimSiam pre-training")))
-    model_dir = summary.get("serving_model_dir") or os.path.join(
-        output_uri(executions, PROBE_TRAINER_ID, "model") or "", "Format-Serving")
-    examples_uri = output_uri(executions, "ImageExampleGen", "examples")
-    if examples_uri and os.path.isdir(model_dir):
-        embeddings, labels, names = embed_eval_split(model_dir, examples_uri)
-        written.append(str(plot_embedding_map(embeddings, labels, names, os.path.join(out_dir, "embedding_map.png"))))
+    if summary.get("embedding_index") and os.path.exists(summary["embedding_index"]):
+        index = EmbeddingIndex.load(summary["embedding_index"])
+        rows = np.flatnonzero(index.splits == "eval") if index.splits is not None else np.arange(len(index))
+        written.append(str(plot_embedding_map(index.embeddings[rows], index.labels[rows], list(index.class_names),
+                                              os.path.join(out_dir, "embedding_map.png"))))
     return written
-
-
-def embed_eval_split(model_dir: str, examples_uri: str):
-    """Runs the serving signature on the raw eval examples, exactly as a client would."""
-    import numpy as np
-    import tensorflow as tf
-
-    files = tf.io.gfile.glob(os.path.join(examples_uri, "Split-eval", "*"))
-    records = list(tf.data.TFRecordDataset(files, compression_type="GZIP").as_numpy_iterator())
-    serve = tf.saved_model.load(model_dir).signatures["serving_default"]
-    embeddings = [serve(examples=tf.constant(records[i:i + 64]))["embedding"].numpy()
-                  for i in range(0, len(records), 64)]
-    labels, names = [], {}
-    for r in records:
-        ex = tf.train.Example.FromString(r)
-        label = ex.features.feature["label"].int64_list.value[0]
-        labels.append(label)
-        names[label] = ex.features.feature["class_name"].bytes_list.value[0].decode()
-    class_names = [names.get(i, str(i)) for i in range(max(names) + 1)]
-    return np.concatenate(embeddings), np.asarray(labels), class_names

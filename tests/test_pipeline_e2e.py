@@ -17,7 +17,7 @@ from tests.conftest import REPO, run_cli
 pytestmark = pytest.mark.slow
 
 EXPECTED_NODES = ["ImageExampleGen", "StatisticsGen", "SchemaGen", "Transform", "SimSiamTrainer",
-                  "LinearProbeTrainer", "Evaluator", "Pusher"]
+                  "LinearProbeTrainer", "Evaluator", "Pusher", "EmbeddingIndexer"]
 
 SIGNATURE_PROBE = r"""
 import json, sys
@@ -110,14 +110,15 @@ def test_killed_simsiam_trainer_resumes_from_its_checkpoint(smoke_run) -> None:
     args = ["run", "--profile", "smoke", "--data-dir", str(smoke_run["data_dir"]), "--output", str(out),
             "--epochs", "6", "--no-plots"]
     exe = Path(sys.executable).parent / "simsiam-tfx"
+    ckpt_root = out / "pipeline_root" / "checkpoints" / "SimSiamTrainer"
+    earlier_runs = set(ckpt_root.glob("*"))  # the smoke run's (2 epochs, finished)
     proc = subprocess.Popen([str(exe), *args], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
-    ckpt_root = out / "pipeline_root" / "checkpoints" / "SimSiamTrainer"
     deadline, killed_at = time.time() + 600, None
     while time.time() < deadline and proc.poll() is None:
         histories = [json.loads(p.read_text())["epochs"] for p in ckpt_root.glob("*/history.json")
-                     if p.stat().st_size]
-        done = max((len(h) for h in histories if len(h) < 6), default=0)
+                     if p.parent not in earlier_runs and p.stat().st_size]
+        done = max((len(h) for h in histories), default=0)
         if done >= 2:
             os.killpg(proc.pid, signal.SIGKILL)  # a real kill, mid-training, no clean-up
             killed_at = done

@@ -113,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
     if failure is not None:
         summary["error"] = f"{type(failure).__name__}: {failure}"
     if failure is None and not args.no_plots:
-        summary["plots"] = write_plots(summary, out, executions)
+        summary["plots"] = write_plots(summary, out)
     summary.pop("_history", None)
     with open(os.path.join(out, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2, default=str)
@@ -132,6 +132,8 @@ def _print_summary(s: dict, out: str) -> None:
         print(f"  kNN accuracy: random init {s['random_init_knn_accuracy']:.4f}, "
               f"after SimSiam {s['simsiam_monitor'].get('knn_accuracy', float('nan')):.4f}")
     print(f"  blessed={s['blessed']} pushed={s['pushed']} serving_model_dir={s['serving_model_dir']}")
+    if s.get("embedding_index"):
+        print(f"  embedding index: {s['embedding_index']}  (simsiam-tfx search --index ... --query IMAGE)")
     print(f"  wall {s['wall_s']:.0f}s, peak memory {s['peak_rss_mb']:.0f} MB")
     if s.get("error"):
         print(f"  FAILED: {s['error']}")

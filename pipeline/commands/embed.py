@@ -1,0 +1,86 @@
+"""`simsiam-tfx embed`: image files -> an .npz of paths and embeddings, through any serving back end."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+HELP = "embed image files (or folders of them) with the serving model into an .npz index"
+DESCRIPTION = """\
+Embeds every file given (folders: every file below them) with the model's `embed_images`
+signature and writes FILE.npz with `paths` and `embeddings` (float32 [N, D]).
+Files that are not JPEG/PNG images, or that the model rejects, are listed with the reason
+and skipped; the rest are still embedded.
+
+--model is one of:
+  DIR                                   a SavedModel folder, or a folder of numbered versions (the highest is used)
+  http://HOST:8501/v1/models/NAME       TF Serving's REST API
+  grpc://HOST:8500/NAME                 TF Serving's gRPC API (append /versions/N to pin a version)
+"""
+
+READ_CHUNK = 256  # files read into memory at a time
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
+    p.add_argument("--model", required=True, metavar="DIR_OR_URL", help="SavedModel folder or TF Serving URL")
+    p.add_argument("--output", required=True, metavar="FILE.npz", help="where to write the embeddings")
+    p.add_argument("--batch-size", type=int, default=64, help="images per request (default: %(default)s)")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds per request to a server")
+
+
+def run(args: argparse.Namespace) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import numpy as np
+
+    from pipeline.serving_client import EmbeddingClient, ServingError, open_backend
+    from pipeline.serving_client.files import chunks, collect_files, read_file
+    from pipeline.serving_client.index import EmbeddingIndex
+
+    if args.batch_size < 1:
+        print("error: --batch-size must be >= 1", file=sys.stderr)
+        return 2
+    files, skipped = collect_files(args.paths)
+    try:
+        backend = open_backend(args.model, timeout=args.timeout)
+    except ServingError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    client = EmbeddingClient(backend, batch_size=args.batch_size)
+    paths, embeddings = [], []
+    try:
+        for chunk in chunks(files, READ_CHUNK):
+            readable, data = [], []
+            for path in chunk:
+                content, problem = read_file(path)
+                if problem:
+                    skipped.append((path, problem))
+                else:
+                    readable.append(path)
+                    data.append(content)
+            result = client.embed(data)
+            paths.extend(readable[i] for i in result.indices)
+            if result.indices:
+                embeddings.append(result["embedding"])
+            skipped.extend((readable[i], reason) for i, reason in result.failed)
+            print(f"  embedded {len(paths)} of {len(files)} files", file=sys.stderr, flush=True)
+    except ServingError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    finally:
+        backend.close()
+
+    for path, reason in skipped:
+        print(f"skipped {path}: {reason}")
+    if not paths:
+        print(f"error: no image could be embedded ({len(skipped)} skipped); {args.output} not written",
+              file=sys.stderr)
+        return 1
+    fingerprint = backend.fingerprint() if hasattr(backend, "fingerprint") else ""
+    index = EmbeddingIndex(paths=np.array(paths), embeddings=np.concatenate(embeddings).astype(np.float32),
+                           model=args.model, model_fingerprint=fingerprint)
+    index.save(args.output)
+    print(f"wrote {args.output}: {len(paths)} embeddings of dimension {index.embeddings.shape[1]}, "
+          f"{len(skipped)} skipped")
+    return 0

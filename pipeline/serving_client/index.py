@@ -1,0 +1,123 @@
+"""The embedding index file (`.npz`) and cosine nearest neighbours over it (numpy only).
+
+Keys: `paths` (str [N]; image ids for the pipeline's index, file paths for `simsiam-tfx embed`),
+`embeddings` (float32 [N, D]); optional: `labels` (int64 [N], -1 when unknown), `class_names`
+(str [C]), `splits` (str [N]), `thumbnails` (uint8 [N, T, T, 3], for drawing neighbours whose files
+are elsewhere), `model` (where the embeddings came from), `model_fingerprint` (SavedModel checksum).
+Strings are stored as numpy unicode arrays, so the file loads without pickle.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+
+import numpy as np
+
+
+class IndexFileError(ValueError):
+    """The index file is missing, malformed, or does not fit the query."""
+
+
+@dataclass(frozen=True)
+class EmbeddingIndex:
+    paths: np.ndarray
+    embeddings: np.ndarray
+    labels: np.ndarray | None = None
+    class_names: np.ndarray | None = None
+    splits: np.ndarray | None = None
+    thumbnails: np.ndarray | None = None
+    model: str = ""
+    model_fingerprint: str = ""
+
+    def __post_init__(self) -> None:
+        n = len(self.paths)
+        if self.embeddings.ndim != 2 or len(self.embeddings) != n:
+            raise IndexFileError(f"embeddings must be [N={n}, D], got shape {self.embeddings.shape}")
+        for name in ("labels", "splits", "thumbnails"):
+            value = getattr(self, name)
+            if value is not None and len(value) != n:
+                raise IndexFileError(f"{name} has {len(value)} rows for {n} paths")
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def save(self, path: str) -> str:
+        arrays = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None or (isinstance(value, str) and not value):
+                continue
+            arrays[f.name] = np.asarray(value)
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with open(path, "wb") as out:  # a file object: np.savez would otherwise append ".npz" to other names
+            np.savez_compressed(out, **arrays)
+        return path
+
+    @classmethod
+    def load(cls, path: str) -> EmbeddingIndex:
+        if not os.path.isfile(path):
+            raise IndexFileError(f"index file {path} does not exist")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {k: data[k] for k in data.files}
+        except (OSError, ValueError) as err:
+            raise IndexFileError(f"{path} is not an embedding index (.npz): {err}") from err
+        missing = {"paths", "embeddings"} - set(arrays)
+        if missing:
+            raise IndexFileError(f"{path} lacks {sorted(missing)} (has {sorted(arrays)})")
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in arrays.items() if k in known}
+        for key in ("model", "model_fingerprint"):
+            if key in values:
+                values[key] = str(values[key])
+        values["embeddings"] = values["embeddings"].astype(np.float32)
+        return cls(**values)
+
+    def select(self, mask: np.ndarray) -> EmbeddingIndex:
+        """The rows where `mask` is true (all per-row arrays)."""
+        per_row = {k: (None if getattr(self, k) is None else getattr(self, k)[mask])
+                   for k in ("paths", "embeddings", "labels", "splits", "thumbnails")}
+        return replace(self, **per_row)
+
+    def class_of(self, row: int) -> str | None:
+        if self.labels is None or self.labels[row] < 0:
+            return None
+        label = int(self.labels[row])
+        if self.class_names is not None and label < len(self.class_names):
+            return str(self.class_names[label])
+        return str(label)
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def nearest(
+    embeddings: np.ndarray, queries: np.ndarray, k: int, chunk: int = 1024
+) -> tuple[np.ndarray, np.ndarray]:
+    """(row indices [Q, k], cosine similarities [Q, k]) of the k most similar rows, most similar first.
+
+    Ties go to the lower row index, so results are deterministic."""
+    if embeddings.shape[1] != queries.shape[1]:
+        raise IndexFileError(f"the index holds {embeddings.shape[1]}-d embeddings but the model gives "
+                          f"{queries.shape[1]}-d ones: was the index built with another model?")
+    k = min(k, len(embeddings))
+    base = l2_normalize(embeddings)
+    rows, sims = [], []
+    for start in range(0, len(queries), chunk):
+        s = l2_normalize(queries[start:start + chunk]) @ base.T
+        order = np.argsort(-s, axis=1, kind="stable")[:, :k]
+        rows.append(order)
+        sims.append(np.take_along_axis(s, order, axis=1))
+    if not rows:
+        return np.zeros((0, k), np.int64), np.zeros((0, k), np.float32)
+    return np.concatenate(rows), np.concatenate(sims)
+
+
+def precision_at_k(neighbour_labels: np.ndarray, query_labels: np.ndarray) -> float:
+    """Mean over queries of the share of their k neighbours that have the query's label."""
+    if len(query_labels) == 0:
+        raise ValueError("no queries")
+    return float(np.mean(neighbour_labels == np.asarray(query_labels)[:, None]))
