@@ -26,7 +26,6 @@ def build_synthetic_serving_model(path: str, image_size: int = 32, class_names: 
                                   embedding_dim: int = 16, seed: int = 0, encoder=None) -> str:
     """`encoder`: a Keras model from [0, 1] images [B, S, S, 3] to features (default: a tiny seeded one),
     e.g. `models.encoder.build_encoder(build_backbone("resnet18", 64), 64, mean, std)` to time the real size."""
-    import apache_beam as beam
     import keras
     import tensorflow as tf
     import tensorflow_transform as tft
@@ -46,8 +45,10 @@ def build_synthetic_serving_model(path: str, image_size: int = 32, class_names: 
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
     with tempfile.TemporaryDirectory() as tmp:
         transform_dir = os.path.join(tmp, "transform")
-        with tft_beam.Context(temp_dir=tmp), beam.Pipeline() as pipeline:
-            transform_fn = (pipeline | beam.Create(rows), metadata) | tft_beam.AnalyzeDataset(
+        # In-memory rows, not an explicit beam.Pipeline(): with one, the interpreter segfaults while
+        # garbage-collecting at exit (TF 2.16 / Beam 2.74), which turns a passing pytest run into rc 139.
+        with tft_beam.Context(temp_dir=tmp):
+            transform_fn = (rows, metadata) | tft_beam.AnalyzeDataset(
                 lambda inputs: T.preprocessing_fn(inputs, {"image_size": image_size}))
             _ = transform_fn | tft_beam.WriteTransformFn(transform_dir)
         init = keras.initializers.GlorotUniform(seed=seed)
