@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from collections.abc import Sequence
 
 COMMANDS: dict[str, str] = {
@@ -64,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # TFX 1.16 needs Python 3.10, and every google-cloud import then warns that 3.10 is unsupported.
+    warnings.filterwarnings("ignore", message=".*non-supported Python version.*", category=FutureWarning)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):

@@ -54,7 +54,7 @@ PROFILES: dict[str, RunConfig] = {
         backbone_width=0.25, knn_every=1, accuracy_floor=0.0, collapse_threshold=0.0,
     ),
     # All 3,119 images on a 2-core CPU in well under an hour.
-    "cpu": RunConfig(profile="cpu", image_size=64, batch_size=128, epochs=20, knn_every=5, warmup_epochs=1),
+    "cpu": RunConfig(profile="cpu", image_size=64, batch_size=128, epochs=25, knn_every=5, warmup_epochs=2),
     # The recipe of shared/design/simsiam.md: small batch, many steps, bf16 on a GPU.
     "gpu": RunConfig(profile="gpu", image_size=128, batch_size=128, epochs=400, knn_every=20, warmup_epochs=10,
                      accuracy_floor=0.7),

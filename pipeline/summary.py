@@ -7,10 +7,9 @@ import os
 from typing import Any
 
 from components.embedding_index import index_file
+from components.simsiam_trainer import MONITOR_HISTORY
 from pipeline.pipeline import PROBE_TRAINER_ID, SIMSIAM_TRAINER_ID
 from pipeline.run_report import NodeExecution, custom_int, output_uri
-
-MONITOR_HISTORY = "monitor_history.json"  # written by components/simsiam_trainer.py
 
 
 def evaluation_metrics(evaluation_uri: str) -> dict[str, Any]:
@@ -38,6 +37,11 @@ def _read_json(path: str | None) -> dict[str, Any]:
     return {}
 
 
+def simsiam_monitor(executions: list[NodeExecution]) -> dict[str, Any]:
+    """The SimSiam Trainer's monitor file: final values, per-epoch history, random-init kNN baseline."""
+    return _read_json(os.path.join(output_uri(executions, SIMSIAM_TRAINER_ID, "model_run") or "", MONITOR_HISTORY))
+
+
 def build_summary(executions: list[NodeExecution], peak_rss_mb: float, wall_s: float,
                   config: dict[str, Any]) -> dict[str, Any]:
     blessed = custom_int(executions, "Evaluator", "blessing", "blessed") == 1
@@ -47,8 +51,7 @@ def build_summary(executions: list[NodeExecution], peak_rss_mb: float, wall_s: f
         if ex.node_id == "Pusher" and ex.outputs.get("pushed_model"):
             props = ex.outputs["pushed_model"][0].custom_properties
             pushed_uri = props["pushed_destination"].string_value if "pushed_destination" in props else None
-    monitor = _read_json(os.path.join(output_uri(executions, SIMSIAM_TRAINER_ID, "model_run") or "",
-                                      MONITOR_HISTORY))
+    monitor = simsiam_monitor(executions)
     evaluation_uri = output_uri(executions, "Evaluator", "evaluation")
     return {
         "blessed": blessed,
@@ -65,11 +68,10 @@ def build_summary(executions: list[NodeExecution], peak_rss_mb: float, wall_s: f
         "wall_s": round(wall_s, 1),
         "peak_rss_mb": round(peak_rss_mb, 1),
         "config": config,
-        "_history": monitor.get("history", {}),
     }
 
 
-def write_plots(summary: dict[str, Any], out_dir: str) -> list[str]:
+def write_plots(summary: dict[str, Any], history: dict[str, list], out_dir: str) -> list[str]:
     """Training curves, and a 2-D map of the eval split's embeddings from the pipeline's embedding index."""
     import numpy as np
 
@@ -77,7 +79,6 @@ def write_plots(summary: dict[str, Any], out_dir: str) -> list[str]:
     from pipeline.serving_client.index import EmbeddingIndex
 
     written = []
-    history = summary.get("_history") or {}
     if history:
         written.append(str(plot_training_curves(history, os.path.join(out_dir, "training_curves.png"),
                                                 title="SimSiam pre-training")))

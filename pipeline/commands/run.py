@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.pipeline import create_pipeline
     from pipeline.progress import ComponentProgress
     from pipeline.run_report import latest_run
-    from pipeline.summary import build_summary, write_plots
+    from pipeline.summary import build_summary, simsiam_monitor, write_plots
 
     absl_logging.set_verbosity(absl_logging.INFO if args.verbose else absl_logging.ERROR)
     if not args.verbose:  # TFX/TFMA deprecation chatter would bury the progress lines
@@ -113,8 +113,7 @@ def run(args: argparse.Namespace) -> int:
     if failure is not None:
         summary["error"] = f"{type(failure).__name__}: {failure}"
     if failure is None and not args.no_plots:
-        summary["plots"] = write_plots(summary, out)
-    summary.pop("_history", None)
+        summary["plots"] = write_plots(summary, simsiam_monitor(executions).get("history", {}), out)
     with open(os.path.join(out, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2, default=str)
     _print_summary(summary, out)

@@ -1,0 +1,352 @@
+"""Quality benchmark: pretrain SimSiam on an image folder, then score frozen features.
+
+    python -m benchmarks.quality --data-dir ../shared/flowers/flower_photos --backend jax \\
+        --backbone resnet18 --image-size 64 --epochs 20 --batch-size 128
+
+Images are decoded and resized once (numpy/Pillow, cached), split by the ExampleGen's hash
+rule, and trained with the project's ``models/`` code (model, augmentations, loss, schedule).
+The eval split is scored with a linear probe and cosine kNN (k=20), for the trained encoder and
+for the same encoder at its random initialisation. With ``--backend jax`` nothing imports
+TensorFlow, so it runs on machines that only have JAX.
+
+stdout: one JSON line per seed, then a summary line (mean/std). Progress goes to stderr.
+Files: ``<output-dir>/quality-<backend>-<backbone>-<S>px-<E>ep.json`` and PNGs with the same stem.
+Throughput: ``views_per_s`` is over the whole fit (compilation and kNN monitor included);
+``views_per_s_after_epoch_1`` leaves out the first epoch (tracing/XLA compilation).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import platform
+import random
+import shlex
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.image_data import FlowerData, load_images
+from benchmarks.plots import plot_embedding_map, plot_training_curves
+
+DEFAULT_OUTPUT_DIR = Path(__file__).resolve().parent / "results"
+KNN_K = 20
+METRICS = ("linear_probe", "knn")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.quality", description=__doc__.split("\n\n")[0])
+    p.add_argument("--data-dir", required=True, type=Path, help="folder with one sub-folder per class")
+    p.add_argument("--backend", choices=("tensorflow", "jax"), default="jax")
+    p.add_argument("--backbone", default="resnet18")
+    p.add_argument("--image-size", type=int, default=64)
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--seeds", type=int, default=1, help="number of seeds (0, 1, ...); each a full run")
+    p.add_argument("--base-lr", type=float, default=None, help="override SimSiamConfig.base_lr")
+    p.add_argument("--weight-decay", type=float, default=None, help="override SimSiamConfig.weight_decay")
+    p.add_argument("--warmup-epochs", type=int, default=None,
+                   help="learning-rate warm-up (default: 10%% of --epochs, at most the recipe's)")  # fmt: skip
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="bf16: mixed bfloat16 when a GPU is present (float32 on a CPU)")  # fmt: skip
+    p.add_argument("--eval-every", type=int, default=0, help="kNN monitor every N epochs (0: off)")
+    p.add_argument("--eval-percent", type=int, default=15, help="ExampleGen eval split percentage")
+    p.add_argument("--max-images", type=int, default=None, help="use at most N images (round-robin by class)")
+    p.add_argument("--output-dir", type=Path, default=DEFAULT_OUTPUT_DIR)
+    p.add_argument("--cache-dir", type=Path, default=None, help="decoded-image cache (default ~/.cache/simsiam-tfx)")
+    return p
+
+
+def _validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    for name in ("image_size", "epochs", "batch_size", "seeds"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1")
+    if args.eval_every < 0:
+        parser.error("--eval-every must be >= 0")
+    if args.warmup_epochs is not None and not 0 <= args.warmup_epochs <= args.epochs:
+        parser.error("--warmup-epochs must lie in 0..--epochs")
+    if args.max_images is not None and args.max_images < 2:
+        parser.error("--max-images must be >= 2")
+    if not 0 < args.eval_percent < 100:
+        parser.error("--eval-percent must be in 1..99")
+
+
+def result_stem(args: argparse.Namespace) -> str:
+    stem = f"quality-{args.backend}-{args.backbone}-{args.image_size}px-{args.epochs}ep"
+    return stem + (f"-{args.max_images}img" if args.max_images is not None else "")
+
+
+def _check_data(data: FlowerData, batch_size: int) -> None:
+    if len(data.train) < batch_size:
+        raise SystemExit(f"error: {len(data.train)} train images, fewer than one batch of {batch_size}")
+    if len(data.eval) == 0:
+        raise SystemExit("error: the eval split is empty (too few images for the hash split)")
+    if len(np.unique(data.train.labels)) < 2:
+        raise SystemExit("error: the train split has fewer than 2 classes")
+
+
+def train_batches(images: np.ndarray, batch_size: int, seed: int) -> Iterator[tuple[np.ndarray]]:
+    """Endless ``(uint8 batch,)`` tuples (Keras' generator format for inputs without targets),
+    reshuffled each pass, partial batches dropped (fixed shapes for XLA), as the Trainer's dataset."""
+    rng = np.random.default_rng(seed)
+    steps = len(images) // batch_size
+    while True:
+        order = rng.permutation(len(images))
+        for i in range(steps):
+            yield (images[order[i * batch_size : (i + 1) * batch_size]],)
+
+
+def describe_device(backend: str) -> str:
+    """'gpu: NVIDIA H100 80GB HBM3' or 'cpu: AMD EPYC (2 cores)'."""
+    cpu = f"cpu: {_cpu_model()} ({os.cpu_count()} cores)"
+    if backend == "jax":
+        import jax
+
+        dev = jax.devices()[0]
+        return cpu if dev.platform == "cpu" else f"{dev.platform}: {dev.device_kind}"
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return cpu
+    name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "unknown")
+    return f"gpu: {name}"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and std (sample std; 0 for one seed) of each metric over the seeds."""
+    out: dict[str, Any] = {}
+    for variant in ("trained", "random_init"):
+        for metric in METRICS:
+            vals = np.array([r[variant][metric] for r in runs], np.float64)
+            std = float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
+            out[f"{variant}.{metric}"] = {"mean": round(float(vals.mean()), 4), "std": round(std, 4)}
+    for metric in METRICS:
+        gain = np.array([r["trained"][metric] - r["random_init"][metric] for r in runs])
+        out[f"gain.{metric}"] = {"mean": round(float(gain.mean()), 4)}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _validate(args, parser)
+    # Keras picks its backend once, at import: set it before anything imports keras.
+    if "keras" in sys.modules and sys.modules["keras"].backend.backend() != args.backend:
+        raise SystemExit(f"error: keras was already imported with another backend than {args.backend}")
+    os.environ["KERAS_BACKEND"] = args.backend
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    command = "python -m benchmarks.quality " + shlex.join(sys.argv[1:] if argv is None else argv)
+    return run(args, command)
+
+
+def run(args: argparse.Namespace, command: str) -> int:
+    t0 = time.perf_counter()
+    data = load_images(args.data_dir, args.image_size, args.max_images, args.eval_percent, args.cache_dir)
+    _check_data(data, args.batch_size)
+    _progress(
+        f"data: {len(data.train)} train / {len(data.eval)} eval images, {len(data.class_names)} classes, "
+        f"{len(data.rejected)} rejected, loaded in {time.perf_counter() - t0:.1f}s"
+    )
+    device = describe_device(args.backend)
+    runs, artifacts = [], None
+    for seed in range(args.seeds):
+        record, seed_artifacts = run_seed(args, data, seed)
+        record.update(device=device, backend=args.backend, backbone=args.backbone, image_size=args.image_size,
+                      batch_size=args.batch_size, n_train=len(data.train), n_eval=len(data.eval))  # fmt: skip
+        print(json.dumps(record), flush=True)
+        runs.append(record)
+        artifacts = artifacts or seed_artifacts
+
+    summary = {"summary": summarize(runs), "seeds": args.seeds, "command": command, "device": device,
+               "total_wall_s": round(time.perf_counter() - t0, 1)}  # fmt: skip
+    print(json.dumps(summary), flush=True)
+
+    out_dir = args.output_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = result_stem(args)
+    (out_dir / f"{stem}.json").write_text(json.dumps({**summary, "runs": runs}, indent=2) + "\n")
+    _write_plots(out_dir, stem, artifacts, data, args)
+    return 0
+
+
+def run_seed(args: argparse.Namespace, data: FlowerData, seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Scores a randomly initialised encoder, pretrains it, scores it again.
+
+    Returns the JSON record and the arrays for the plots (history, eval features).
+    """
+    import keras  # only here: main() has set KERAS_BACKEND by now
+
+    from models.config import configure_precision
+    from models.monitors import KNNMonitor, LearningRateLogger
+    from models.simsiam import build_simsiam, compile_simsiam
+
+    t0 = time.perf_counter()
+    config = make_config(args, seed)
+    policy = configure_precision(_has_gpu(args.backend), "mixed_bfloat16" if args.precision == "bf16" else "float32")
+    if args.precision == "bf16" and policy == "float32":
+        _progress("--precision bf16: no GPU found, training in float32")
+    _set_seed(args.backend, seed)
+    mean, std = data.pixel_mean_std()
+    steps_per_epoch = len(data.train) // args.batch_size
+    model = build_simsiam(config, mean=mean, std=std)
+    compile_simsiam(model, config, steps_per_epoch=steps_per_epoch)
+
+    random_init, random_eval_features = _score(model.encoder, data)
+    _progress(f"seed {seed}: random init linear_probe={random_init['linear_probe']:.4f} knn={random_init['knn']:.4f}")
+
+    callbacks: list[keras.callbacks.Callback] = [LearningRateLogger()]
+    if args.eval_every:
+        callbacks.append(KNNMonitor(data.train.images, data.train.labels, data.eval.images, data.eval.labels,
+                                    every_n_epochs=args.eval_every, k=KNN_K, evaluate_at_start=False))  # fmt: skip
+    progress = _epoch_progress(args.epochs)
+    callbacks.append(progress)  # last: it records what the monitors logged
+    t_train = time.perf_counter()
+    model.fit(train_batches(data.train.images, args.batch_size, seed), epochs=args.epochs,
+              steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=0)  # fmt: skip
+    train_s = time.perf_counter() - t_train
+
+    trained, trained_eval_features = _score(model.encoder, data)
+    history = progress.series()
+    steps = steps_per_epoch * args.epochs
+    record = {
+        "seed": seed, "trained": trained, "random_init": random_init, "epochs": args.epochs, "steps": steps,
+        "base_lr": config.base_lr, "weight_decay": config.weight_decay, "warmup_epochs": config.warmup_epochs,
+        "precision": policy,  # the dtype policy used: --precision bf16 is float32 without a GPU
+        "train_s": round(train_s, 1), "wall_s": round(time.perf_counter() - t0, 1),
+        "views_per_s": views_per_second(steps, args.batch_size, train_s),
+        "views_per_s_after_epoch_1": _steady_views_per_s(progress.epoch_ends, steps_per_epoch, args.batch_size),
+        "history": history,
+    }  # fmt: skip
+    artifacts = {"history": history, "eval_features_trained": trained_eval_features,
+                 "eval_features_random_init": random_eval_features}  # fmt: skip
+    return record, artifacts
+
+
+def make_config(args: argparse.Namespace, seed: int):
+    """The SimSiamConfig of this run: the recipe's defaults, with the command line's overrides."""
+    from models.config import SimSiamConfig
+
+    overrides = {k: v for k, v in (("base_lr", args.base_lr), ("weight_decay", args.weight_decay)) if v is not None}
+    default_warmup = SimSiamConfig.__dataclass_fields__["warmup_epochs"].default
+    warmup = args.warmup_epochs if args.warmup_epochs is not None else min(default_warmup, args.epochs // 10)
+    return SimSiamConfig(backbone=args.backbone, image_size=args.image_size, batch_size=args.batch_size,
+                         epochs=args.epochs, warmup_epochs=warmup, seed=seed, **overrides)  # fmt: skip
+
+
+def _score(encoder, data: FlowerData) -> tuple[dict[str, float], np.ndarray]:
+    """Linear probe and kNN accuracy of frozen features on the eval split; also the eval features."""
+    from models.evaluation import knn_accuracy, linear_probe_accuracy
+    from models.monitors import embed
+
+    train_f, eval_f = embed(encoder, data.train.images), embed(encoder, data.eval.images)
+    scores = {
+        "linear_probe": round(float(linear_probe_accuracy(train_f, data.train.labels, eval_f, data.eval.labels)), 4),
+        "knn": round(float(knn_accuracy(train_f, data.train.labels, eval_f, data.eval.labels, k=KNN_K)), 4),
+    }
+    return scores, eval_f
+
+
+def _epoch_progress(epochs: int):
+    """A callback printing one line per epoch (epoch, loss, collapse_std, knn, lr, elapsed) to stderr
+    and keeping every logged value per epoch (None where a monitor did not run), and the epoch end times."""
+    import keras
+
+    class EpochProgress(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rows: list[dict[str, float]] = []
+            self.epoch_ends: list[float] = []
+
+        def on_train_begin(self, logs=None) -> None:
+            self.t0 = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs=None) -> None:
+            logs = logs or {}
+            self.rows.append({k: float(v) for k, v in logs.items()})
+            self.epoch_ends.append(time.perf_counter() - self.t0)
+            parts = [f"epoch {epoch + 1}/{epochs}"]
+            parts += [f"{k} {float(logs[k]):.4f}" for k in ("loss", "collapse_std", "knn_accuracy") if k in logs]
+            if "learning_rate" in logs:
+                parts.append(f"lr {float(logs['learning_rate']):.5f}")
+            parts.append(f"elapsed {self.epoch_ends[-1]:.0f}s")
+            _progress("  ".join(parts))
+
+        def series(self) -> dict[str, list[float | None]]:
+            keys = list(dict.fromkeys(k for row in self.rows for k in row))
+            return {k: [_finite_or_none(row[k]) if k in row else None for row in self.rows] for k in keys}
+
+    return EpochProgress()
+
+
+def _steady_views_per_s(epoch_ends: list[float], steps_per_epoch: int, batch_size: int) -> float | None:
+    """Throughput without the first epoch (which includes tracing/compilation)."""
+    if len(epoch_ends) < 2:
+        return None
+    return views_per_second(steps_per_epoch * (len(epoch_ends) - 1), batch_size, epoch_ends[-1] - epoch_ends[0])
+
+
+def _finite_or_none(v: float) -> float | None:
+    return round(v, 6) if math.isfinite(v) else None
+
+
+def _set_seed(backend: str, seed: int) -> None:
+    """``keras.utils.set_random_seed`` without its TensorFlow import on JAX: there Keras draws its
+    default seeds from Python's ``random`` and the data order comes from numpy."""
+    if backend == "jax":
+        random.seed(seed)
+        np.random.seed(seed)
+    else:
+        import keras
+
+        keras.utils.set_random_seed(seed)
+
+
+def _has_gpu(backend: str) -> bool:
+    if backend == "jax":
+        import jax
+
+        return jax.devices()[0].platform == "gpu"
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def _write_plots(out_dir: Path, stem: str, artifacts: dict[str, Any], data: FlowerData, args) -> None:
+    title = f"{args.backbone} {args.image_size}px, {args.epochs} epochs, {args.backend}"
+    plot_training_curves(artifacts["history"], out_dir / f"{stem}-curves.png", title=title)
+    for key, suffix, label in (("trained", "embedding", "trained"), ("random_init", "embedding-random", "random init")):
+        plot_embedding_map(
+            artifacts[f"eval_features_{key}"], data.eval.labels, data.class_names,
+            out_dir / f"{stem}-{suffix}.png", title=f"eval split, {label}: {title}",
+        )  # fmt: skip
+
+
+def _progress(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def views_per_second(steps: int, batch_size: int, seconds: float) -> float:
+    """Augmented views per second: every step sees two views of each image."""
+    return round(2 * steps * batch_size / seconds, 1) if seconds > 0 else math.nan
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""SimSiam projection and prediction MLPs (Chen & He 2021, official code layout)."""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+
+def _linear(units: int, name: str, use_bias: bool = False) -> layers.Dense:
+    # PyTorch's nn.Linear init, kaiming_uniform(a=sqrt(5)) == U(+-1/sqrt(fan_in)); one initializer per
+    # layer (an unseeded Keras initializer fixes its seed when constructed).
+    init = keras.initializers.VarianceScaling(1.0 / 3.0, mode="fan_in", distribution="uniform")
+    return layers.Dense(units, use_bias=use_bias, kernel_initializer=init, name=name)
+
+
+def _bn(name: str, affine: bool = True) -> layers.BatchNormalization:
+    return layers.BatchNormalization(momentum=0.9, epsilon=1e-5, center=affine, scale=affine, name=name)
+
+
+class _MLP(keras.layers.Layer):
+    def __init__(self, output_dim: int, hidden_dim: int, **kwargs):
+        super().__init__(**kwargs)
+        self.output_dim, self.hidden_dim = output_dim, hidden_dim
+        self.blocks: list[keras.layers.Layer] = []
+
+    def build(self, input_shape):
+        shape = tuple(input_shape)
+        for layer in self.blocks:
+            layer.build(shape)
+            shape = layer.compute_output_shape(shape)
+
+    def call(self, x):  # `training` reaches the BatchNormalization layers through Keras' call context
+        for layer in self.blocks:
+            x = layer(x)
+        return x
+
+    def compute_output_shape(self, input_shape):
+        return (*tuple(input_shape)[:-1], self.output_dim)
+
+
+@keras.saving.register_keras_serializable(package="simsiam")
+class SimSiamProjectionHead(_MLP):
+    """Linear-BN-ReLU, Linear-BN-ReLU, Linear-BN (no learnable scale/shift); linears without bias."""
+
+    def __init__(self, output_dim: int = 2048, hidden_dim: int = 2048, **kwargs):
+        super().__init__(output_dim, hidden_dim, **kwargs)
+        self.blocks = [
+            _linear(hidden_dim, "fc1"), _bn("bn1"), layers.ReLU(name="relu1"),
+            _linear(hidden_dim, "fc2"), _bn("bn2"), layers.ReLU(name="relu2"),
+            _linear(output_dim, "fc3"), _bn("bn3", affine=False),
+        ]
+
+
+@keras.saving.register_keras_serializable(package="simsiam")
+class SimSiamPredictionHead(_MLP):
+    """Bottleneck Linear(d -> hidden, no bias)-BN-ReLU-Linear(hidden -> d); no BN on the output."""
+
+    def __init__(self, output_dim: int = 2048, hidden_dim: int = 512, **kwargs):
+        super().__init__(output_dim, hidden_dim, **kwargs)
+        self.blocks = [
+            _linear(hidden_dim, "fc1"), _bn("bn1"), layers.ReLU(name="relu1"),
+            _linear(output_dim, "fc2", use_bias=True),
+        ]

@@ -1,0 +1,67 @@
+"""Keras callbacks that put the learning rate and kNN accuracy into the epoch logs."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from models.evaluation import knn_accuracy
+
+
+def embed(encoder: keras.Model, images: np.ndarray, batch_size: int = 256, chunk: int = 2048) -> np.ndarray:
+    """uint8 images `[N, S, S, 3]` -> encoder features `[N, F]` (inference mode, compiled `predict`)."""
+    images = np.asarray(images)
+    features = [
+        encoder.predict(images[i : i + chunk].astype("float32") / 255.0, batch_size=batch_size, verbose=0)
+        for i in range(0, len(images), chunk)
+    ]
+    return np.concatenate(features).astype("float32")
+
+
+class LearningRateLogger(keras.callbacks.Callback):
+    """Logs `learning_rate`: the optimizer's scheduled rate for the next step (backbone + projector)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+
+class KNNMonitor(keras.callbacks.Callback):
+    """Every `every_n_epochs` (and after the last epoch) logs `knn_accuracy` of the model's encoder.
+
+    The accuracy of the encoder as it was before training is kept in `initial_accuracy`
+    (`evaluate_at_start`): random features already beat chance, the gain over them is what counts.
+    """
+
+    def __init__(
+        self, train_images, train_labels, eval_images, eval_labels, every_n_epochs: int = 10,
+        k: int = 20, temperature: float = 0.1, batch_size: int = 256, evaluate_at_start: bool = True,
+    ):
+        super().__init__()
+        if every_n_epochs < 1:
+            raise ValueError(f"every_n_epochs must be >= 1, got {every_n_epochs}")
+        self.train_images, self.train_labels = np.asarray(train_images), np.asarray(train_labels)
+        self.eval_images, self.eval_labels = np.asarray(eval_images), np.asarray(eval_labels)
+        self.every_n_epochs, self.k, self.temperature = every_n_epochs, k, temperature
+        self.batch_size, self.evaluate_at_start = batch_size, evaluate_at_start
+        self.initial_accuracy: float | None = None
+        self.history: dict[int, float] = {}
+
+    def accuracy(self) -> float:
+        encoder = self.model.encoder
+        return knn_accuracy(
+            embed(encoder, self.train_images, self.batch_size), self.train_labels,
+            embed(encoder, self.eval_images, self.batch_size), self.eval_labels,
+            k=self.k, temperature=self.temperature,
+        )
+
+    def on_train_begin(self, logs=None):
+        if self.evaluate_at_start and self.initial_accuracy is None:
+            self.initial_accuracy = self.accuracy()
+
+    def on_epoch_end(self, epoch, logs=None):
+        last = self.params.get("epochs") if self.params else None
+        if (epoch + 1) % self.every_n_epochs == 0 or epoch + 1 == last:
+            self.history[epoch + 1] = self.accuracy()
+            if logs is not None:
+                logs["knn_accuracy"] = self.history[epoch + 1]

@@ -1,0 +1,136 @@
+"""The SimSiam `keras.Model`: uint8 images in, two augmented views, symmetric loss; no labels.
+
+The forward pass (`call`) produces z and p for both views and the loss lives in `compute_loss`,
+so Keras' own per-backend `train_step` (TensorFlow GradientTape, JAX `value_and_grad` under jit)
+computes the gradients.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+from keras import ops
+
+from models.augment import SimSiamAugmentation
+from models.backbones import build_backbone
+from models.config import IMAGENET_MEAN, IMAGENET_STD, SimSiamConfig
+from models.encoder import build_encoder
+from models.heads import SimSiamPredictionHead, SimSiamProjectionHead
+from models.losses import NegativeCosineSimilarity, collapse_std
+from models.optimizer import SimSiamSGD
+from models.schedules import WarmupCosine
+
+
+@keras.saving.register_keras_serializable(package="simsiam")
+class SimSiam(keras.Model):
+    """`fit(images)` with uint8 `[B, S, S, 3]` batches; logs `loss` and `collapse_std` per epoch.
+
+    `call` returns `{"z1", "z2", "p1", "p2"}` (float32) for two fresh augmented views of the batch.
+    `encoder` (normalisation + backbone) is what downstream code embeds with.
+    """
+
+    def __init__(
+        self,
+        encoder: keras.Model,
+        projector: keras.layers.Layer,
+        predictor: keras.layers.Layer,
+        augmentation: keras.layers.Layer,
+        stop_gradient: bool = True,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.encoder = encoder
+        self.projector = projector
+        self.predictor = predictor
+        self.augmentation = augmentation
+        self.stop_gradient = stop_gradient
+        self.loss_fn = NegativeCosineSimilarity(stop_gradient=stop_gradient)
+        self.collapse_tracker = keras.metrics.Mean(name="collapse_std")
+
+    def build(self, input_shape):
+        size = self.augmentation.output_size
+        self.augmentation.build(input_shape)
+        self.encoder.build((None, size, size, 3))
+        features = self.encoder.output.shape[-1]
+        self.projector.build((None, features))
+        self.predictor.build((None, self.projector.output_dim))
+        self.built = True
+
+    def call(self, images, training=False):
+        x = ops.cast(images, "float32") / 255.0
+        outputs = {}
+        # Two separate encoder passes (as the official code): BatchNorm statistics are per view.
+        for i in (1, 2):
+            z = self.projector(self.encoder(self.augmentation(x), training=training), training=training)
+            p = self.predictor(z, training=training)
+            outputs[f"z{i}"], outputs[f"p{i}"] = ops.cast(z, "float32"), ops.cast(p, "float32")
+        return outputs
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        loss = self.loss_fn.symmetric(y_pred["p1"], y_pred["p2"], y_pred["z1"], y_pred["z2"])
+        if self.losses:
+            loss = loss + ops.sum(ops.stack([ops.cast(v, "float32") for v in self.losses]))
+        self.collapse_tracker.update_state(collapse_std(ops.stop_gradient(y_pred["z1"])))
+        return loss
+
+    def get_config(self):
+        config = super().get_config()
+        for name in ("encoder", "projector", "predictor", "augmentation"):
+            config[name] = keras.saving.serialize_keras_object(getattr(self, name))
+        config["stop_gradient"] = self.stop_gradient
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for name in ("encoder", "projector", "predictor", "augmentation"):
+            config[name] = keras.saving.deserialize_keras_object(config[name])
+        return cls(**config)
+
+
+def build_simsiam(
+    config: SimSiamConfig,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+) -> SimSiam:
+    """A built (not compiled) SimSiam for `config`; call `configure_precision` before this."""
+    backbone = build_backbone(config.backbone, config.image_size, small_stem=config.small_stem, width=config.width)
+    encoder = build_encoder(backbone, config.image_size, mean, std)
+    model = SimSiam(
+        encoder=encoder,
+        projector=SimSiamProjectionHead(config.proj_dim, config.proj_hidden_dim, name="projector"),
+        predictor=SimSiamPredictionHead(config.proj_dim, config.pred_hidden_dim, name="predictor"),
+        augmentation=SimSiamAugmentation(config.image_size, seed=config.seed, name="augmentation"),
+        stop_gradient=config.stop_gradient,
+        name="simsiam",
+    )
+    model.build((None, config.image_size, config.image_size, 3))
+    return model
+
+
+def make_optimizer(model: SimSiam, config: SimSiamConfig, steps_per_epoch: int) -> SimSiamSGD:
+    if steps_per_epoch < 1:
+        raise ValueError(f"steps_per_epoch must be >= 1, got {steps_per_epoch}")
+    schedule = WarmupCosine(
+        config.base_lr, total_steps=config.epochs * steps_per_epoch,
+        warmup_steps=config.warmup_epochs * steps_per_epoch, final_lr=config.final_lr,
+    )
+    optimizer = SimSiamSGD(
+        learning_rate=schedule, momentum=config.momentum, l2=config.weight_decay,
+        fixed_learning_rate=config.base_lr if config.fix_pred_lr else None, fixed_scope=model.predictor.name,
+    )
+    return optimizer
+
+
+def compile_simsiam(
+    model: SimSiam, config: SimSiamConfig, steps_per_epoch: int, jit_compile: bool | str = "auto"
+) -> SimSiam:
+    """SGD + warm-up/cosine for backbone and projector, fixed rate for the predictor.
+
+    `jit_compile="auto"` is Keras' choice: XLA on JAX and on a TensorFlow GPU, none on a TensorFlow
+    CPU (oneDNN is faster there than XLA's CPU convolutions).
+    """
+    model.compile(optimizer=make_optimizer(model, config, steps_per_epoch), jit_compile=jit_compile)
+    return model
+

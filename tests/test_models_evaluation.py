@@ -1,0 +1,68 @@
+"""kNN and linear-probe evaluation (numpy only)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from models.evaluation import knn_accuracy, knn_predict, linear_probe_accuracy
+
+
+def _unit(deg: float) -> list[float]:
+    return [math.cos(math.radians(deg)), math.sin(math.radians(deg))]
+
+
+def test_knn_weighted_vote_equals_hand_computation():
+    # Test point at 0 deg. Neighbours: class 0 at +-60 deg (cos 0.5), class 1 at 8 deg (cos 0.99), far class 2.
+    train = np.array([_unit(60), _unit(-60), _unit(8), _unit(180)]) * [[1.0], [3.0], [0.5], [2.0]]
+    labels = np.array([0, 0, 1, 2])
+    test = np.array([_unit(0)])
+    # k=3, T=0.1: class 0 gets 2 * exp(5) = 297, class 1 gets exp(9.9) = 19930 -> class 1 (majority says 0).
+    assert knn_predict(train, labels, test, k=3, temperature=0.1).tolist() == [1]
+    # A high temperature flattens the weights to a majority vote: 2 * e^0.005 > e^0.0099.
+    assert knn_predict(train, labels, test, k=3, temperature=100.0).tolist() == [0]
+    assert knn_accuracy(train, labels, test, [1], k=3) == 1.0
+    assert knn_predict(train, labels, test, k=50).tolist() == [1]  # k larger than the train set
+
+
+def test_knn_accuracy_on_clusters_and_chance():
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(4, 16)) * 5
+    y_train, y_test = rng.integers(0, 4, 400), rng.integers(0, 4, 200)
+    x_train = centers[y_train] + rng.normal(size=(400, 16))
+    x_test = centers[y_test] + rng.normal(size=(200, 16))
+    assert knn_accuracy(x_train, y_train, x_test, y_test) == 1.0
+    assert knn_accuracy(x_train, rng.permutation(y_train), x_test, y_test) < 0.45
+
+
+def test_linear_probe_separable_deterministic_and_close_to_sklearn():
+    rng = np.random.default_rng(1)
+    centers = rng.normal(size=(3, 8)) * 1.2
+    y_train, y_test = rng.integers(0, 3, 600), rng.integers(0, 3, 300)
+    x_train = centers[y_train] + rng.normal(size=(600, 8))
+    x_test = centers[y_test] + rng.normal(size=(300, 8))
+    x_train[:, 0] *= 1000.0  # standardisation makes scales irrelevant
+    x_test[:, 0] *= 1000.0
+    acc = linear_probe_accuracy(x_train, y_train, x_test, y_test)
+    assert acc == linear_probe_accuracy(x_train, y_train, x_test, y_test)
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(x_train)
+    reference = LogisticRegression(max_iter=2000).fit(scaler.transform(x_train), y_train)
+    assert acc == pytest.approx(reference.score(scaler.transform(x_test), y_test), abs=0.02)
+    far = centers * 10
+    assert linear_probe_accuracy(far[y_train] + rng.normal(size=(600, 8)), y_train,
+                                 far[y_test] + rng.normal(size=(300, 8)), y_test) == 1.0
+
+
+def test_evaluation_rejects_bad_inputs():
+    x, y = np.zeros((4, 3)), np.array([0, 1, 0, 1])
+    with pytest.raises(ValueError, match="differ in length"):
+        knn_accuracy(x, y[:3], x, y)
+    with pytest.raises(ValueError, match="2-D"):
+        linear_probe_accuracy(x, y, np.zeros((4, 2)), y)
+    with pytest.raises(ValueError, match="non-negative"):
+        knn_accuracy(x, -y, x, y)
