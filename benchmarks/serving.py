@@ -25,13 +25,14 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shlex
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+from pipeline.memory import own_peak_rss_mb
 
 DEFAULT_OUTPUT_DIR = Path(__file__).resolve().parent / "results"
 
@@ -164,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     result.update(measure_speed(backend, sample_images(args.data_dir, 64), args.repeats, args.batches, args.batch_size))
     if args.precision_at:
         result.update(measure_precision(backend, args))
-    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    result["peak_rss_mb"] = round(own_peak_rss_mb(), 1)
     result["machine"] = machine()
     result["command"] = command
     line = json.dumps(result)

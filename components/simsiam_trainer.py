@@ -46,6 +46,16 @@ def checkpoint_dir(root: str, train_files: list[str], config: dict[str, Any]) ->
     return os.path.join(root, hashlib.sha256(key.encode()).hexdigest()[:16])
 
 
+def check_not_collapsed(collapse_std: float | None, threshold: float, history_path: str) -> None:
+    """Raises CollapseError when the final collapse metric is missing, not finite, or below `threshold`."""
+    if collapse_std is None or not np.isfinite(collapse_std) or collapse_std < threshold:
+        raise CollapseError(
+            f"SimSiam training collapsed: collapse_std={collapse_std} < {threshold} (about 1.0 is healthy, "
+            "0 is a constant output). Check the learning rate, the weight decay and that the target branch "
+            f"has its stop-gradient; the per-epoch history is in {history_path}"
+        )
+
+
 class EpochPrinter(keras.callbacks.Callback):
     """One line per epoch (TFX logs are read in files and consoles, not progress bars)."""
 
@@ -109,13 +119,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     with open(os.path.join(fn_args.model_run_dir, MONITOR_HISTORY), "w") as f:
         json.dump(summary, f, indent=2)
 
-    collapse = summary["final"].get("collapse_std")
-    if collapse is None or not np.isfinite(collapse) or collapse < float(custom.get("collapse_threshold", 0.05)):
-        raise CollapseError(
-            f"SimSiam training collapsed: collapse_std={collapse} (about 1.0 is healthy, 0 is a constant output). "
-            "Check the learning rate and weight decay; the history is in "
-            f"{os.path.join(fn_args.model_run_dir, MONITOR_HISTORY)}"
-        )
+    check_not_collapsed(summary["final"].get("collapse_std"), float(custom.get("collapse_threshold", 0.5)),
+                        os.path.join(fn_args.model_run_dir, MONITOR_HISTORY))
     recipe = {"backbone": config.backbone, "image_size": config.image_size, "width": config.width,
               "small_stem": config.small_stem,
               "mean": mean, "std": std, "random_init_knn_accuracy": random_init_knn}

@@ -3,9 +3,10 @@
 Why not `keras.layers.Conv2D`: "same" padding pads stride-2 convolutions asymmetrically (torchvision
 pads k // 2 on every side), and XLA:CPU (JAX, or TensorFlow with jit_compile) falls back to naive
 loops for (a) the input gradient of strided convolutions and (b) 3x3 convolutions with tiny outputs
-(2x2 maps take seconds instead of milliseconds). So under XLA this layer computes the same function
-differently: stride-2 convolutions as a stride-1 convolution on a space-to-depth input, and tiny
-outputs as im2col + matmul. The kernel keeps the usual `(k, k, C_in, C_out)` layout either way.
+(2x2 maps take seconds instead of milliseconds). So on JAX's CPU backend (or with
+`implementation="xla"`) this layer computes the same function differently: stride-2 convolutions
+as a stride-1 convolution on a space-to-depth input, and tiny outputs as im2col + matmul. The
+kernel keeps the usual `(k, k, C_in, C_out)` layout either way.
 """
 
 from __future__ import annotations
@@ -17,8 +18,12 @@ _IM2COL_MAX_OUTPUT_PIXELS = 4
 
 
 def _xla_friendly() -> bool:
-    # The TensorFlow backend without jit runs convolutions through oneDNN, fast as they are.
-    return keras.backend.backend() == "jax"
+    """True for JAX on CPU. TensorFlow (oneDNN) and GPUs (cuDNN) run the plain convolutions well."""
+    if keras.backend.backend() != "jax":
+        return False
+    import jax
+
+    return jax.default_backend() == "cpu"
 
 
 @keras.saving.register_keras_serializable(package="simsiam")

@@ -110,17 +110,17 @@ def build_simsiam(
 
 
 def make_optimizer(model: SimSiam, config: SimSiamConfig, steps_per_epoch: int) -> SimSiamSGD:
+    """SimSiamSGD with WarmupCosine over `config.epochs`; the predictor (by layer name) keeps base_lr."""
     if steps_per_epoch < 1:
         raise ValueError(f"steps_per_epoch must be >= 1, got {steps_per_epoch}")
     schedule = WarmupCosine(
         config.base_lr, total_steps=config.epochs * steps_per_epoch,
         warmup_steps=config.warmup_epochs * steps_per_epoch, final_lr=config.final_lr,
     )
-    optimizer = SimSiamSGD(
+    return SimSiamSGD(
         learning_rate=schedule, momentum=config.momentum, l2=config.weight_decay,
         fixed_learning_rate=config.base_lr if config.fix_pred_lr else None, fixed_scope=model.predictor.name,
     )
-    return optimizer
 
 
 def compile_simsiam(

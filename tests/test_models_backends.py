@@ -79,7 +79,6 @@ MIRRORED_SCRIPT = textwrap.dedent("""
 """)
 
 
-@pytest.mark.slow  # about a minute: two replicas' graphs
 def test_fit_under_mirrored_strategy_with_two_replicas_keeps_the_predictor_rate_fixed():
     result = _run(["-c", MIRRORED_SCRIPT], "tensorflow", timeout=600)
     assert "MIRRORED_OK" in result.stdout, f"{result.stdout[-3000:]}\n{result.stderr[-4000:]}"

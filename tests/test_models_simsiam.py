@@ -111,7 +111,9 @@ def test_predictor_moves_with_the_fixed_rate_and_the_rest_with_the_schedule():
     # First step from zero momentum: delta = -lr * (g + l2 * w), with identical g and w in both runs.
     assert all(np.abs(d).max() > 0 for d, p in zip(warm_deltas, is_pred) if p)
     for fixed, warm, pred in zip(fixed_deltas, warm_deltas, is_pred):
-        np.testing.assert_allclose(fixed, warm * (config.base_lr / lr0) if pred else warm, rtol=1e-4, atol=1e-9)
+        # atol: deltas are differences of float32 weights (spacing ~6e-8 near 1), x10 for the predictor
+        np.testing.assert_allclose(fixed, warm * (config.base_lr / lr0) if pred else warm, rtol=1e-4,
+                                   atol=1e-6 if pred else 2e-7)
 
 
 def test_sgd_update_equals_hand_computation_with_l2_momentum_and_fixed_rate():

@@ -47,9 +47,9 @@ def run(stop_gradient: bool, steps: int, base_lr: float) -> tuple[keras.callback
 
 @pytest.mark.slow
 def test_training_raises_knn_accuracy_above_random_init():
-    history, monitor = run(stop_gradient=True, steps=224, base_lr=0.1)
+    history, monitor = run(stop_gradient=True, steps=160, base_lr=0.15)
     final = history.history["knn_accuracy"][-1]
-    assert final >= monitor.initial_accuracy + 0.06, (monitor.initial_accuracy, monitor.history)
+    assert final >= monitor.initial_accuracy + 0.05, (monitor.initial_accuracy, monitor.history)
     assert history.history["loss"][-1] < history.history["loss"][0] - 0.2
     assert min(history.history["collapse_std"]) > 0.8  # healthy: no collapse with stop-gradient
 

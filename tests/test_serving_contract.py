@@ -28,13 +28,14 @@ EXPECTED = {
 }
 
 PROBE = r"""
-import json, os, resource, sys
+import json, os, sys
 import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import types_pb2
 from pipeline.serving_client import EmbeddingClient, rest_json
 from pipeline.serving_client.backends import LocalBackend
 from components.warmup import read_warmup_requests
+from pipeline.memory import own_peak_rss_mb
 
 model_dir, image_dir = sys.argv[1], sys.argv[2]
 images = [open(os.path.join(image_dir, n), "rb").read() for n in sorted(os.listdir(image_dir))]
@@ -95,7 +96,7 @@ result = client.embed(mixed)
 out["client_indices"] = result.indices
 out["client_failed"] = result.failed
 out["client_max_abs_diff"] = float(np.abs(result["embedding"] - reference["embedding"][:2]).max())
-out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+out["peak_rss_mb"] = own_peak_rss_mb()  # VmHWM: ru_maxrss would report pytest's peak
 print("RESULT " + json.dumps(out))
 """
 

@@ -44,11 +44,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _peak_rss_mb() -> float:
     """Peak resident memory of this process and of its (Beam worker) children, whichever is larger."""
-    import resource
+    from pipeline.memory import children_peak_rss_mb, own_peak_rss_mb
 
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(own, children) / 1024.0
+    return max(own_peak_rss_mb(), children_peak_rss_mb())
 
 
 def run(args: argparse.Namespace) -> int:
