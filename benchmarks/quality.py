@@ -22,7 +22,6 @@ import json
 import logging
 import math
 import os
-import platform
 import random
 import shlex
 import sys
@@ -34,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.image_data import FlowerData, load_images
+from benchmarks.machine import cpu_model
 from benchmarks.plots import plot_embedding_map, plot_training_curves
 
 DEFAULT_OUTPUT_DIR = Path(__file__).resolve().parent / "results"
@@ -105,7 +105,7 @@ def train_batches(images: np.ndarray, batch_size: int, seed: int) -> Iterator[tu
 
 def describe_device(backend: str) -> str:
     """'gpu: NVIDIA H100 80GB HBM3' or 'cpu: AMD EPYC (2 cores)'."""
-    cpu = f"cpu: {_cpu_model()} ({os.cpu_count()} cores)"
+    cpu = f"cpu: {cpu_model()} ({os.cpu_count()} cores)"
     if backend == "jax":
         import jax
 
@@ -118,16 +118,6 @@ def describe_device(backend: str) -> str:
         return cpu
     name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "unknown")
     return f"gpu: {name}"
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:

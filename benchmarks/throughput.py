@@ -12,10 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
+
+from benchmarks.machine import cpu_model
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -56,17 +57,7 @@ def _device_description() -> tuple[str, bool]:
         if gpus:
             name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
             return f"gpu:{name}", True
-    return f"cpu:{_cpu_model()} ({os.cpu_count()} cores)", False
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return f"cpu:{cpu_model()} ({os.cpu_count()} cores)", False
 
 
 class _StepTimer:
