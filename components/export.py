@@ -37,7 +37,17 @@ def export_serving_model(
             fn_output_signature=tf.TensorSpec([image_size, image_size, 3], tf.uint8),
         )
 
+    feature_dim, num_classes = int(encoder.output_shape[-1]), len(class_names)
+
     def heads(images: tf.Tensor) -> dict[str, tf.Tensor]:
+        # An empty request gets empty answers (the encoder's kernels reject zero-sized batches).
+        return tf.cond(tf.size(images) > 0, lambda: run_heads(images), empty_heads)
+
+    def empty_heads() -> dict[str, tf.Tensor]:
+        return {"embedding": tf.zeros([0, feature_dim]), "probabilities": tf.zeros([0, num_classes]),
+                "class_ids": tf.zeros([0], tf.int64), "class_names": tf.zeros([0], tf.string)}
+
+    def run_heads(images: tf.Tensor) -> dict[str, tf.Tensor]:
         pixels = tf.cast(images_u8(images), tf.float32) / 255.0
         embedding = tf.cast(encoder(pixels, training=False), tf.float32)
         probabilities = tf.nn.softmax(tf.cast(classifier(embedding, training=False), tf.float32), axis=-1)

@@ -36,6 +36,8 @@ out["serving_default"] = {k: v.shape.as_list() for k, v in ex.items()}
 out["class_names"] = [n.decode() for n in cls["class_names"].numpy()]
 out["prob_sums"] = cls["probabilities"].numpy().sum(axis=1).tolist()
 out["same_embedding"] = float(abs(emb["embedding"][0] - ex["embedding"][0]).numpy().max())
+empty = model.signatures["classify_images"](images=tf.constant([], tf.string))
+out["empty"] = {k: v.shape.as_list() for k, v in empty.items()}
 print("RESULT " + json.dumps(out))
 """
 
@@ -79,6 +81,7 @@ def test_pushed_model_serves_three_signatures_in_a_fresh_process(smoke_run) -> N
     assert set(out["class_names"]) <= {"daisy", "dandelion", "roses", "sunflowers", "tulips"}
     assert all(abs(s - 1.0) < 1e-4 for s in out["prob_sums"])
     assert out["same_embedding"] < 1e-4  # JPEG bytes and tf.Example paths give the same embedding
+    assert out["empty"] == {"probabilities": [0, 5], "class_ids": [0], "class_names": [0]}  # no error
 
 
 def test_rerun_with_cache_executes_nothing_new(smoke_run) -> None:
