@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import warnings
 from typing import Any
 
 
@@ -20,6 +22,24 @@ def metadata_connection(path: str) -> Any:
 
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     return metadata.sqlite_metadata_connection_config(path)
+
+
+def quiet_logs(verbose: bool) -> None:
+    """Keeps the progress lines readable: TFX/Beam/TensorFlow chatter stays off unless `verbose`.
+
+    Call it before TensorFlow is imported; Beam's worker processes inherit the environment variables.
+    """
+    from absl import logging as absl_logging
+
+    if verbose:
+        absl_logging.set_verbosity(absl_logging.INFO)
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # CUDA plugin noise at import; failures still raise
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")
+    warnings.filterwarnings("ignore")
+    logging.getLogger("apache_beam").setLevel(logging.ERROR)
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    absl_logging.set_verbosity(absl_logging.ERROR)
 
 
 def run_local(pipeline: Any) -> None:

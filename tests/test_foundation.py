@@ -74,3 +74,10 @@ def test_find_python_script_rejects_a_wrong_interpreter(tmp_path: Path) -> None:
     else:
         assert "Python 3.10 is required" in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_run_rejects_a_missing_data_dir_at_once() -> None:
+    exe = Path(sys.executable).parent / "simsiam-tfx"
+    result = subprocess.run([str(exe), "run", "--data-dir", "/no/such/folder"], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: --data-dir /no/such/folder is not a folder"

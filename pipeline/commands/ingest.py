@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 import tempfile
 import threading
 import time
-import warnings
 
 HELP = "validate and ingest images into tf.Examples (+ statistics and schema); writes OUT/ingestion.json"
 DESCRIPTION = """\
@@ -97,16 +95,6 @@ def _error(message: str, status: int) -> int:
     return status
 
 
-def _quiet(verbose: bool) -> None:
-    if verbose:
-        return
-    # Beam's worker processes inherit the environment, so these quiet them too.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # CUDA plugin noise at import; failures still raise
-    os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    logging.getLogger("apache_beam").setLevel(logging.ERROR)
-
-
 def run(args: argparse.Namespace) -> int:
     from components.image_files import DataError, check_listing, list_image_folder
 
@@ -128,8 +116,9 @@ def run(args: argparse.Namespace) -> int:
     out = os.path.abspath(args.output)
     print(f"simsiam-tfx ingest: {source} -> {out}", flush=True)
 
-    _quiet(args.verbose)
-    from absl import logging as absl_logging
+    from pipeline.local_runner import quiet_logs
+
+    quiet_logs(args.verbose)
     from tfx import v1 as tfx
 
     from components.image_example_gen import EXAMPLE_GEN_ID
@@ -138,7 +127,6 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.local_runner import beam_pipeline_args, latest_artifact_uri, metadata_connection, run_local
     from pipeline.progress import ComponentProgress
 
-    absl_logging.set_verbosity(absl_logging.INFO if args.verbose else absl_logging.FATAL)
     os.makedirs(out, exist_ok=True)
     metadata_path = os.path.join(out, "metadata.sqlite")
     components = ingestion_components(

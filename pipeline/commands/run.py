@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 
 HELP = "run the whole pipeline locally: ingest, transform, SimSiam, linear probe, evaluate, push"
@@ -50,33 +51,22 @@ def _peak_rss_mb() -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not args.verbose:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from absl import logging as absl_logging
-    from tfx.orchestration.local.local_dag_runner import LocalDagRunner
+    if not args.data_dir and not args.tfds:  # checked before TensorFlow loads: answers at once
+        print("error: give --data-dir DIR or --tfds tf_flowers", file=sys.stderr)
+        return 2
+    if args.data_dir and not os.path.isdir(args.data_dir):
+        print(f"error: --data-dir {args.data_dir} is not a folder", file=sys.stderr)
+        return 2
+    from pipeline.local_runner import quiet_logs
 
+    quiet_logs(args.verbose)
     from pipeline.configs import PROFILES, default_profile
-    from pipeline.local_runner import beam_pipeline_args, metadata_connection
+    from pipeline.local_runner import beam_pipeline_args, metadata_connection, run_local
     from pipeline.pipeline import create_pipeline
     from pipeline.progress import ComponentProgress
     from pipeline.run_report import latest_run
     from pipeline.summary import build_summary, simsiam_monitor, write_plots
 
-    absl_logging.set_verbosity(absl_logging.INFO if args.verbose else absl_logging.ERROR)
-    if not args.verbose:  # TFX/TFMA deprecation chatter would bury the progress lines
-        import logging
-        import warnings
-
-        logging.getLogger("tensorflow").setLevel(logging.ERROR)
-        logging.getLogger("apache_beam").setLevel(logging.ERROR)
-        warnings.filterwarnings("ignore")
-        os.environ.setdefault("PYTHONWARNINGS", "ignore")  # Beam's worker processes too
-    if not args.data_dir and not args.tfds:
-        print("error: give --data-dir DIR or --tfds tf_flowers")
-        return 2
-    if args.data_dir and not os.path.isdir(args.data_dir):
-        print(f"error: --data-dir {args.data_dir} is not a folder")
-        return 2
     profile = args.profile or default_profile()
     config = PROFILES[profile].replace(
         epochs=args.epochs, probe_epochs=args.probe_epochs, image_size=args.image_size, backbone=args.backbone,
@@ -103,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     failure = None
     with ComponentProgress(metadata_path):
         try:
-            LocalDagRunner().run(pipeline)
+            run_local(pipeline)
         except Exception as err:  # summarise what ran, then report the failure
             failure = err
     executions = latest_run(metadata_path)
