@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,12 +24,12 @@ from components.splits import split_of
 
 log = logging.getLogger(__name__)
 
-_CACHE_VERSION = "2"  # bump when the decoding or resizing below changes
+_CACHE_VERSION = "3"  # bump when the decoding or resizing below changes
 
 
 @dataclass(frozen=True)
 class ImageSet:
-    """Decoded images of one split: uint8 ``[N, S, S, 3]``, labels int64 ``[N]``."""
+    """Decoded images of one split: uint8 ``[N, T, T, 3]`` (T: the stored size), labels int64 ``[N]``."""
 
     images: np.ndarray
     labels: np.ndarray
@@ -84,18 +83,13 @@ def select_subset(labels: list[int], max_images: int) -> list[int]:
 
 
 def decode_resize(source: str | Path | bytes, image_size: int) -> np.ndarray:
-    """Decode one image (a path or the file's bytes) to RGB uint8 ``[S, S, 3]`` as the Transform does
-    (components/transform.py): shorter side to S (bilinear, antialiased), then a centre crop."""
+    """Decode one image (a path or the file's bytes) to RGB uint8 ``[T, T, 3]`` as the Transform does
+    (components/transform.py): the whole photo resized to a T x T square (bilinear, antialiased)."""
     with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
         # JPEG DCT scaling: decode directly at >= 2x the target size (much faster, same look).
         img.draft("RGB", (2 * image_size, 2 * image_size))
         rgb = img.convert("RGB")
-    w, h = rgb.size
-    scale = image_size / min(w, h)
-    new_w, new_h = max(math.ceil(w * scale), image_size), max(math.ceil(h * scale), image_size)
-    rgb = rgb.resize((new_w, new_h), Image.BILINEAR)
-    left, top = (new_w - image_size) // 2, (new_h - image_size) // 2
-    return np.asarray(rgb.crop((left, top, left + image_size, top + image_size)), dtype=np.uint8)
+    return np.asarray(rgb.resize((image_size, image_size), Image.BILINEAR), dtype=np.uint8)
 
 
 def _cache_key(root: Path, ids: list[str], image_size: int) -> str:

@@ -3,10 +3,11 @@
     python -m benchmarks.quality --data-dir ../shared/flowers/flower_photos --backend jax \\
         --backbone resnet18 --image-size 64 --epochs 20 --batch-size 128
 
-Images are decoded and resized once (numpy/Pillow, cached), split by the ExampleGen's hash
-rule, and trained with the project's ``models/`` code (model, augmentations, loss, schedule).
-The eval split is scored with a linear probe and cosine kNN (k=20), for the trained encoder and
-for the same encoder at its random initialisation. With ``--backend jax`` nothing imports
+Images are decoded and resized once (numpy/Pillow, cached) to the stored size exactly as the
+Transform stores them (the whole photo), split by the ExampleGen's hash rule, and trained with the
+project's ``models/`` code (model, augmentations, loss, schedule). The eval split is scored on
+``eval_view`` with the pipeline's linear probe (``models.evaluation.fit_linear_probe``) and cosine
+kNN (k=20), for the trained encoder and for the same encoder at its random initialisation. With ``--backend jax`` nothing imports
 TensorFlow, so it runs on machines that only have JAX.
 
 stdout: one JSON line per seed, then a summary line (mean/std). Progress goes to stderr.
@@ -39,6 +40,7 @@ from benchmarks.plots import plot_embedding_map, plot_training_curves
 DEFAULT_OUTPUT_DIR = Path(__file__).resolve().parent / "results"
 KNN_K = 20
 METRICS = ("linear_probe", "knn")
+PRECISIONS = {"auto": "auto", "fp32": "float32", "bf16": "mixed_bfloat16"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,7 +48,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", required=True, type=Path, help="folder with one sub-folder per class")
     p.add_argument("--backend", choices=("tensorflow", "jax"), default="jax")
     p.add_argument("--backbone", default="resnet18")
-    p.add_argument("--image-size", type=int, default=64)
+    p.add_argument("--image-size", type=int, default=64, help="training/evaluation view size in px")
+    p.add_argument("--stored-size", type=int, default=None,
+                   help="stored image size in px, >= --image-size (default: image size x 9/8, as the pipeline)")
+    p.add_argument("--width", type=float, default=1.0, help="backbone channel multiplier (1.0: the full ResNet)")
+    p.add_argument("--jitter-strength", type=float, default=None,
+                   help="scales the paper's colour jitter (0.4, 0.4, 0.4, 0.1); default 1.0")
+    p.add_argument("--grayscale-prob", type=float, default=None, help="random grayscale probability (default 0.2)")
+    p.add_argument("--tag", default="", help="appended to the result file names, to keep study runs apart")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--seeds", type=int, default=1, help="number of seeds (0, 1, ...); each a full run")
@@ -54,8 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weight-decay", type=float, default=None, help="override SimSiamConfig.weight_decay")
     p.add_argument("--warmup-epochs", type=int, default=None,
                    help="learning-rate warm-up (default: 10%% of --epochs, at most the recipe's)")  # fmt: skip
-    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                   help="bf16: mixed bfloat16 when a GPU is present (float32 on a CPU)")  # fmt: skip
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="fp32",
+                   help="bf16: mixed bfloat16 (also on a CPU); auto: bf16 with a GPU, else fp32")  # fmt: skip
     p.add_argument("--eval-every", type=int, default=0, help="kNN monitor every N epochs (0: off)")
     p.add_argument("--eval-percent", type=int, default=15, help="ExampleGen eval split percentage")
     p.add_argument("--max-images", type=int, default=None, help="use at most N images (round-robin by class)")
@@ -76,11 +85,18 @@ def _validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
         parser.error("--max-images must be >= 2")
     if not 0 < args.eval_percent < 100:
         parser.error("--eval-percent must be in 1..99")
+    if args.stored_size is not None and args.stored_size < args.image_size:
+        parser.error("--stored-size must be >= --image-size")
+    if args.width <= 0 or (args.jitter_strength is not None and args.jitter_strength < 0):
+        parser.error("--width must be > 0 and --jitter-strength >= 0")
+    if args.grayscale_prob is not None and not 0 <= args.grayscale_prob <= 1:
+        parser.error("--grayscale-prob must lie in [0, 1]")
 
 
 def result_stem(args: argparse.Namespace) -> str:
     stem = f"quality-{args.backend}-{args.backbone}-{args.image_size}px-{args.epochs}ep"
-    return stem + (f"-{args.max_images}img" if args.max_images is not None else "")
+    stem += f"-{args.max_images}img" if args.max_images is not None else ""
+    return stem + (f"-{args.tag}" if args.tag else "")
 
 
 def _check_data(data: FlowerData, batch_size: int) -> None:
@@ -149,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace, command: str) -> int:
     t0 = time.perf_counter()
-    data = load_images(args.data_dir, args.image_size, args.max_images, args.eval_percent, args.cache_dir)
+    stored_size = make_config(args, 0).stored_size
+    data = load_images(args.data_dir, stored_size, args.max_images, args.eval_percent, args.cache_dir)
     _check_data(data, args.batch_size)
     _progress(
         f"data: {len(data.train)} train / {len(data.eval)} eval images, {len(data.class_names)} classes, "
@@ -190,9 +207,7 @@ def run_seed(args: argparse.Namespace, data: FlowerData, seed: int) -> tuple[dic
 
     t0 = time.perf_counter()
     config = make_config(args, seed)
-    policy = configure_precision(_has_gpu(args.backend), "mixed_bfloat16" if args.precision == "bf16" else "float32")
-    if args.precision == "bf16" and policy == "float32":
-        _progress("--precision bf16: no GPU found, training in float32")
+    policy = configure_precision(_has_gpu(args.backend), PRECISIONS[args.precision])
     _set_seed(args.backend, seed)
     mean, std = data.pixel_mean_std()
     steps_per_epoch = len(data.train) // args.batch_size
@@ -219,7 +234,8 @@ def run_seed(args: argparse.Namespace, data: FlowerData, seed: int) -> tuple[dic
     record = {
         "seed": seed, "trained": trained, "random_init": random_init, "epochs": args.epochs, "steps": steps,
         "base_lr": config.base_lr, "weight_decay": config.weight_decay, "warmup_epochs": config.warmup_epochs,
-        "precision": policy,  # the dtype policy used: --precision bf16 is float32 without a GPU
+        "precision": policy, "stored_size": config.stored_size, "width": config.width,
+        "jitter_strength": config.jitter_strength, "grayscale_prob": config.grayscale_prob,
         "train_s": round(train_s, 1), "wall_s": round(time.perf_counter() - t0, 1),
         "views_per_s": views_per_second(steps, args.batch_size, train_s),
         "views_per_s_after_epoch_1": _steady_views_per_s(progress.epoch_ends, steps_per_epoch, args.batch_size),
@@ -234,11 +250,14 @@ def make_config(args: argparse.Namespace, seed: int):
     """The SimSiamConfig of this run: the recipe's defaults, with the command line's overrides."""
     from models.config import SimSiamConfig
 
-    overrides = {k: v for k, v in (("base_lr", args.base_lr), ("weight_decay", args.weight_decay)) if v is not None}
+    optional = (("base_lr", args.base_lr), ("weight_decay", args.weight_decay), ("stored_size", args.stored_size),
+                ("jitter_strength", args.jitter_strength), ("grayscale_prob", args.grayscale_prob))
+    overrides = {k: v for k, v in optional if v is not None}
     default_warmup = SimSiamConfig.__dataclass_fields__["warmup_epochs"].default
     warmup = args.warmup_epochs if args.warmup_epochs is not None else min(default_warmup, args.epochs // 10)
     return SimSiamConfig(backbone=args.backbone, image_size=args.image_size, batch_size=args.batch_size,
-                         epochs=args.epochs, warmup_epochs=warmup, seed=seed, **overrides)  # fmt: skip
+                         width=args.width, epochs=args.epochs, warmup_epochs=warmup, seed=seed,
+                         **overrides)  # fmt: skip
 
 
 def _score(encoder, data: FlowerData) -> tuple[dict[str, float], np.ndarray]:

@@ -26,6 +26,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--backend", choices=("tensorflow", "jax"), required=True)
     parser.add_argument("--backbone", choices=("resnet18", "resnet50"), default="resnet18")
     parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--stored-size", type=int, default=None, help="input (stored) size; default image size x 9/8")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=20, help="timed steps")
     parser.add_argument("--warmup-steps", type=int, default=3, help="untimed steps first (compilation)")
@@ -97,14 +98,11 @@ def run(args: argparse.Namespace) -> dict:
     from models.simsiam import build_simsiam, compile_simsiam
 
     device, has_gpu = _device_description()
-    if args.precision == "auto":
-        precision = configure_precision(has_gpu)
-    else:
-        keras.mixed_precision.set_global_policy(args.precision)
-        precision = args.precision
+    precision = configure_precision(has_gpu, args.precision)
     small_stem = {"auto": None, "on": True, "off": False}[args.small_stem]
     config = SimSiamConfig(
-        backbone=args.backbone, image_size=args.image_size, small_stem=small_stem, width=args.width,
+        backbone=args.backbone, image_size=args.image_size, stored_size=args.stored_size,
+        small_stem=small_stem, width=args.width,
         batch_size=args.batch_size, epochs=1, warmup_epochs=0,
     )
     keras.utils.set_random_seed(0)
@@ -114,9 +112,10 @@ def run(args: argparse.Namespace) -> dict:
     compile_simsiam(model, config, steps_per_epoch=total_steps, jit_compile=jit)
     # Smooth random images: cheap to make, and not all-noise for the colour ops.
     rng = np.random.default_rng(0)
+    stored = config.stored_size
     low = rng.integers(0, 256, (args.batch_size, 8, 8, 3)).astype("float32")
-    images = np.repeat(np.repeat(low, args.image_size // 8 + 1, 1), args.image_size // 8 + 1, 2)
-    images = images[:, : args.image_size, : args.image_size].astype("uint8")
+    images = np.repeat(np.repeat(low, stored // 8 + 1, 1), stored // 8 + 1, 2)
+    images = images[:, :stored, :stored].astype("uint8")
     data = np.concatenate([np.roll(images, i, axis=0) for i in range(total_steps)])
     timer = _StepTimer(args.warmup_steps)
     model.fit(data, batch_size=args.batch_size, epochs=1, shuffle=False, verbose=0, callbacks=[timer.callback])
@@ -127,6 +126,7 @@ def run(args: argparse.Namespace) -> dict:
         "backend": args.backend,
         "backbone": args.backbone,
         "image_size": args.image_size,
+        "stored_size": stored,
         "batch_size": args.batch_size,
         "small_stem": resolve_small_stem(args.image_size, small_stem),
         "width": args.width,
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     line = json.dumps(result)
     print(line)
     args.output_dir.mkdir(parents=True, exist_ok=True)
-    name = f"throughput-{args.backend}-{args.backbone}-{args.image_size}.json"
+    name = f"throughput-{args.backend}-{args.backbone}-{args.image_size}-{result['precision']}.json"
     (args.output_dir / name).write_text(line + "\n")
     return 0
 

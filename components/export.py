@@ -16,6 +16,7 @@ import tensorflow_transform as tft
 
 from components import transform as T
 from components.warmup import write_warmup_requests
+from models.augment import eval_view
 
 
 def export_serving_model(
@@ -24,17 +25,21 @@ def export_serving_model(
     encoder: keras.Model,
     classifier: keras.Model,
     class_names: list[str],
-    image_size: int,
+    stored_size: int,
 ) -> None:
+    """Writes the serving SavedModel to `path`: raw bytes -> Transform graph (stored uint8
+    `[B, T, T, 3]`, T = `stored_size`) -> `eval_view` at the encoder's input size -> encoder ->
+    linear classifier, with the three signatures above and TF Serving warm-up requests."""
+    image_size = int(encoder.input_shape[1])
     tft_layer = tft_output.transform_features_layer()
     names = tf.constant(class_names)
 
     def images_u8(images: tf.Tensor) -> tf.Tensor:
         transformed = tft_layer({T.IMAGE_KEY: tf.reshape(images, [-1, 1])})
         return tf.map_fn(
-            lambda s: tf.ensure_shape(tf.io.parse_tensor(s, tf.uint8), [image_size, image_size, 3]),
+            lambda s: tf.ensure_shape(tf.io.parse_tensor(s, tf.uint8), [stored_size, stored_size, 3]),
             tf.reshape(transformed[T.IMAGE_U8_KEY], [-1]),
-            fn_output_signature=tf.TensorSpec([image_size, image_size, 3], tf.uint8),
+            fn_output_signature=tf.TensorSpec([stored_size, stored_size, 3], tf.uint8),
         )
 
     feature_dim, num_classes = int(encoder.output_shape[-1]), len(class_names)
@@ -48,7 +53,7 @@ def export_serving_model(
                 "class_ids": tf.zeros([0], tf.int64), "class_names": tf.zeros([0], tf.string)}
 
     def run_heads(images: tf.Tensor) -> dict[str, tf.Tensor]:
-        pixels = tf.cast(images_u8(images), tf.float32) / 255.0
+        pixels = eval_view(images_u8(images), image_size)
         embedding = tf.cast(encoder(pixels, training=False), tf.float32)
         probabilities = tf.nn.softmax(tf.cast(classifier(embedding, training=False), tf.float32), axis=-1)
         class_ids = tf.argmax(probabilities, axis=-1)
@@ -76,4 +81,4 @@ def export_serving_model(
     for name, fn in (("embed_images", embed_images), ("classify_images", classify_images)):
         archive.add_endpoint(name, fn, input_signature=[tf.TensorSpec([None], tf.string, name="images")])
     archive.write_out(path, verbose=False)
-    write_warmup_requests(path, image_size)  # TF Serving replays these before it marks the model ready
+    write_warmup_requests(path, stored_size)  # TF Serving replays these before it marks the model ready

@@ -27,8 +27,7 @@ from models.monitors import KNNMonitor, LearningRateLogger, embed
 from models.simsiam import build_simsiam, compile_simsiam
 
 MONITOR_HISTORY = "monitor_history.json"
-PRECISION_POLICIES = {"auto": "mixed_bfloat16", "bf16": "mixed_bfloat16", "fp16": "mixed_float16",
-                      "fp32": "float32"}  # applied only when a GPU is present
+PRECISION_POLICIES = {"auto": "auto", "bf16": "mixed_bfloat16", "fp16": "mixed_float16", "fp32": "float32"}
 
 
 class CollapseError(RuntimeError):
@@ -77,8 +76,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
 
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
     mean, std = trainer_data.pixel_stats(fn_args.train_files, tft_output)
-    train_x, train_y, _ = trainer_data.load_split(fn_args.train_files, tft_output, config.image_size)
-    eval_x, eval_y, _ = trainer_data.load_split(fn_args.eval_files, tft_output, config.image_size)
+    train_x, train_y, _ = trainer_data.load_split(fn_args.train_files, tft_output, config.stored_size)
+    eval_x, eval_y, _ = trainer_data.load_split(fn_args.eval_files, tft_output, config.stored_size)
     steps_per_epoch = max(1, len(train_x) // config.batch_size)
     print(f"[simsiam] {len(train_x)} train / {len(eval_x)} eval images, {steps_per_epoch} steps per epoch, "
           f"{config.epochs} epochs, gpu={has_gpu}, precision={policy}", flush=True)
@@ -102,7 +101,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch"),
         EpochPrinter(config.epochs),
     ]
-    train_ds = trainer_data.image_dataset(fn_args.train_files, tft_output, config.image_size, config.batch_size,
+    train_ds = trainer_data.image_dataset(fn_args.train_files, tft_output, config.stored_size, config.batch_size,
                                           shuffle_seed=config.seed)
     model.fit(train_ds, epochs=config.epochs, steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=0)
 
@@ -121,8 +120,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
 
     check_not_collapsed(summary["final"].get("collapse_std"), float(custom.get("collapse_threshold", 0.5)),
                         os.path.join(fn_args.model_run_dir, MONITOR_HISTORY))
-    recipe = {"backbone": config.backbone, "image_size": config.image_size, "width": config.width,
-              "small_stem": config.small_stem,
+    recipe = {"backbone": config.backbone, "image_size": config.image_size, "stored_size": config.stored_size,
+              "width": config.width, "small_stem": config.small_stem,
               "mean": mean, "std": std, "random_init_knn_accuracy": random_init_knn}
     save_encoder(model.encoder, fn_args.serving_model_dir, recipe)
     with open(os.path.join(fn_args.serving_model_dir, MONITOR_HISTORY), "w") as f:

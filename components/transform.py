@@ -1,10 +1,14 @@
 """The Transform step: decode each image once, resize it, and measure pixel statistics.
 
-Training reads the stored uint8 images (1 byte per channel: 12 KB per image at 64 px)
-and augments them inside the compiled step; serving runs this same graph on raw
-bytes through `TFTransformOutput.transform_features_layer()`. The per-channel
-mean/std come from TFT analyzers and are emitted as features so the trainer can
-bake them into the encoder's normalisation layer.
+Each photo is stored WHOLE as a uint8 square of `stored_size` px (1 byte per channel: 15.5 KB at
+72 px), larger than the training size, so the training crops (RandomResizedCrop inside the compiled
+step) sample the entire photo at real resolution, and the evaluation view
+(`models.augment.eval_view`) sees the entire photo too. Whole, not centre-cropped: a centre square
+drops a quarter of a typical 4:3 Flowers photo, often the flower. Squashing a 4:3 photo to a square
+changes its aspect by 4/3, which lies inside RandomResizedCrop's own aspect range (3/4, 4/3), so the
+encoder is trained to be indifferent to it. Serving runs this same graph on raw bytes through
+`TFTransformOutput.transform_features_layer()`. The per-channel mean/std come from TFT analyzers
+and are emitted as features so the trainer can bake them into the encoder's normalisation layer.
 """
 
 from __future__ import annotations
@@ -20,17 +24,14 @@ CLASS_NAME_KEY = "class_name"
 IMAGE_U8_KEY = "image_u8"
 PIXEL_MEAN_KEY = "pixel_mean"
 PIXEL_STD_KEY = "pixel_std"
-DEFAULT_IMAGE_SIZE = 64
+DEFAULT_STORED_SIZE = 72
 
 
 def decode_and_resize(encoded: tf.Tensor, image_size: int) -> tf.Tensor:
-    """JPEG/PNG bytes -> uint8 [S, S, 3]: shorter side to S (antialiased), then a centre crop."""
+    """JPEG/PNG bytes -> uint8 [T, T, 3] (T = `image_size`, the stored size): the whole photo
+    resized to a square, bilinear with antialiasing (Pillow's `resize(BILINEAR)` does the same)."""
     image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
-    shape = tf.cast(tf.shape(image)[:2], tf.float32)
-    scale = tf.cast(image_size, tf.float32) / tf.reduce_min(shape)
-    new_hw = tf.maximum(tf.cast(tf.math.ceil(shape * scale), tf.int32), image_size)
-    image = tf.image.resize(image, new_hw, method="bilinear", antialias=True)
-    image = tf.image.resize_with_crop_or_pad(image, image_size, image_size)
+    image = tf.image.resize(image, [image_size, image_size], method="bilinear", antialias=True)
     return tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
 
 
@@ -45,8 +46,12 @@ def decode_batch(encoded: tf.Tensor, image_size: int) -> tf.Tensor:
 
 
 def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any] | None = None) -> dict[str, Any]:
-    image_size = int((custom_config or {}).get("image_size", DEFAULT_IMAGE_SIZE))
-    images = decode_batch(inputs[IMAGE_KEY], image_size)
+    """Raw tf.Example features -> stored uint8 image (serialized tensor), label, class name, pixel stats.
+
+    `custom_config["stored_size"]`: side of the stored square in px (default 72).
+    """
+    stored_size = int((custom_config or {}).get("stored_size", DEFAULT_STORED_SIZE))
+    images = decode_batch(inputs[IMAGE_KEY], stored_size)
 
     # Every image has the same pixel count, so the mean of per-image channel means
     # (and of means of squares) is the per-channel mean over all pixels.

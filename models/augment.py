@@ -5,9 +5,17 @@ TensorFlow. Every image of the batch draws its own parameters; calling the layer
 independent views. The geometric part is separable, so RandomResizedCrop + flip is one bilinear
 resample written as two batched matmuls (`R_y @ image @ R_x^T`), and so is the Gaussian blur.
 
+The input is the stored image (the whole photo, squashed to a square larger than the training size:
+components/transform.py), so crops sample the full photo at real resolution. `eval_view` is the one
+deterministic view that evaluation, the kNN monitor, the probe, the index and serving all use: the
+whole stored image resampled to the training size with the same antialiased bilinear kernel as the
+training crops (a crop of scale 1.0, ratio 1, no flip).
+
 Differences from torchvision (deliberate, for speed): crop boxes are continuous rather than whole
-pixels, and ColorJitter applies brightness, contrast, saturation, hue in this fixed order instead
-of a random order per image.
+pixels. ColorJitter applies brightness, contrast, saturation and hue in a random order per image,
+as torchvision's `ColorJitter` does (`torch.randperm(4)` per call); under jit the order cannot be
+Python control flow, so each of the 4 slots computes the 4 operations and keeps, per image, the one
+its permutation names (elementwise work, small beside the two encoder passes).
 """
 
 from __future__ import annotations
@@ -27,6 +35,51 @@ def _grayscale(x):
 
 def _per_image(v):
     return ops.reshape(v, (-1, 1, 1, 1))
+
+
+def resample_matrix(start, length, in_size: int, out_size: int, flip=None):
+    """`[B, out, in]` bilinear weights sampling `[start, start + length)` (pixels) at `out_size` points.
+
+    `start`, `length`: float `[B]` in input pixels; `flip`: bool `[B]` or None (mirror the output).
+    The triangle kernel widens with the step when shrinking, so downscaling is antialiased (as
+    Pillow's and `tf.image.resize(antialias=True)`'s bilinear filter).
+    """
+    step = length / out_size
+    offsets = ops.arange(out_size, dtype="float32") + 0.5
+    if flip is not None:
+        offsets = ops.where(ops.reshape(flip, (-1, 1)), out_size - offsets, offsets)
+    centers = ops.reshape(start, (-1, 1)) + offsets * ops.reshape(step, (-1, 1)) - 0.5
+    centers = ops.clip(centers, 0.0, in_size - 1.0)
+    support = ops.reshape(ops.maximum(step, 1.0), (-1, 1, 1))
+    distance = ops.abs(ops.expand_dims(centers, -1) - ops.arange(in_size, dtype="float32"))
+    weights = ops.relu(1.0 - distance / support)
+    return weights / ops.sum(weights, axis=-1, keepdims=True)
+
+
+def resample(x, rows, cols):
+    """float `[B, H, W, C]` -> `[B, out_h, out_w, C]` with per-image row/column matrices (`R_y x R_x^T`)."""
+    x = ops.einsum("boh,bhwc->bowc", rows, x)
+    return ops.einsum("bpw,bowc->bopc", cols, x)
+
+
+def eval_view(images, output_size: int):
+    """The deterministic evaluation view: stored images `[B, H, W, 3]` (uint8 0..255 or float in
+    [0, 1]) -> float32 `[B, S, S, 3]` in [0, 1], the whole image resampled to `output_size`.
+
+    Defined once and used by every consumer of the encoder (kNN monitor, probe, index, serving), so
+    what is evaluated is what is served. Identity when the stored size already is `output_size`.
+    """
+    x = ops.cast(images, "float32")
+    if "int" in keras.backend.standardize_dtype(images.dtype):
+        x = x / 255.0
+    height, width = x.shape[1], x.shape[2]
+    if height == output_size and width == output_size:
+        return x
+    n = ops.shape(x)[0]
+    zeros, ones = ops.zeros((n,), "float32"), ops.ones((n,), "float32")
+    rows = resample_matrix(zeros, ones * height, height, output_size)
+    cols = resample_matrix(zeros, ones * width, width, output_size)
+    return resample(x, rows, cols)
 
 
 @keras.saving.register_keras_serializable(package="simsiam")
@@ -80,12 +133,13 @@ class SimSiamAugmentation(keras.layers.Layer):
         height, width = x.shape[1], x.shape[2]
         n = ops.shape(x)[0]
         # One draw for all the parameters: [crop area x10, crop log-ratio x10, y, x, flip, jitter
-        # on/off, brightness, contrast, saturation, hue, grayscale on/off, blur on/off, blur sigma].
-        u = keras.random.uniform((n, 2 * _CROP_ATTEMPTS + 11), seed=self.seed_generator)
+        # on/off, brightness, contrast, saturation, hue, jitter order keys x4, grayscale on/off,
+        # blur on/off, blur sigma].
+        u = keras.random.uniform((n, 2 * _CROP_ATTEMPTS + 15), seed=self.seed_generator)
         x = self._crop_and_flip(x, u[:, : 2 * _CROP_ATTEMPTS + 3], height, width)
-        x = ops.where(_per_image(u[:, 23] < self.jitter_prob), self._color_jitter(x, u[:, 24:28]), x)
-        x = ops.where(_per_image(u[:, 28] < self.grayscale_prob), ops.repeat(_grayscale(x), 3, axis=-1), x)
-        return self._blur(x, u[:, 29] < self.blur_prob, u[:, 30])
+        x = ops.where(_per_image(u[:, 23] < self.jitter_prob), self._color_jitter(x, u[:, 24:32]), x)
+        x = ops.where(_per_image(u[:, 32] < self.grayscale_prob), ops.repeat(_grayscale(x), 3, axis=-1), x)
+        return self._blur(x, u[:, 33] < self.blur_prob, u[:, 34])
 
     # --- geometry -----------------------------------------------------------------------------
     def _crop_and_flip(self, x, u, height: int, width: int):
@@ -104,44 +158,51 @@ class SimSiamAugmentation(keras.layers.Layer):
         top = u[:, 2 * k] * (1.0 - box_h)
         left = u[:, 2 * k + 1] * (1.0 - box_w)
         flip = u[:, 2 * k + 2] < self.flip_prob
-        rows = self._resample_matrix(top * height, box_h * height, height, flip=None)
-        cols = self._resample_matrix(left * width, box_w * width, width, flip=flip)
-        x = ops.einsum("boh,bhwc->bowc", rows, x)
-        return ops.einsum("bpw,bowc->bopc", cols, x)
-
-    def _resample_matrix(self, start, length, in_size: int, flip):
-        """`[B, out, in]` bilinear weights sampling `[start, start + length)` at `output_size` points.
-
-        The triangle kernel widens with the step when shrinking, so downscaling is antialiased.
-        """
-        out = self.output_size
-        step = length / out
-        offsets = ops.arange(out, dtype="float32") + 0.5
-        if flip is not None:
-            offsets = ops.where(ops.reshape(flip, (-1, 1)), out - offsets, offsets)
-        centers = ops.reshape(start, (-1, 1)) + offsets * ops.reshape(step, (-1, 1)) - 0.5
-        centers = ops.clip(centers, 0.0, in_size - 1.0)
-        support = ops.reshape(ops.maximum(step, 1.0), (-1, 1, 1))
-        distance = ops.abs(ops.expand_dims(centers, -1) - ops.arange(in_size, dtype="float32"))
-        weights = ops.relu(1.0 - distance / support)
-        return weights / ops.sum(weights, axis=-1, keepdims=True)
+        rows = resample_matrix(top * height, box_h * height, height, self.output_size)
+        cols = resample_matrix(left * width, box_w * width, width, self.output_size, flip=flip)
+        return resample(x, rows, cols)
 
     # --- colour -------------------------------------------------------------------------------
+    def jitter_order(self, u):
+        """int32 `[B, 4]`: per image, a permutation of (brightness, contrast, saturation, hue) drawn
+        from 4 uniform keys `u` `[B, 4]` (argsort of i.i.d. uniforms is a uniform permutation)."""
+        return ops.cast(ops.argsort(u, axis=-1), "int32")
+
     def _color_jitter(self, x, u):
+        """`u` `[B, 8]`: 4 factor draws, then 4 order keys."""
+
         def factor(column, strength):
             return _per_image(1.0 - strength + 2.0 * strength * column)
 
-        x = ops.clip(x * factor(u[:, 0], self.brightness), 0.0, 1.0)
-        mean = ops.mean(_grayscale(x), axis=(1, 2, 3), keepdims=True)
-        x = ops.clip((x - mean) * factor(u[:, 1], self.contrast) + mean, 0.0, 1.0)
-        gray = _grayscale(x)
-        x = ops.clip((x - gray) * factor(u[:, 2], self.saturation) + gray, 0.0, 1.0)
-        if self.hue > 0:
+        def brightness(x):
+            return ops.clip(x * factor(u[:, 0], self.brightness), 0.0, 1.0)
+
+        def contrast(x):
+            mean = ops.mean(_grayscale(x), axis=(1, 2, 3), keepdims=True)
+            return ops.clip((x - mean) * factor(u[:, 1], self.contrast) + mean, 0.0, 1.0)
+
+        def saturation(x):
+            gray = _grayscale(x)
+            return ops.clip((x - gray) * factor(u[:, 2], self.saturation) + gray, 0.0, 1.0)
+
+        def hue(x):
             hsv = ops.image.rgb_to_hsv(x)
             shift = _per_image(self.hue * (2.0 * u[:, 3] - 1.0))[..., 0]
-            hue = hsv[..., 0] + shift
-            hue = hue - ops.floor(hue)
-            x = ops.clip(ops.image.hsv_to_rgb(ops.stack([hue, hsv[..., 1], hsv[..., 2]], axis=-1)), 0.0, 1.0)
+            h = hsv[..., 0] + shift
+            h = h - ops.floor(h)
+            return ops.clip(ops.image.hsv_to_rgb(ops.stack([h, hsv[..., 1], hsv[..., 2]], axis=-1)), 0.0, 1.0)
+
+        # Operations with zero strength are the identity: leave them out of the graph.
+        operations = [(k, fn) for k, (fn, s) in enumerate(
+            ((brightness, self.brightness), (contrast, self.contrast), (saturation, self.saturation),
+             (hue, self.hue))) if s > 0]  # fmt: skip
+        order = self.jitter_order(u[:, 4:8])
+        for slot in range(4):
+            chosen = _per_image(order[:, slot])
+            out = x
+            for k, fn in operations:
+                out = ops.where(chosen == k, fn(x), out)
+            x = out
         return x
 
     # --- blur ---------------------------------------------------------------------------------

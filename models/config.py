@@ -1,8 +1,9 @@
-"""Training recipe (simsiam.md) as a dataclass, and the mixed-precision switch."""
+"""The SimSiam training recipe as one validated dataclass, and the mixed-precision switch."""
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,11 @@ class SimSiamConfig:
     """Defaults follow the recipe that worked on Flowers: batch 128, lr 0.06 (no batch scaling), wd 5e-4."""
 
     backbone: str = "resnet18"
-    image_size: int = 64
+    image_size: int = 64  # training and evaluation view size (px)
+    # Size (px) of the stored square image that the crops are cut from: the whole photo, larger than
+    # image_size so a small crop keeps real resolution. None: image_size * 9/8 (the reference run
+    # stored 144 px for 128 px training), rounded to a multiple of 8.
+    stored_size: int | None = None
     small_stem: bool | None = None  # None: the 3x3 stem for images under 64 px (see backbones.py)
     width: float = 1.0  # channel multiplier of the backbone (tests use a fraction)
     batch_size: int = 128
@@ -32,11 +37,22 @@ class SimSiamConfig:
     proj_hidden_dim: int = 2048
     pred_hidden_dim: int = 512
     stop_gradient: bool = True
+    # Augmentation strength. jitter_strength scales the paper's colour jitter (brightness, contrast,
+    # saturation 0.4, hue 0.1): 1.0 is the paper's, 0.5 half as strong. Flowers are told apart by
+    # colour, so weaker colour invariance can help there (README, "A CPU recipe").
+    jitter_strength: float = 1.0
+    grayscale_prob: float = 0.2
     knn_every_n_epochs: int = 10
     knn_k: int = 20
     seed: int = 0
 
     def __post_init__(self):
+        if self.stored_size is None:
+            object.__setattr__(self, "stored_size", default_stored_size(self.image_size))
+        if self.stored_size < self.image_size:
+            raise ValueError(f"stored_size ({self.stored_size}) must be >= image_size ({self.image_size})")
+        if self.jitter_strength < 0 or not 0 <= self.grayscale_prob <= 1:
+            raise ValueError(f"need jitter_strength >= 0 and grayscale_prob in [0, 1]: {self}")
         if self.image_size < 8 or self.batch_size < 2 or self.epochs < 1:
             raise ValueError(f"need image_size >= 8, batch_size >= 2, epochs >= 1: {self}")
         if not 0 <= self.warmup_epochs <= self.epochs:
@@ -56,13 +72,24 @@ class SimSiamConfig:
         return cls(**values)
 
 
-def configure_precision(device_has_gpu: bool, policy: str = "mixed_bfloat16") -> str:
-    """Set Keras' global dtype policy: `policy` with a GPU, float32 without. Call before building.
+def default_stored_size(image_size: int) -> int:
+    """image_size * 9/8 rounded up to a multiple of 8 (64 -> 72, 128 -> 144)."""
+    return math.ceil(image_size * 9 / 64) * 8
 
-    Losses and metrics stay float32: the model casts its outputs before the loss.
+
+PRECISION_POLICIES = ("auto", "mixed_bfloat16", "mixed_float16", "float32")
+
+
+def configure_precision(device_has_gpu: bool, policy: str = "auto") -> str:
+    """Set Keras' global dtype policy and return its name. Call before building the model.
+
+    `auto`: mixed_bfloat16 with a GPU, float32 without. An explicit policy is applied as given, on a
+    CPU too (a CPU with AVX512-BF16 or AMX runs bfloat16 matmuls natively; README's throughput table
+    says what it gains here). Losses and metrics stay float32: the model casts its outputs before
+    the loss. Raises ValueError for any other name.
     """
-    if policy not in ("mixed_bfloat16", "mixed_float16", "float32"):
-        raise ValueError(f"unsupported policy {policy!r}")
-    chosen = policy if device_has_gpu else "float32"
+    if policy not in PRECISION_POLICIES:
+        raise ValueError(f"unsupported policy {policy!r}; expected one of {PRECISION_POLICIES}")
+    chosen = ("mixed_bfloat16" if device_has_gpu else "float32") if policy == "auto" else policy
     keras.mixed_precision.set_global_policy(chosen)
     return chosen

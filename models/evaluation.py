@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 
@@ -45,31 +47,84 @@ def knn_accuracy(train_x, train_y, test_x, test_y, k: int = 20, temperature: flo
     return float(np.mean(knn_predict(train_x, train_y, test_x, k, temperature) == test_y))
 
 
-def linear_probe_accuracy(
-    train_x, train_y, test_x, test_y, epochs: int = 1000, weight_decay: float = 1e-4
-) -> float:
-    """Multinomial logistic regression on standardised features (train statistics), test accuracy.
+PROBE_WEIGHT_DECAY = 1e-4
+PROBE_ITERATIONS = 1000
 
-    Full-batch Nesterov-accelerated gradient descent with step 1/L on the convex, L2-regularised
-    cross-entropy: deterministic (zero init, no sampling), so no seed is needed.
+
+@dataclass(frozen=True)
+class LinearProbe:
+    """A fitted linear classifier on standardised features: `logits = ((x - mean) / std) @ weights + bias`.
+
+    `mean`, `std`: float64 `[F]` (train-feature statistics); `weights` `[F, C]`; `bias` `[C]`.
+    The pipeline's LinearProbeTrainer copies these numbers into the served Keras classifier
+    (components/probe_trainer.py), and `benchmarks.quality` scores with the same fit, so both
+    report one and the same probe.
     """
-    train_x, train_y, test_x, test_y = _check(train_x, train_y, test_x, test_y)
-    mean, std = train_x.mean(axis=0), train_x.std(axis=0)
+
+    mean: np.ndarray
+    std: np.ndarray
+    weights: np.ndarray
+    bias: np.ndarray
+
+    def logits(self, x) -> np.ndarray:
+        """float `[N, F]` -> float64 logits `[N, C]`."""
+        return ((np.asarray(x, np.float64) - self.mean) / self.std) @ self.weights + self.bias
+
+    def predict(self, x) -> np.ndarray:
+        """float `[N, F]` -> int64 class indices `[N]`."""
+        return self.logits(x).argmax(axis=1)
+
+
+def fit_linear_probe(
+    train_x, train_y, num_classes: int | None = None, weight_decay: float = PROBE_WEIGHT_DECAY,
+    iterations: int = PROBE_ITERATIONS,
+) -> LinearProbe:
+    """Multinomial logistic regression on standardised features (train statistics), L2-regularised.
+
+    Minimises `mean cross-entropy + weight_decay / 2 * ||W||^2` (the bias is not decayed) by
+    full-batch Nesterov-accelerated gradient descent with step 1/L (Nesterov 1983; L bounds the
+    Hessian): convex, deterministic (zero init, no sampling), numpy only, so it runs unchanged on a
+    machine that has JAX but no TensorFlow or scikit-learn. This is the standard "linear evaluation"
+    of frozen features (SimSiam paper, Sec. 4 / Appendix A) in its simplest deterministic form.
+
+    `train_x` float `[N, F]`, `train_y` int `[N]` in `[0, num_classes)`. Raises ValueError on bad
+    shapes, negative labels or an empty set.
+    """
+    x = np.asarray(train_x, np.float64)
+    y = np.asarray(train_y).astype(np.int64)
+    if x.ndim != 2 or len(x) != len(y) or len(x) == 0:
+        raise ValueError(f"need features [N, F] and N labels, N > 0; got {x.shape} and {y.shape}")
+    if y.min() < 0:
+        raise ValueError("labels must be non-negative class indices")
+    num_classes = int(y.max()) + 1 if num_classes is None else num_classes
+    if y.max() >= num_classes:
+        raise ValueError(f"label {int(y.max())} is not below num_classes={num_classes}")
+    mean, std = x.mean(axis=0), x.std(axis=0)
     std = np.where(std > 1e-8, std, 1.0)
-    xs = np.hstack([(train_x - mean) / std, np.ones((len(train_x), 1))])
-    xt = np.hstack([(test_x - mean) / std, np.ones((len(test_x), 1))])
-    num_classes = int(max(train_y.max(), test_y.max())) + 1
-    targets = np.eye(num_classes)[train_y]
+    xs = np.hstack([(x - mean) / std, np.ones((len(x), 1))])
+    targets = np.eye(num_classes)[y]
     n = len(xs)
+    decay = np.full((xs.shape[1], 1), weight_decay)
+    decay[-1] = 0.0  # no decay on the bias row
     # Softmax cross-entropy is (1/2) ||X||_2^2 / n smooth at most; the L2 term adds weight_decay.
     step = 1.0 / (0.5 * np.linalg.norm(xs, 2) ** 2 / n + weight_decay)
     w = w_prev = np.zeros((xs.shape[1], num_classes))
-    for t in range(1, epochs + 1):
+    for t in range(1, iterations + 1):
         v = w + (t - 2) / (t + 1) * (w - w_prev) if t > 1 else w
         logits = xs @ v
         logits -= logits.max(axis=1, keepdims=True)
         probs = np.exp(logits)
         probs /= probs.sum(axis=1, keepdims=True)
-        grad = xs.T @ (probs - targets) / n + weight_decay * v
+        grad = xs.T @ (probs - targets) / n + decay * v
         w_prev, w = w, v - step * grad
-    return float(np.mean((xt @ w).argmax(axis=1) == test_y))
+    return LinearProbe(mean=mean, std=std, weights=w[:-1], bias=w[-1])
+
+
+def linear_probe_accuracy(
+    train_x, train_y, test_x, test_y, iterations: int = PROBE_ITERATIONS, weight_decay: float = PROBE_WEIGHT_DECAY
+) -> float:
+    """Test accuracy of `fit_linear_probe(train_x, train_y)` on `(test_x, test_y)`."""
+    train_x, train_y, test_x, test_y = _check(train_x, train_y, test_x, test_y)
+    num_classes = int(max(train_y.max(), test_y.max())) + 1
+    probe = fit_linear_probe(train_x, train_y, num_classes, weight_decay=weight_decay, iterations=iterations)
+    return float(np.mean(probe.predict(test_x) == test_y))

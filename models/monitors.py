@@ -5,14 +5,21 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from models.augment import eval_view
 from models.evaluation import knn_accuracy
 
 
 def embed(encoder: keras.Model, images: np.ndarray, batch_size: int = 256, chunk: int = 2048) -> np.ndarray:
-    """uint8 images `[N, S, S, 3]` -> encoder features `[N, F]` (inference mode, compiled `predict`)."""
+    """Stored uint8 images `[N, T, T, 3]` -> encoder features float32 `[N, F]`.
+
+    Each image goes through `augment.eval_view` (the whole image at the encoder's input size), then
+    the encoder in inference mode (compiled `predict`).
+    """
     images = np.asarray(images)
+    size = int(encoder.input_shape[1])
     features = [
-        encoder.predict(images[i : i + chunk].astype("float32") / 255.0, batch_size=batch_size, verbose=0)
+        encoder.predict(keras.ops.convert_to_numpy(eval_view(images[i : i + chunk], size)),
+                        batch_size=batch_size, verbose=0)
         for i in range(0, len(images), chunk)
     ]
     return np.concatenate(features).astype("float32")

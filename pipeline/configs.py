@@ -13,12 +13,15 @@ class RunConfig:
     profile: str
     backbone: str = "resnet18"
     image_size: int = 64
+    stored_size: int | None = None  # None: SimSiamConfig's default (image_size * 9/8)
     batch_size: int = 128
     epochs: int = 30
-    probe_epochs: int = 100
+    probe_epochs: int = 1000  # full-batch epochs (iterations) of the logistic-regression probe
     base_lr: float = 0.06
     weight_decay: float = 5e-4
     warmup_epochs: int = 2
+    jitter_strength: float = 1.0
+    grayscale_prob: float = 0.2
     backbone_width: float = 1.0  # channel multiplier: < 1 only for the smoke profile
     knn_every: int = 5  # epochs between kNN monitor evaluations
     eval_percent: int = 15
@@ -39,12 +42,15 @@ class RunConfig:
         return {
             "backbone": self.backbone,
             "image_size": self.image_size,
+            "stored_size": self.stored_size,
             "batch_size": self.batch_size,
             "epochs": self.epochs,
             "base_lr": self.base_lr,
             "weight_decay": self.weight_decay,
             "warmup_epochs": self.warmup_epochs,
             "width": self.backbone_width,
+            "jitter_strength": self.jitter_strength,
+            "grayscale_prob": self.grayscale_prob,
             "seed": self.seed,
         }
 
@@ -52,7 +58,7 @@ class RunConfig:
 PROFILES: dict[str, RunConfig] = {
     # A few minutes on a 2-core CPU: proves the plumbing, not the quality (used by tests).
     "smoke": RunConfig(
-        profile="smoke", image_size=32, batch_size=16, epochs=2, probe_epochs=20, warmup_epochs=0,
+        profile="smoke", image_size=32, batch_size=16, epochs=2, probe_epochs=200, warmup_epochs=0,
         backbone_width=0.25, knn_every=1, accuracy_floor=0.0, collapse_threshold=0.0,
     ),
     # All 3,119 images on a 2-core CPU in well under an hour.

@@ -17,6 +17,7 @@ from tfx.types import standard_artifacts
 
 from components.baseline_resolver import PreviousBlessedModelStrategy
 from components.embedding_index import EmbeddingIndexer
+from models.config import SimSiamConfig
 from pipeline.configs import RunConfig
 from pipeline.ingestion import ingestion_components
 
@@ -74,7 +75,7 @@ def create_pipeline(
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
         preprocessing_fn=TRANSFORM_FN,
-        custom_config={"image_size": config.image_size},
+        custom_config={"stored_size": SimSiamConfig(**config.simsiam_config()).stored_size},
     )
     trainer_cls = simsiam_trainer_component or tfx.components.Trainer
     simsiam_trainer = trainer_cls(

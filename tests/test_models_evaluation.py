@@ -66,3 +66,27 @@ def test_evaluation_rejects_bad_inputs():
         linear_probe_accuracy(x, y, np.zeros((4, 2)), y)
     with pytest.raises(ValueError, match="non-negative"):
         knn_accuracy(x, -y, x, y)
+
+
+def test_fit_linear_probe_solves_its_regularised_objective():
+    """At the returned weights the gradient of mean cross-entropy + wd/2 ||W||^2 (bias undecayed) vanishes."""
+    from models.evaluation import fit_linear_probe
+
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 3, 300)
+    x = rng.normal(size=(3, 5))[y] + rng.normal(size=(300, 5))
+    wd = 1e-2
+    probe = fit_linear_probe(x, y, weight_decay=wd, iterations=3000)
+    xs = (x - probe.mean) / probe.std
+    np.testing.assert_allclose(probe.mean, x.mean(axis=0))
+    logits = probe.logits(x)
+    np.testing.assert_allclose(logits, xs @ probe.weights + probe.bias)
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    residual = p - np.eye(3)[y]
+    grad_w = xs.T @ residual / len(x) + wd * probe.weights
+    grad_b = residual.mean(axis=0)
+    assert np.abs(grad_w).max() < 1e-5 and np.abs(grad_b).max() < 1e-5
+    assert probe.predict(x).dtype == np.int64
+    with pytest.raises(ValueError, match="num_classes"):
+        fit_linear_probe(x, y, num_classes=2)

@@ -59,13 +59,24 @@ def test_class_names_need_every_index() -> None:
         class_name_list({0: "a", 2: "c"})
 
 
-def test_linear_classifier_standardises_with_train_statistics() -> None:
-    features = np.random.default_rng(0).normal(5.0, 3.0, (200, 4)).astype("float32")
-    model = build_linear_classifier(features, num_classes=3)
-    standardised = model.get_layer("feature_standardisation")(features).numpy()
+def test_served_classifier_is_the_benchmark_probe() -> None:
+    """The Keras classifier the LinearProbeTrainer exports computes the very probe that
+    `benchmarks.quality` scores with (`models.evaluation.fit_linear_probe`)."""
+    from models.evaluation import fit_linear_probe, linear_probe_accuracy
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 300)
+    features = (rng.normal(size=(3, 4))[labels] + rng.normal(size=(300, 4))) * 3.0 + 5.0
+    probe = fit_linear_probe(features[:200], labels[:200], num_classes=3)
+    model = build_linear_classifier(probe)
+    assert model.output_shape == (None, 3)
+    standardised = model.get_layer("feature_standardisation")(features[:200].astype("float32")).numpy()
     np.testing.assert_allclose(standardised.mean(axis=0), 0.0, atol=1e-4)
     np.testing.assert_allclose(standardised.std(axis=0), 1.0, atol=1e-3)
-    assert model.output_shape == (None, 3)
+    logits = model.predict(features.astype("float32"), verbose=0)
+    np.testing.assert_allclose(logits, probe.logits(features), rtol=1e-4, atol=1e-4)
+    served_accuracy = np.mean(logits[200:].argmax(axis=1) == labels[200:])
+    assert served_accuracy == linear_probe_accuracy(features[:200], labels[:200], features[200:], labels[200:])
 
 
 def _artifacts(n_models: int, blessed: dict[int, bool]):

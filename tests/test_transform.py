@@ -33,13 +33,15 @@ def _raw_metadata():
     return dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
 
 
-def test_decode_and_resize_keeps_the_centre_of_a_wide_image() -> None:
-    image = np.zeros((20, 40, 3), np.uint8)
-    image[:, 10:30] = 200  # the centre 20x20 square is bright, the sides are dark
+def test_decode_and_resize_keeps_the_whole_of_a_wide_image() -> None:
+    image = np.full((20, 40, 3), 128, np.uint8)
+    image[:, :10] = (255, 0, 0)  # left quarter red, right quarter blue: a centre square would lose both
+    image[:, 30:] = (0, 0, 255)
     out = T.decode_and_resize(tf.constant(_jpeg(image)), 8).numpy()
     assert out.shape == (8, 8, 3) and out.dtype == np.uint8
-    assert out[:, 1:-1].min() >= 195  # the centre square survives the crop ...
-    assert out.min() > 150  # ... and the dark sides only tint the antialiased border
+    np.testing.assert_array_equal(out[:, 0], np.tile([255, 0, 0], (8, 1)))  # the whole width is kept ...
+    np.testing.assert_array_equal(out[:, -1], np.tile([0, 0, 255], (8, 1)))
+    np.testing.assert_array_equal(out[:, 3:5], np.full((8, 2, 3), 128))  # ... squashed to a square
 
 
 def test_grayscale_and_alpha_inputs_become_rgb() -> None:
@@ -59,7 +61,7 @@ def test_analyzers_compute_per_channel_mean_and_std_over_all_pixels() -> None:
             for i, a in enumerate(arrays)]
     with tempfile.TemporaryDirectory() as tmp, tft_beam.Context(temp_dir=tmp):
         (transformed, _), _ = (rows, _raw_metadata()) | tft_beam.AnalyzeAndTransformDataset(
-            lambda inputs: T.preprocessing_fn(inputs, {"image_size": 16})
+            lambda inputs: T.preprocessing_fn(inputs, {"stored_size": 16})
         )
     pixels = np.stack(arrays).astype(np.float64) / 255.0
     want_mean = pixels.mean(axis=(0, 1, 2))

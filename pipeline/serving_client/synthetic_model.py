@@ -49,7 +49,7 @@ def build_synthetic_serving_model(path: str, image_size: int = 32, class_names: 
         # garbage-collecting at exit (TF 2.16 / Beam 2.74), which turns a passing pytest run into rc 139.
         with tft_beam.Context(temp_dir=tmp):
             transform_fn = (rows, metadata) | tft_beam.AnalyzeDataset(
-                lambda inputs: T.preprocessing_fn(inputs, {"image_size": image_size}))
+                lambda inputs: T.preprocessing_fn(inputs, {"stored_size": image_size}))
             _ = transform_fn | tft_beam.WriteTransformFn(transform_dir)
         init = keras.initializers.GlorotUniform(seed=seed)
         if encoder is None:
