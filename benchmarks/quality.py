@@ -7,8 +7,8 @@ Images are decoded and resized once (numpy/Pillow, cached) to the stored size ex
 Transform stores them (the whole photo), split by the ExampleGen's hash rule, and trained with the
 project's ``models/`` code (model, augmentations, loss, schedule). The eval split is scored on
 ``eval_view`` with the pipeline's linear probe (``models.evaluation.fit_linear_probe``) and
-cosine kNN (k=20), for the trained encoder and for the same encoder at its random initialisation. With ``--backend jax`` nothing imports
-TensorFlow, so it runs on machines that only have JAX.
+cosine kNN (k=20), for the trained encoder and for the same encoder at its random initialisation.
+With ``--backend jax`` nothing imports TensorFlow, so it runs on machines that only have JAX.
 
 stdout: one JSON line per seed, then a summary line (mean/std). Progress goes to stderr.
 Files: ``<output-dir>/quality-<backend>-<backbone>-<S>px-<E>ep.json`` and PNGs with the same stem.
