@@ -3,7 +3,7 @@
 Each JPEG is decoded and resized once; the result is cached as an .npz under a cache directory
 outside the repository (``$SIMSIAM_TFX_CACHE`` or ``~/.cache/simsiam-tfx``), keyed on the file
 list (names, sizes, mtimes) and the image size, so a second run starts in a second.
-The train/eval split is the ExampleGen's hash split (``components.splits.split_of``).
+The train/eval split is the ExampleGen's hash split (``components.ingest.splits.split_of``).
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from components.image_files import check_image_bytes, check_listing, list_image_folder
-from components.splits import split_of
+from components.ingest.files import check_listing, list_image_folder
+from components.ingest.splits import split_of
+from serving.images import check_image_bytes
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ def default_cache_dir() -> Path:
 
 def list_images(data_dir: str | Path) -> tuple[list[str], list[int], list[str], list[tuple[str, str]]]:
     """(image_ids, labels, class_names, rejected) with the ExampleGen's listing rules
-    (``components.image_files``): classes = sorted sub-folder names, label = index, image_id = path
+    (``components.ingest.files``): classes = sorted sub-folder names, label = index, image_id = path
     relative to ``data_dir`` with POSIX separators; rejected = [(image_id, reason)] (not image files)."""
     listing = list_image_folder(str(data_dir))  # raises DataError (a ValueError) on a bad folder
     check_listing(listing)

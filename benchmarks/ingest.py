@@ -90,8 +90,8 @@ def run(args: argparse.Namespace, work: Path) -> int:
     from absl import logging as absl_logging
     from tfx import v1 as tfx
 
-    from components.image_example_gen import EXAMPLE_GEN_ID, image_example_gen
-    from components.ingestion_report import read_report
+    from components.ingest.component import EXAMPLE_GEN_ID, image_example_gen
+    from components.ingest.report import read_report
     from pipeline.local_runner import beam_pipeline_args, metadata_connection, run_local
     from pipeline.run_report import latest_run, output_uri
 

@@ -35,7 +35,7 @@ import numpy as np
 
 from benchmarks.image_data import FlowerData, load_images
 from benchmarks.machine import cpu_model
-from benchmarks.plots import plot_embedding_map, plot_training_curves
+from pipeline.plots import plot_embedding_map, plot_training_curves
 
 DEFAULT_OUTPUT_DIR = Path(__file__).resolve().parent / "results"
 KNN_K = 20

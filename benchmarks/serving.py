@@ -12,7 +12,7 @@ Throughput: images/s over --batches requests of --batch-size images. Images are 
 
 Precision@k: the index's train rows are searched (cosine) with every eval-split image as the query;
 the share of the k neighbours with the query's class, averaged. Without --index, the whole --data-dir
-is embedded and split by the ExampleGen's hash rule (components.splits.split_of); with --index (the
+is embedded and split by the ExampleGen's hash rule (components.ingest.splits.split_of); with --index (the
 pipeline's), eval queries are embedded again from their files when --data-dir is given.
 `chance` is the precision a random ranking would get (sum over classes of eval share x train share).
 
@@ -66,7 +66,7 @@ def machine() -> str:
 
 def sample_images(data_dir: Path | None, n: int) -> list[bytes]:
     if data_dir is None:
-        from components.warmup import synthetic_jpeg
+        from components.export.warmup import synthetic_jpeg
 
         return [synthetic_jpeg(120)]  # 360x240
     files = sorted(data_dir.glob("*/*.jp*g"))
@@ -114,10 +114,10 @@ def _embed_files(client, root: Path, image_ids: list[str]) -> tuple[list[int], n
 
 
 def measure_precision(backend, args: argparse.Namespace) -> dict:
-    from components.image_files import list_image_folder
-    from components.splits import split_of
-    from pipeline.serving_client import EmbeddingClient
-    from pipeline.serving_client.index import EmbeddingIndex, nearest, precision_at_k
+    from components.ingest.files import list_image_folder
+    from components.ingest.splits import split_of
+    from serving import EmbeddingClient
+    from serving.index import EmbeddingIndex, nearest, precision_at_k
 
     client = EmbeddingClient(backend, batch_size=args.batch_size)
     if args.index:
@@ -154,7 +154,7 @@ def measure_precision(backend, args: argparse.Namespace) -> dict:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from pipeline.serving_client.backends import LocalBackend, resolve_model_dir
+    from serving.backends import LocalBackend, resolve_model_dir
 
     command = "python -m benchmarks.serving " + shlex.join(sys.argv[1:] if argv is None else argv)
     model_dir = resolve_model_dir(args.model)

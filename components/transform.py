@@ -18,12 +18,8 @@ from typing import Any
 import tensorflow as tf
 import tensorflow_transform as tft
 
-IMAGE_KEY = "image"
-LABEL_KEY = "label"
-CLASS_NAME_KEY = "class_name"
-IMAGE_U8_KEY = "image_u8"
-PIXEL_MEAN_KEY = "pixel_mean"
-PIXEL_STD_KEY = "pixel_std"
+from components import features as F
+
 DEFAULT_STORED_SIZE = 72
 
 
@@ -51,7 +47,7 @@ def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any] | Non
     `custom_config["stored_size"]`: side of the stored square in px (default 72).
     """
     stored_size = int((custom_config or {}).get("stored_size", DEFAULT_STORED_SIZE))
-    images = decode_batch(inputs[IMAGE_KEY], stored_size)
+    images = decode_batch(inputs[F.IMAGE], stored_size)
 
     # Every image has the same pixel count, so the mean of per-image channel means
     # (and of means of squares) is the per-channel mean over all pixels.
@@ -64,9 +60,9 @@ def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any] | Non
     ones = tf.ones_like(pixels[:, 0, 0, :])
 
     return {
-        IMAGE_U8_KEY: tf.map_fn(tf.io.serialize_tensor, images, fn_output_signature=tf.string),
-        LABEL_KEY: tf.reshape(inputs[LABEL_KEY], [-1]),
-        CLASS_NAME_KEY: tf.reshape(inputs[CLASS_NAME_KEY], [-1]),
-        PIXEL_MEAN_KEY: ones * mean,
-        PIXEL_STD_KEY: ones * std,
+        F.IMAGE_U8: tf.map_fn(tf.io.serialize_tensor, images, fn_output_signature=tf.string),
+        F.LABEL: tf.reshape(inputs[F.LABEL], [-1]),
+        F.CLASS_NAME: tf.reshape(inputs[F.CLASS_NAME], [-1]),
+        F.PIXEL_MEAN: ones * mean,
+        F.PIXEL_STD: ones * std,
     }

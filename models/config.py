@@ -7,8 +7,6 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import keras
-
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -42,8 +40,6 @@ class SimSiamConfig:
     # colour, so weaker colour invariance can help there (README, "A CPU recipe").
     jitter_strength: float = 1.0
     grayscale_prob: float = 0.2
-    knn_every_n_epochs: int = 10
-    knn_k: int = 20
     seed: int = 0
 
     def __post_init__(self):
@@ -90,6 +86,8 @@ def configure_precision(device_has_gpu: bool, policy: str = "auto") -> str:
     """
     if policy not in PRECISION_POLICIES:
         raise ValueError(f"unsupported policy {policy!r}; expected one of {PRECISION_POLICIES}")
+    import keras  # here, not at module level: the CLI reads configs before TensorFlow loads
+
     chosen = ("mixed_bfloat16" if device_has_gpu else "float32") if policy == "auto" else policy
     keras.mixed_precision.set_global_policy(chosen)
     return chosen

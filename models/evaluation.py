@@ -57,7 +57,7 @@ class LinearProbe:
 
     `mean`, `std`: float64 `[F]` (train-feature statistics); `weights` `[F, C]`; `bias` `[C]`.
     The pipeline's LinearProbeTrainer copies these numbers into the served Keras classifier
-    (components/probe_trainer.py), and `benchmarks.quality` scores with the same fit, so both
+    (components/train/probe.py), and `benchmarks.quality` scores with the same fit, so both
     report one and the same probe.
     """
 

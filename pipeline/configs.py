@@ -1,72 +1,104 @@
-"""Run profiles: everything a run can be told, with one set of defaults per machine size."""
+"""One configuration tree for a run, validated in one place, and the run profiles as data.
+
+    RunConfig                    what `create_pipeline` needs; JSON-serialisable (`to_dict`)
+    ├── simsiam: SimSiamConfig   the SimSiam recipe (models/config.py): backbone, sizes, optimiser,
+    │                            augmentation strength; the Trainer receives exactly this
+    └── pipeline-level settings  probe, monitor cadence, split, gates, precision
+
+`config_from_args` turns a profile plus command-line overrides into a RunConfig for both
+`simsiam-tfx run` and `simsiam-tfx compile-kubeflow`. Nothing here imports TensorFlow.
+"""
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
+
+from models.config import SimSiamConfig
+
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 
 
 @dataclass(frozen=True)
 class RunConfig:
-    """What `simsiam-tfx run` passes to `create_pipeline` (all JSON-serialisable)."""
+    """Everything a run can be told. Raises ValueError on a bad value (checked when constructed)."""
 
     profile: str
-    backbone: str = "resnet18"
-    image_size: int = 64
-    stored_size: int | None = None  # None: SimSiamConfig's default (image_size * 9/8)
-    batch_size: int = 128
-    epochs: int = 30
+    simsiam: SimSiamConfig = field(default_factory=SimSiamConfig)
     probe_epochs: int = 1000  # full-batch epochs (iterations) of the logistic-regression probe
-    base_lr: float = 0.06
-    weight_decay: float = 5e-4
-    warmup_epochs: int = 2
-    jitter_strength: float = 1.0
-    grayscale_prob: float = 0.2
-    backbone_width: float = 1.0  # channel multiplier: < 1 only for the smoke profile
     knn_every: int = 5  # epochs between kNN monitor evaluations
     eval_percent: int = 15
     max_rejected_fraction: float = 0.1
-    accuracy_floor: float = 0.5  # Evaluator blesses only above this eval accuracy
+    accuracy_floor: float = 0.5  # the Evaluator blesses only above this eval accuracy
     # collapse_std below this fails the SimSiam Trainer: healthy runs stay near 1 (0.97 in the cpu run);
-    # without stop-gradient it falls to ~0.3 within 160 steps (tests/test_models_training.py).
+    # without stop-gradient it falls to ~0.3 within 160 steps (tests/models/test_models_training.py).
     collapse_threshold: float = 0.5
-    precision: str = "auto"  # auto: bf16/fp16 with a GPU, float32 on CPU
-    seed: int = 0
-    extra: dict = field(default_factory=dict)
+    precision: str = "auto"  # auto: bf16 with a GPU, float32 on a CPU; bf16/fp16/fp32 as given
 
-    def replace(self, **changes) -> RunConfig:
-        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+    def __post_init__(self) -> None:
+        if self.probe_epochs < 1 or self.knn_every < 1:
+            raise ValueError(f"probe_epochs and knn_every must be >= 1, got {self.probe_epochs}, {self.knn_every}")
+        if not 0 < self.eval_percent < 100:
+            raise ValueError(f"eval_percent must lie in 1..99, got {self.eval_percent}")
+        if not 0 <= self.max_rejected_fraction <= 1 or not 0 <= self.accuracy_floor <= 1:
+            raise ValueError("max_rejected_fraction and accuracy_floor must lie in [0, 1]")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
 
-    def simsiam_config(self) -> dict:
-        """The keyword arguments of `models.config.SimSiamConfig` for this run."""
-        return {
-            "backbone": self.backbone,
-            "image_size": self.image_size,
-            "stored_size": self.stored_size,
-            "batch_size": self.batch_size,
-            "epochs": self.epochs,
-            "base_lr": self.base_lr,
-            "weight_decay": self.weight_decay,
-            "warmup_epochs": self.warmup_epochs,
-            "width": self.backbone_width,
-            "jitter_strength": self.jitter_strength,
-            "grayscale_prob": self.grayscale_prob,
-            "seed": self.seed,
-        }
+    def replace(self, **changes: Any) -> RunConfig:
+        """A copy with `changes` applied (None values ignored); SimSiamConfig fields go into `simsiam`."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        recipe_fields = {f.name for f in dataclasses.fields(SimSiamConfig)}
+        recipe = {k: changes.pop(k) for k in list(changes) if k in recipe_fields}
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise ValueError(f"unknown run settings: {sorted(unknown)}")
+        simsiam = dataclasses.replace(self.simsiam, **recipe) if recipe else self.simsiam
+        if "image_size" in recipe and "stored_size" not in recipe:  # derive the stored size anew
+            simsiam = dataclasses.replace(simsiam, stored_size=None)
+        return dataclasses.replace(self, simsiam=simsiam, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
-PROFILES: dict[str, RunConfig] = {
+# Profiles are data: each a set of RunConfig / SimSiamConfig values over the defaults.
+PROFILES: dict[str, dict[str, Any]] = {
     # A few minutes on a 2-core CPU: proves the plumbing, not the quality (used by tests).
-    "smoke": RunConfig(
-        profile="smoke", image_size=32, batch_size=16, epochs=2, probe_epochs=200, warmup_epochs=0,
-        backbone_width=0.25, knn_every=1, accuracy_floor=0.0, collapse_threshold=0.0,
-    ),
-    # All 3,119 images on a 2-core CPU in well under an hour.
-    "cpu": RunConfig(profile="cpu", image_size=64, batch_size=128, epochs=25, knn_every=5, warmup_epochs=2),
-    # The recipe of shared/design/simsiam.md: small batch, many steps, bf16 on a GPU.
-    "gpu": RunConfig(profile="gpu", image_size=128, batch_size=128, epochs=400, knn_every=20, warmup_epochs=10,
-                     accuracy_floor=0.7),
+    "smoke": dict(image_size=32, batch_size=16, epochs=2, probe_epochs=200, warmup_epochs=0, width=0.25,
+                  knn_every=1, accuracy_floor=0.0, collapse_threshold=0.0),
+    # All 3,119 Flowers images on a 2-core CPU: the recipe README's "A CPU recipe" table chose.
+    "cpu": dict(image_size=64, batch_size=128, epochs=25, knn_every=5, warmup_epochs=2),
+    # The small-data GPU recipe (docs/recipe.md): batch 128, lr 0.06, wd 5e-4, many epochs, bf16.
+    "gpu": dict(image_size=128, batch_size=128, epochs=400, knn_every=20, warmup_epochs=10, accuracy_floor=0.7),
 }
+
+
+def profile_config(name: str, **overrides: Any) -> RunConfig:
+    """The RunConfig of profile `name` with `overrides` (None values ignored). Raises KeyError/ValueError."""
+    if name not in PROFILES:
+        raise KeyError(f"unknown profile {name!r}; expected one of {sorted(PROFILES)}")
+    return RunConfig(profile=name).replace(**PROFILES[name]).replace(**overrides)
+
+
+def add_recipe_arguments(group: argparse._ActionsContainer) -> None:
+    """The recipe flags that `run` and `compile-kubeflow` share (each overrides the profile's value)."""
+    group.add_argument("--epochs", type=int, help="SimSiam pre-training epochs")
+    group.add_argument("--probe-epochs", type=int, help="linear-probe epochs (full-batch solver iterations)")
+    group.add_argument("--image-size", type=int, help="training/evaluation view size in px (stored 9/8 larger)")
+    group.add_argument("--backbone", choices=["resnet18", "resnet50"])
+    group.add_argument("--batch-size", type=int)
+    group.add_argument("--accuracy-floor", type=float, help="the Evaluator blesses only above this eval accuracy")
+
+
+def config_from_args(args: argparse.Namespace, profile: str) -> RunConfig:
+    """`profile` with the flags of `add_recipe_arguments` applied."""
+    return profile_config(
+        profile, epochs=args.epochs, probe_epochs=args.probe_epochs, image_size=args.image_size,
+        backbone=args.backbone, batch_size=args.batch_size, accuracy_floor=args.accuracy_floor,
+    )
 
 
 def default_profile() -> str:

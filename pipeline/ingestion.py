@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tfx import v1 as tfx
 
-from components.image_example_gen import image_example_gen, tfds_image_example_gen
+from components.ingest.component import image_example_gen, tfds_image_example_gen
 
 
 def ingestion_components(

@@ -15,15 +15,15 @@ import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 from tfx.types import standard_artifacts
 
-from components.baseline_resolver import PreviousBlessedModelStrategy
-from components.embedding_index import EmbeddingIndexer
-from models.config import SimSiamConfig
+from components import features as F
+from components.evaluate.baseline_resolver import PreviousBlessedModelStrategy
+from components.index.embedding_index import EmbeddingIndexer
 from pipeline.configs import RunConfig
 from pipeline.ingestion import ingestion_components
 
 TRANSFORM_FN = "components.transform.preprocessing_fn"
-SIMSIAM_RUN_FN = "components.simsiam_trainer.run_fn"
-PROBE_RUN_FN = "components.probe_trainer.run_fn"
+SIMSIAM_RUN_FN = "components.train.simsiam.run_fn"
+PROBE_RUN_FN = "components.train.probe.run_fn"
 
 SIMSIAM_TRAINER_ID = "SimSiamTrainer"
 PROBE_TRAINER_ID = "LinearProbeTrainer"
@@ -43,10 +43,10 @@ def eval_config(accuracy_floor: float) -> tfma.EvalConfig:
         per_slice_thresholds=[tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=gate)],
     )
     return tfma.EvalConfig(
-        model_specs=[tfma.ModelSpec(signature_name="serving_default", label_key="label",
+        model_specs=[tfma.ModelSpec(signature_name="serving_default", label_key=F.LABEL,
                                     prediction_key="probabilities")],
         metrics_specs=[tfma.MetricsSpec(metrics=[accuracy, tfma.MetricConfig(class_name="ExampleCount")])],
-        slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=["class_name"])],
+        slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=[F.CLASS_NAME])],
     )
 
 
@@ -66,7 +66,7 @@ def create_pipeline(
 ) -> tfx.dsl.Pipeline:
     """`simsiam_trainer_component` lets the Kubeflow runner swap in a Vertex AI training job;
     `baseline_strategy` picks the no-regression baseline (Kubeflow V2 compiles only TFX's
-    own `LatestBlessedModelStrategy`; see components/baseline_resolver.py for why the default differs)."""
+    own `LatestBlessedModelStrategy`; see components/evaluate/baseline_resolver.py for why the default differs)."""
     example_gen, statistics_gen, schema_gen = ingestion_components(
         data_dir=data_dir, tfds_name=tfds_name, tfds_data_dir=tfds_data_dir,
         eval_percent=config.eval_percent, max_rejected_fraction=config.max_rejected_fraction,
@@ -75,7 +75,7 @@ def create_pipeline(
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
         preprocessing_fn=TRANSFORM_FN,
-        custom_config={"stored_size": SimSiamConfig(**config.simsiam_config()).stored_size},
+        custom_config={"stored_size": config.simsiam.stored_size},
     )
     trainer_cls = simsiam_trainer_component or tfx.components.Trainer
     simsiam_trainer = trainer_cls(
@@ -86,7 +86,7 @@ def create_pipeline(
         train_args=tfx.proto.TrainArgs(num_steps=0),
         eval_args=tfx.proto.EvalArgs(num_steps=0),
         custom_config={
-            "simsiam": config.simsiam_config(),
+            "simsiam": config.simsiam.to_dict(),
             "checkpoint_root": os.path.join(pipeline_root, "checkpoints", SIMSIAM_TRAINER_ID),
             "knn_every": config.knn_every,
             "collapse_threshold": config.collapse_threshold,
@@ -101,7 +101,7 @@ def create_pipeline(
         base_model=simsiam_trainer.outputs["model"],
         train_args=tfx.proto.TrainArgs(num_steps=0),
         eval_args=tfx.proto.EvalArgs(num_steps=0),
-        custom_config={"probe_epochs": config.probe_epochs, "seed": config.seed},
+        custom_config={"probe_epochs": config.probe_epochs},
     ).with_id(PROBE_TRAINER_ID)
     resolver_inputs = {
         "model": tfx.dsl.Channel(type=standard_artifacts.Model, producer_component_id=PROBE_TRAINER_ID),

@@ -6,8 +6,9 @@ import json
 import os
 from typing import Any
 
-from components.embedding_index import index_file
-from components.simsiam_trainer import MONITOR_HISTORY
+from components import features as F
+from components.index.embedding_index import index_file
+from components.train.simsiam import MONITOR_HISTORY
 from pipeline.pipeline import PROBE_TRAINER_ID, SIMSIAM_TRAINER_ID
 from pipeline.run_report import NodeExecution, custom_int, output_uri
 
@@ -62,7 +63,7 @@ def build_summary(executions: list[NodeExecution], peak_rss_mb: float, wall_s: f
         "simsiam_monitor": monitor.get("final", {}),
         "random_init_knn_accuracy": monitor.get("random_init_knn_accuracy"),
         "probe": _read_json(os.path.join(output_uri(executions, PROBE_TRAINER_ID, "model_run") or "",
-                                         "probe_history.json")).get("final", {}),
+                                         F.PROBE_HISTORY_FILE)).get("final", {}),
         "seconds_per_component": {ex.node_id: round(ex.seconds, 1) for ex in executions},
         "states": {ex.node_id: ex.state for ex in executions},
         "wall_s": round(wall_s, 1),
@@ -75,8 +76,8 @@ def write_plots(summary: dict[str, Any], history: dict[str, list], out_dir: str)
     """Training curves, and a 2-D map of the eval split's embeddings from the pipeline's embedding index."""
     import numpy as np
 
-    from benchmarks.plots import plot_embedding_map, plot_training_curves
-    from pipeline.serving_client.index import EmbeddingIndex
+    from pipeline.plots import plot_embedding_map, plot_training_curves
+    from serving.index import EmbeddingIndex
 
     written = []
     if history:

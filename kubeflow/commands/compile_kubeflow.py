@@ -8,6 +8,7 @@ import sys
 import warnings
 
 from kubeflow.config import GPU_TYPES, ConfigError, KubeflowOptions
+from pipeline.configs import add_recipe_arguments
 
 HELP = "compile the pipeline into a Kubeflow Pipelines v2 / Vertex AI Pipelines JSON"
 DESCRIPTION = f"""\
@@ -51,12 +52,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     beam.add_argument("--temp-location", help="gs:// Dataflow temp folder (default: PIPELINE_ROOT/tmp)")
     run = p.add_argument_group("run profile (as for `simsiam-tfx run`)")
     run.add_argument("--profile", choices=["smoke", "cpu", "gpu"], default="gpu", help="(default: %(default)s)")
-    run.add_argument("--epochs", type=int)
-    run.add_argument("--probe-epochs", type=int)
-    run.add_argument("--image-size", type=int)
-    run.add_argument("--backbone", choices=["resnet18", "resnet50"])
-    run.add_argument("--batch-size", type=int)
-    run.add_argument("--accuracy-floor", type=float)
+    add_recipe_arguments(run)
     p.add_argument("--no-cache", action="store_true", help="compile with step caching off")
     p.add_argument("--verbose", action="store_true", help="show TFX/TensorFlow logs")
 
@@ -93,13 +89,10 @@ def run(args: argparse.Namespace) -> int:
     from absl import logging as absl_logging
 
     from kubeflow.runner import compile_pipeline
-    from pipeline.configs import PROFILES
+    from pipeline.configs import config_from_args
 
     absl_logging.set_verbosity(absl_logging.INFO if args.verbose else absl_logging.WARNING)
-    config = PROFILES[args.profile].replace(
-        epochs=args.epochs, probe_epochs=args.probe_epochs, image_size=args.image_size, backbone=args.backbone,
-        batch_size=args.batch_size, accuracy_floor=args.accuracy_floor,
-    )
+    config = config_from_args(args, args.profile)
     job = compile_pipeline(options, config, args.output)
     tasks = job["pipelineSpec"]["root"]["dag"]["tasks"]
     where = (f"Vertex AI custom job on {options.training_machine_type}" if options.vertex_training

@@ -34,9 +34,9 @@ def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import numpy as np
 
-    from pipeline.serving_client import EmbeddingClient, ServingError, open_backend
-    from pipeline.serving_client.files import chunks, collect_files, read_file
-    from pipeline.serving_client.index import EmbeddingIndex
+    from serving import EmbeddingClient, ServingError, open_backend
+    from serving.files import chunks, collect_files, read_file
+    from serving.index import EmbeddingIndex
 
     if args.batch_size < 1:
         print("error: --batch-size must be >= 1", file=sys.stderr)

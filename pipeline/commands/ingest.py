@@ -48,7 +48,7 @@ class FileProgress:
     """Prints how many files the ExampleGen's workers have validated (they write counts to a folder)."""
 
     def __init__(self, total: int | None, interval_s: float = 2.0, printer=print):
-        from components.image_example_gen import PROGRESS_DIR_ENV
+        from components.ingest.executor import PROGRESS_DIR_ENV
 
         self.env, self.total, self.interval_s, self.printer = PROGRESS_DIR_ENV, total, interval_s, printer
         self._dir = tempfile.TemporaryDirectory(prefix="ingest-progress-")
@@ -96,7 +96,7 @@ def _error(message: str, status: int) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from components.image_files import DataError, check_listing, list_image_folder
+    from components.ingest.files import DataError, check_listing, list_image_folder
 
     if not 1 <= args.eval_percent <= 99:
         return _error(f"--eval-percent must be from 1 to 99, got {args.eval_percent}", 2)
@@ -121,8 +121,8 @@ def run(args: argparse.Namespace) -> int:
     quiet_logs(args.verbose)
     from tfx import v1 as tfx
 
-    from components.image_example_gen import EXAMPLE_GEN_ID
-    from components.ingestion_report import read_report, summary_table, write_report
+    from components.ingest.component import EXAMPLE_GEN_ID
+    from components.ingest.report import read_report, summary_table, write_report
     from pipeline.ingestion import ingestion_components
     from pipeline.local_runner import beam_pipeline_args, latest_artifact_uri, metadata_connection, run_local
     from pipeline.progress import ComponentProgress

@@ -8,6 +8,8 @@ import os
 import sys
 import time
 
+from pipeline.configs import add_recipe_arguments
+
 HELP = "run the whole pipeline locally: ingest, transform, SimSiam, linear probe, evaluate, push"
 DESCRIPTION = """\
 Runs ExampleGen -> StatisticsGen -> SchemaGen -> Transform -> SimSiam Trainer ->
@@ -31,12 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     src.add_argument("--tfds", metavar="NAME", help="a TFDS image dataset instead, e.g. tf_flowers (needs internet)")
     p.add_argument("--tfds-data-dir", help="where TFDS keeps its data (default: ~/tensorflow_datasets)")
     p.add_argument("--output", default="runs/latest", help="run folder (default: %(default)s)")
-    p.add_argument("--epochs", type=int, help="SimSiam pre-training epochs")
-    p.add_argument("--probe-epochs", type=int, help="linear-probe epochs")
-    p.add_argument("--image-size", type=int, help="square image size after Transform")
-    p.add_argument("--backbone", choices=["resnet18", "resnet50"])
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--accuracy-floor", type=float, help="the Evaluator blesses only above this eval accuracy")
+    add_recipe_arguments(p)
     p.add_argument("--pipeline-name", default="simsiam-tfx")
     p.add_argument("--no-cache", action="store_true", help="execute every component again")
     p.add_argument("--no-plots", action="store_true")
@@ -60,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.local_runner import quiet_logs
 
     quiet_logs(args.verbose)
-    from pipeline.configs import PROFILES, default_profile
+    from pipeline.configs import config_from_args, default_profile
     from pipeline.local_runner import beam_pipeline_args, metadata_connection, run_local
     from pipeline.pipeline import create_pipeline
     from pipeline.progress import ComponentProgress
@@ -68,10 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.summary import build_summary, simsiam_monitor, write_plots
 
     profile = args.profile or default_profile()
-    config = PROFILES[profile].replace(
-        epochs=args.epochs, probe_epochs=args.probe_epochs, image_size=args.image_size, backbone=args.backbone,
-        batch_size=args.batch_size, accuracy_floor=args.accuracy_floor,
-    )
+    config = config_from_args(args, profile)
     out = os.path.abspath(args.output)
     os.makedirs(out, exist_ok=True)
     metadata_path = os.path.join(out, "metadata.sqlite")
@@ -87,8 +81,9 @@ def run(args: argparse.Namespace) -> int:
         beam_pipeline_args=beam_pipeline_args(),
         enable_cache=not args.no_cache,
     )
-    print(f"simsiam-tfx run: profile={profile} backbone={config.backbone} image_size={config.image_size} "
-          f"epochs={config.epochs} -> {out}", flush=True)
+    recipe = config.simsiam
+    print(f"simsiam-tfx run: profile={profile} backbone={recipe.backbone} image_size={recipe.image_size} "
+          f"(stored {recipe.stored_size}) epochs={recipe.epochs} -> {out}", flush=True)
     start = time.time()
     failure = None
     with ComponentProgress(metadata_path):
@@ -97,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         except Exception as err:  # summarise what ran, then report the failure
             failure = err
     executions = latest_run(metadata_path)
-    summary = build_summary(executions, _peak_rss_mb(), time.time() - start, config.__dict__)
+    summary = build_summary(executions, _peak_rss_mb(), time.time() - start, config.to_dict())
     if failure is not None:
         summary["error"] = f"{type(failure).__name__}: {failure}"
     if failure is None and not args.no_plots:

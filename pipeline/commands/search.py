@@ -28,10 +28,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from components.image_files import check_image_bytes
-    from pipeline.serving_client import EmbeddingClient, ServingError, open_backend
-    from pipeline.serving_client.files import read_file
-    from pipeline.serving_client.index import EmbeddingIndex, IndexFileError, nearest
+    from serving import EmbeddingClient, ServingError, open_backend
+    from serving.files import read_file
+    from serving.images import check_image_bytes
+    from serving.index import EmbeddingIndex, IndexFileError, nearest
 
     if args.k < 1:
         print("error: -k must be >= 1", file=sys.stderr)
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     for rank, (row, sim) in enumerate(zip(rows[0], sims[0]), start=1):
         print(f"{rank:>4}  {sim:>7.4f}  {index.class_of(row) or '-':<12}  {index.paths[row]}")
     if args.plot:
-        from pipeline.serving_client.plot import plot_neighbours
+        from serving.plot import plot_neighbours
 
         plot_neighbours(args.query, index, rows[0], sims[0], args.plot)
         print(f"wrote {args.plot}")

@@ -1,0 +1,84 @@
+"""The serving SavedModel: Transform graph + frozen encoder + linear classifier.
+
+Signatures (TF Serving calls them by name):
+- serving_default(examples)  -> embedding, probabilities, class_ids
+- embed_images(images)       -> embedding
+- classify_images(images)    -> probabilities, class_ids, class_names
+`images` are encoded JPEG/PNG bytes; `examples` are serialized tf.Examples with
+an `image` bytes feature. Decoding and resizing run in the Transform graph.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from components import features as F
+from components.export.warmup import write_warmup_requests
+from models.augment import eval_view
+
+
+def export_serving_model(
+    path: str,
+    tft_output: tft.TFTransformOutput,
+    encoder: keras.Model,
+    classifier: keras.Model,
+    class_names: list[str],
+    stored_size: int,
+) -> None:
+    """Writes the serving SavedModel to `path`: raw bytes -> Transform graph (stored uint8
+    `[B, T, T, 3]`, T = `stored_size`) -> `eval_view` at the encoder's input size -> encoder ->
+    linear classifier, with the three signatures above and TF Serving warm-up requests."""
+    image_size = int(encoder.input_shape[1])
+    tft_layer = tft_output.transform_features_layer()
+    names = tf.constant(class_names)
+
+    def images_u8(images: tf.Tensor) -> tf.Tensor:
+        transformed = tft_layer({F.IMAGE: tf.reshape(images, [-1, 1])})
+        return tf.map_fn(
+            lambda s: tf.ensure_shape(tf.io.parse_tensor(s, tf.uint8), [stored_size, stored_size, 3]),
+            tf.reshape(transformed[F.IMAGE_U8], [-1]),
+            fn_output_signature=tf.TensorSpec([stored_size, stored_size, 3], tf.uint8),
+        )
+
+    feature_dim, num_classes = int(encoder.output_shape[-1]), len(class_names)
+
+    def heads(images: tf.Tensor) -> dict[str, tf.Tensor]:
+        # An empty request gets empty answers (the encoder's kernels reject zero-sized batches).
+        return tf.cond(tf.size(images) > 0, lambda: run_heads(images), empty_heads)
+
+    def empty_heads() -> dict[str, tf.Tensor]:
+        return {"embedding": tf.zeros([0, feature_dim]), "probabilities": tf.zeros([0, num_classes]),
+                "class_ids": tf.zeros([0], tf.int64), "class_names": tf.zeros([0], tf.string)}
+
+    def run_heads(images: tf.Tensor) -> dict[str, tf.Tensor]:
+        pixels = eval_view(images_u8(images), image_size)
+        embedding = tf.cast(encoder(pixels, training=False), tf.float32)
+        probabilities = tf.nn.softmax(tf.cast(classifier(embedding, training=False), tf.float32), axis=-1)
+        class_ids = tf.argmax(probabilities, axis=-1)
+        return {"embedding": embedding, "probabilities": probabilities, "class_ids": class_ids,
+                "class_names": tf.gather(names, class_ids)}
+
+    def serving_default(examples: tf.Tensor) -> dict[str, tf.Tensor]:
+        parsed = tf.io.parse_example(examples, {F.IMAGE: tf.io.FixedLenFeature([], tf.string)})
+        out = heads(parsed[F.IMAGE])
+        return {k: out[k] for k in ("embedding", "probabilities", "class_ids")}
+
+    def embed_images(images: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {"embedding": heads(images)["embedding"]}
+
+    def classify_images(images: tf.Tensor) -> dict[str, tf.Tensor]:
+        out = heads(images)
+        return {k: out[k] for k in ("probabilities", "class_ids", "class_names")}
+
+    archive = keras.export.ExportArchive()
+    archive.track(encoder)
+    archive.track(classifier)
+    archive.track(tft_layer)
+    archive.add_endpoint("serving_default", serving_default,
+                         input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    for name, fn in (("embed_images", embed_images), ("classify_images", classify_images)):
+        archive.add_endpoint(name, fn, input_signature=[tf.TensorSpec([None], tf.string, name="images")])
+    archive.write_out(path, verbose=False)
+    write_warmup_requests(path, stored_size)  # TF Serving replays these before it marks the model ready

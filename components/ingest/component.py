@@ -1,0 +1,81 @@
+"""ImageExampleGen as TFX components: `image_example_gen(data_dir)` and `tfds_image_example_gen(name)`.
+
+- `image_example_gen(data_dir)`: a folder of class folders. A FileBasedExampleGen with
+  `components.ingest.executor`'s executor, so its driver fingerprints the files `data_dir/*/*` and
+  caching notices added, removed or rewritten images (files nested deeper count through their
+  folder's mtime only).
+- `tfds_image_example_gen(name, data_dir)`: a TFDS image-classification dataset (a
+  QueryBasedExampleGen whose "query" is the dataset name).
+Both split train/eval with TFX's hash split on `image_id` (`output_config`).
+"""
+
+from __future__ import annotations
+
+import os
+
+from tfx.components.example_gen.component import FileBasedExampleGen, QueryBasedExampleGen
+from tfx.dsl.components.base import executor_spec
+from tfx.proto import example_gen_pb2
+
+from components import features as F
+from components.ingest.executor import ImageExampleGenExecutor, IngestConfig, TfdsImageExampleGenExecutor
+from components.ingest.splits import DEFAULT_EVAL_PERCENT, split_buckets
+from components.ingest.tfds import DEFAULT_TFDS_NAME
+from serving.images import ImageLimits
+
+EXAMPLE_GEN_ID = "ImageExampleGen"
+FOLDER_PATTERN = "*/*"  # what the driver fingerprints; the executor walks the whole tree
+
+
+def output_config(eval_percent: int = DEFAULT_EVAL_PERCENT) -> example_gen_pb2.Output:
+    """TFX's hash split on image_id: train gets 100 - eval_percent of 100 buckets."""
+    return example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(
+        splits=[example_gen_pb2.SplitConfig.Split(name=name, hash_buckets=n)
+                for name, n in split_buckets(eval_percent)],
+        partition_feature_name=F.IMAGE_ID,
+    ))
+
+
+def _check_fraction(max_rejected_fraction: float) -> None:
+    if not 0.0 <= max_rejected_fraction <= 1.0:
+        raise ValueError(f"max_rejected_fraction must be in [0, 1], got {max_rejected_fraction}")
+
+
+def image_example_gen(
+    data_dir: str,
+    eval_percent: int = DEFAULT_EVAL_PERCENT,
+    max_rejected_fraction: float = 0.1,
+    limits: ImageLimits = ImageLimits(),
+) -> FileBasedExampleGen:
+    """The ExampleGen for a folder of class folders, with id EXAMPLE_GEN_ID."""
+    _check_fraction(max_rejected_fraction)
+    data_dir = str(data_dir)
+    if "://" not in data_dir:
+        data_dir = os.path.abspath(data_dir)
+    return FileBasedExampleGen(
+        input_base=data_dir,
+        input_config=example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="images",
+                                                                              pattern=FOLDER_PATTERN)]),
+        output_config=output_config(eval_percent),
+        custom_config=IngestConfig(max_rejected_fraction, limits).to_proto(),
+        custom_executor_spec=executor_spec.BeamExecutorSpec(ImageExampleGenExecutor),
+    ).with_id(EXAMPLE_GEN_ID)
+
+
+def tfds_image_example_gen(
+    name: str = DEFAULT_TFDS_NAME,
+    data_dir: str | None = None,
+    eval_percent: int = DEFAULT_EVAL_PERCENT,
+    max_rejected_fraction: float = 0.1,
+    limits: ImageLimits = ImageLimits(),
+) -> QueryBasedExampleGen:
+    """The ExampleGen for a TFDS dataset (downloaded into `data_dir` on first use), with id EXAMPLE_GEN_ID."""
+    _check_fraction(max_rejected_fraction)
+    if data_dir and "://" not in data_dir:
+        data_dir = os.path.abspath(data_dir)
+    return QueryBasedExampleGen(
+        input_config=example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="tfds", pattern=name)]),
+        output_config=output_config(eval_percent),
+        custom_config=IngestConfig(max_rejected_fraction, limits, data_dir).to_proto(),
+        custom_executor_spec=executor_spec.BeamExecutorSpec(TfdsImageExampleGenExecutor),
+    ).with_id(EXAMPLE_GEN_ID)

@@ -1,0 +1,288 @@
+"""ImageExampleGen's executors: the Beam pipeline that reads, validates and encodes images.
+
+Two sources, the same tf.Examples (docs/CONTRACTS.md "Data": image, label, class_name, image_id):
+- `image_example_gen(data_dir)`: a folder of class folders. A FileBasedExampleGen with this module's
+  executor, so its driver fingerprints the files `data_dir/*/*` and caching notices added, removed or
+  rewritten images (files nested deeper count through their folder's mtime only).
+- `tfds_image_example_gen(name, data_dir)`: a TFDS image-classification dataset (a QueryBasedExampleGen
+  whose "query" is the dataset name).
+
+Every file is validated in Beam (components/ingest/files.py, then `tf.io.decode_image` as the Transform
+and serving will decode it); rejected files are counted (Beam counters in namespace "ImageExampleGen")
+and listed with their reason in `<examples uri>/ingestion_report.json`, with the class names and the
+per-split counts. The train/eval split is TFX's hash split on `image_id` (components/ingest/splits.py
+reproduces it). `Do` raises DataError (a ValueError) when the data cannot make a usable dataset.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import apache_beam as beam
+import tensorflow as tf
+from google.protobuf import any_pb2, json_format, struct_pb2
+from tfx.components.example_gen import write_split
+from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor, _PartitionFn
+from tfx.components.util import examples_utils
+from tfx.dsl.io import fileio
+from tfx.proto import example_gen_pb2
+from tfx.types import artifact_utils, standard_component_specs
+from tfx.utils import proto_utils
+
+from components import features as F
+from components.ingest.report import build_report, check_report, read_report, report_path, write_report
+from components.ingest.sources import ImageSource, folder_source, tfds_source
+from serving.images import ImageLimits, Problem, check_image_bytes
+
+METRICS_NAMESPACE = "ImageExampleGen"
+# When set (by `simsiam-tfx ingest`), workers write how many files they validated into this folder.
+PROGRESS_DIR_ENV = "SIMSIAM_INGEST_PROGRESS_DIR"
+
+_EXAMPLES, _REJECTED = "examples", "rejected"
+_REPORT_PATH_KEY = "_ingestion_report_path"  # added to exec_properties by Do for the Beam graph
+_TFRECORD_PREFIX = write_split.DEFAULT_TF_RECORD_FILE_NAME
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """The executor's custom_config (a Struct packed in example_gen_pb2.CustomConfig)."""
+
+    max_rejected_fraction: float = 0.1
+    limits: ImageLimits = ImageLimits()
+    tfds_data_dir: str | None = None
+
+    def to_proto(self) -> example_gen_pb2.CustomConfig:
+        struct = struct_pb2.Struct()
+        struct.update({
+            "max_rejected_fraction": self.max_rejected_fraction,
+            "min_side": self.limits.min_side,
+            "max_side": self.limits.max_side,
+            "max_pixels": self.limits.max_pixels,
+        })
+        if self.tfds_data_dir:
+            struct["tfds_data_dir"] = self.tfds_data_dir
+        packed = any_pb2.Any()
+        packed.Pack(struct)
+        return example_gen_pb2.CustomConfig(custom_config=packed)
+
+    @classmethod
+    def from_exec_properties(cls, exec_properties: dict[str, Any]) -> IngestConfig:
+        raw = exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY)
+        if not raw:
+            return cls()
+        config = example_gen_pb2.CustomConfig()
+        proto_utils.json_to_proto(raw, config)
+        struct = struct_pb2.Struct()
+        config.custom_config.Unpack(struct)
+        values = json_format.MessageToDict(struct)
+        limits = ImageLimits(**{k: int(values[k]) for k in ("min_side", "max_side", "max_pixels") if k in values})
+        return cls(float(values.get("max_rejected_fraction", cls.max_rejected_fraction)), limits,
+                   values.get("tfds_data_dir"))
+
+
+
+def make_example(image_id: str, class_name: str, label: int, data: bytes) -> tf.train.Example:
+    def _bytes(value: bytes) -> tf.train.Feature:
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+
+    return tf.train.Example(features=tf.train.Features(feature={
+        F.IMAGE: _bytes(data),
+        F.LABEL: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+        F.CLASS_NAME: _bytes(class_name.encode("utf-8")),
+        F.IMAGE_ID: _bytes(image_id.encode("utf-8")),
+    }))
+
+
+def tf_decode_problem(data: bytes) -> Problem | None:
+    """What the Transform and serving do: `tf.io.decode_image(channels=3, expand_animations=False)`."""
+    try:
+        tf.io.decode_image(data, channels=3, expand_animations=False)
+    except tf.errors.OpError as err:
+        message = re.sub(r"\{\{[^}]*\}\}\s*", "", err.message).strip().splitlines()[0]
+        return Problem("tensorflow_decode", f"TensorFlow cannot decode it: {message}")
+    return None
+
+
+def _read_bytes(path: str) -> bytes:
+    if "://" in path:
+        with fileio.open(path, "rb") as f:
+            return f.read()
+    with open(path, "rb") as f:
+        return f.read()
+
+
+class _Progress:
+    """Writes this worker's count of validated files for `simsiam-tfx ingest` to sum (see PROGRESS_DIR_ENV)."""
+
+    def __init__(self, every: int = 25):
+        folder = os.environ.get(PROGRESS_DIR_ENV)
+        self.path = os.path.join(folder, f"{os.getpid()}-{id(self)}") if folder else None
+        self.every, self.count = every, 0
+
+    def add(self) -> None:
+        self.count += 1
+        if self.path and self.count % self.every == 0:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.path:
+            return
+        try:
+            with tempfile.NamedTemporaryFile("w", dir=os.path.dirname(self.path), delete=False) as f:
+                f.write(str(self.count))
+            os.replace(f.name, self.path)
+        except OSError:
+            self.path = None  # progress is a nicety; never fail ingestion over it
+
+
+class ToImageExample(beam.DoFn):
+    """(image_id, class_name, bytes or None to read root/image_id) -> tf.Example, or a rejection
+    {"path", "reason"} on the "rejected" output."""
+
+    def __init__(self, root: str | None, labels: dict[str, int], limits: ImageLimits):
+        self._root, self._labels, self._limits = root, labels, limits
+        self._accepted = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "images_accepted")
+        self._rejected = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "images_rejected")
+
+    def setup(self) -> None:
+        self._progress = _Progress()
+
+    def process(self, record: tuple[str, str, bytes | None]) -> Iterable[Any]:
+        image_id, class_name, data = record
+        problem = None
+        if data is None:
+            try:
+                data = _read_bytes(f"{self._root}/{image_id}")
+            except OSError as err:
+                problem = Problem("unreadable", f"cannot read the file: {err}")
+        problem = problem or check_image_bytes(data, self._limits) or tf_decode_problem(data)
+        self._progress.add()
+        if problem:
+            self._rejected.inc()
+            beam.metrics.Metrics.counter(METRICS_NAMESPACE, f"rejected_{problem.kind}").inc()
+            yield beam.pvalue.TaggedOutput(_REJECTED, {"path": image_id, "reason": problem.reason})
+            return
+        self._accepted.inc()
+        yield make_example(image_id, class_name, self._labels[class_name], data)
+
+    def finish_bundle(self) -> None:
+        self._progress.flush()
+
+
+
+
+def _split_and_class(example: tf.train.Example, split: str) -> tuple[str, str]:
+    return split, example.features.feature[F.CLASS_NAME].bytes_list.value[0].decode("utf-8")
+
+
+def _serialize(example: tf.train.Example) -> bytes:
+    return example.SerializeToString()
+
+
+def _write_report(_, path: str, classes: tuple[str, ...], counts: list, rejected: list) -> None:
+    write_report(path, build_report(classes, counts, rejected))
+
+
+
+class ImageExampleGenExecutor(BaseExampleGenExecutor):
+    """Reads a folder of class folders (exec property `input_base`); see the module docstring."""
+
+    def source(self, exec_properties: dict[str, Any]) -> ImageSource:
+        return folder_source(exec_properties[standard_component_specs.INPUT_BASE_KEY])
+
+    def _read_and_validate(self, pipeline: beam.Pipeline, exec_properties: dict[str, Any]):
+        source = self.source(exec_properties)
+        limits = IngestConfig.from_exec_properties(exec_properties).limits
+        labels = {name: index for index, name in enumerate(source.classes)}
+        outputs = (pipeline
+                   | "ListImages" >> source.records
+                   | "ValidateAndEncode" >> beam.ParDo(ToImageExample(source.root, labels, limits))
+                   .with_outputs(_REJECTED, main=_EXAMPLES))
+        return source, outputs
+
+    def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
+        """Examples only (rejections are counted); GenerateExamplesByBeam also keeps the rejections."""
+        executor = self
+
+        @beam.ptransform_fn
+        def ImagesToExample(pipeline, exec_properties, split_pattern):  # noqa: N802
+            del split_pattern  # the executor walks the whole input folder
+            return executor._read_and_validate(pipeline, exec_properties)[1][_EXAMPLES]
+
+        return ImagesToExample
+
+    def GenerateExamplesByBeam(
+        self, pipeline: beam.Pipeline, exec_properties: dict[str, Any]
+    ) -> dict[str, beam.PCollection]:
+        """The base class' hash split, plus the report of counts and rejections."""
+        output_config = example_gen_pb2.Output()
+        proto_utils.json_to_proto(exec_properties[standard_component_specs.OUTPUT_CONFIG_KEY], output_config)
+        split_config = output_config.split_config
+        if not split_config.splits or split_config.partition_feature_name != F.IMAGE_ID:
+            raise ValueError("ImageExampleGen needs an output_config that hash-splits on image_id; "
+                             "build it with components.ingest.component.output_config()")
+        names = [split.name for split in split_config.splits]
+        buckets = [sum(s.hash_buckets for s in split_config.splits[: i + 1]) for i in range(len(names))]
+
+        source, outputs = self._read_and_validate(pipeline, exec_properties)
+        parts = outputs[_EXAMPLES] | "SplitData" >> beam.Partition(_PartitionFn, len(buckets), buckets,
+                                                                   split_config)
+        counts = ([part | f"ClassOf[{name}]" >> beam.Map(_split_and_class, name) for name, part in zip(names, parts)]
+                  | "AllClasses" >> beam.Flatten()
+                  | "CountPerSplitAndClass" >> beam.combiners.Count.PerElement()
+                  | "CountsToList" >> beam.combiners.ToList())
+        rejected = ((outputs[_REJECTED], pipeline | "ListedRejections" >> beam.Create(source.listed_rejections))
+                    | "AllRejections" >> beam.Flatten()
+                    | "RejectionsToList" >> beam.combiners.ToList())
+        _ = (pipeline
+             | "ReportTrigger" >> beam.Create([None])
+             | "WriteReport" >> beam.Map(_write_report, exec_properties[_REPORT_PATH_KEY], source.classes,
+                                         beam.pvalue.AsSingleton(counts), beam.pvalue.AsSingleton(rejected)))
+        return dict(zip(names, parts))
+
+    def describe(self, exec_properties: dict[str, Any]) -> str:
+        return f"data folder {exec_properties[standard_component_specs.INPUT_BASE_KEY]}"
+
+    def Do(self, input_dict, output_dict, exec_properties) -> None:
+        """The base class' Do, except that examples stream from validation into the TFRecord files:
+        TFX's WriteSplit reshuffles every split first, which holds all image bytes in the runner's
+        memory at once (over 3 GB of process memory for Flowers' 3,119 JPEGs); the order is random
+        already (the file list is reshuffled before reading). Then the report is checked."""
+        self._log_startup(input_dict, output_dict, exec_properties)
+        examples = artifact_utils.get_single_instance(output_dict[standard_component_specs.EXAMPLES_KEY])
+        properties = dict(exec_properties)
+        properties[_REPORT_PATH_KEY] = report_path(examples.uri)
+        with self._make_beam_pipeline() as pipeline:
+            splits = self.GenerateExamplesByBeam(pipeline, properties)
+            examples.split_names = artifact_utils.encode_split_names(list(splits))
+            for name, split in splits.items():
+                _ = (split
+                     | f"Serialize[{name}]" >> beam.Map(_serialize)
+                     | f"WriteSplit[{name}]" >> beam.io.WriteToTFRecord(
+                         os.path.join(artifact_utils.get_split_uri([examples], name), _TFRECORD_PREFIX),
+                         file_name_suffix=".gz"))
+        examples_utils.set_payload_format(examples, example_gen_pb2.FORMAT_TF_EXAMPLE)
+        examples_utils.set_file_format(examples, write_split.to_file_format_str(example_gen_pb2.FORMAT_TFRECORDS_GZIP))
+        config = IngestConfig.from_exec_properties(exec_properties)
+        check_report(read_report(examples.uri), config.max_rejected_fraction, self.describe(exec_properties))
+
+
+class TfdsImageExampleGenExecutor(ImageExampleGenExecutor):
+    """Reads the TFDS dataset named by the input split's pattern (the QueryBasedExampleGen "query")."""
+
+    @staticmethod
+    def _name(exec_properties: dict[str, Any]) -> str:
+        input_config = example_gen_pb2.Input()
+        proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
+        return input_config.splits[0].pattern
+
+    def source(self, exec_properties: dict[str, Any]) -> ImageSource:
+        config = IngestConfig.from_exec_properties(exec_properties)
+        return tfds_source(self._name(exec_properties), config.tfds_data_dir)
+
+    def describe(self, exec_properties: dict[str, Any]) -> str:
+        return f"TFDS dataset {self._name(exec_properties)}"

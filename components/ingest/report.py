@@ -1,0 +1,106 @@
+"""`<examples uri>/ingestion_report.json`: the class names, the per-split counts and the rejected files.
+
+Shape: {"classes": [names in label order], "counts": {"train": {class: n}, "eval": {class: n}},
+"rejected": [{"path": image id, "reason": text}]}. Pure Python; remote URIs go through TFX's fileio.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from components import features as F
+from components.ingest.files import DataError
+from components.ingest.splits import SPLIT_NAMES
+
+REPORT_FILE = F.INGESTION_REPORT_FILE
+
+
+def _open(path: str, mode: str):
+    if "://" in path:  # gs://, s3://, ...: TensorFlow's filesystems through TFX
+        from tfx.dsl.io import fileio
+
+        return fileio.open(path, mode)
+    return open(path, mode, encoding="utf-8")
+
+
+def report_path(examples_uri: str) -> str:
+    return f"{str(examples_uri).rstrip('/')}/{REPORT_FILE}"
+
+
+def build_report(
+    classes: Iterable[str],
+    split_class_counts: Iterable[tuple[tuple[str, str], int]],
+    rejected: Iterable[dict[str, str]],
+) -> dict[str, Any]:
+    """`split_class_counts`: ((split, class name), number of examples); classes with none get 0."""
+    classes = list(classes)
+    counts = {split: dict.fromkeys(classes, 0) for split in SPLIT_NAMES}
+    for (split, class_name), n in split_class_counts:
+        counts.setdefault(split, dict.fromkeys(classes, 0))[class_name] += n
+    rejected = sorted(({"path": r["path"], "reason": r["reason"]} for r in rejected), key=lambda r: r["path"])
+    return {"classes": classes, "counts": counts, "rejected": rejected}
+
+
+def write_report(path: str, report: dict[str, Any]) -> None:
+    with _open(path, "w") as f:
+        f.write(json.dumps(report, indent=1, ensure_ascii=False) + "\n")
+
+
+def read_report(examples_uri: str) -> dict[str, Any]:
+    with _open(report_path(examples_uri), "r") as f:
+        return json.load(f)
+
+
+def load_class_names(examples_uri: str) -> list[str]:
+    """Class names in label order (label i is `load_class_names(uri)[i]`)."""
+    return list(read_report(examples_uri)["classes"])
+
+
+def _examples(rejected: list[dict[str, str]], n: int = 3) -> str:
+    shown = "; ".join(f"{r['path']}: {r['reason']}" for r in rejected[:n])
+    return shown + (f"; and {len(rejected) - n} more" if len(rejected) > n else "")
+
+
+def check_report(report: dict[str, Any], max_rejected_fraction: float, source: str) -> None:
+    """Raises DataError (carrying the report) when a class has no valid image or too large a share of
+    the files was rejected; `source` names the input in the message, which quotes a few rejections."""
+    accepted = {c: sum(report["counts"][s].get(c, 0) for s in report["counts"]) for c in report["classes"]}
+    rejected = report["rejected"]
+    for class_name, n in accepted.items():
+        if n == 0:
+            bad = [r for r in rejected if r["path"].split("/", 1)[0] == class_name]
+            raise DataError(f"class {class_name!r} in {source} has no valid image: all {len(bad)} of its files "
+                            f"were rejected ({_examples(bad)})", report)
+    total = sum(accepted.values()) + len(rejected)
+    if total and len(rejected) / total > max_rejected_fraction:
+        raise DataError(
+            f"{len(rejected)} of {total} files ({len(rejected) / total:.1%}) in {source} were rejected, more "
+            f"than the allowed {max_rejected_fraction:.1%} (max_rejected_fraction): {_examples(rejected)}", report
+        )
+
+
+def summary_table(report: dict[str, Any], max_rejected_listed: int = 10) -> str:
+    """A short human summary: examples per class and split, then the first rejected files."""
+    splits = list(report["counts"])
+    width = max([len("class")] + [len(c) for c in report["classes"]]) + 2
+    header = f"{'label':>5}  {'class':<{width}}" + "".join(f"{s:>8}" for s in splits) + f"{'total':>8}"
+    lines = [header, "-" * len(header)]
+    totals = dict.fromkeys(splits, 0)
+    for label, name in enumerate(report["classes"]):
+        row = [report["counts"][s].get(name, 0) for s in splits]
+        for s, n in zip(splits, row):
+            totals[s] += n
+        lines.append(f"{label:>5}  {name:<{width}}" + "".join(f"{n:>8,}" for n in row) + f"{sum(row):>8,}")
+    lines.append("-" * len(header))
+    lines.append(f"{'':>5}  {'total':<{width}}" + "".join(f"{totals[s]:>8,}" for s in splits)
+                 + f"{sum(totals.values()):>8,}")
+    rejected = report["rejected"]
+    lines.append(f"rejected files: {len(rejected)}")
+    for r in rejected[:max_rejected_listed]:
+        lines.append(f"  {r['path']}: {r['reason']}")
+    if len(rejected) > max_rejected_listed:
+        lines.append(f"  ... and {len(rejected) - max_rejected_listed} more (all in the report)")
+    return "\n".join(lines)
+

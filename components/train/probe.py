@@ -1,0 +1,73 @@
+"""TFX Trainer `run_fn` for the linear probe: frozen SimSiam encoder + one Dense layer.
+
+Features are computed once with the frozen encoder (on `eval_view`, the one evaluation view);
+the classifier is `models.evaluation.fit_linear_probe` (standardised features, L2-regularised
+logistic regression, deterministic), the same fit that `benchmarks.quality` reports. Its numbers
+are copied into a Keras standardisation + Dense layer, so the exported model is exactly
+encoder -> that probe, and TFMA gates what is served.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import keras
+import numpy as np
+import tensorflow_transform as tft
+from tfx import v1 as tfx
+
+from components import features as F
+from components.train import data as trainer_data
+from components.export.serving_model import export_serving_model
+from components.train.encoder_io import load_encoder
+from models.evaluation import PROBE_ITERATIONS, PROBE_WEIGHT_DECAY, LinearProbe, fit_linear_probe
+from models.monitors import embed
+
+
+def build_linear_classifier(probe: LinearProbe) -> keras.Model:
+    """The fitted `probe` as a Keras model: float features `[B, F]` -> logits `[B, C]` (float32)."""
+    features, num_classes = probe.weights.shape
+    norm = keras.layers.Normalization(mean=probe.mean.astype("float32"),
+                                      variance=np.square(probe.std).astype("float32"),
+                                      name="feature_standardisation")  # fmt: skip
+    dense = keras.layers.Dense(num_classes, name="logits")
+    model = keras.Sequential([keras.Input((features,)), norm, dense], name="linear_probe")
+    dense.set_weights([probe.weights.astype("float32"), probe.bias.astype("float32")])
+    return model
+
+
+def class_name_list(names: dict[int, str]) -> list[str]:
+    missing = sorted(set(range(max(names) + 1)) - set(names))
+    if missing:
+        raise ValueError(f"class indices {missing} never appear in the data: cannot name them")
+    return [names[i] for i in range(len(names))]
+
+
+def run_fn(fn_args: tfx.components.FnArgs) -> None:
+    custom = fn_args.custom_config or {}
+    encoder, recipe = load_encoder(fn_args.base_model)
+    encoder.trainable = False
+    stored_size = recipe["stored_size"]
+
+    tft_output = tft.TFTransformOutput(fn_args.transform_output)
+    train_x, train_y, train_names = trainer_data.load_split(fn_args.train_files, tft_output, stored_size)
+    eval_x, eval_y, eval_names = trainer_data.load_split(fn_args.eval_files, tft_output, stored_size)
+    class_names = class_name_list({**eval_names, **train_names})
+
+    train_f, eval_f = embed(encoder, train_x), embed(encoder, eval_x)
+    iterations = int(custom.get("probe_epochs", PROBE_ITERATIONS))
+    weight_decay = PROBE_WEIGHT_DECAY
+    probe = fit_linear_probe(train_f, train_y, len(class_names), weight_decay=weight_decay, iterations=iterations)
+    final = {"accuracy": float(np.mean(probe.predict(train_f) == train_y)),
+             "val_accuracy": float(np.mean(probe.predict(eval_f) == eval_y))}  # fmt: skip
+    print(f"[probe] logistic regression ({iterations} full-batch epochs, weight decay {weight_decay}) on "
+          f"{len(train_f)} frozen features: train accuracy {final['accuracy']:.4f}, "
+          f"eval accuracy {final['val_accuracy']:.4f}", flush=True)
+
+    classifier = build_linear_classifier(probe)
+    export_serving_model(fn_args.serving_model_dir, tft_output, encoder, classifier, class_names, stored_size)
+    os.makedirs(fn_args.model_run_dir, exist_ok=True)
+    with open(os.path.join(fn_args.model_run_dir, F.PROBE_HISTORY_FILE), "w") as f:
+        json.dump({"final": final, "class_names": class_names, "iterations": iterations,
+                   "weight_decay": weight_decay}, f, indent=2)  # fmt: skip

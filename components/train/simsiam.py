@@ -1,0 +1,129 @@
+"""TFX Trainer `run_fn` for SimSiam pre-training (no labels are used for the loss).
+
+Resumable: checkpoints go to a directory keyed by the inputs and the config, outside
+the per-execution output, so re-running a killed Trainer continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
+from tfx import v1 as tfx
+
+from components import features as F
+from components.train import data as trainer_data
+from components.train.encoder_io import save_encoder
+from components.train.history import HistoryFile
+from models.config import SimSiamConfig, configure_precision
+from models.evaluation import knn_accuracy
+from models.monitors import KNNMonitor, LearningRateLogger, embed
+from models.simsiam import build_simsiam, compile_simsiam
+
+MONITOR_HISTORY = F.MONITOR_HISTORY_FILE
+PRECISION_POLICIES = {"auto": "auto", "bf16": "mixed_bfloat16", "fp16": "mixed_float16", "fp32": "float32"}
+
+
+class CollapseError(RuntimeError):
+    """SimSiam's representation collapsed to a constant: the encoder is useless."""
+
+
+def _strategy() -> tf.distribute.Strategy:
+    gpus = tf.config.list_physical_devices("GPU")
+    return tf.distribute.MirroredStrategy() if gpus else tf.distribute.get_strategy()
+
+
+def checkpoint_dir(root: str, train_files: list[str], config: dict[str, Any]) -> str:
+    """Same inputs and config -> same directory, whichever TFX execution asks."""
+    key = json.dumps({"files": sorted(train_files), "config": config}, sort_keys=True)
+    return os.path.join(root, hashlib.sha256(key.encode()).hexdigest()[:16])
+
+
+def check_not_collapsed(collapse_std: float | None, threshold: float, history_path: str) -> None:
+    """Raises CollapseError when the final collapse metric is missing, not finite, or below `threshold`."""
+    if collapse_std is None or not np.isfinite(collapse_std) or collapse_std < threshold:
+        raise CollapseError(
+            f"SimSiam training collapsed: collapse_std={collapse_std} < {threshold} (about 1.0 is healthy, "
+            "0 is a constant output). Check the learning rate, the weight decay and that the target branch "
+            f"has its stop-gradient; the per-epoch history is in {history_path}"
+        )
+
+
+class EpochPrinter(keras.callbacks.Callback):
+    """One line per epoch (TFX logs are read in files and consoles, not progress bars)."""
+
+    def __init__(self, epochs: int):
+        super().__init__()
+        self.epochs, self.t0 = epochs, time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        shown = " ".join(f"{k}={v:.4f}" for k, v in sorted((logs or {}).items()))
+        print(f"[simsiam] epoch {epoch + 1}/{self.epochs} {shown} ({time.time() - self.t0:.0f}s)", flush=True)
+
+
+def run_fn(fn_args: tfx.components.FnArgs) -> None:
+    custom = fn_args.custom_config or {}
+    config = SimSiamConfig.from_dict(custom["simsiam"])
+    has_gpu = bool(tf.config.list_physical_devices("GPU"))
+    policy = configure_precision(has_gpu, PRECISION_POLICIES[custom.get("precision", "auto")])
+    keras.utils.set_random_seed(config.seed)
+
+    tft_output = tft.TFTransformOutput(fn_args.transform_output)
+    mean, std = trainer_data.pixel_stats(fn_args.train_files, tft_output)
+    train_x, train_y, _ = trainer_data.load_split(fn_args.train_files, tft_output, config.stored_size)
+    eval_x, eval_y, _ = trainer_data.load_split(fn_args.eval_files, tft_output, config.stored_size)
+    steps_per_epoch = max(1, len(train_x) // config.batch_size)
+    print(f"[simsiam] {len(train_x)} train / {len(eval_x)} eval images, {steps_per_epoch} steps per epoch, "
+          f"{config.epochs} epochs, gpu={has_gpu}, precision={policy}", flush=True)
+
+    strategy = _strategy()
+    with strategy.scope():
+        model = build_simsiam(config, mean=mean, std=std)
+        compile_simsiam(model, config, steps_per_epoch=steps_per_epoch, jit_compile=True if has_gpu else "auto")
+    random_init_knn = knn_accuracy(embed(model.encoder, train_x), train_y, embed(model.encoder, eval_x), eval_y)
+    print(f"[simsiam] kNN accuracy of the randomly initialised encoder: {random_init_knn:.4f}", flush=True)
+
+    ckpt = checkpoint_dir(custom["checkpoint_root"], list(fn_args.train_files), custom["simsiam"])
+    os.makedirs(ckpt, exist_ok=True)
+    history = HistoryFile(os.path.join(ckpt, "history.json"))
+    callbacks = [  # order matters: restore first, then the callbacks that add to the logs, then the writers
+        keras.callbacks.BackupAndRestore(os.path.join(ckpt, "backup")),
+        LearningRateLogger(),
+        KNNMonitor(train_x, train_y, eval_x, eval_y, every_n_epochs=int(custom.get("knn_every", 5)),
+                   evaluate_at_start=False),
+        history,
+        keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch"),
+        EpochPrinter(config.epochs),
+    ]
+    train_ds = trainer_data.image_dataset(fn_args.train_files, tft_output, config.stored_size, config.batch_size,
+                                          shuffle_seed=config.seed)
+    model.fit(train_ds, epochs=config.epochs, steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=0)
+
+    series = history.series()
+    summary = {
+        "random_init_knn_accuracy": random_init_knn,
+        "final": {k: next((v for v in reversed(vs) if v is not None), None) for k, vs in series.items()},
+        "history": series,
+        "steps_per_epoch": steps_per_epoch,
+        "train_images": int(len(train_x)),
+        "eval_images": int(len(eval_x)),
+    }
+    os.makedirs(fn_args.model_run_dir, exist_ok=True)
+    with open(os.path.join(fn_args.model_run_dir, MONITOR_HISTORY), "w") as f:
+        json.dump(summary, f, indent=2)
+
+    check_not_collapsed(summary["final"].get("collapse_std"), float(custom.get("collapse_threshold", 0.5)),
+                        os.path.join(fn_args.model_run_dir, MONITOR_HISTORY))
+    recipe = {"backbone": config.backbone, "image_size": config.image_size, "stored_size": config.stored_size,
+              "width": config.width, "small_stem": config.small_stem,
+              "mean": mean, "std": std, "random_init_knn_accuracy": random_init_knn}
+    save_encoder(model.encoder, fn_args.serving_model_dir, recipe)
+    with open(os.path.join(fn_args.serving_model_dir, MONITOR_HISTORY), "w") as f:
+        json.dump(summary, f, indent=2)

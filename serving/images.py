@@ -1,0 +1,112 @@
+"""The image contract: which encoded bytes this product accepts, checked before anything decodes them.
+
+JPEG and PNG only, each side within `ImageLimits`, complete files (TensorFlow's decoders fail on
+truncations that Pillow forgives). Ingestion (components/ingest) rejects files with these checks,
+and the serving client (serving/client.py) refuses the same bytes before sending them, so what a
+model is trained on and what it is asked about obey one rule. Pure Python + Pillow.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zlib
+from dataclasses import dataclass
+
+from PIL import Image, UnidentifiedImageError
+
+# Pillow calls JPEGs with a multi-picture extension (many phone cameras) "MPO"; they are plain JPEGs to TF.
+ACCEPTED_FORMATS = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG"}
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    """Sizes outside these bounds are rejected before decoding (decompression bombs, 1-pixel slivers)."""
+
+    min_side: int = 8
+    max_side: int = 16_384
+    max_pixels: int = 40_000_000
+
+    def describe(self) -> str:
+        return f"each side {self.min_side}-{self.max_side} px, at most {self.max_pixels:,} pixels"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why a file was rejected: `kind` is a short counter name, `reason` the text for the report."""
+
+    kind: str
+    reason: str
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_structure_problem(data: bytes) -> str | None:
+    """libpng (what TensorFlow decodes PNGs with) needs every chunk up to IEND, with correct CRCs on the
+    critical ones; Pillow decodes a PNG whose IEND is cut off, so walk the chunks here."""
+    view, pos = memoryview(data), len(_PNG_SIGNATURE)
+    while pos + 12 <= len(data):
+        length = int.from_bytes(view[pos:pos + 4], "big")
+        chunk_type = bytes(view[pos + 4:pos + 8])
+        end = pos + 12 + length
+        if end > len(data):
+            return f"truncated PNG: chunk {chunk_type.decode('latin-1')} is cut off after {len(data)} bytes"
+        critical = not chunk_type[0] & 0x20
+        if critical and zlib.crc32(view[pos + 4:end - 4]) != int.from_bytes(view[end - 4:end], "big"):
+            return f"corrupt PNG: bad checksum in chunk {chunk_type.decode('latin-1')}"
+        if chunk_type == b"IEND":
+            return None
+        pos = end
+    return f"truncated PNG: the file ends after {len(data)} bytes without an IEND chunk"
+
+
+def _jpeg_structure_problem(data: bytes) -> str | None:
+    """TensorFlow fails on a JPEG whose end-of-image marker is missing or damaged; Pillow decodes it when
+    the image data is complete. Skip the segments before the first scan (an EXIF thumbnail has its own
+    markers), then look for EOI (scan data cannot contain FF D9: its FF bytes are stuffed)."""
+    pos = 2  # after SOI
+    while pos + 4 <= len(data) and data[pos] == 0xFF:
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+        elif marker == 0xDA:  # start of scan
+            return None if data.find(b"\xff\xd9", pos) != -1 else "truncated JPEG: no end-of-image marker"
+        elif 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
+            pos += 2
+        else:
+            pos += 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
+    return None  # not a layout we can follow: decoding decides
+
+
+def check_image_bytes(data: bytes, limits: ImageLimits = ImageLimits()) -> Problem | None:
+    """None when `data` is a JPEG or PNG of sensible size that decodes completely; else why not.
+
+    The size is checked from the header before anything is decoded."""
+    if not data:
+        return Problem("empty", "empty file (0 bytes)")
+    image_format = None
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image_format = ACCEPTED_FORMATS.get(image.format or "")
+            if image_format is None:
+                return Problem("unsupported_format",
+                               f"unsupported image format {image.format} (only JPEG and PNG are accepted)")
+            width, height = image.size
+            if (min(width, height) < limits.min_side or max(width, height) > limits.max_side
+                    or width * height > limits.max_pixels):
+                return Problem("bad_dimensions", f"absurd dimensions {width}x{height} ({limits.describe()})")
+            structure = _png_structure_problem if image_format == "PNG" else _jpeg_structure_problem
+            if problem := structure(data):
+                return Problem("corrupt", problem)
+            image.load()
+    except UnidentifiedImageError:
+        return Problem("not_an_image", f"not an image: the content ({len(data)} bytes, starting "
+                                       f"{bytes(data[:8])!r}) is no format Pillow knows")
+    except Image.DecompressionBombError as err:  # Pillow refuses to open beyond ~179M pixels
+        pixels = re.search(r"\((\d+) pixels\)", str(err))
+        size = f"{int(pixels.group(1)):,} pixels" if pixels else str(err)
+        return Problem("bad_dimensions", f"absurd dimensions: {size} ({limits.describe()})")
+    except (OSError, SyntaxError, ValueError, EOFError) as err:  # what Pillow raises on broken data
+        return Problem("corrupt", f"corrupt or truncated {image_format or 'image'}: {err}")
+    return None

@@ -1,0 +1,130 @@
+"""Listing a folder of class folders and validating image bytes (components/ingest/files.py)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from components.ingest.files import DataError, check_listing, list_image_folder
+from serving.images import ImageLimits, check_image_bytes
+from tests.fakes.images import bad_files, encode, make_image, make_image_folder, special_images
+
+
+def test_listing_sorts_classes_and_ids_keeps_nested_files_in_their_class(tmp_path: Path) -> None:
+    make_image_folder(tmp_path, {"tulips": 2, "daisy": 1, "Roses": 1})
+    nested = tmp_path / "daisy" / "more" / "deeper"
+    nested.mkdir(parents=True)
+    (nested / "x.PNG").write_bytes(encode(make_image(), "PNG"))
+    (tmp_path / "daisy" / "y.JpEg").write_bytes(encode(make_image(), "JPEG"))
+    (tmp_path / "daisy" / ".DS_Store").write_bytes(b"hidden")
+    (tmp_path / ".hidden_class").mkdir()
+    (tmp_path / ".hidden_class" / "z.jpg").write_bytes(encode(make_image(), "JPEG"))
+    (tmp_path / "tulips" / ".ipynb_checkpoints").mkdir()
+    (tmp_path / "tulips" / ".ipynb_checkpoints" / "c.jpg").write_bytes(b"x")
+    (tmp_path / "LICENSE.txt").write_text("top-level files are not images of a class")
+    (tmp_path / "tulips" / "README.md").write_text("not an image")
+
+    listing = list_image_folder(str(tmp_path))
+
+    assert listing.classes == ("Roses", "daisy", "tulips")  # sorted by code point: upper case first
+    assert listing.labels == {"Roses": 0, "daisy": 1, "tulips": 2}
+    assert listing.files == (
+        ("Roses/Roses_0.jpg", "Roses"),
+        ("daisy/daisy_0.jpg", "daisy"),
+        ("daisy/more/deeper/x.PNG", "daisy"),
+        ("daisy/y.JpEg", "daisy"),
+        ("tulips/tulips_0.jpg", "tulips"),
+        ("tulips/tulips_1.jpg", "tulips"),
+    )
+    assert [(i, p.kind) for i, p in listing.rejected] == [("tulips/README.md", "unsupported_extension")]
+    assert "'.md'" in listing.rejected[0][1].reason
+    assert listing.files_per_class() == {"Roses": 1, "daisy": 3, "tulips": 2}
+
+
+def test_listing_through_tfx_fileio_equals_os_walk(tmp_path: Path) -> None:
+    """The executor lists gs:// folders with TFX's fileio.walk (TensorFlow's filesystems)."""
+    from tfx.dsl.io import fileio
+
+    make_image_folder(tmp_path, {"a": 2, "b": 1})
+    (tmp_path / "a" / "sub").mkdir()
+    (tmp_path / "a" / "sub" / "n.png").write_bytes(encode(make_image(), "PNG"))
+    (tmp_path / "a" / ".hidden").mkdir()
+    (tmp_path / "a" / ".hidden" / "h.jpg").write_bytes(b"x")
+    (tmp_path / "b" / "x.txt").write_text("x")
+    assert list_image_folder(str(tmp_path), walk=fileio.walk) == list_image_folder(str(tmp_path))
+
+
+def test_missing_folder_and_folder_without_classes_fail_clearly(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=f"data folder {tmp_path}/nope does not exist"):
+        list_image_folder(str(tmp_path / "nope"))
+    (tmp_path / "a.jpg").write_bytes(encode(make_image()))
+    with pytest.raises(DataError, match=f"data folder {tmp_path} holds no class folders.*found 1 files"):
+        list_image_folder(str(tmp_path))
+
+
+def test_class_without_any_image_file_fails(tmp_path: Path) -> None:
+    make_image_folder(tmp_path, {"a": 1})
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "notes.txt").write_text("x")
+    with pytest.raises(DataError, match="class folder\\(s\\) 'b' in .* hold no .jpg/.jpeg/.png file"):
+        check_listing(list_image_folder(str(tmp_path)))
+
+
+@pytest.mark.parametrize("name", sorted(special_images()))
+def test_unusual_but_valid_images_pass_and_tensorflow_decodes_them(name: str) -> None:
+    import tensorflow as tf
+
+    data = special_images()[name]
+    assert check_image_bytes(data) is None
+    decoded = tf.io.decode_image(data, channels=3, expand_animations=False)
+    assert decoded.shape[-1] == 3 and decoded.dtype == tf.uint8
+
+
+@pytest.mark.parametrize("name", [n for n in sorted(bad_files()) if not n.endswith(".txt")])
+def test_bad_files_are_rejected_with_their_reason_and_tensorflow_agrees(name: str) -> None:
+    import tensorflow as tf
+
+    data, phrase = bad_files()[name]
+    problem = check_image_bytes(data)
+    assert problem is not None and phrase in problem.reason, problem
+    if name not in ("huge.png", "sliver.png", "animation.png"):  # these decode, but are unusable
+        with pytest.raises(tf.errors.InvalidArgumentError):
+            tf.io.decode_image(data, channels=3, expand_animations=False)
+
+
+def test_png_cut_after_its_image_data_is_rejected_although_pillow_decodes_it() -> None:
+    png = encode(make_image((64, 48)), "PNG")
+    for cut in range(1, 13):  # IEND is the last 12 bytes
+        problem = check_image_bytes(png[:-cut])
+        assert problem is not None and "truncated PNG" in problem.reason
+    assert check_image_bytes(png + b"trailing bytes") is None
+
+
+def test_jpeg_with_damaged_end_marker_is_rejected_although_pillow_decodes_it() -> None:
+    import tensorflow as tf
+
+    jpeg = encode(make_image((64, 48), mode="L"), "JPEG")
+    assert jpeg.endswith(b"\xff\xd9")
+    for damaged in (jpeg[:-2] + b"\xff\xd8", jpeg[:-1] + b"\x00", jpeg[:-2] + b"\x00\x00", jpeg[:-2]):
+        problem = check_image_bytes(damaged)
+        assert problem is not None and "truncated JPEG" in problem.reason
+        with pytest.raises(tf.errors.InvalidArgumentError):
+            tf.io.decode_image(damaged, channels=3, expand_animations=False)
+    assert check_image_bytes(jpeg + b"camera trailer") is None
+
+
+def test_dimension_limits_are_checked_from_the_header() -> None:
+    limits = ImageLimits(min_side=8, max_side=100, max_pixels=5_000)
+    assert check_image_bytes(encode(make_image((70, 70))), limits) is None  # 4,900 pixels
+    assert "absurd dimensions 80x70" in check_image_bytes(encode(make_image((80, 70))), limits).reason
+    assert "absurd dimensions 101x8" in check_image_bytes(encode(make_image((101, 8))), limits).reason
+    assert "absurd dimensions 7x30" in check_image_bytes(encode(make_image((7, 30))), limits).reason
+
+
+def test_module_needs_no_tensorflow() -> None:
+    code = "import sys, components.ingest.files; print('tensorflow' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

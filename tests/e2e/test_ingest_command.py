@@ -1,0 +1,106 @@
+"""`simsiam-tfx ingest`: the three components through LocalDagRunner, OUT/ingestion.json and the messages."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from components.ingest.splits import split_of
+from tests.fakes.images import make_image_folder, prepare_local_tf_flowers, write_bad_files
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def ingest(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipeline.cli", "ingest", *args], capture_output=True, text=True,
+                          cwd=REPO, timeout=timeout)
+
+
+def counts_of(ids: list[str], classes: list[str]) -> dict:
+    counts = {s: dict.fromkeys(classes, 0) for s in ("train", "eval")}
+    for image_id in ids:
+        counts[split_of(image_id)][image_id.split("/")[0]] += 1
+    return counts
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda root: None, "does not exist or is not a folder"),
+    (lambda root: root.mkdir(), "holds no class folders"),
+    (lambda root: (root / "empty_class").mkdir(parents=True), "class folder(s) 'empty_class'"),
+], ids=["missing", "no-classes", "empty-class"])
+def test_unusable_folders_fail_at_once_with_one_line_and_no_tensorflow(tmp_path: Path, make, message) -> None:
+    root = tmp_path / "data"
+    make(root)
+    code = ("import sys\nfrom pipeline.cli import main\n"
+            f"rc = main(['ingest', '--data-dir', {str(root)!r}, '--output', {str(tmp_path / 'out')!r}])\n"
+            "print('TF' if 'tensorflow' in sys.modules else 'NO_TF', rc)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert result.stdout.strip() == "NO_TF 1"
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: ") and message in line and str(root) in line
+
+
+def test_bad_arguments_exit_2(tmp_path: Path) -> None:
+    result = ingest("--data-dir", str(tmp_path), "--eval-percent", "0")
+    assert result.returncode == 2 and "--eval-percent must be from 1 to 99" in result.stderr
+    result = ingest("--output", str(tmp_path))  # neither --data-dir nor --tfds
+    assert result.returncode == 2 and "one of the arguments --data-dir --tfds is required" in result.stderr
+
+
+@pytest.mark.slow
+def test_ingest_writes_the_report_prints_progress_and_reuses_the_cache(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    ids = make_image_folder(root, {"b_tulips": 7, "a_roses": 9})
+    bad = write_bad_files(root, "a_roses")
+    out = tmp_path / "out"
+
+    first = ingest("--data-dir", str(root), "--output", str(out), "--max-rejected-fraction", "0.5")
+    assert first.returncode == 0, first.stderr[-3000:]
+    report = json.loads((out / "ingestion.json").read_text())
+    assert set(report) == {"classes", "counts", "rejected"}
+    assert report["classes"] == ["a_roses", "b_tulips"]
+    assert report["counts"] == counts_of([i for v in ids.values() for i in v], report["classes"])
+    assert {r["path"]: r["reason"] for r in report["rejected"]}.keys() == bad.keys()
+    assert all(bad[r["path"]] in r["reason"] for r in report["rejected"])
+    for expected in ("ImageExampleGen running", "StatisticsGen", "SchemaGen", "validated",
+                     f"rejected files: {len(bad)}", "a_roses", str(out / "ingestion.json")):
+        assert expected in first.stdout, (expected, first.stdout)
+
+    (out / "ingestion.json").unlink()
+    # The same arguments (the Beam arguments are part of the cache key): every component is cached.
+    second = ingest("--data-dir", str(root), "--output", str(out), "--max-rejected-fraction", "0.5")
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "ImageExampleGen cached" in second.stdout
+    assert json.loads((out / "ingestion.json").read_text()) == report
+
+
+@pytest.mark.slow
+def test_too_many_rejected_files_exit_1_with_the_reasons(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    make_image_folder(root, {"a": 5, "b": 5})
+    bad = write_bad_files(root, "b")  # 9 decoded + 1 by name, of 20 files
+    result = ingest("--data-dir", str(root), "--output", str(tmp_path / "out"), "--workers", "1")
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: 10 of 20 files (50.0%) in data folder") and "allowed 10.0%" in last
+    report = json.loads((tmp_path / "out" / "ingestion.json").read_text())
+    assert sorted(r["path"] for r in report["rejected"]) == sorted(bad)
+    assert "rejected files: 10" in result.stdout
+
+
+@pytest.mark.slow
+def test_ingest_from_a_tfds_dataset(tmp_path: Path) -> None:
+    root = tmp_path / "flower_photos"
+    make_image_folder(root, {"daisy": 3, "roses": 2, "tulips": 4, "dandelion": 1, "sunflowers": 2})
+    prepare_local_tf_flowers(root, tmp_path / "tfds")
+    result = ingest("--tfds", "tf_flowers", "--tfds-data-dir", str(tmp_path / "tfds"), "--output", str(tmp_path / "o"),
+                    "--workers", "1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "o" / "ingestion.json").read_text())
+    assert report["classes"] == ["daisy", "dandelion", "roses", "sunflowers", "tulips"]
+    totals = {c: report["counts"]["train"][c] + report["counts"]["eval"][c] for c in report["classes"]}
+    assert totals == {"daisy": 3, "dandelion": 1, "roses": 2, "sunflowers": 2, "tulips": 4}

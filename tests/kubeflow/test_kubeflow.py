@@ -1,0 +1,476 @@
+"""Kubeflow V2 / Vertex AI: the compiled pipeline JSON, the option checks, the image, submit-vertex."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kubeflow.config import GPU_MACHINES, GPU_TYPES, ConfigError, KubeflowOptions
+from pipeline.cli import main as cli_main
+
+REPO = Path(__file__).resolve().parents[2]
+CLI = Path(sys.executable).parent / "simsiam-tfx"
+ROOT = "gs://simsiam-bucket/runs/flowers"
+IMAGE = "us-docker.pkg.dev/my-project/pipelines/simsiam-tfx:0.1.0"
+DATA = "gs://simsiam-bucket/data/flower_photos"
+ORDER = ["ImageExampleGen", "StatisticsGen", "SchemaGen", "Transform", "SimSiamTrainer", "LinearProbeTrainer",
+         "Evaluator", "Pusher"]
+BLESSING_RESOLVER = "latest_blessed_model_resolver-model-blessing-resolver"
+MODEL_RESOLVER = "latest_blessed_model_resolver-model-resolver"
+BASE_ARGS = ["compile-kubeflow", "--pipeline-root", ROOT, "--image", IMAGE]
+
+
+def _compile(tmp_path: Path, *extra: str, name: str = "pipeline.json") -> dict[str, Any]:
+    out = tmp_path / name
+    assert cli_main([*BASE_ARGS, "--output", str(out), *extra]) == 0
+    return json.loads(out.read_text())
+
+
+@pytest.fixture(scope="module")
+def gpu_dataflow(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The main deployment: data in gs://, a GPU on the SimSiam Trainer's step, Beam steps on Dataflow."""
+    out = tmp_path_factory.mktemp("gpu_dataflow")
+    return _compile(out, "--data-dir", DATA, "--project", "my-project", "--region", "europe-west4",
+                    "--gpu-type", "NVIDIA_L4", "--gpu-count", "1", "--dataflow", "--dataflow-machine-type",
+                    "n1-highmem-4")
+
+
+@pytest.fixture(scope="module")
+def vertex_training(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The SimSiam Trainer as a Vertex AI custom job; TFDS input; Beam in each step (DirectRunner)."""
+    out = tmp_path_factory.mktemp("vertex_training")
+    return _compile(out, "--tfds", "tf_flowers", "--project", "my-project", "--region", "us-central1",
+                    "--gpu-type", "NVIDIA_TESLA_T4", "--gpu-count", "2", "--vertex-training")
+
+
+def _tasks(job: dict[str, Any]) -> dict[str, Any]:
+    return job["pipelineSpec"]["root"]["dag"]["tasks"]
+
+
+def _executors(job: dict[str, Any]) -> dict[str, Any]:
+    return job["pipelineSpec"]["deploymentSpec"]["executors"]
+
+
+def _exec_property(job: dict[str, Any], task: str, name: str) -> str:
+    return _tasks(job)[task]["inputs"]["parameters"][name]["runtimeValue"]["constantValue"]["stringValue"]
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every string in the job, including those inside JSON-encoded exec properties."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+    elif isinstance(value, str):
+        yield value
+        if value[:1] in "{[":
+            try:
+                yield from _strings(json.loads(value))
+            except ValueError:
+                pass
+
+
+def _upstream(job: dict[str, Any]) -> dict[str, set[str]]:
+    """Each task's direct upstream tasks: declared dependencies and the tasks whose outputs it reads."""
+    edges = {}
+    for name, task in _tasks(job).items():
+        ups = set(task.get("dependentTasks", []))
+        for artifact in task.get("inputs", {}).get("artifacts", {}).values():
+            if "taskOutputArtifact" in artifact:
+                ups.add(artifact["taskOutputArtifact"]["producerTask"])
+        edges[name] = ups
+    return edges
+
+
+# ---- the compiled JSON ----------------------------------------------------------------------------
+
+def test_every_component_is_present_with_its_exact_upstream_steps(gpu_dataflow: dict[str, Any]) -> None:
+    assert _upstream(gpu_dataflow) == {
+        "ImageExampleGen": set(),
+        "StatisticsGen": {"ImageExampleGen"},
+        "SchemaGen": {"StatisticsGen"},
+        "Transform": {"ImageExampleGen", "SchemaGen"},
+        "SimSiamTrainer": {"SchemaGen", "Transform"},
+        "LinearProbeTrainer": {"SchemaGen", "Transform", "SimSiamTrainer"},
+        BLESSING_RESOLVER: set(),
+        MODEL_RESOLVER: {BLESSING_RESOLVER},
+        "Evaluator": {"ImageExampleGen", "LinearProbeTrainer", MODEL_RESOLVER},
+        "Pusher": {"Evaluator", "LinearProbeTrainer"},
+        "EmbeddingIndexer": {"ImageExampleGen", "LinearProbeTrainer"},
+    }
+
+
+def test_the_components_run_in_pipeline_order(gpu_dataflow: dict[str, Any]) -> None:
+    """ORDER is a chain: each step is (transitively) downstream of the one before it."""
+    upstream = _upstream(gpu_dataflow)
+
+    def ancestors(task: str) -> set[str]:
+        found, todo = set(), [task]
+        while todo:
+            for up in upstream[todo.pop()] - found:
+                found.add(up)
+                todo.append(up)
+        return found
+
+    for before, after in zip(ORDER, ORDER[1:]):
+        assert before in ancestors(after), f"{after} does not wait for {before}"
+
+
+def test_only_the_simsiam_trainer_requests_a_gpu(gpu_dataflow: dict[str, Any]) -> None:
+    resources = {name: spec["container"].get("resources") for name, spec in _executors(gpu_dataflow).items()
+                 if "container" in spec}
+    assert len(resources) == len(ORDER) + 1  # + the EmbeddingIndexer, off the main chain
+    assert resources.pop("SimSiamTrainer_executor") == {"accelerator": {"type": "NVIDIA_L4", "count": "1"}}
+    assert resources == dict.fromkeys(resources)  # every other step: no resources, so a CPU machine
+
+
+def test_every_executor_runs_the_image(gpu_dataflow: dict[str, Any]) -> None:
+    executors = _executors(gpu_dataflow)
+    containers = {name: spec["container"] for name, spec in executors.items() if "container" in spec}
+    assert set(containers) == {f"{name}_executor" for name in [*ORDER, "EmbeddingIndexer"]}
+    assert {c["image"] for c in containers.values()} == {IMAGE}
+    # The two resolver steps are ML Metadata queries that Vertex AI runs itself, not containers.
+    assert {name for name, spec in executors.items() if "resolver" in spec} == {
+        f"{BLESSING_RESOLVER}_executor", f"{MODEL_RESOLVER}_executor"}
+    assert "container" not in executors[f"{MODEL_RESOLVER}_executor"]
+
+
+def test_pipeline_root_and_the_paths_under_it(gpu_dataflow: dict[str, Any]) -> None:
+    assert gpu_dataflow["runtimeConfig"]["gcsOutputDirectory"] == ROOT
+    simsiam = json.loads(_exec_property(gpu_dataflow, "SimSiamTrainer", "custom_config"))
+    assert simsiam["checkpoint_root"] == f"{ROOT}/checkpoints/SimSiamTrainer"
+    assert simsiam["simsiam"]["epochs"] == 400  # the gpu profile by default
+    push = json.loads(_exec_property(gpu_dataflow, "Pusher", "push_destination"))
+    assert push == {"filesystem": {"base_directory": f"{ROOT}/serving"}}
+    assert _exec_property(gpu_dataflow, "ImageExampleGen", "input_base") == DATA
+
+
+def test_trainer_step_size_profile_and_cache_flags(tmp_path: Path) -> None:
+    job = _compile(tmp_path, "--data-dir", DATA, "--gpu-type", "NVIDIA_TESLA_A100", "--gpu-count", "2",
+                   "--trainer-cpu", "24", "--trainer-memory", "170", "--no-cache", "--profile", "smoke",
+                   "--epochs", "3")
+    assert _executors(job)["SimSiamTrainer_executor"]["container"]["resources"] == {
+        "cpuLimit": 24.0, "memoryLimit": 170.0, "accelerator": {"type": "NVIDIA_TESLA_A100", "count": "2"}}
+    simsiam = json.loads(_exec_property(job, "SimSiamTrainer", "custom_config"))["simsiam"]
+    assert (simsiam["epochs"], simsiam["image_size"]) == (3, 32)  # --epochs over the smoke profile's 32 px
+    assert not [name for name, task in _tasks(job).items() if "cachingOptions" in task]
+
+
+def test_beam_steps_get_the_dataflow_arguments(gpu_dataflow: dict[str, Any]) -> None:
+    expected = ["--runner=DataflowRunner", "--project=my-project", "--region=europe-west4",
+                f"--temp_location={ROOT}/tmp", "--machine_type=n1-highmem-4", f"--sdk_container_image={IMAGE}"]
+    for name in ("ImageExampleGen", "StatisticsGen", "Transform", "Evaluator"):
+        container = _executors(gpu_dataflow)[f"{name}_executor"]["container"]
+        assert container["args"][-len(expected):] == expected, name
+    driver = _executors(gpu_dataflow)["ImageExampleGen_executor"]["container"]["lifecycle"]["preCacheCheck"]
+    assert driver["args"][-len(expected):] == expected
+
+
+def test_without_dataflow_beam_runs_inside_each_step(vertex_training: dict[str, Any]) -> None:
+    args = _executors(vertex_training)["Transform_executor"]["container"]["args"]
+    assert "--runner=DirectRunner" in args
+    assert not [a for a in args if a.startswith(("--project", "--temp_location", "--sdk_container_image"))]
+
+
+@pytest.mark.parametrize("variant", ["gpu_dataflow", "vertex_training"])
+def test_no_local_path_leaks_into_the_json(variant: str, request: pytest.FixtureRequest) -> None:
+    job = request.getfixturevalue(variant)
+    local = [str(REPO), str(REPO.parent), os.getcwd(), str(Path.home()), "/tmp/", "file:"]
+    schemes, leaks = set(), []
+    for s in _strings(job):
+        schemes |= set(re.findall(r"([a-z][a-z0-9+.-]*)://", s))
+        rest = re.sub(r"gs://[^\s\"',]*", "<gs>", s)  # what is left once the gs:// URIs are taken out
+        if re.search(r"(^|[\s=:])/[A-Za-z]", rest) or any(marker in rest for marker in local):
+            leaks.append(s)
+    assert leaks == []
+    assert schemes == {"gs"}
+
+
+def test_the_json_parses_as_a_kfp_v2_pipeline(gpu_dataflow: dict[str, Any], tmp_path: Path) -> None:
+    from google.protobuf import json_format
+    from kfp import components
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
+    job = json_format.ParseDict(gpu_dataflow, pipeline_spec_pb2.PipelineJob())  # strict: no unknown field
+    spec = json_format.ParseDict(gpu_dataflow["pipelineSpec"], pipeline_spec_pb2.PipelineSpec())
+    assert job.runtime_config.gcs_output_directory == ROOT
+    assert spec.pipeline_info.name == "simsiam-tfx"
+    assert spec.schema_version == "2.0.0" and spec.sdk_version == "tfx-1.16.0"
+    gpu = spec.deployment_spec["executors"]["SimSiamTrainer_executor"]["container"]["resources"]["accelerator"]
+    assert gpu["type"] == "NVIDIA_L4"
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(gpu_dataflow["pipelineSpec"]))
+    loaded = components.load_component_from_file(str(path))  # KFP's own loader, as for a compiled pipeline
+    assert loaded.name == "simsiam-tfx"
+    assert set(loaded.pipeline_spec.root.dag.tasks) == set(_tasks(gpu_dataflow))
+
+
+def test_vertex_training_job_has_the_gpu_worker_pool(vertex_training: dict[str, Any]) -> None:
+    from google.cloud.aiplatform_v1.types import AcceleratorType, CustomJobSpec
+    from tfx.v1.extensions import google_cloud_ai_platform as gcp
+
+    container = _executors(vertex_training)["SimSiamTrainer_executor"]["container"]
+    assert container["image"] == IMAGE
+    assert container["args"][1] == "tfx.extensions.google_cloud_ai_platform.trainer.executor.GenericExecutor"
+    assert "resources" not in container  # the launcher step waits on CPU; the GPU is in the job
+    assert not [n for n, e in _executors(vertex_training).items() if e.get("container", {}).get("resources")]
+
+    config = json.loads(_exec_property(vertex_training, "SimSiamTrainer", "custom_config"))
+    assert config[gcp.ENABLE_VERTEX_KEY] is True
+    assert config[gcp.VERTEX_REGION_KEY] == "us-central1"
+    assert config["checkpoint_root"] == f"{ROOT}/checkpoints/SimSiamTrainer"  # the run_fn's own settings stay
+    args = config[gcp.TRAINING_ARGS_KEY]
+    assert args["project"] == "my-project"
+    spec = CustomJobSpec(**args["job_spec"])  # what the Vertex AI API receives (proto-plus checks the fields)
+    (pool,) = spec.worker_pool_specs
+    assert pool.machine_spec.accelerator_type == AcceleratorType.NVIDIA_TESLA_T4
+    assert pool.machine_spec.accelerator_count == 2
+    assert pool.machine_spec.machine_type == "n1-standard-16"
+    assert pool.replica_count == 1 and pool.container_spec.image_uri == IMAGE
+    # The probe Trainer stays TFX's own Trainer, in its step.
+    probe = _executors(vertex_training)["LinearProbeTrainer_executor"]["container"]
+    assert probe["args"][1] == "tfx.components.trainer.executor.GenericExecutor"
+
+
+def test_tfds_input_keeps_its_data_in_the_pipeline_root(vertex_training: dict[str, Any]) -> None:
+    example_gen = _executors(vertex_training)["ImageExampleGen_executor"]["container"]
+    assert example_gen["args"][1] == "components.ingest.executor.TfdsImageExampleGenExecutor"
+    config = json.loads(_exec_property(vertex_training, "ImageExampleGen", "custom_config"))
+    assert config["custom_config"]["value"]["tfds_data_dir"] == f"{ROOT}/tensorflow_datasets"
+
+
+def test_vertex_sdk_accepts_the_compiled_file(gpu_dataflow: dict[str, Any], tmp_path: Path) -> None:
+    """submit-vertex's PipelineJob, built offline with anonymous credentials (nothing is sent)."""
+    from google.auth.credentials import AnonymousCredentials
+
+    from kubeflow.commands.submit_vertex import build_job
+
+    path = tmp_path / "pipeline.json"
+    path.write_text(json.dumps(gpu_dataflow))
+    job = build_job(str(path), "my-project", "europe-west4", AnonymousCredentials(), enable_caching=False)
+    assert job.job_id.startswith("simsiam-tfx-")
+    assert job.runtime_config.gcs_output_directory == ROOT
+    tasks = job.pipeline_spec["root"]["dag"]["tasks"]
+    assert set(tasks) == set(_tasks(gpu_dataflow))
+    assert {tasks[name]["cachingOptions"]["enableCache"] for name in tasks} == {False}  # --no-cache
+
+
+# ---- bad options: one line, before any compile work ------------------------------------------------
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--pipeline-root", "/tmp/simsiam"], "--pipeline-root must be a gs://BUCKET/... URI"),
+    (["--gpu-type", "NVIDIA_GTX_1080"], "unknown --gpu-type 'NVIDIA_GTX_1080'"),
+    (["--gpu-count", "0"], "--gpu-count must be at least 1, not 0"),
+])
+def test_bad_option_fails_with_one_line_before_compiling(flags: list[str], message: str, tmp_path: Path) -> None:
+    out = tmp_path / "p.json"
+    args = [*BASE_ARGS, "--data-dir", DATA, "--output", str(out), *flags]
+    code = ("import sys\nfrom pipeline.cli import main\nrc = main(sys.argv[1:])\n"
+            "print('TF_LOADED' if 'tensorflow' in sys.modules else 'TF_NOT_LOADED')\nsys.exit(rc)\n")
+    result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
+    assert result.stdout.strip() == "TF_NOT_LOADED"  # it stopped before importing TFX
+    assert not out.exists()
+
+
+def test_the_console_script_reports_a_bad_option_the_same_way(tmp_path: Path) -> None:
+    result = subprocess.run([str(CLI), *BASE_ARGS, "--output", str(tmp_path / "p.json"), "--data-dir",
+                             "../shared/flowers/flower_photos"], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "error: --data-dir must be a gs://BUCKET/... URI that Vertex AI can reach, not "
+        "'../shared/flowers/flower_photos'"]
+
+
+def _options(**changes: Any) -> KubeflowOptions:
+    return KubeflowOptions(**{"pipeline_root": ROOT, "image": IMAGE, "data_dir": DATA, **changes})
+
+
+def test_output_must_be_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main([*BASE_ARGS, "--data-dir", DATA, "--output", str(tmp_path / "p.yaml")]) == 2
+    assert capsys.readouterr().err.startswith("error: --output must be a .json file")
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"pipeline_root": "runs/simsiam"}, "--pipeline-root must be a gs://"),
+    ({"pipeline_root": "gs://"}, "--pipeline-root must be a gs://"),
+    ({"pipeline_root": "s3://bucket/root"}, "--pipeline-root must be a gs://"),
+    ({"gpu_type": "nvidia_l4"}, "unknown --gpu-type 'nvidia_l4'"),
+    ({"gpu_count": -1}, "--gpu-count must be at least 1, not -1"),
+    ({"gpu_type": "NVIDIA_L4", "gpu_count": 3}, "NVIDIA_L4 in counts of 1, 2, 4, 8, not 3"),
+    ({"gpu_type": "NVIDIA_H200_141GB", "gpu_count": 1}, "NVIDIA_H200_141GB in counts of 8, not 1"),
+    ({"image": "/home/me/simsiam.tar"}, "--image must be a container image reference"),
+    ({"image": "Simsiam Image"}, "--image must be a container image reference"),
+    ({"data_dir": None}, "give exactly one of --data-dir gs://... or --tfds NAME"),
+    ({"tfds_name": "tf_flowers"}, "give exactly one of"),
+    ({"data_dir": None, "tfds_name": "tf_flowers", "tfds_data_dir": "/data/tfds"}, "--tfds-data-dir must be a gs://"),
+    ({"serving_model_dir": "serving"}, "--serving-model-dir must be a gs://"),
+    ({"pipeline_name": "SimSiam_TFX"}, "--pipeline-name must be lower-case"),
+    ({"dataflow": True}, "--dataflow needs --project and --region"),
+    ({"vertex_training": True, "project": "my-project"}, "--vertex-training needs --project and --region"),
+    ({"project": "My Project"}, "is not a Google Cloud project ID"),
+    ({"region": "us central"}, "is not a Google Cloud region"),
+    ({"dataflow": True, "project": "my-project", "region": "us-central1", "temp_location": "/tmp/beam"},
+     "--temp-location must be a gs://"),
+    ({"machine_type": "a2-highgpu-1g"}, "--machine-type applies only with --vertex-training"),
+    ({"trainer_memory_gb": 0.0}, "--trainer-memory must be positive"),
+    ({"vertex_training": True, "project": "my-project", "region": "us-central1", "trainer_cpu": 8.0},
+     "with --vertex-training choose the job's --machine-type"),
+])
+def test_option_errors(changes: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        _options(**changes)
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_defaults_derive_from_the_pipeline_root_and_the_gpu() -> None:
+    o = _options(pipeline_root=ROOT + "/", vertex_training=True, project="my-project", region="us-central1",
+                 gpu_type="NVIDIA_A100_80GB", gpu_count=4)
+    assert (o.serving_dir, o.beam_temp_location, o.tfds_dir) == (f"{ROOT}/serving", f"{ROOT}/tmp", None)
+    assert o.training_machine_type == "a2-ultragpu-4g"
+    assert _options(vertex_training=True, project="my-project", region="us-central1",
+                    machine_type="g2-standard-16").training_machine_type == "g2-standard-16"
+
+
+def test_known_gpu_types_are_vertex_accelerator_names() -> None:
+    from google.cloud.aiplatform_v1.types import AcceleratorType
+
+    assert "NVIDIA_L4" in GPU_TYPES and "NVIDIA_TESLA_T4" in GPU_TYPES
+    assert set(GPU_TYPES) <= set(AcceleratorType.__members__)
+    assert all(counts and min(counts) >= 1 for counts in GPU_MACHINES.values())
+
+
+def test_compile_help_does_not_load_tensorflow() -> None:
+    code = ("import sys, contextlib, io\nfrom pipeline import cli\n"
+            "with contextlib.redirect_stdout(io.StringIO()) as buf:\n"
+            "    try:\n        cli.main(['compile-kubeflow', '--help'])\n    except SystemExit:\n        pass\n"
+            "print(buf.getvalue())\nprint('TF_LOADED' if 'tensorflow' in sys.modules else 'TF_NOT_LOADED')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO).stdout
+    assert "--gpu-type" in out and "NVIDIA_L4" in out
+    assert out.strip().endswith("TF_NOT_LOADED")
+
+
+# ---- submit-vertex ---------------------------------------------------------------------------------
+
+def _no_credentials_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GOOGLE_", "CLOUDSDK_", "GCE_"))}
+    env.update(HOME=str(tmp_path), CLOUDSDK_CONFIG=str(tmp_path / "gcloud"), NO_GCE_CHECK="true")
+    return env
+
+
+def test_submit_without_credentials_fails_with_one_line(gpu_dataflow: dict[str, Any], tmp_path: Path) -> None:
+    path = tmp_path / "pipeline.json"
+    path.write_text(json.dumps(gpu_dataflow))
+    result = subprocess.run([str(CLI), "submit-vertex", "--pipeline", str(path), "--project", "my-project",
+                             "--region", "europe-west4"], capture_output=True, text=True, cwd=REPO,
+                            env=_no_credentials_env(tmp_path))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: no Google Cloud credentials found"), result.stderr
+
+
+def test_submit_checks_project_and_region_before_credentials(gpu_dataflow: dict[str, Any], tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "pipeline.json"
+    path.write_text(json.dumps(gpu_dataflow))
+    assert cli_main(["submit-vertex", "--pipeline", str(path), "--project", "my-project", "--region", "EU"]) == 2
+    assert capsys.readouterr().err == "error: --region 'EU' is not a Google Cloud region such as us-central1\n"
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (None, "does not exist"),
+    ("not json", "is not JSON"),
+    ('{"displayName": "x"}', "is not a compiled pipeline job"),
+    ('{"pipelineSpec": {}, "runtimeConfig": {"gcsOutputDirectory": "/tmp/root"}}', "has no gs:// pipeline root"),
+])
+def test_submit_rejects_a_file_that_is_not_a_compiled_job(content: str | None, message: str, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "pipeline.json"
+    if content is not None:
+        path.write_text(content)
+    assert cli_main(["submit-vertex", "--pipeline", str(path), "--project", "my-project",
+                     "--region", "us-central1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+
+
+# ---- the image -------------------------------------------------------------------------------------
+
+def _dockerfile() -> str:
+    return (REPO / "kubeflow/Dockerfile").read_text()
+
+
+def _pins() -> dict[str, str]:
+    lines = (REPO / "requirements.lock").read_text().splitlines()
+    return dict(line.split("#")[0].strip().lower().split("==") for line in lines if "==" in line)
+
+
+def test_dockerfile_starts_from_the_tfx_release_image_and_its_beam() -> None:
+    text, pins = _dockerfile(), _pins()
+    assert f"ARG BASE_IMAGE=gcr.io/tfx-oss-public/tfx:{pins['tfx']}\n" in text
+    assert pins["tfx"] == "1.16.0"
+    assert re.search(r"^FROM \$\{BASE_IMAGE\}$", text, re.M)
+    assert f"ARG BEAM_VERSION={pins['apache-beam']}\n" in text
+    assert "FROM apache/beam_python3.10_sdk:${BEAM_VERSION} AS beam" in text
+    assert "COPY --from=beam /opt/apache/beam /opt/apache/beam" in text
+    assert not re.search(r"^(ENTRYPOINT|CMD)", text, re.M)  # Dataflow needs the base /opt/apache/beam/boot
+
+
+def test_dockerfile_checks_for_the_cuda_and_cudnn_that_tensorflow_was_built_with() -> None:
+    import tensorflow as tf
+
+    info, text = tf.sysconfig.get_build_info(), _dockerfile()
+    assert info["is_cuda_build"]
+    assert f"'libcudart.so.{info['cuda_version'].split('.')[0]}'" in text
+    assert f"'libcudnn.so.{info['cudnn_version'].split('.')[0]}'" in text
+
+
+def test_dockerfile_installs_the_lock_without_resolving_then_the_package() -> None:
+    text = re.sub(r"\\\n\s*", " ", _dockerfile())
+    lock = text.index("pip install --no-cache-dir --no-deps -r requirements.lock")
+    package = text.index("pip install --no-cache-dir --no-deps --no-build-isolation .")
+    assert text.index("COPY requirements.lock") < lock < package
+    assert "-e ." not in text  # installed, not editable: importable from any working directory
+
+
+def test_the_image_ships_every_module_the_pipeline_json_names(gpu_dataflow: dict[str, Any]) -> None:
+    """run_fn, preprocessing_fn and executor classes are module paths: their packages must be in the image."""
+    import importlib.util
+    from distutils.core import run_setup
+
+    cwd = os.getcwd()
+    try:
+        os.chdir(REPO)
+        packages = run_setup("setup.py", stop_after="init").packages
+    finally:
+        os.chdir(cwd)
+    top_level = {p.split(".")[0] for p in packages}
+    text = _dockerfile()
+    assert {p for p in top_level if f"COPY {p} ./{p}\n" not in text} == set()
+    assert "COPY setup.py README.md ./" in text
+
+    named = {_exec_property(gpu_dataflow, "SimSiamTrainer", "run_fn"),
+             _exec_property(gpu_dataflow, "LinearProbeTrainer", "run_fn"),
+             _exec_property(gpu_dataflow, "Transform", "preprocessing_fn")}
+    named |= {c["container"]["args"][1] for c in _executors(gpu_dataflow).values() if "container" in c}
+    ours = {n for n in named if n.split(".")[0] in top_level}
+    assert {"components.train.simsiam.run_fn", "components.train.probe.run_fn",
+            "components.transform.preprocessing_fn", "components.ingest.executor.ImageExampleGenExecutor"} <= ours
+    for name in named:
+        module = name.rsplit(".", 1)[0]
+        assert importlib.util.find_spec(module) is not None, name
+        assert name.split(".")[0] in top_level | {"tfx"}, name  # ours, or TFX's own (in the base image)

@@ -1,0 +1,77 @@
+"""The package layering stays one-directional (docs/ARCHITECTURE.md), checked by walking every import.
+
+    models  <-  serving  <-  components  <-  pipeline  <-  kubeflow  <-  benchmarks
+    (pure Keras)  (client,     (TFX steps)     (assembly,     (KFP v2 /      (measurements;
+                  index format)                 runners, CLI)  Vertex AI)     nothing imports them)
+
+A package may import the packages on its left, never one on its right; nothing in the product
+imports `benchmarks` or `tests`; `models/` imports neither TensorFlow nor TFX, so it runs on a
+machine that has only JAX.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+LAYERS = ["models", "serving", "components", "pipeline", "kubeflow", "benchmarks"]
+ALLOWED = {package: set(LAYERS[: i + 1]) for i, package in enumerate(LAYERS)}
+BACKEND_ONLY = {"tensorflow", "tfx", "tensorflow_transform", "tensorflow_model_analysis", "apache_beam"}
+# The one TensorFlow import in models/: inside SimSiam.augment, executed only on the TensorFlow
+# backend (to XLA-compile the augmentation); the JAX path never reaches it.
+MODELS_TF_EXCEPTIONS = {("models/simsiam.py", "augment")}
+
+
+def _imports(path: Path) -> list[tuple[str, str | None]]:
+    """(top-level module name, enclosing function or None) of every import statement in `path`."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: list[tuple[str, str | None]] = []
+
+    def visit(node: ast.AST, function: str | None) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                visit(child, child.name)
+                continue
+            if isinstance(child, ast.Import):
+                found.extend((alias.name.split(".")[0], function) for alias in child.names)
+            elif isinstance(child, ast.ImportFrom) and child.module and child.level == 0:
+                found.append((child.module.split(".")[0], function))
+            visit(child, function)
+
+    visit(tree, None)
+    return found
+
+
+def _modules(package: str) -> list[Path]:
+    return sorted((REPO / package).rglob("*.py"))
+
+
+@pytest.mark.parametrize("package", LAYERS)
+def test_packages_import_only_layers_below_them(package: str) -> None:
+    assert _modules(package), f"no modules found under {package}/"
+    wrong = []
+    for path in _modules(package):
+        for module, _ in _imports(path):
+            if module in LAYERS and module not in ALLOWED[package] or module == "tests":
+                wrong.append(f"{path.relative_to(REPO)} imports {module}")
+    assert not wrong, "imports against the layering (models <- serving <- components <- pipeline <- kubeflow "\
+                      "<- benchmarks):\n" + "\n".join(wrong)
+
+
+def test_models_need_neither_tensorflow_nor_tfx() -> None:
+    wrong = [
+        f"{path.relative_to(REPO)}: {module} (in {function or 'module scope'})"
+        for path in _modules("models")
+        for module, function in _imports(path)
+        if module in BACKEND_ONLY and (str(path.relative_to(REPO)), function) not in MODELS_TF_EXCEPTIONS
+    ]
+    assert not wrong, "models/ must stay pure Keras 3:\n" + "\n".join(wrong)
+
+
+def test_the_checker_sees_function_level_imports(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text("import os\n\ndef f():\n    from benchmarks.plots import x\n    import tensorflow as tf\n")
+    assert _imports(sample) == [("os", None), ("benchmarks", "f"), ("tensorflow", "f")]
