@@ -17,8 +17,8 @@ linear-probe Trainer -> Evaluator -> Pusher with LocalDagRunner.
 
 profiles (flags override their values):
   smoke  a few minutes on a 2-core CPU; proves the plumbing (tiny network, 2 epochs)
-  cpu    all images, ResNet-18 at 64 px, a quality run that fits in an hour on 2 cores
-  gpu    the recipe of shared/design/simsiam.md: ResNet-18 at 128 px, 400 epochs, bf16
+  cpu    all images, ResNet-18 at 64 px: the CPU recipe of README's study, about an hour on 2 cores
+  gpu    the small-data GPU recipe (docs/recipe.md): ResNet-18 at 128 px, 400 epochs, bf16
 
 Writes OUT/summary.json, OUT/training_curves.png, OUT/embedding_map.png and, when the
 Evaluator blesses the model, a TF Serving model in OUT/serving/<version>/.
