@@ -19,7 +19,6 @@ from models.encoder import build_encoder
 from models.heads import SimSiamPredictionHead, SimSiamProjectionHead
 from models.losses import NegativeCosineSimilarity, collapse_std
 from models.optimizer import SimSiamSGD
-from models.schedules import WarmupCosine
 
 
 @keras.saving.register_keras_serializable(package="simsiam")
@@ -137,16 +136,25 @@ def build_augmentation(config: SimSiamConfig) -> SimSiamAugmentation:
     )
 
 
-def make_optimizer(model: SimSiam, config: SimSiamConfig, steps_per_epoch: int) -> SimSiamSGD:
-    """SimSiamSGD with WarmupCosine over `config.epochs`; the predictor (by layer name) keeps base_lr."""
+def make_schedule(config: SimSiamConfig, steps_per_epoch: int) -> keras.optimizers.schedules.CosineDecay:
+    """Keras' `CosineDecay`: linear warm-up from 0 to `base_lr` over `warmup_epochs`, then cosine decay
+    to `final_lr` exactly at the last step of `epochs` (SimSiam paper Sec. 4, "lr x cos"; the warm-up
+    is Goyal et al. 2017's). The rate never reaches zero early. Raises ValueError on steps_per_epoch < 1.
+    """
     if steps_per_epoch < 1:
         raise ValueError(f"steps_per_epoch must be >= 1, got {steps_per_epoch}")
-    schedule = WarmupCosine(
-        config.base_lr, total_steps=config.epochs * steps_per_epoch,
-        warmup_steps=config.warmup_epochs * steps_per_epoch, final_lr=config.final_lr,
+    warmup, total = config.warmup_epochs * steps_per_epoch, config.epochs * steps_per_epoch
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup else config.base_lr, decay_steps=max(total - warmup, 1),
+        alpha=config.final_lr / config.base_lr, warmup_target=config.base_lr if warmup else None,
+        warmup_steps=warmup,
     )
+
+
+def make_optimizer(model: SimSiam, config: SimSiamConfig, steps_per_epoch: int) -> SimSiamSGD:
+    """SimSiamSGD with `make_schedule` over `config.epochs`; the predictor (by layer name) keeps base_lr."""
     return SimSiamSGD(
-        learning_rate=schedule, momentum=config.momentum, l2=config.weight_decay,
+        learning_rate=make_schedule(config, steps_per_epoch), momentum=config.momentum, l2=config.weight_decay,
         fixed_learning_rate=config.base_lr if config.fix_pred_lr else None, fixed_scope=model.predictor.name,
     )
 

@@ -1,6 +1,6 @@
 """The simsiam-tfx pipeline: one `create_pipeline(...)` that lists its components.
 
-ExampleGen -> StatisticsGen -> SchemaGen -> Transform -> SimSiam Trainer
+ExampleGen -> StatisticsGen -> SchemaGen (-> ExampleValidator) -> Transform -> SimSiam Trainer
 -> linear-probe Trainer -> Evaluator (gated by a floor and the last blessed model) -> Pusher,
 and an EmbeddingIndexer that embeds every image for `simsiam-tfx search`.
 Runners (pipeline/local_runner.py, kubeflow/runner.py) pass all configuration in.
@@ -71,6 +71,10 @@ def create_pipeline(
         data_dir=data_dir, tfds_name=tfds_name, tfds_data_dir=tfds_data_dir,
         eval_percent=config.eval_percent, max_rejected_fraction=config.max_rejected_fraction,
     )
+    # Schema drift between runs (a feature missing, a type changed) shows up as anomalies here.
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
+    )
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
@@ -131,8 +135,8 @@ def create_pipeline(
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,
-        components=[example_gen, statistics_gen, schema_gen, transform, simsiam_trainer, probe_trainer,
-                    model_resolver, evaluator, pusher, embedding_indexer],
+        components=[example_gen, statistics_gen, schema_gen, example_validator, transform, simsiam_trainer,
+                    probe_trainer, model_resolver, evaluator, pusher, embedding_indexer],
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=beam_pipeline_args,

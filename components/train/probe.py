@@ -18,8 +18,8 @@ import tensorflow_transform as tft
 from tfx import v1 as tfx
 
 from components import features as F
-from components.train import data as trainer_data
 from components.export.serving_model import export_serving_model
+from components.train import data as trainer_data
 from components.train.encoder_io import load_encoder
 from models.evaluation import PROBE_ITERATIONS, PROBE_WEIGHT_DECAY, LinearProbe, fit_linear_probe
 from models.monitors import embed

@@ -16,7 +16,7 @@ from tests.conftest import REPO, run_cli
 
 pytestmark = pytest.mark.slow
 
-EXPECTED_NODES = ["ImageExampleGen", "StatisticsGen", "SchemaGen", "Transform", "SimSiamTrainer",
+EXPECTED_NODES = ["ImageExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform", "SimSiamTrainer",
                   "LinearProbeTrainer", "Evaluator", "Pusher", "EmbeddingIndexer"]
 
 SIGNATURE_PROBE = r"""

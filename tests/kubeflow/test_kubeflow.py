@@ -100,6 +100,7 @@ def test_every_component_is_present_with_its_exact_upstream_steps(gpu_dataflow: 
         "ImageExampleGen": set(),
         "StatisticsGen": {"ImageExampleGen"},
         "SchemaGen": {"StatisticsGen"},
+        "ExampleValidator": {"StatisticsGen", "SchemaGen"},
         "Transform": {"ImageExampleGen", "SchemaGen"},
         "SimSiamTrainer": {"SchemaGen", "Transform"},
         "LinearProbeTrainer": {"SchemaGen", "Transform", "SimSiamTrainer"},

@@ -11,8 +11,7 @@ import pytest
 from models.config import SimSiamConfig, configure_precision
 from models.monitors import KNNMonitor, LearningRateLogger, embed
 from models.optimizer import SimSiamSGD
-from models.schedules import WarmupCosine
-from models.simsiam import build_simsiam, compile_simsiam
+from models.simsiam import build_simsiam, compile_simsiam, make_schedule
 
 SIZE, BATCH = 16, 8
 
@@ -67,7 +66,7 @@ def test_fit_takes_uint8_images_without_labels_and_logs_the_monitors(trained):
     assert len(history["loss"]) == 3 and all(-1.0 <= v <= 1.0 for v in history["loss"])
     assert all(0.0 < v < 2.0 for v in history["collapse_std"])
     # 1 warm-up epoch of 2 steps, then cosine over 2 more: logged is the rate of the next step.
-    schedule = WarmupCosine(config.base_lr, total_steps=4, warmup_steps=2)
+    schedule = make_schedule(config, steps_per_epoch=2)
     expected = [float(keras.ops.convert_to_numpy(schedule(step))) for step in (2, 4, 6)]
     assert history["learning_rate"] == pytest.approx(expected, rel=1e-5, abs=1e-9)
 
@@ -104,16 +103,17 @@ def test_predictor_moves_with_the_fixed_rate_and_the_rest_with_the_schedule():
     from models.simsiam import make_optimizer
 
     fixed_deltas, is_pred = one_step(lambda m: make_optimizer(m, config, steps_per_epoch=5))
-    lr0 = float(keras.ops.convert_to_numpy(WarmupCosine(config.base_lr, total_steps=20, warmup_steps=10)(0)))
-    assert lr0 == pytest.approx(config.base_lr / 10)
-    warm_deltas, _ = one_step(lambda m: SimSiamSGD(lr0, momentum=0.9, l2=config.weight_decay))
+    assert float(keras.ops.convert_to_numpy(make_schedule(config, steps_per_epoch=5)(0))) == 0.0
+    plain_deltas, _ = one_step(lambda m: SimSiamSGD(config.base_lr, momentum=0.9, l2=config.weight_decay))
     assert any(is_pred) and not all(is_pred)
     # First step from zero momentum: delta = -lr * (g + l2 * w), with identical g and w in both runs.
-    assert all(np.abs(d).max() > 0 for d, p in zip(warm_deltas, is_pred) if p)
-    for fixed, warm, pred in zip(fixed_deltas, warm_deltas, is_pred):
-        # atol: deltas are differences of float32 weights (spacing ~6e-8 near 1), x10 for the predictor
-        np.testing.assert_allclose(fixed, warm * (config.base_lr / lr0) if pred else warm, rtol=1e-4,
-                                   atol=1e-6 if pred else 2e-7)
+    # The warm-up starts at rate 0, so only the predictor (fixed rate base_lr) moves.
+    assert all(np.abs(d).max() > 0 for d, p in zip(plain_deltas, is_pred) if p)
+    for fixed, plain, pred in zip(fixed_deltas, plain_deltas, is_pred):
+        if pred:  # atol: deltas are differences of float32 weights (spacing ~6e-8 near 1)
+            np.testing.assert_allclose(fixed, plain, rtol=1e-4, atol=1e-6)
+        else:
+            np.testing.assert_array_equal(fixed, 0.0)
 
 
 def test_sgd_update_equals_hand_computation_with_l2_momentum_and_fixed_rate():
@@ -150,17 +150,18 @@ def test_saved_model_reloads_with_its_weights_and_the_fixed_predictor_rate(train
     assert loaded.optimizer.fixed_learning_rate == trained["config"].base_lr
 
 
-def test_warmup_cosine_schedule_values():
-    s = WarmupCosine(base_lr=0.1, total_steps=110, warmup_steps=10, final_lr=0.001)
+def test_schedule_is_linear_warmup_then_cosine_to_the_final_rate_at_the_last_step():
+    config = SimSiamConfig(base_lr=0.1, final_lr=0.001, epochs=11, warmup_epochs=1)
+    s = make_schedule(config, steps_per_epoch=10)  # 10 warm-up steps, cosine over the other 100
     value = lambda step: float(keras.ops.convert_to_numpy(s(step)))  # noqa: E731
-    assert value(0) == pytest.approx(0.01) and value(4) == pytest.approx(0.05) and value(9) == pytest.approx(0.1)
-    assert value(10) == pytest.approx(0.1)
+    assert value(0) == 0.0 and value(4) == pytest.approx(0.04) and value(10) == pytest.approx(0.1)
     assert value(60) == pytest.approx(0.001 + 0.5 * 0.099, rel=1e-5)
     assert value(35) == pytest.approx(0.001 + 0.5 * 0.099 * (1 + math.cos(math.pi / 4)), rel=1e-5)
     assert value(110) == pytest.approx(0.001) and value(500) == pytest.approx(0.001)
-    assert WarmupCosine.from_config(s.get_config()).get_config() == s.get_config()
+    no_warmup = make_schedule(SimSiamConfig(base_lr=0.1, epochs=2, warmup_epochs=0), steps_per_epoch=5)
+    assert float(keras.ops.convert_to_numpy(no_warmup(0))) == pytest.approx(0.1)
     with pytest.raises(ValueError):
-        WarmupCosine(0.1, total_steps=5, warmup_steps=6)
+        make_schedule(config, steps_per_epoch=0)
 
 
 def test_mixed_precision_only_with_a_gpu_and_losses_stay_float32():
