@@ -21,25 +21,45 @@ def _check(train_x, train_y, test_x, test_y) -> tuple[np.ndarray, np.ndarray, np
     return train_x, train_y, test_x, test_y
 
 
-def _l2_normalize(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+def l2_normalize(x) -> np.ndarray:
+    """Rows scaled to unit L2 norm (an all-zero row stays zero); float `[N, D]` -> same dtype (float32
+    for integer input)."""
+    x = np.asarray(x)
+    x = x if np.issubdtype(x.dtype, np.floating) else x.astype(np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def cosine_top_k(queries, keys, k: int, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """The `k` rows of `keys` most cosine-similar to each query, most similar first.
+
+    `queries` float `[Q, D]`, `keys` float `[N, D]` -> (row indices int64 `[Q, k']`, similarities
+    `[Q, k']`), k' = min(k, N). Ties go to the lower row index (a stable sort), so results are
+    deterministic. Shared by the kNN evaluation and `simsiam-tfx search` (serving/index.py).
+    """
+    keys = l2_normalize(keys)
+    k = min(k, len(keys))
+    rows, sims = [np.zeros((0, k), np.int64)], [np.zeros((0, k), keys.dtype)]
+    for start in range(0, len(queries), chunk):
+        s = l2_normalize(queries[start : start + chunk]).astype(keys.dtype) @ keys.T
+        order = np.argsort(-s, axis=1, kind="stable")[:, :k]
+        rows.append(order)
+        sims.append(np.take_along_axis(s, order, axis=1))
+    return np.concatenate(rows), np.concatenate(sims)
 
 
 def knn_predict(train_x, train_y, test_x, k: int = 20, temperature: float = 0.1, chunk: int = 1024) -> np.ndarray:
-    """Cosine kNN with the InstDisc / SimSiam vote: each of the k neighbours adds exp(sim / T) to its class."""
-    train_x, train_y = _l2_normalize(np.asarray(train_x, np.float64)), np.asarray(train_y, np.int64)
-    test_x = _l2_normalize(np.asarray(test_x, np.float64))
-    k = min(k, len(train_x))
+    """Cosine kNN with the weighted vote of InstDisc (Wu et al. 2018, https://arxiv.org/abs/1805.01978),
+    which the SimSiam paper's kNN monitor uses: each of the k nearest training rows adds
+    exp(cosine / temperature) to its class; k = 20 and temperature 0.1 are those papers' defaults.
+
+    float `[N, D]`, int `[N]`, float `[Q, D]` -> predicted class indices int64 `[Q]`.
+    """
+    train_y = np.asarray(train_y, np.int64)
+    rows, sims = cosine_top_k(np.asarray(test_x, np.float64), np.asarray(train_x, np.float64), k, chunk)
     num_classes = int(train_y.max()) + 1
-    predictions = []
-    for start in range(0, len(test_x), chunk):
-        sims = test_x[start : start + chunk] @ train_x.T
-        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-        weights = np.exp(np.take_along_axis(sims, top, axis=1) / temperature)
-        votes = np.zeros((len(sims), num_classes))
-        np.add.at(votes, (np.arange(len(sims))[:, None], train_y[top]), weights)
-        predictions.append(votes.argmax(axis=1))
-    return np.concatenate(predictions)
+    votes = np.zeros((len(rows), num_classes))
+    np.add.at(votes, (np.arange(len(rows))[:, None], train_y[rows]), np.exp(sims / temperature))
+    return votes.argmax(axis=1)
 
 
 def knn_accuracy(train_x, train_y, test_x, test_y, k: int = 20, temperature: float = 0.1) -> float:

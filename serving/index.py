@@ -14,6 +14,8 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
+from models.evaluation import cosine_top_k
+
 
 class IndexFileError(ValueError):
     """The index file is missing, malformed, or does not fit the query."""
@@ -89,31 +91,17 @@ class EmbeddingIndex:
         return str(label)
 
 
-def l2_normalize(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
 def nearest(
     embeddings: np.ndarray, queries: np.ndarray, k: int, chunk: int = 1024
 ) -> tuple[np.ndarray, np.ndarray]:
     """(row indices [Q, k], cosine similarities [Q, k]) of the k most similar rows, most similar first.
 
-    Ties go to the lower row index, so results are deterministic."""
+    Ties go to the lower row index, so results are deterministic. Raises IndexFileError when the
+    embedding widths differ (an index built with another model)."""
     if embeddings.shape[1] != queries.shape[1]:
         raise IndexFileError(f"the index holds {embeddings.shape[1]}-d embeddings but the model gives "
                           f"{queries.shape[1]}-d ones: was the index built with another model?")
-    k = min(k, len(embeddings))
-    base = l2_normalize(embeddings)
-    rows, sims = [], []
-    for start in range(0, len(queries), chunk):
-        s = l2_normalize(queries[start:start + chunk]) @ base.T
-        order = np.argsort(-s, axis=1, kind="stable")[:, :k]
-        rows.append(order)
-        sims.append(np.take_along_axis(s, order, axis=1))
-    if not rows:
-        return np.zeros((0, k), np.int64), np.zeros((0, k), np.float32)
-    return np.concatenate(rows), np.concatenate(sims)
+    return cosine_top_k(np.asarray(queries, np.float32), np.asarray(embeddings, np.float32), k, chunk)
 
 
 def precision_at_k(neighbour_labels: np.ndarray, query_labels: np.ndarray) -> float:

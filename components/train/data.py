@@ -1,4 +1,9 @@
-"""Reading the Transform output inside the Trainers (TensorFlow glue, kept out of models/)."""
+"""Reading the Transform output inside the Trainers (TensorFlow glue, kept out of models/).
+
+Every read goes through TFX's `fn_args.data_accessor.tf_dataset_factory` with the transformed
+schema, so the Trainers follow whatever format the Transform artifact recorded (TFX taxi template,
+`models/keras_model/model.py`) instead of assuming GZIP TFRecords.
+"""
 
 from __future__ import annotations
 
@@ -7,57 +12,66 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
+from tfx.components.trainer.fn_args_utils import DataAccessor
+from tfx_bsl.public import tfxio
 
 from components import features as F
 
 
 def _files(file_patterns: str | Sequence[str]) -> list[str]:
     patterns = [file_patterns] if isinstance(file_patterns, str) else list(file_patterns)
-    files = sorted(f for p in patterns for f in tf.io.gfile.glob(p))
-    if not files:
+    if not any(tf.io.gfile.glob(p) for p in patterns):
         raise FileNotFoundError(f"no transformed examples match {patterns}")
-    return files
+    return patterns
 
 
-def _parsed(file_patterns: str | Sequence[str], tft_output: tft.TFTransformOutput) -> tf.data.Dataset:
-    spec = tft_output.transformed_feature_spec()
-    records = tf.data.TFRecordDataset(_files(file_patterns), compression_type="GZIP")
-    return records.map(lambda r: tf.io.parse_single_example(r, spec), num_parallel_calls=tf.data.AUTOTUNE)
+def _batches(data_accessor: DataAccessor, file_patterns: str | Sequence[str], tft_output: tft.TFTransformOutput,
+             batch_size: int = 256) -> tf.data.Dataset:
+    """One pass, in file order: dicts of transformed features, batched (`[B]` per scalar feature)."""
+    options = tfxio.TensorFlowDatasetOptions(batch_size=batch_size, num_epochs=1, shuffle=False)
+    return data_accessor.tf_dataset_factory(_files(file_patterns), options, tft_output.transformed_metadata.schema)
 
 
-def _image(features: dict[str, tf.Tensor], image_size: int) -> tf.Tensor:
-    image = tf.io.parse_tensor(features[F.IMAGE_U8], tf.uint8)
+def _image(serialized: tf.Tensor, image_size: int) -> tf.Tensor:
+    image = tf.io.parse_tensor(tf.reshape(serialized, []), tf.uint8)
     return tf.ensure_shape(image, [image_size, image_size, 3])
 
 
 def image_dataset(
+    data_accessor: DataAccessor,
     file_patterns: str | Sequence[str],
     tft_output: tft.TFTransformOutput,
     image_size: int,
     batch_size: int,
     shuffle_seed: int | None = 0,
 ) -> tf.data.Dataset:
-    """Endless, shuffled batches of uint8 images [B, S, S, 3] for SimSiam (labels are never read)."""
-    images = _parsed(file_patterns, tft_output).map(lambda f: _image(f, image_size)).cache()
+    """Endless, shuffled batches of stored uint8 images `[B, T, T, 3]` (T = `image_size`) for SimSiam
+    (labels are never read); partial batches are dropped (fixed shapes for XLA)."""
+    images = (_batches(data_accessor, file_patterns, tft_output).unbatch()
+              .map(lambda f: _image(f[F.IMAGE_U8], image_size), num_parallel_calls=tf.data.AUTOTUNE).cache())
     if shuffle_seed is not None:
         images = images.shuffle(4096, seed=shuffle_seed, reshuffle_each_iteration=True)
     return images.repeat().batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
 def load_split(
-    file_patterns: str | Sequence[str], tft_output: tft.TFTransformOutput, image_size: int
+    data_accessor: DataAccessor, file_patterns: str | Sequence[str], tft_output: tft.TFTransformOutput,
+    image_size: int,
 ) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
-    """All images of a split as numpy: (uint8 [N, S, S, 3], int64 labels [N], {label: class name})."""
+    """All images of a split as numpy: (uint8 `[N, T, T, 3]`, int64 labels `[N]`, {label: class name})."""
     images, labels, names = [], [], {}
-    for f in _parsed(file_patterns, tft_output).batch(512).as_numpy_iterator():
-        batch = [tf.io.parse_tensor(s, tf.uint8).numpy() for s in f[F.IMAGE_U8]]
-        images.extend(img.reshape(image_size, image_size, 3) for img in batch)
-        labels.extend(int(v) for v in f[F.LABEL])
-        names.update({int(v): n.decode() for v, n in zip(f[F.LABEL], f[F.CLASS_NAME])})
+    for f in _batches(data_accessor, file_patterns, tft_output).as_numpy_iterator():
+        serialized = np.asarray(f[F.IMAGE_U8]).reshape(-1)
+        images.extend(tf.io.parse_tensor(s, tf.uint8).numpy().reshape(image_size, image_size, 3) for s in serialized)
+        batch_labels = np.asarray(f[F.LABEL]).reshape(-1)
+        labels.extend(int(v) for v in batch_labels)
+        names.update({int(v): n.decode() for v, n in zip(batch_labels, np.asarray(f[F.CLASS_NAME]).reshape(-1))})
     return np.stack(images), np.asarray(labels, np.int64), names
 
 
-def pixel_stats(file_patterns: str | Sequence[str], tft_output: tft.TFTransformOutput) -> tuple[list, list]:
+def pixel_stats(data_accessor: DataAccessor, file_patterns: str | Sequence[str],
+                tft_output: tft.TFTransformOutput) -> tuple[list, list]:
     """The per-channel mean/std that the TFT analyzers computed (identical on every example)."""
-    first = next(iter(_parsed(file_patterns, tft_output).take(1)))
-    return first[F.PIXEL_MEAN].numpy().tolist(), first[F.PIXEL_STD].numpy().tolist()
+    first = next(iter(_batches(data_accessor, file_patterns, tft_output, batch_size=1)))
+    mean, std = (np.asarray(first[k]).reshape(-1, 3)[0] for k in (F.PIXEL_MEAN, F.PIXEL_STD))
+    return mean.tolist(), std.tolist()

@@ -51,8 +51,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     stored_size = recipe["stored_size"]
 
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
-    train_x, train_y, train_names = trainer_data.load_split(fn_args.train_files, tft_output, stored_size)
-    eval_x, eval_y, eval_names = trainer_data.load_split(fn_args.eval_files, tft_output, stored_size)
+    read = fn_args.data_accessor
+    train_x, train_y, train_names = trainer_data.load_split(read, fn_args.train_files, tft_output, stored_size)
+    eval_x, eval_y, eval_names = trainer_data.load_split(read, fn_args.eval_files, tft_output, stored_size)
     class_names = class_name_list({**eval_names, **train_names})
 
     train_f, eval_f = embed(encoder, train_x), embed(encoder, eval_x)

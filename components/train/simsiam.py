@@ -76,9 +76,10 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     keras.utils.set_random_seed(config.seed)
 
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
-    mean, std = trainer_data.pixel_stats(fn_args.train_files, tft_output)
-    train_x, train_y, _ = trainer_data.load_split(fn_args.train_files, tft_output, config.stored_size)
-    eval_x, eval_y, _ = trainer_data.load_split(fn_args.eval_files, tft_output, config.stored_size)
+    read = fn_args.data_accessor
+    mean, std = trainer_data.pixel_stats(read, fn_args.train_files, tft_output)
+    train_x, train_y, _ = trainer_data.load_split(read, fn_args.train_files, tft_output, config.stored_size)
+    eval_x, eval_y, _ = trainer_data.load_split(read, fn_args.eval_files, tft_output, config.stored_size)
     steps_per_epoch = max(1, len(train_x) // config.batch_size)
     print(f"[simsiam] {len(train_x)} train / {len(eval_x)} eval images, {steps_per_epoch} steps per epoch, "
           f"{config.epochs} epochs, gpu={has_gpu}, precision={policy}", flush=True)
@@ -102,7 +103,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch"),
         EpochPrinter(config.epochs),
     ]
-    train_ds = trainer_data.image_dataset(fn_args.train_files, tft_output, config.stored_size, config.batch_size,
+    train_ds = trainer_data.image_dataset(read, fn_args.train_files, tft_output, config.stored_size, config.batch_size,
                                           shuffle_seed=config.seed)
     model.fit(train_ds, epochs=config.epochs, steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=0)
 
