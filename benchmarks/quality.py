@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.image_data import FlowerData, load_images
-from benchmarks.machine import cpu_model
+from benchmarks.machine import describe_device
 from pipeline.plots import plot_embedding_map, plot_training_curves
 
 DEFAULT_OUTPUT_DIR = Path(__file__).resolve().parent / "results"
@@ -119,23 +119,6 @@ def train_batches(images: np.ndarray, batch_size: int, seed: int) -> Iterator[tu
             yield (images[order[i * batch_size : (i + 1) * batch_size]],)
 
 
-def describe_device(backend: str) -> str:
-    """'gpu: NVIDIA H100 80GB HBM3' or 'cpu: AMD EPYC (2 cores)'."""
-    cpu = f"cpu: {cpu_model()} ({os.cpu_count()} cores)"
-    if backend == "jax":
-        import jax
-
-        dev = jax.devices()[0]
-        return cpu if dev.platform == "cpu" else f"{dev.platform}: {dev.device_kind}"
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    if not gpus:
-        return cpu
-    name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "unknown")
-    return f"gpu: {name}"
-
-
 def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean and std (sample std; 0 for one seed) of each metric over the seeds."""
     out: dict[str, Any] = {}
@@ -172,7 +155,7 @@ def run(args: argparse.Namespace, command: str) -> int:
         f"data: {len(data.train)} train / {len(data.eval)} eval images, {len(data.class_names)} classes, "
         f"{len(data.rejected)} rejected, loaded in {time.perf_counter() - t0:.1f}s"
     )
-    device = describe_device(args.backend)
+    device, _ = describe_device(args.backend)
     runs, artifacts = [], None
     for seed in range(args.seeds):
         record, seed_artifacts = run_seed(args, data, seed)
@@ -207,7 +190,7 @@ def run_seed(args: argparse.Namespace, data: FlowerData, seed: int) -> tuple[dic
 
     t0 = time.perf_counter()
     config = make_config(args, seed)
-    policy = configure_precision(_has_gpu(args.backend), PRECISIONS[args.precision])
+    policy = configure_precision(describe_device(args.backend)[1], PRECISIONS[args.precision])
     _set_seed(args.backend, seed)
     mean, std = data.pixel_mean_std()
     steps_per_epoch = len(data.train) // args.batch_size
@@ -274,22 +257,18 @@ def _score(encoder, data: FlowerData) -> tuple[dict[str, float], np.ndarray]:
 
 
 def _epoch_progress(epochs: int):
-    """A callback printing one line per epoch (epoch, loss, collapse_std, knn, lr, elapsed) to stderr
-    and keeping every logged value per epoch (None where a monitor did not run), and the epoch end times."""
-    import keras
+    """`EpochHistory` that also prints one line per epoch (epoch, loss, collapse_std, knn, lr, elapsed)
+    to stderr and keeps the epoch end times."""
+    from models.monitors import EpochHistory
 
-    class EpochProgress(keras.callbacks.Callback):
-        def __init__(self) -> None:
-            super().__init__()
-            self.rows: list[dict[str, float]] = []
-            self.epoch_ends: list[float] = []
-
+    class EpochProgress(EpochHistory):
         def on_train_begin(self, logs=None) -> None:
             self.t0 = time.perf_counter()
+            self.epoch_ends: list[float] = []
 
         def on_epoch_end(self, epoch: int, logs=None) -> None:
+            super().on_epoch_end(epoch, logs)
             logs = logs or {}
-            self.rows.append({k: float(v) for k, v in logs.items()})
             self.epoch_ends.append(time.perf_counter() - self.t0)
             parts = [f"epoch {epoch + 1}/{epochs}"]
             parts += [f"{k} {float(logs[k]):.4f}" for k in ("loss", "collapse_std", "knn_accuracy") if k in logs]
@@ -297,10 +276,6 @@ def _epoch_progress(epochs: int):
                 parts.append(f"lr {float(logs['learning_rate']):.5f}")
             parts.append(f"elapsed {self.epoch_ends[-1]:.0f}s")
             _progress("  ".join(parts))
-
-        def series(self) -> dict[str, list[float | None]]:
-            keys = list(dict.fromkeys(k for row in self.rows for k in row))
-            return {k: [_finite_or_none(row[k]) if k in row else None for row in self.rows] for k in keys}
 
     return EpochProgress()
 
@@ -310,10 +285,6 @@ def _steady_views_per_s(epoch_ends: list[float], steps_per_epoch: int, batch_siz
     if len(epoch_ends) < 2:
         return None
     return views_per_second(steps_per_epoch * (len(epoch_ends) - 1), batch_size, epoch_ends[-1] - epoch_ends[0])
-
-
-def _finite_or_none(v: float) -> float | None:
-    return round(v, 6) if math.isfinite(v) else None
 
 
 def _set_seed(backend: str, seed: int) -> None:
@@ -326,16 +297,6 @@ def _set_seed(backend: str, seed: int) -> None:
         import keras
 
         keras.utils.set_random_seed(seed)
-
-
-def _has_gpu(backend: str) -> bool:
-    if backend == "jax":
-        import jax
-
-        return jax.devices()[0].platform == "gpu"
-    import tensorflow as tf
-
-    return bool(tf.config.list_physical_devices("GPU"))
 
 
 def _write_plots(out_dir: Path, stem: str, artifacts: dict[str, Any], data: FlowerData, args) -> None:

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.machine import cpu_model
+from benchmarks.machine import describe_device
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -40,25 +40,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.steps < 1 or args.warmup_steps < 1 or args.batch_size < 2:
         parser.error("need --steps >= 1, --warmup-steps >= 1, --batch-size >= 2")
     return args
-
-
-def _device_description() -> tuple[str, bool]:
-    import keras
-
-    if keras.backend.backend() == "jax":
-        import jax
-
-        device = jax.devices()[0]
-        if device.platform != "cpu":
-            return f"{device.platform}:{device.device_kind}", True
-    else:
-        import tensorflow as tf
-
-        gpus = tf.config.list_physical_devices("GPU")
-        if gpus:
-            name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
-            return f"gpu:{name}", True
-    return f"cpu:{cpu_model()} ({os.cpu_count()} cores)", False
 
 
 class _StepTimer:
@@ -97,7 +78,7 @@ def run(args: argparse.Namespace) -> dict:
     from models.config import SimSiamConfig, configure_precision
     from models.simsiam import build_simsiam, compile_simsiam
 
-    device, has_gpu = _device_description()
+    device, has_gpu = describe_device(args.backend)
     precision = configure_precision(has_gpu, args.precision)
     small_stem = {"auto": None, "on": True, "off": False}[args.small_stem]
     config = SimSiamConfig(

@@ -1,6 +1,8 @@
-"""Keras callbacks that put the learning rate and kNN accuracy into the epoch logs."""
+"""Keras callbacks: the learning rate and kNN accuracy into the epoch logs, and the per-epoch history."""
 
 from __future__ import annotations
+
+import math
 
 import keras
 import numpy as np
@@ -72,3 +74,26 @@ class KNNMonitor(keras.callbacks.Callback):
             self.history[epoch + 1] = self.accuracy()
             if logs is not None:
                 logs["knn_accuracy"] = self.history[epoch + 1]
+
+
+class EpochHistory(keras.callbacks.Callback):
+    """Keeps every epoch's logs (put it after the callbacks that add to them).
+
+    `epochs`: `[{"epoch": i, name: value, ...}]`; `series()`: `{name: [value per epoch]}` with None
+    where a monitor did not run that epoch or the value was not finite (so it stays valid JSON).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.epochs: list[dict[str, float]] = []
+
+    def on_epoch_end(self, epoch, logs=None) -> None:
+        self.epochs.append({"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()}})
+
+    def series(self) -> dict[str, list[float | None]]:
+        keys = list(dict.fromkeys(k for row in self.epochs for k in row if k != "epoch"))
+        return {k: [_finite_or_none(row.get(k)) for row in self.epochs] for k in keys}
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    return round(value, 6) if value is not None and math.isfinite(value) else None

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
 
-import keras
+from models.monitors import EpochHistory
 
 
-class HistoryFile(keras.callbacks.Callback):
-    """Appends each epoch's logs to a JSON file; on resume keeps only epochs before the restored one."""
+class HistoryFile(EpochHistory):
+    """`EpochHistory` kept in a JSON file after every epoch; on resume keeps only the epochs before
+    the restored one."""
 
     def __init__(self, path: str):
         super().__init__()
         self.path = path
-        self.epochs: list[dict[str, Any]] = []
 
     def on_train_begin(self, logs=None):
         if os.path.exists(self.path):
@@ -27,13 +26,8 @@ class HistoryFile(keras.callbacks.Callback):
             print(f"resuming SimSiam training from checkpoint at epoch {start}", flush=True)
 
     def on_epoch_end(self, epoch, logs=None):
-        row = {"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()}}
-        self.epochs.append(row)
+        super().on_epoch_end(epoch, logs)
         tmp = f"{self.path}.tmp"
         with open(tmp, "w") as f:
             json.dump({"epochs": self.epochs}, f)
         os.replace(tmp, self.path)
-
-    def series(self) -> dict[str, list[float | None]]:
-        keys = sorted({k for e in self.epochs for k in e if k != "epoch"})
-        return {k: [e.get(k) for e in self.epochs] for k in keys}
