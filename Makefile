@@ -7,13 +7,14 @@ OUTPUT      ?= runs/latest
 PROFILE     ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-fast lint run clean help
+.PHONY: setup test test-fast lint run clean help torch-reference
 
 help:
 	@echo "make setup      create .venv (Python 3.10) with the pinned dependencies + this package"
 	@echo "make test       ruff + the whole pytest suite (slow end-to-end tests included)"
 	@echo "make test-fast  ruff + pytest without the tests marked slow"
 	@echo "make run        the pipeline on $(DATA_DIR) (or TFDS tf_flowers) into $(OUTPUT)"
+	@echo "make torch-reference  .venv-torch (Python 3.11 + PyTorch) for benchmarks/torch_reference.py only"
 
 setup: $(STAMP)
 
@@ -42,3 +43,12 @@ run: $(STAMP)
 
 clean:
 	rm -rf runs .pytest_cache
+
+# Benchmark-only: the PyTorch reference step of `python -m benchmarks.throughput --torch-python ...`.
+# Never a runtime dependency. pip takes torch 2.13.0's CPU build from a local wheel where the machine
+# has one (this project's machines do); elsewhere it downloads PyPI's (CUDA) build, several GB.
+torch-reference: .venv-torch/.installed
+.venv-torch/.installed:
+	python3.11 -m venv .venv-torch
+	.venv-torch/bin/pip install --quiet "torch==2.13.0" numpy pillow
+	@touch $@

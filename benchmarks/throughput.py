@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -35,6 +36,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--jit-compile", choices=("auto", "on", "off"), default="auto")
     parser.add_argument("--precision", choices=("auto", "float32", "mixed_bfloat16", "mixed_float16"),
                         default="auto", help="auto: mixed_bfloat16 with a GPU, float32 without")
+    parser.add_argument("--torch-python", metavar="PYTHON",
+                        help="also time benchmarks/torch_reference.py (the official PyTorch recipe) with this "
+                             "interpreter, right after this step, and report the ratio")
+    parser.add_argument("--torch-workers", type=int, default=2, help="DataLoader workers of the PyTorch reference")
     parser.add_argument("--output-dir", type=Path, default=RESULTS_DIR)
     args = parser.parse_args(argv)
     if args.steps < 1 or args.warmup_steps < 1 or args.batch_size < 2:
@@ -124,13 +129,30 @@ def run(args: argparse.Namespace) -> dict:
     }
 
 
+def torch_reference(args: argparse.Namespace, stored_size: int) -> dict:
+    """The PyTorch reference step timed in a subprocess (its own Python with torch), as one JSON record."""
+    script = Path(__file__).resolve().parent / "torch_reference.py"
+    command = [args.torch_python, str(script), "--image-size", str(args.image_size), "--stored-size",
+               str(stored_size), "--batch-size", str(args.batch_size), "--steps", str(args.steps),
+               "--warmup-steps", str(args.warmup_steps), "--workers", str(args.torch_workers)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"error: the PyTorch reference failed ({' '.join(command)}):\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     result = run(args)
+    if args.torch_python:
+        reference = torch_reference(args, result["stored_size"])
+        result["torch_reference"] = reference
+        result["ratio_vs_torch"] = round(result["views_per_s"] / reference["views_per_s"], 3)
     line = json.dumps(result)
     print(line)
     args.output_dir.mkdir(parents=True, exist_ok=True)
-    name = f"throughput-{args.backend}-{args.backbone}-{args.image_size}-{result['precision']}.json"
+    name = f"throughput-{args.backend}-{args.backbone}-{args.image_size}-{result['precision']}"
+    name += "-vs-torch.json" if args.torch_python else ".json"
     (args.output_dir / name).write_text(line + "\n")
     return 0
 

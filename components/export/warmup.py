@@ -60,14 +60,3 @@ def write_warmup_requests(saved_model_dir: str, image_size: int) -> str:
         for log in warmup_logs(image_size):
             writer.write(log.SerializeToString())
     return path
-
-
-def read_warmup_requests(path: str) -> list[predict_pb2.PredictRequest]:
-    """The PredictRequests of a warm-up file, as TF Serving reads them."""
-    requests = []
-    for record in tf.data.TFRecordDataset(path):
-        log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
-        if log.WhichOneof("log_type") != "predict_log":
-            raise ValueError(f"{path}: unexpected warm-up record type {log.WhichOneof('log_type')}")
-        requests.append(log.predict_log.request)
-    return requests

@@ -118,3 +118,17 @@ def build_predict_response(
     for name, values in outputs.items():
         response.outputs[name].CopyFrom(tf.make_tensor_proto(values))
     return response
+
+
+def read_warmup_requests(path: str) -> list:
+    """The PredictRequests of a warm-up file, as TF Serving reads them."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    requests = []
+    for record in tf.data.TFRecordDataset(path):
+        log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+        if log.WhichOneof("log_type") != "predict_log":
+            raise ValueError(f"{path}: unexpected warm-up record type {log.WhichOneof('log_type')}")
+        requests.append(log.predict_log.request)
+    return requests

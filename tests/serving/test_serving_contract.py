@@ -34,14 +34,13 @@ import tensorflow as tf
 from tensorflow.core.framework import types_pb2
 from serving import EmbeddingClient, rest_json
 from serving.backends import LocalBackend
-from components.export.warmup import read_warmup_requests
 from pipeline.memory import own_peak_rss_mb
 from tests.fakes import tf_serving_protocol as protocol
 
 model_dir, image_dir = sys.argv[1], sys.argv[2]
 images = [open(os.path.join(image_dir, n), "rb").read() for n in sorted(os.listdir(image_dir))]
 warmup = os.path.join(model_dir, "assets.extra", "tf_serving_warmup_requests")
-warmup_requests = read_warmup_requests(warmup) if os.path.exists(warmup) else []
+warmup_requests = protocol.read_warmup_requests(warmup) if os.path.exists(warmup) else []
 out = {}
 with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph) as sess:
     meta = tf.compat.v1.saved_model.loader.load(sess, ["serve"], model_dir)
