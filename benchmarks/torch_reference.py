@@ -179,7 +179,7 @@ def main() -> int:
         "benchmark": "torch_reference", "torch": torch.__version__, "image_size": args.image_size,
         "stored_size": args.stored_size, "batch_size": args.batch_size, "steps": args.steps,
         "workers": args.workers, "threads": args.threads, "seconds": round(seconds, 3),
-        "views_per_s": round(2 * args.batch_size * args.steps / seconds, 1), "final_loss": round(float(loss), 4),
+        "views_per_s": round(2 * args.batch_size * args.steps / seconds, 1), "final_loss": round(loss.item(), 4),
     }))
     return 0
 
