@@ -55,9 +55,9 @@ class RunConfig:
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
         if unknown:
             raise ValueError(f"unknown run settings: {sorted(unknown)}")
+        if "image_size" in recipe and "stored_size" not in recipe:
+            recipe["stored_size"] = None  # derived anew from the new image size
         simsiam = dataclasses.replace(self.simsiam, **recipe) if recipe else self.simsiam
-        if "image_size" in recipe and "stored_size" not in recipe:  # derive the stored size anew
-            simsiam = dataclasses.replace(simsiam, stored_size=None)
         return dataclasses.replace(self, simsiam=simsiam, **changes)
 
     def to_dict(self) -> dict[str, Any]:

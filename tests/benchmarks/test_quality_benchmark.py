@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks import image_data, plots, quality
+from benchmarks import image_data, quality
 from components.ingest.splits import split_of
+from pipeline import plots
 
 REPO = Path(__file__).resolve().parents[2]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -65,18 +66,24 @@ def test_select_subset_is_round_robin_over_classes() -> None:
     assert image_data.select_subset(labels, 100) == [0, 1, 2, 3, 4, 5]
 
 
-def test_decode_resize_scales_the_shorter_side_then_crops_the_centre(tmp_path: Path) -> None:
-    # 40x20: left quarter red, middle half green, right quarter blue. Shorter side 20 -> 10 makes it
-    # 20x10; the centre 10 columns are exactly the green half.
+def test_decode_resize_keeps_the_whole_photo_as_the_transform_does(tmp_path: Path) -> None:
+    # 40x20: left quarter red, middle half green, right quarter blue, squashed to 8x8: every part
+    # survives (a centre crop would keep only the green half), in the Transform graph's pixels too.
     img = np.zeros((20, 40, 3), np.uint8)
     img[:, :10] = (255, 0, 0)
     img[:, 10:30] = (0, 255, 0)
     img[:, 30:] = (0, 0, 255)
     Image.fromarray(img).save(tmp_path / "x.png")
-    out = image_data.decode_resize(tmp_path / "x.png", 10)
-    assert out.shape == (10, 10, 3) and out.dtype == np.uint8
-    # Bilinear antialiasing blends one column at each edge; the inner 8 columns are pure green.
-    np.testing.assert_array_equal(out[:, 1:9], np.broadcast_to(np.array([0, 255, 0], np.uint8), (10, 8, 3)))
+    out = image_data.decode_resize(tmp_path / "x.png", 8)
+    assert out.shape == (8, 8, 3) and out.dtype == np.uint8
+    np.testing.assert_array_equal(out[:, 0], np.tile([255, 0, 0], (8, 1)))
+    np.testing.assert_array_equal(out[:, 3:5], np.full((8, 2, 3), [0, 255, 0]))
+    np.testing.assert_array_equal(out[:, -1], np.tile([0, 0, 255], (8, 1)))
+    tf = pytest.importorskip("tensorflow")
+    from components.transform import decode_and_resize
+
+    graph = decode_and_resize(tf.constant((tmp_path / "x.png").read_bytes()), 8).numpy()
+    np.testing.assert_allclose(graph.astype(int), out.astype(int), atol=2)  # Pillow vs TensorFlow rounding
 
 
 def test_decode_resize_makes_grayscale_rgb(tmp_path: Path) -> None:

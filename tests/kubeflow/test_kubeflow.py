@@ -131,7 +131,7 @@ def test_the_components_run_in_pipeline_order(gpu_dataflow: dict[str, Any]) -> N
 def test_only_the_simsiam_trainer_requests_a_gpu(gpu_dataflow: dict[str, Any]) -> None:
     resources = {name: spec["container"].get("resources") for name, spec in _executors(gpu_dataflow).items()
                  if "container" in spec}
-    assert len(resources) == len(ORDER) + 1  # + the EmbeddingIndexer, off the main chain
+    assert len(resources) == len(ORDER) + 2  # + the ExampleValidator and EmbeddingIndexer, off the main chain
     assert resources.pop("SimSiamTrainer_executor") == {"accelerator": {"type": "NVIDIA_L4", "count": "1"}}
     assert resources == dict.fromkeys(resources)  # every other step: no resources, so a CPU machine
 
@@ -139,7 +139,7 @@ def test_only_the_simsiam_trainer_requests_a_gpu(gpu_dataflow: dict[str, Any]) -
 def test_every_executor_runs_the_image(gpu_dataflow: dict[str, Any]) -> None:
     executors = _executors(gpu_dataflow)
     containers = {name: spec["container"] for name, spec in executors.items() if "container" in spec}
-    assert set(containers) == {f"{name}_executor" for name in [*ORDER, "EmbeddingIndexer"]}
+    assert set(containers) == {f"{name}_executor" for name in [*ORDER, "ExampleValidator", "EmbeddingIndexer"]}
     assert {c["image"] for c in containers.values()} == {IMAGE}
     # The two resolver steps are ML Metadata queries that Vertex AI runs itself, not containers.
     assert {name for name, spec in executors.items() if "resolver" in spec} == {
