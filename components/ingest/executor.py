@@ -7,7 +7,7 @@ Two sources, the same tf.Examples (docs/CONTRACTS.md "Data": image, label, class
 - `tfds_image_example_gen(name, data_dir)`: a TFDS image-classification dataset (a QueryBasedExampleGen
   whose "query" is the dataset name).
 
-Every file is validated in Beam (components/ingest/files.py, then `tf.io.decode_image` as the Transform
+Every file is validated in Beam (serving/images.py, then `tf.io.decode_image` as the Transform
 and serving will decode it); rejected files are counted (Beam counters in namespace "ImageExampleGen")
 and listed with their reason in `<examples uri>/ingestion_report.json`, with the class names and the
 per-split counts. The train/eval split is TFX's hash split on `image_id` (components/ingest/splits.py

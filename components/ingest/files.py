@@ -1,4 +1,5 @@
-"""Listing and validating a folder of class sub-folders of images (pure Python + Pillow, no TensorFlow).
+"""Listing a folder of class sub-folders of images (pure Python, no TensorFlow); the bytes are checked
+by `serving/images.py`.
 
 Layout (that of tf_flowers' `flower_photos`): `ROOT/<class>/<file>.jpg`; `.jpg`, `.jpeg` and `.png` in any
 letter case, and files in nested folders belong to the class folder they are in. Hidden files and
