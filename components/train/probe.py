@@ -21,7 +21,7 @@ from components import features as F
 from components.export.serving_model import export_serving_model
 from components.train import data as trainer_data
 from components.train.encoder_io import load_encoder
-from models.evaluation import PROBE_ITERATIONS, PROBE_WEIGHT_DECAY, LinearProbe, fit_linear_probe
+from models.evaluation import PROBE_ITERATIONS, LinearProbe, fit_linear_probe
 from models.monitors import embed
 
 
@@ -58,11 +58,12 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
 
     train_f, eval_f = embed(encoder, train_x), embed(encoder, eval_x)
     iterations = int(custom.get("probe_epochs", PROBE_ITERATIONS))
-    weight_decay = PROBE_WEIGHT_DECAY
-    probe = fit_linear_probe(train_f, train_y, len(class_names), weight_decay=weight_decay, iterations=iterations)
+    probe = fit_linear_probe(train_f, train_y, len(class_names), iterations=iterations)
+    weight_decay = probe.weight_decay
     final = {"accuracy": float(np.mean(probe.predict(train_f) == train_y)),
              "val_accuracy": float(np.mean(probe.predict(eval_f) == eval_y))}  # fmt: skip
-    print(f"[probe] logistic regression ({iterations} full-batch epochs, weight decay {weight_decay}) on "
+    print(f"[probe] logistic regression ({iterations} full-batch epochs, weight decay {weight_decay} chosen by "
+          f"{len(probe.cv_accuracy)}-value cross-validation on the train split) on "
           f"{len(train_f)} frozen features: train accuracy {final['accuracy']:.4f}, "
           f"eval accuracy {final['val_accuracy']:.4f}", flush=True)
 
@@ -71,4 +72,5 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     os.makedirs(fn_args.model_run_dir, exist_ok=True)
     with open(os.path.join(fn_args.model_run_dir, F.PROBE_HISTORY_FILE), "w") as f:
         json.dump({"final": final, "class_names": class_names, "iterations": iterations,
-                   "weight_decay": weight_decay}, f, indent=2)  # fmt: skip
+                   "weight_decay": weight_decay, "cv_accuracy": {str(k): v for k, v in probe.cv_accuracy.items()}},
+                  f, indent=2)  # fmt: skip

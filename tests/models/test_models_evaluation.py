@@ -90,3 +90,24 @@ def test_fit_linear_probe_solves_its_regularised_objective():
     assert probe.predict(x).dtype == np.int64
     with pytest.raises(ValueError, match="num_classes"):
         fit_linear_probe(x, y, num_classes=2)
+
+
+def test_probe_weight_decay_is_chosen_by_cross_validation_on_train_features_only():
+    """Few noisy samples in many dimensions: the weakest decay overfits, CV on the train split picks a
+    stronger one, and that generalises better to held-out data it never saw."""
+    from models.evaluation import PROBE_WEIGHT_DECAYS, fit_linear_probe
+
+    rng = np.random.default_rng(3)
+    centers = rng.normal(size=(3, 200)) * 0.15
+    y_train, y_test = rng.integers(0, 3, 150), rng.integers(0, 3, 600)
+    x_train = centers[y_train] + rng.normal(size=(150, 200))
+    x_test = centers[y_test] + rng.normal(size=(600, 200))
+    probe = fit_linear_probe(x_train, y_train, num_classes=3, iterations=300)
+    assert set(probe.cv_accuracy) == set(PROBE_WEIGHT_DECAYS)
+    assert probe.weight_decay == max(PROBE_WEIGHT_DECAYS, key=lambda wd: (probe.cv_accuracy[wd], wd))
+    assert probe.weight_decay > min(PROBE_WEIGHT_DECAYS)
+    weakest = fit_linear_probe(x_train, y_train, num_classes=3, weight_decay=min(PROBE_WEIGHT_DECAYS), iterations=300)
+    assert weakest.cv_accuracy is None and weakest.weight_decay == min(PROBE_WEIGHT_DECAYS)
+    assert np.mean(probe.predict(x_test) == y_test) > np.mean(weakest.predict(x_test) == y_test)
+    again = fit_linear_probe(x_train, y_train, num_classes=3, iterations=300)
+    np.testing.assert_array_equal(again.weights, probe.weights)  # deterministic
