@@ -59,9 +59,12 @@ class Conv2D(keras.layers.Layer):
     def call(self, x):
         kernel = ops.cast(self.kernel, x.dtype)
         k, s, p = self.kernel_size, self.strides, self.kernel_size // 2
+        xla = self.implementation == "xla" or (self.implementation == "auto" and _xla_friendly())
+        if s == 1 and not xla:
+            # Stride 1: "same" padding is k // 2 on every side, PyTorch's padding, without a copy.
+            return ops.conv(x, kernel, strides=1, padding="same")
         if p:
             x = ops.pad(x, [[0, 0], [p, p], [p, p], [0, 0]])
-        xla = self.implementation == "xla" or (self.implementation == "auto" and _xla_friendly())
         hp, wp = x.shape[1], x.shape[2]
         if not xla or hp is None or wp is None:
             return ops.conv(x, kernel, strides=s, padding="valid")
