@@ -42,8 +42,9 @@ class RunConfig:
             raise ValueError(f"probe_epochs and knn_every must be >= 1, got {self.probe_epochs}, {self.knn_every}")
         if not 0 < self.eval_percent < 100:
             raise ValueError(f"eval_percent must lie in 1..99, got {self.eval_percent}")
-        if not 0 <= self.max_rejected_fraction <= 1 or not 0 <= self.accuracy_floor <= 1:
-            raise ValueError("max_rejected_fraction and accuracy_floor must lie in [0, 1]")
+        if not 0 <= self.max_rejected_fraction <= 1 or self.accuracy_floor < 0:
+            raise ValueError("max_rejected_fraction must lie in [0, 1] and accuracy_floor be >= 0 "
+                             "(a floor above 1 blesses nothing)")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
 
