@@ -113,6 +113,9 @@ def _print_summary(s: dict, out: str) -> None:
     if s.get("random_init_knn_accuracy") is not None:
         print(f"  kNN accuracy: random init {s['random_init_knn_accuracy']:.4f}, "
               f"after SimSiam {s['simsiam_monitor'].get('knn_accuracy', float('nan')):.4f}")
+    if s.get("random_init_linear_probe_accuracy") is not None:
+        print(f"  linear probe: random init {s['random_init_linear_probe_accuracy']:.4f} (the same encoder "
+              "untrained, same probe)")
     print(f"  blessed={s['blessed']} pushed={s['pushed']} serving_model_dir={s['serving_model_dir']}")
     if s.get("embedding_index"):
         print(f"  embedding index: {s['embedding_index']}  (simsiam-tfx search --index ... --query IMAGE)")
