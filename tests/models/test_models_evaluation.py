@@ -27,22 +27,24 @@ def test_knn_weighted_vote_equals_hand_computation():
     assert knn_predict(train, labels, test, k=50).tolist() == [1]  # k larger than the train set
 
 
+def _clusters(rng, classes: int, dim: int, spread: float, n_train: int, n_test: int):
+    """Gaussian clusters: unit noise around `classes` centres drawn with scale `spread`."""
+    centers = rng.normal(size=(classes, dim)) * spread
+    y_train, y_test = rng.integers(0, classes, n_train), rng.integers(0, classes, n_test)
+    return (centers[y_train] + rng.normal(size=(n_train, dim)), y_train,
+            centers[y_test] + rng.normal(size=(n_test, dim)), y_test, centers)
+
+
 def test_knn_accuracy_on_clusters_and_chance():
     rng = np.random.default_rng(0)
-    centers = rng.normal(size=(4, 16)) * 5
-    y_train, y_test = rng.integers(0, 4, 400), rng.integers(0, 4, 200)
-    x_train = centers[y_train] + rng.normal(size=(400, 16))
-    x_test = centers[y_test] + rng.normal(size=(200, 16))
+    x_train, y_train, x_test, y_test, _ = _clusters(rng, 4, 16, 5.0, 400, 200)
     assert knn_accuracy(x_train, y_train, x_test, y_test) == 1.0
     assert knn_accuracy(x_train, rng.permutation(y_train), x_test, y_test) < 0.45
 
 
 def test_linear_probe_separable_deterministic_and_close_to_sklearn():
     rng = np.random.default_rng(1)
-    centers = rng.normal(size=(3, 8)) * 1.2
-    y_train, y_test = rng.integers(0, 3, 600), rng.integers(0, 3, 300)
-    x_train = centers[y_train] + rng.normal(size=(600, 8))
-    x_test = centers[y_test] + rng.normal(size=(300, 8))
+    x_train, y_train, x_test, y_test, centers = _clusters(rng, 3, 8, 1.2, 600, 300)
     x_train[:, 0] *= 1000.0  # standardisation makes scales irrelevant
     x_test[:, 0] *= 1000.0
     acc = linear_probe_accuracy(x_train, y_train, x_test, y_test)
@@ -97,11 +99,7 @@ def test_probe_weight_decay_is_chosen_by_cross_validation_on_train_features_only
     stronger one, and that generalises better to held-out data it never saw."""
     from models.evaluation import PROBE_WEIGHT_DECAYS, fit_linear_probe
 
-    rng = np.random.default_rng(3)
-    centers = rng.normal(size=(3, 200)) * 0.15
-    y_train, y_test = rng.integers(0, 3, 150), rng.integers(0, 3, 600)
-    x_train = centers[y_train] + rng.normal(size=(150, 200))
-    x_test = centers[y_test] + rng.normal(size=(600, 200))
+    x_train, y_train, x_test, y_test, _ = _clusters(np.random.default_rng(3), 3, 200, 0.15, 150, 600)
     probe = fit_linear_probe(x_train, y_train, num_classes=3, iterations=300)
     assert set(probe.cv_accuracy) == set(PROBE_WEIGHT_DECAYS)
     assert probe.weight_decay == max(PROBE_WEIGHT_DECAYS, key=lambda wd: (probe.cv_accuracy[wd], wd))
