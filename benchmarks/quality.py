@@ -246,18 +246,12 @@ def make_config(args: argparse.Namespace, seed: int):
 def _score(encoder, data: FlowerData) -> tuple[dict[str, float], np.ndarray]:
     """Linear probe (the pipeline's: `fit_linear_probe`, weight decay by cross-validation on the train
     split) and kNN accuracy of frozen features on the eval split; also the eval features."""
-    from models.evaluation import fit_linear_probe, knn_accuracy
+    from models.evaluation import frozen_feature_scores
     from models.monitors import embed
 
     train_f, eval_f = embed(encoder, data.train.images), embed(encoder, data.eval.images)
-    num_classes = len(data.class_names)
-    probe = fit_linear_probe(train_f, data.train.labels, num_classes)
-    scores = {
-        "linear_probe": round(float(np.mean(probe.predict(eval_f) == data.eval.labels)), 4),
-        "knn": round(float(knn_accuracy(train_f, data.train.labels, eval_f, data.eval.labels, k=KNN_K)), 4),
-        "probe_weight_decay": probe.weight_decay,
-    }
-    return scores, eval_f
+    scores = frozen_feature_scores(train_f, data.train.labels, eval_f, data.eval.labels, k=KNN_K)
+    return {k: round(v, 4) if k != "probe_weight_decay" else v for k, v in scores.items()}, eval_f
 
 
 def _epoch_progress(epochs: int):

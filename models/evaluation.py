@@ -165,6 +165,20 @@ def _fit(x: np.ndarray, y: np.ndarray, num_classes: int, weight_decay: float, it
     return LinearProbe(mean=mean, std=std, weights=w[:-1], bias=w[-1], weight_decay=weight_decay)
 
 
+def frozen_feature_scores(train_x, train_y, test_x, test_y, k: int = 20) -> dict[str, float]:
+    """What this project reports for any encoder: `{"linear_probe": accuracy of fit_linear_probe,
+    "knn": kNN accuracy (k, cosine), "probe_weight_decay": the decay cross-validation chose}` on the
+    test features. Used by the SimSiam Trainer (random-init baseline) and `benchmarks.quality`."""
+    train_x, train_y, test_x, test_y = _check(train_x, train_y, test_x, test_y)
+    num_classes = int(max(train_y.max(), test_y.max())) + 1
+    probe = fit_linear_probe(train_x, train_y, num_classes)
+    return {
+        "linear_probe": float(np.mean(probe.predict(test_x) == test_y)),
+        "knn": knn_accuracy(train_x, train_y, test_x, test_y, k=k),
+        "probe_weight_decay": probe.weight_decay,
+    }
+
+
 def linear_probe_accuracy(
     train_x, train_y, test_x, test_y, iterations: int = PROBE_ITERATIONS, weight_decay: float | None = None
 ) -> float:

@@ -8,7 +8,6 @@ from typing import Any
 
 from components import features as F
 from components.index.embedding_index import index_file
-from components.train.simsiam import MONITOR_HISTORY
 from pipeline.pipeline import PROBE_TRAINER_ID, SIMSIAM_TRAINER_ID
 from pipeline.run_report import NodeExecution, custom_int, output_uri
 
@@ -40,7 +39,8 @@ def _read_json(path: str | None) -> dict[str, Any]:
 
 def simsiam_monitor(executions: list[NodeExecution]) -> dict[str, Any]:
     """The SimSiam Trainer's monitor file: final values, per-epoch history, random-init kNN baseline."""
-    return _read_json(os.path.join(output_uri(executions, SIMSIAM_TRAINER_ID, "model_run") or "", MONITOR_HISTORY))
+    run_dir = output_uri(executions, SIMSIAM_TRAINER_ID, "model_run") or ""
+    return _read_json(os.path.join(run_dir, F.MONITOR_HISTORY_FILE))
 
 
 def build_summary(executions: list[NodeExecution], peak_rss_mb: float, wall_s: float,

@@ -22,13 +22,12 @@ from tfx.types import artifact, artifact_utils, standard_artifacts
 
 from components import features as F
 
-INDEX_FILE = F.INDEX_FILE
 REPORT_FILE = "index_report.json"
 
 
 def index_file(artifact_uri: str | None) -> str | None:
     """`<artifact uri>/index.npz`, or None without an artifact (for summaries: `output_uri(...)` may be None)."""
-    return f"{artifact_uri.rstrip('/')}/{INDEX_FILE}" if artifact_uri else None
+    return f"{artifact_uri.rstrip('/')}/{F.INDEX_FILE}" if artifact_uri else None
 
 
 class EmbeddingIndexArtifact(artifact.Artifact):
@@ -132,11 +131,11 @@ def EmbeddingIndexer(  # noqa: N802 - TFX component names are class-like
                                 batch_size, thumbnail_size)
     path = index_file(embedding_index.uri)
     with tempfile.TemporaryDirectory() as tmp:  # written locally, then copied: the uri may be gs://...
-        index.save(os.path.join(tmp, INDEX_FILE))
+        index.save(os.path.join(tmp, F.INDEX_FILE))
         with open(os.path.join(tmp, REPORT_FILE), "w") as f:
             json.dump(report, f, indent=1)
         fileio.makedirs(embedding_index.uri)
-        for name in (INDEX_FILE, REPORT_FILE):
+        for name in (F.INDEX_FILE, REPORT_FILE):
             fileio.copy(os.path.join(tmp, name), f"{embedding_index.uri.rstrip('/')}/{name}", overwrite=True)
     embedding_index.set_string_custom_property("index_path", path)
     embedding_index.set_int_custom_property("num_embeddings", len(index))

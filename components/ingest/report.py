@@ -14,8 +14,6 @@ from components import features as F
 from components.ingest.files import DataError
 from components.ingest.splits import SPLIT_NAMES
 
-REPORT_FILE = F.INGESTION_REPORT_FILE
-
 
 def _open(path: str, mode: str):
     if "://" in path:  # gs://, s3://, ...: TensorFlow's filesystems through TFX
@@ -26,7 +24,7 @@ def _open(path: str, mode: str):
 
 
 def report_path(examples_uri: str) -> str:
-    return f"{str(examples_uri).rstrip('/')}/{REPORT_FILE}"
+    return f"{str(examples_uri).rstrip('/')}/{F.INGESTION_REPORT_FILE}"
 
 
 def build_report(

@@ -23,11 +23,10 @@ from components.train import data as trainer_data
 from components.train.encoder_io import save_encoder
 from components.train.history import HistoryFile
 from models.config import SimSiamConfig, configure_precision
-from models.evaluation import fit_linear_probe, knn_accuracy
+from models.evaluation import frozen_feature_scores
 from models.monitors import KNNMonitor, LearningRateLogger, embed
 from models.simsiam import build_simsiam, compile_simsiam
 
-MONITOR_HISTORY = F.MONITOR_HISTORY_FILE
 PRECISION_POLICIES = {"auto": "auto", "bf16": "mixed_bfloat16", "fp16": "mixed_float16", "fp32": "float32"}
 
 
@@ -89,9 +88,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         model = build_simsiam(config, mean=mean, std=std)
         compile_simsiam(model, config, steps_per_epoch=steps_per_epoch, jit_compile=True if has_gpu else "auto")
     # The baseline SimSiam must beat: the same encoder at its random initialisation, scored the same way.
-    train_f, eval_f = embed(model.encoder, train_x), embed(model.encoder, eval_x)
-    random_init_knn = knn_accuracy(train_f, train_y, eval_f, eval_y)
-    random_init_linear = float(np.mean(fit_linear_probe(train_f, train_y).predict(eval_f) == eval_y))
+    random_init = frozen_feature_scores(embed(model.encoder, train_x), train_y, embed(model.encoder, eval_x), eval_y)
+    random_init_knn, random_init_linear = random_init["knn"], random_init["linear_probe"]
     print(f"[simsiam] randomly initialised encoder: kNN accuracy {random_init_knn:.4f}, linear probe "
           f"{random_init_linear:.4f}", flush=True)
 
@@ -122,14 +120,14 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         "eval_images": int(len(eval_x)),
     }
     os.makedirs(fn_args.model_run_dir, exist_ok=True)
-    with open(os.path.join(fn_args.model_run_dir, MONITOR_HISTORY), "w") as f:
+    with open(os.path.join(fn_args.model_run_dir, F.MONITOR_HISTORY_FILE), "w") as f:
         json.dump(summary, f, indent=2)
 
     check_not_collapsed(summary["final"].get("collapse_std"), float(custom.get("collapse_threshold", 0.5)),
-                        os.path.join(fn_args.model_run_dir, MONITOR_HISTORY))
+                        os.path.join(fn_args.model_run_dir, F.MONITOR_HISTORY_FILE))
     recipe = {"backbone": config.backbone, "image_size": config.image_size, "stored_size": config.stored_size,
               "width": config.width, "small_stem": config.small_stem,
               "mean": mean, "std": std, "random_init_knn_accuracy": random_init_knn}
     save_encoder(model.encoder, fn_args.serving_model_dir, recipe)
-    with open(os.path.join(fn_args.serving_model_dir, MONITOR_HISTORY), "w") as f:
+    with open(os.path.join(fn_args.serving_model_dir, F.MONITOR_HISTORY_FILE), "w") as f:
         json.dump(summary, f, indent=2)

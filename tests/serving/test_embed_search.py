@@ -198,7 +198,8 @@ def test_embedding_indexer_component_in_a_local_pipeline(model_dir, local, tmp_p
     from tfx.orchestration import metadata
     from tfx.types import standard_artifacts
 
-    from components.index.embedding_index import INDEX_FILE, EmbeddingIndexer
+    from components import features as F
+    from components.index.embedding_index import EmbeddingIndexer
 
     classes = ["a", "b"]
     rows = {"train": [(f"{classes[i % 2]}/t{i}.jpg", i % 2, encode(make_image((40 + i, 36), seed=i), "JPEG"))
@@ -219,7 +220,7 @@ def test_embedding_indexer_component_in_a_local_pipeline(model_dir, local, tmp_p
         metadata_connection_config=metadata.sqlite_metadata_connection_config(str(tmp_path / "m.sqlite")))
     tfx.orchestration.LocalDagRunner().run(pipeline)
 
-    found = list((tmp_path / "root").glob(f"EmbeddingIndexer/embedding_index/*/{INDEX_FILE}"))
+    found = list((tmp_path / "root").glob(f"EmbeddingIndexer/embedding_index/*/{F.INDEX_FILE}"))
     assert len(found) == 1, found
     index = EmbeddingIndex.load(str(found[0]))
     assert index.paths.tolist() == [r[0] for r in rows["train"]] + ["b/e0.png"]
