@@ -2,12 +2,14 @@
 
 ExampleGen -> StatisticsGen -> SchemaGen (-> ExampleValidator) -> Transform -> SimSiam Trainer
 -> linear-probe Trainer -> Evaluator (gated by a floor and the last blessed model) -> Pusher,
-and an EmbeddingIndexer that embeds every image for `simsiam-tfx search`.
+an EmbeddingIndexer that embeds every image for `simsiam-tfx search` (and TensorBoard's projector),
+and a RunReport that writes the run's report.html (pipeline/report.py).
 Runners (pipeline/local_runner.py, kubeflow/runner.py) pass all configuration in.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -20,6 +22,7 @@ from components.evaluate.baseline_resolver import PreviousBlessedModelStrategy
 from components.index.embedding_index import EmbeddingIndexer
 from pipeline.configs import RunConfig
 from pipeline.ingestion import ingestion_components
+from pipeline.report import RunReport
 
 TRANSFORM_FN = "components.transform.preprocessing_fn"
 SIMSIAM_RUN_FN = "components.train.simsiam.run_fn"
@@ -132,11 +135,19 @@ def create_pipeline(
     )
     # The Trainer's model is the one the Pusher copies; the index is built even when it is not blessed.
     embedding_indexer = EmbeddingIndexer(model=probe_trainer.outputs["model"], examples=example_gen.outputs["examples"])
+    run_report = RunReport(
+        examples=example_gen.outputs["examples"], transform_graph=transform.outputs["transform_graph"],
+        simsiam_model=simsiam_trainer.outputs["model"], simsiam_run=simsiam_trainer.outputs["model_run"],
+        probe_run=probe_trainer.outputs["model_run"], evaluation=evaluator.outputs["evaluation"],
+        blessing=evaluator.outputs["blessing"], pushed_model=pusher.outputs["pushed_model"],
+        embedding_index=embedding_indexer.outputs["embedding_index"],
+        simsiam_config=json.dumps(config.simsiam.to_dict(), sort_keys=True), accuracy_floor=config.accuracy_floor,
+    )
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,
         components=[example_gen, statistics_gen, schema_gen, example_validator, transform, simsiam_trainer,
-                    probe_trainer, model_resolver, evaluator, pusher, embedding_indexer],
+                    probe_trainer, model_resolver, evaluator, pusher, embedding_indexer, run_report],
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=beam_pipeline_args,

@@ -30,9 +30,13 @@ def pca_2d(features: np.ndarray) -> np.ndarray:
     return out
 
 
-def plot_training_curves(history: dict[str, Sequence[float | None]], path: str | Path, title: str = "") -> Path:
+def plot_training_curves(history: dict[str, Sequence[float | None]], path: str | Path, title: str = "",
+                         references: dict[str, tuple[str, float]] | None = None) -> Path:
     """One panel per metric, x = epoch (1-based). None/NaN entries (e.g. a metric logged only
-    every N epochs) are skipped, so sparse metrics still draw as points joined by lines."""
+    every N epochs) are skipped, so sparse metrics still draw as points joined by lines.
+
+    `references` {metric: (label, value)} draws a dashed horizontal line on that metric's panel: the
+    number the curve must beat, e.g. `{"knn_accuracy": ("random init", 0.41)}`."""
     names = [k for k, v in history.items() if len(v) > 0]
     if not names:
         raise ValueError("history has no values to plot")
@@ -45,6 +49,10 @@ def plot_training_curves(history: dict[str, Sequence[float | None]], path: str |
         x = np.arange(1, len(y) + 1)
         keep = np.isfinite(y)
         ax.plot(x[keep], y[keep], marker="o" if keep.sum() <= 30 else None, markersize=3)
+        if references and name in references and references[name][1] is not None:
+            label, value = references[name]
+            ax.axhline(float(value), color="tab:red", linestyle="--", linewidth=1, label=f"{label} {value:.3f}")
+            ax.legend(fontsize=7, loc="best")
         ax.set_xlim(0.5, n_epochs + 0.5)  # the same epoch axis in every panel, sparse metrics included
         ax.set_title(name, fontsize=10)
         ax.set_xlabel("epoch", fontsize=8)
@@ -84,6 +92,100 @@ def plot_embedding_map(
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def tsne_2d(features: np.ndarray, seed: int = 0) -> np.ndarray:
+    """t-SNE of l2-normalised ``[N, F]`` features -> ``[N, 2]`` (scikit-learn's ``TSNE``, cosine metric).
+
+    t-SNE keeps who is near whom (van der Maaten & Hinton 2008), which a linear projection such as PCA
+    loses when classes differ in many directions at once. Perplexity is scikit-learn's default 30,
+    lowered to (N - 1) / 3 for small N (it must stay below N). Raises ValueError for N < 4."""
+    from sklearn.manifold import TSNE
+
+    x = np.asarray(features, np.float64)
+    if x.ndim != 2 or x.shape[0] < 4:
+        raise ValueError(f"t-SNE needs features of shape [N >= 4, F], got {x.shape}")
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    perplexity = min(30.0, (x.shape[0] - 1) / 3)
+    return TSNE(n_components=2, perplexity=perplexity, metric="cosine", init="pca", random_state=seed).fit_transform(x)
+
+
+def plot_embedding_maps(
+    maps: Sequence[tuple[str, np.ndarray]],
+    labels: Sequence[int] | np.ndarray,
+    class_names: Sequence[str],
+    path: str | Path,
+) -> Path:
+    """Side-by-side t-SNE maps of the same images, one panel per (title, ``[N, F]`` features), coloured by class."""
+    labels = np.asarray(labels)
+    fig, axes = plt.subplots(1, len(maps), figsize=(5 * len(maps), 4.6), squeeze=False)
+    cmap = plt.get_cmap("tab10" if len(class_names) <= 10 else "tab20")
+    for ax, (title, features) in zip(axes.flat, maps):
+        if len(features) != len(labels):
+            raise ValueError(f"{title}: {len(features)} feature rows but {len(labels)} labels")
+        xy = tsne_2d(features)
+        for c, name in enumerate(class_names):
+            m = labels == c
+            if m.any():
+                ax.scatter(xy[m, 0], xy[m, 1], s=7, alpha=0.75, color=cmap(c % cmap.N), label=name)
+        ax.set_title(title, fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes.flat[0].legend(fontsize=7, markerscale=2, loc="best")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_neighbour_grids(
+    panels: Sequence[tuple[str, np.ndarray, np.ndarray]],
+    queries: np.ndarray,
+    thumbnails: np.ndarray,
+    labels: np.ndarray,
+    class_names: Sequence[str],
+    path: str | Path,
+    tile: int = 96,
+) -> Path:
+    """Query images and their nearest neighbours, one block of columns per encoder, side by side.
+
+    `queries`: int ``[Q]`` rows of `thumbnails` (uint8 ``[N, H, W, 3]``) and `labels` (int ``[N]``).
+    Each panel is (title, neighbour rows int ``[Q, K]``, cosine similarities float ``[Q, K]``). Every tile
+    (`tile` px) is captioned with its class; a neighbour's caption adds its similarity, green when its class
+    is the query's, red otherwise. Drawn with Pillow (fast: one paste per tile); the format follows `path`'s
+    suffix (.png, or .jpg: far smaller for photos)."""
+    from matplotlib import font_manager
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.truetype(font_manager.findfont("DejaVu Sans"), 11)
+    bold = ImageFont.truetype(font_manager.findfont(font_manager.FontProperties(family="DejaVu Sans",
+                                                                                 weight="bold")), 13)
+    k, caption, gap, head = panels[0][1].shape[1], 16, 4, 24
+    panel_w = (k + 1) * (tile + gap) + 12  # a wider gap after the query column
+    canvas = Image.new("RGB", (len(panels) * panel_w + 20, head + len(queries) * (tile + caption + gap)), "white")
+    draw = ImageDraw.Draw(canvas)
+
+    def name(row: int) -> str:
+        return class_names[labels[row]] if 0 <= labels[row] < len(class_names) else "?"
+
+    for p, (title, rows, sims) in enumerate(panels):
+        x0 = p * (panel_w + 20)
+        draw.text((x0 + panel_w // 2, 4), title, fill="black", font=bold, anchor="ma")
+        for q, query in enumerate(queries):
+            y = head + q * (tile + caption + gap)
+            tiles = [(int(query), None)] + [(int(r), float(s)) for r, s in zip(rows[q], sims[q])]
+            for j, (row, sim) in enumerate(tiles):
+                x = x0 + j * (tile + gap) + (12 if j else 0)
+                image = Image.fromarray(np.asarray(thumbnails[row], np.uint8)).resize((tile, tile), Image.BICUBIC)
+                canvas.paste(image, (x, y + caption))
+                if sim is None:
+                    text, colour = f"query: {name(row)}", "black"
+                else:
+                    text = f"{name(row)} {sim:.2f}"
+                    colour = (19, 115, 51) if labels[row] == labels[query] else (179, 38, 30)
+                draw.text((x + tile // 2, y + 1), text, fill=colour, font=font, anchor="ma")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(path, quality=88) if path.suffix.lower() in (".jpg", ".jpeg") else canvas.save(path)
+    return path
 
 
 def _save(fig: plt.Figure, path: str | Path) -> Path:

@@ -9,25 +9,8 @@ from typing import Any
 from components import features as F
 from components.index.embedding_index import index_file
 from pipeline.pipeline import PROBE_TRAINER_ID, SIMSIAM_TRAINER_ID
+from pipeline.report import evaluation_metrics
 from pipeline.run_report import NodeExecution, custom_int, output_uri
-
-
-def evaluation_metrics(evaluation_uri: str) -> dict[str, Any]:
-    """Overall and per-class accuracy from the Evaluator's output."""
-    import tensorflow_model_analysis as tfma
-
-    result = tfma.load_eval_result(evaluation_uri)
-    metrics: dict[str, Any] = {"per_class_accuracy": {}}
-    for slice_key, values in result.slicing_metrics:
-        flat = values.get("", {}).get("", {})
-        accuracy = flat.get("sparse_categorical_accuracy", {}).get("doubleValue")
-        count = flat.get("example_count", {}).get("doubleValue")
-        if not slice_key:
-            metrics.update(accuracy=accuracy, example_count=count)
-        else:
-            name = slice_key[0][1]
-            metrics["per_class_accuracy"][name.decode() if isinstance(name, bytes) else str(name)] = accuracy
-    return metrics
 
 
 def _read_json(path: str | None) -> dict[str, Any]:
@@ -73,6 +56,23 @@ def build_summary(executions: list[NodeExecution], peak_rss_mb: float, wall_s: f
     }
 
 
+def write_report(executions: list[NodeExecution], summary: dict[str, Any], out_dir: str) -> str | None:
+    """Copies the RunReport step's page to `out_dir`/report.html with the time per component filled in;
+    returns its path, or None when the step did not run (e.g. an earlier step failed)."""
+    from pipeline.report import REPORT_FILE
+    from pipeline.report_html import with_timings
+
+    uri = output_uri(executions, "RunReport", "report")
+    if not uri or not os.path.exists(uri):
+        return None
+    with open(uri, encoding="utf-8") as f:
+        page = with_timings(f.read(), summary["seconds_per_component"], summary["states"])
+    path = os.path.join(out_dir, REPORT_FILE)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(page)
+    return path
+
+
 def write_plots(summary: dict[str, Any], history: dict[str, list], out_dir: str) -> list[str]:
     """Training curves, and a 2-D map of the eval split's embeddings from the pipeline's embedding index."""
     import numpy as np
@@ -82,8 +82,10 @@ def write_plots(summary: dict[str, Any], history: dict[str, list], out_dir: str)
 
     written = []
     if history:
-        written.append(str(plot_training_curves(history, os.path.join(out_dir, "training_curves.png"),
-                                                title="SimSiam pre-training")))
+        baseline = summary.get("random_init_knn_accuracy")
+        written.append(str(plot_training_curves(
+            history, os.path.join(out_dir, "training_curves.png"), title="SimSiam pre-training",
+            references={"knn_accuracy": ("random init", baseline)} if baseline is not None else None)))
     if summary.get("embedding_index") and os.path.exists(summary["embedding_index"]):
         index = EmbeddingIndex.load(summary["embedding_index"])
         rows = np.flatnonzero(index.splits == "eval") if index.splits is not None else np.arange(len(index))

@@ -6,6 +6,8 @@ through `embed_images` (the same client code as `simsiam-tfx embed`), and writes
 `<uri>/index.npz` (format: serving/index.py) with `paths` = image_id, `embeddings`,
 `labels`, `class_names`, `splits`, 64-px `thumbnails` (so `search --plot` works without the data
 folder, e.g. for TFDS data), and the model's fingerprint. `simsiam-tfx search --index` reads it.
+It also writes `<uri>/projector/`, the same embeddings in TensorBoard's projector format with the
+thumbnails as a sprite (components/index/projector.py): `tensorboard --logdir OUT` shows them.
 
 No `from __future__ import annotations` here: TFX reads the component's type hints as objects.
 """
@@ -21,6 +23,7 @@ from tfx.dsl.io import fileio
 from tfx.types import artifact, artifact_utils, standard_artifacts
 
 from components import features as F
+from components.index.projector import PROJECTOR_DIR, write_projector
 
 REPORT_FILE = "index_report.json"
 
@@ -47,7 +50,7 @@ def _thumbnail(data: bytes, size: int):
         return np.asarray(ImageOps.fit(image.convert("RGB"), (size, size)), dtype=np.uint8)
 
 
-def _examples(split_uri: str, batch_size: int) -> Iterator[list]:
+def read_examples(split_uri: str, batch_size: int) -> Iterator[list]:
     """Batches of tf.train.Example from the (GZIP) TFRecord files of one split folder."""
     import tensorflow as tf
 
@@ -57,7 +60,7 @@ def _examples(split_uri: str, batch_size: int) -> Iterator[list]:
         yield [tf.train.Example.FromString(r) for r in records]
 
 
-def _feature(example, name: str):
+def example_feature(example, name: str):
     feature = example.features.feature[name]
     return (feature.bytes_list.value or feature.int64_list.value or [None])[0]
 
@@ -77,17 +80,18 @@ def build_index(serving_model_dir: str, examples_uri: str, split_uris: dict[str,
     paths, labels, splits, embeddings, thumbnails, failed = [], [], [], [], [], []
     names_seen: dict[int, str] = {}
     for split, uri in split_uris.items():
-        for batch in _examples(uri, batch_size):
-            images = [_feature(e, F.IMAGE) for e in batch]
+        for batch in read_examples(uri, batch_size):
+            images = [example_feature(e, F.IMAGE) for e in batch]
             result = client.embed(images)
-            failed.extend({"path": _feature(batch[i], F.IMAGE_ID).decode(), "reason": r} for i, r in result.failed)
+            failed.extend({"path": example_feature(batch[i], F.IMAGE_ID).decode(), "reason": r}
+                          for i, r in result.failed)
             for row in result.indices:
                 example = batch[row]
-                paths.append(_feature(example, F.IMAGE_ID).decode())
-                label = _feature(example, F.LABEL)
+                paths.append(example_feature(example, F.IMAGE_ID).decode())
+                label = example_feature(example, F.LABEL)
                 labels.append(-1 if label is None else int(label))
-                if label is not None and _feature(example, F.CLASS_NAME) is not None:
-                    names_seen[int(label)] = _feature(example, F.CLASS_NAME).decode()
+                if label is not None and example_feature(example, F.CLASS_NAME) is not None:
+                    names_seen[int(label)] = example_feature(example, F.CLASS_NAME).decode()
                 splits.append(split)
                 if thumbnail_size:
                     thumbnails.append(_thumbnail(images[row], thumbnail_size))
@@ -134,11 +138,19 @@ def EmbeddingIndexer(  # noqa: N802 - TFX component names are class-like
         index.save(os.path.join(tmp, F.INDEX_FILE))
         with open(os.path.join(tmp, REPORT_FILE), "w") as f:
             json.dump(report, f, indent=1)
+        projector = os.path.join(tmp, PROJECTOR_DIR)
+        write_projector(projector, index.embeddings, index.labels, list(index.class_names), index.paths,
+                        index.splits, index.thumbnails)
         fileio.makedirs(embedding_index.uri)
         for name in (F.INDEX_FILE, REPORT_FILE):
             fileio.copy(os.path.join(tmp, name), f"{embedding_index.uri.rstrip('/')}/{name}", overwrite=True)
+        fileio.makedirs(f"{embedding_index.uri.rstrip('/')}/{PROJECTOR_DIR}")
+        for name in sorted(os.listdir(projector)):
+            fileio.copy(os.path.join(projector, name), f"{embedding_index.uri.rstrip('/')}/{PROJECTOR_DIR}/{name}",
+                        overwrite=True)
     embedding_index.set_string_custom_property("index_path", path)
     embedding_index.set_int_custom_property("num_embeddings", len(index))
     embedding_index.set_int_custom_property("num_failed", len(report["failed"]))
+    embedding_index.set_string_custom_property("projector_dir", f"{embedding_index.uri.rstrip('/')}/{PROJECTOR_DIR}")
     print(f"[EmbeddingIndexer] {len(index)} embeddings {report['counts']} -> {path}; "
           f"{len(report['failed'])} rejected", flush=True)

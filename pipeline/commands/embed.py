@@ -11,7 +11,8 @@ DESCRIPTION = """\
 Embeds every file given (folders: every file below them) with the model's `embed_images`
 signature and writes FILE.npz with `paths` and `embeddings` (float32 [N, D]).
 Files that are not JPEG/PNG images, or that the model rejects, are listed with the reason
-and skipped; the rest are still embedded.
+and skipped; the rest are still embedded. A progress bar (tqdm, on stderr when it is a terminal)
+follows the files, and a last line gives the counts and the images per second.
 
 --model is one of:
   DIR                                   a SavedModel folder, or a folder of numbered versions (the highest is used)
@@ -30,9 +31,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per request to a server")
 
 
+def rate_line(embedded: int, skipped: int, seconds: float) -> str:
+    """The last line of `embed`: counts and throughput (embedded images per wall-clock second)."""
+    rate = embedded / seconds if seconds > 0 else float("inf")
+    return f"embedded {embedded} images, skipped {skipped}, in {seconds:.1f}s ({rate:.1f} images/s)"
+
+
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import time
+
     import numpy as np
+    from tqdm import tqdm
 
     from serving import EmbeddingClient, ServingError, open_backend
     from serving.files import chunks, collect_files, read_file
@@ -49,6 +59,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     client = EmbeddingClient(backend, batch_size=args.batch_size)
     paths, embeddings = [], []
+    start = time.perf_counter()
+    # disable=None: a bar on a terminal, nothing in logs and pipes (the last line still says how it went)
+    progress = tqdm(total=len(files), unit="img", file=sys.stderr, disable=None, desc="embed")
     try:
         for chunk in chunks(files, READ_CHUNK):
             readable, data = [], []
@@ -64,12 +77,14 @@ def run(args: argparse.Namespace) -> int:
             if result.indices:
                 embeddings.append(result["embedding"])
             skipped.extend((readable[i], reason) for i, reason in result.failed)
-            print(f"  embedded {len(paths)} of {len(files)} files", file=sys.stderr, flush=True)
+            progress.update(len(chunk))
     except ServingError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     finally:
+        progress.close()
         backend.close()
+    seconds = time.perf_counter() - start
 
     for path, reason in skipped:
         print(f"skipped {path}: {reason}")
@@ -83,4 +98,5 @@ def run(args: argparse.Namespace) -> int:
     index.save(args.output)
     print(f"wrote {args.output}: {len(paths)} embeddings of dimension {index.embeddings.shape[1]}, "
           f"{len(skipped)} skipped")
+    print(rate_line(len(paths), len(skipped), seconds))
     return 0

@@ -13,15 +13,18 @@ from pipeline.configs import add_recipe_arguments
 HELP = "run the whole pipeline locally: ingest, transform, SimSiam, linear probe, evaluate, push"
 DESCRIPTION = """\
 Runs ExampleGen -> StatisticsGen -> SchemaGen -> Transform -> SimSiam Trainer ->
-linear-probe Trainer -> Evaluator -> Pusher with LocalDagRunner.
+linear-probe Trainer -> Evaluator -> Pusher -> EmbeddingIndexer -> RunReport with LocalDagRunner.
 
 profiles (flags override their values):
   smoke  a few minutes on a 2-core CPU; proves the plumbing (tiny network, 2 epochs)
   cpu    all images, ResNet-18 at 64 px: the CPU recipe of README's study, about an hour on 2 cores
   gpu    the small-data GPU recipe (docs/recipe.md): ResNet-18 at 128 px, 400 epochs, bf16
 
-Writes OUT/summary.json, OUT/training_curves.png, OUT/embedding_map.png and, when the
-Evaluator blesses the model, a TF Serving model in OUT/serving/<version>/.
+Writes OUT/report.html (the run report: gate, quality vs the random-init encoder, per-class
+accuracy, curves, t-SNE map, nearest-neighbour grids, rejected files, time per step),
+OUT/summary.json, OUT/training_curves.png, OUT/embedding_map.png, TensorBoard projector files
+under OUT/pipeline_root (tensorboard --logdir OUT) and, when the Evaluator blesses the model,
+a TF Serving model in OUT/serving/<version>/.
 Re-running with the same OUT reuses cached steps and resumes an interrupted SimSiam Trainer.
 """
 
@@ -62,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.pipeline import create_pipeline
     from pipeline.progress import ComponentProgress
     from pipeline.run_report import latest_run
-    from pipeline.summary import build_summary, simsiam_monitor, write_plots
+    from pipeline.summary import build_summary, simsiam_monitor, write_plots, write_report
 
     profile = args.profile or default_profile()
     config = config_from_args(args, profile)
@@ -97,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         summary["error"] = f"{type(failure).__name__}: {failure}"
     if failure is None and not args.no_plots:
         summary["plots"] = write_plots(summary, simsiam_monitor(executions).get("history", {}), out)
+    summary["report"] = write_report(executions, summary, out) if failure is None else None
     with open(os.path.join(out, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2, default=str)
     _print_summary(summary, out)
@@ -123,3 +127,5 @@ def _print_summary(s: dict, out: str) -> None:
     if s.get("error"):
         print(f"  FAILED: {s['error']}")
     print(f"  details: {os.path.join(out, 'summary.json')}")
+    if s.get("report"):
+        print(f"  report: {s['report']}  (open it in a browser; tensorboard --logdir {out}: Projector tab)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 from pathlib import Path
 
@@ -102,6 +103,16 @@ def test_embed_writes_good_images_and_lists_the_bad(photo_dir, local, model_dir,
     assert f"skipped {tmp_path / 'nope.jpg'}: no such file or folder" in skipped
     assert ".hidden" not in printed
     assert index.model_fingerprint == local.fingerprint()
+    last = re.fullmatch(r"embedded (\d+) images, skipped (\d+), in ([\d.]+)s \(([\d.]+) images/s\)",
+                        printed.splitlines()[-1])
+    assert last and (int(last[1]), int(last[2])) == (len(good), len(bad) + 1), printed.splitlines()[-1]
+    assert float(last[3]) > 0 and float(last[4]) > 0
+
+
+def test_embed_rate_line_by_hand():
+    from pipeline.commands.embed import rate_line
+
+    assert rate_line(10, 2, 4.0) == "embedded 10 images, skipped 2, in 4.0s (2.5 images/s)"
 
 
 def test_embed_with_nothing_to_embed_fails(model_dir, tmp_path, capsys):

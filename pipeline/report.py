@@ -1,0 +1,249 @@
+"""RunReport: the run's `report.html`, a pipeline artifact the Kubeflow Pipelines / Vertex AI UI renders.
+
+A Python-function TFX component, the pipeline's last step. From the artifacts of the run it gathers
+the gate (blessed, pushed, the Evaluator's thresholds and validation result), the quality against
+the random-init baseline, per-class accuracy, the training curves with the random-init kNN line, a
+t-SNE map and nearest-neighbour grids of the trained and of the random-init encoder side by side,
+and the files ingestion rejected; pipeline/report_html.py renders them into one self-contained page.
+
+Why `HtmlReport` is a `ValueArtifact` with TYPE_NAME "system.HTML": the Kubeflow V2 compiler encodes a
+custom artifact type's TYPE_NAME as the schema title (tfx/orchestration/kubeflow/v2/compiler_utils.py,
+`get_artifact_schema`), and the KFP v2 / Vertex AI UI renders artifacts titled `system.HTML` by
+showing the file at the artifact's URI (KFP's `dsl.HTML`). A ValueArtifact's URI is that file (TFX's
+local runners make it `<folder>/value`), so the page is written to the URI itself, not into a folder.
+
+Time per component is not known inside the pipeline (the step runs before the run ends), so the page
+holds a placeholder that `simsiam-tfx run` fills (`with_timings`) when it copies it to OUT/report.html.
+
+No `from __future__ import annotations` here: TFX reads the component's type hints as objects.
+"""
+
+import json
+import os
+import tempfile
+from typing import Any
+
+import numpy as np
+from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
+from tfx.dsl.component.experimental.decorators import component
+from tfx.dsl.io import fileio
+from tfx.types import standard_artifacts
+from tfx.types.value_artifact import ValueArtifact
+
+from components import features as F
+from components.index import embedding_index as indexer
+from components.index.embedding_index import EmbeddingIndexArtifact, example_feature, index_file, read_examples
+
+REPORT_FILE = "report.html"
+NEIGHBOURS = 5  # neighbours shown per query
+
+
+class HtmlReport(ValueArtifact):
+    """One self-contained HTML page, stored at the artifact's URI (a file, not a folder)."""
+
+    TYPE_NAME = "system.HTML"  # the schema title the KFP v2 / Vertex AI UI renders as HTML
+
+    def encode(self, value: str) -> bytes:
+        return value.encode("utf-8")
+
+    def decode(self, serialized_value: bytes) -> str:
+        return serialized_value.decode("utf-8")
+
+
+def evaluation_metrics(evaluation_uri: str) -> dict[str, Any]:
+    """Overall and per-class accuracy from the Evaluator's output (TFMA `load_eval_result`)."""
+    import tensorflow_model_analysis as tfma
+
+    result = tfma.load_eval_result(evaluation_uri)
+    metrics: dict[str, Any] = {"per_class_accuracy": {}}
+    for slice_key, values in result.slicing_metrics:
+        flat = values.get("", {}).get("", {})
+        accuracy = flat.get("sparse_categorical_accuracy", {}).get("doubleValue")
+        count = flat.get("example_count", {}).get("doubleValue")
+        if not slice_key:
+            metrics.update(accuracy=accuracy, example_count=count)
+        else:
+            name = slice_key[0][1]
+            metrics["per_class_accuracy"][name.decode() if isinstance(name, bytes) else str(name)] = accuracy
+    return metrics
+
+
+def gate_result(evaluation_uri: str) -> dict[str, Any]:
+    """The Evaluator's validation: {"validation_ok": bool, "failures": [message]} (TFMA `load_validation_result`)."""
+    import tensorflow_model_analysis as tfma
+
+    try:
+        result = tfma.load_validation_result(evaluation_uri)
+    except (OSError, ValueError, IndexError):  # an evaluation without thresholds writes no validation file
+        return {"validation_ok": None, "failures": []}
+    failures = []
+    for per_slice in result.metric_validations_per_slice:
+        for failure in per_slice.failures:
+            failures.append(f"{failure.metric_key.name}: {failure.metric_value.double_value.value:.4f} "
+                            f"({failure.message or 'threshold not met'})")
+    return {"validation_ok": bool(result.validation_ok), "failures": failures}
+
+
+def read_json(path: str | None) -> dict[str, Any]:
+    """The JSON object in `path`, or {} when there is no such file."""
+    if path and fileio.exists(path):
+        with fileio.open(path, "r") as f:
+            return json.load(f)
+    return {}
+
+
+def select_queries(labels: np.ndarray, image_ids: np.ndarray, candidates: np.ndarray, per_class: int) -> np.ndarray:
+    """Rows of `candidates` (int [M]) making a class-balanced query set: the first `per_class` of each class
+    by image id, so the same photos are queried in every run over the same data."""
+    chosen = []
+    for label in sorted(set(labels[candidates].tolist())):
+        rows = candidates[labels[candidates] == label]
+        chosen.extend(rows[np.argsort(image_ids[rows], kind="stable")][:per_class].tolist())
+    return np.array(chosen, dtype=np.int64)
+
+
+def nearest(embeddings: np.ndarray, queries: np.ndarray, base: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k rows of `base` most cosine-similar to each row of `queries` (rows of float [N, D] `embeddings`)
+    -> (rows int [Q, k], similarities float [Q, k]), most similar first."""
+    x = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+    sims = x[queries] @ x[base].T
+    order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+    return base[order], np.take_along_axis(sims, order, axis=1)
+
+
+def random_init_embeddings(simsiam_config: dict[str, Any], recipe: dict[str, Any], transform_uri: str,
+                           images: list[bytes], batch_size: int = 64) -> np.ndarray:
+    """float32 [N, D] embeddings of encoded `images` by the encoder at its random initialisation.
+
+    The SimSiam Trainer's recipe: `keras.utils.set_random_seed(seed)`, then `build_simsiam(config, mean, std)`
+    gives the very weights it started from (and measured `random_init_knn_accuracy` with); images go
+    through the Transform graph and `eval_view` as in the serving model (components/export/serving_model.py)."""
+    import keras
+    import tensorflow as tf
+    import tensorflow_transform as tft
+
+    from models.augment import eval_view
+    from models.config import SimSiamConfig
+    from models.simsiam import build_simsiam
+
+    config = SimSiamConfig.from_dict(simsiam_config)
+    keras.utils.set_random_seed(config.seed)
+    encoder = build_simsiam(config, mean=recipe["mean"], std=recipe["std"]).encoder
+    tft_layer = tft.TFTransformOutput(transform_uri).transform_features_layer()
+    stored = config.stored_size
+
+    @tf.function
+    def embed(batch: tf.Tensor) -> tf.Tensor:
+        transformed = tft_layer({F.IMAGE: tf.reshape(batch, [-1, 1])})
+        u8 = tf.map_fn(lambda s: tf.ensure_shape(tf.io.parse_tensor(s, tf.uint8), [stored, stored, 3]),
+                       tf.reshape(transformed[F.IMAGE_U8], [-1]),
+                       fn_output_signature=tf.TensorSpec([stored, stored, 3], tf.uint8))
+        return tf.cast(encoder(eval_view(u8, config.image_size), training=False), tf.float32)
+
+    out = [embed(tf.constant(images[i:i + batch_size])).numpy() for i in range(0, len(images), batch_size)]
+    return np.concatenate(out).astype(np.float32)
+
+
+def _images_by_id(examples_uri: str, split_uris: dict[str, str]) -> dict[str, bytes]:
+    images = {}
+    for uri in split_uris.values():
+        for batch in read_examples(uri, 256):
+            for example in batch:
+                images[example_feature(example, F.IMAGE_ID).decode()] = example_feature(example, F.IMAGE)
+    return images
+
+
+def _figures(index, random_emb: np.ndarray, history: dict[str, list], random_knn: float | None,
+             queries_per_class: int, folder: str) -> dict[str, str]:
+    """The report's PNGs in `folder`: {name: path}."""
+    from pipeline.plots import plot_embedding_maps, plot_neighbour_grids, plot_training_curves
+
+    names = list(index.class_names)
+    splits = index.splits if index.splits is not None else np.full(len(index), "train")
+    train, evaluation = np.flatnonzero(splits == "train"), np.flatnonzero(splits == "eval")
+    figures = {}
+    if history:
+        figures["curves"] = str(plot_training_curves(
+            history, os.path.join(folder, "training_curves.png"), title="SimSiam pre-training",
+            references={"knn_accuracy": ("random init", random_knn)} if random_knn is not None else None))
+    if len(evaluation) >= 4:
+        figures["map"] = str(plot_embedding_maps(
+            [("trained encoder (t-SNE)", index.embeddings[evaluation]),
+             ("random-init encoder (t-SNE)", random_emb[evaluation])],
+            index.labels[evaluation], names, os.path.join(folder, "embedding_map_tsne.png")))
+    if len(evaluation) and len(train) and index.thumbnails is not None:
+        queries = select_queries(index.labels, index.paths, evaluation, queries_per_class)
+        k = min(NEIGHBOURS, len(train))
+        panels = [(title, *nearest(emb, queries, train, k))
+                  for title, emb in (("trained encoder", index.embeddings), ("random-init encoder", random_emb))]
+        figures["neighbours"] = str(plot_neighbour_grids(panels, queries, index.thumbnails, index.labels, names,
+                                                         os.path.join(folder, "neighbour_grid.jpg")))
+    return figures
+
+
+@component
+def RunReport(  # noqa: N802 - TFX component names are class-like
+    examples: InputArtifact[standard_artifacts.Examples],
+    transform_graph: InputArtifact[standard_artifacts.TransformGraph],
+    simsiam_model: InputArtifact[standard_artifacts.Model],
+    simsiam_run: InputArtifact[standard_artifacts.ModelRun],
+    probe_run: InputArtifact[standard_artifacts.ModelRun],
+    evaluation: InputArtifact[standard_artifacts.ModelEvaluation],
+    blessing: InputArtifact[standard_artifacts.ModelBlessing],
+    pushed_model: InputArtifact[standard_artifacts.PushedModel],
+    embedding_index: InputArtifact[EmbeddingIndexArtifact],
+    report: OutputArtifact[HtmlReport],
+    simsiam_config: Parameter[str],
+    accuracy_floor: Parameter[float],
+    queries_per_class: Parameter[int] = 2,
+) -> None:
+    """Writes the run's report page to `report.uri` (see the module docstring)."""
+    from tfx.types import artifact_utils
+    from tfx.utils import path_utils
+
+    from components.train.encoder_io import ENCODER_RECIPE
+    from models.evaluation import knn_accuracy
+    from pipeline.report_html import render_report
+    from serving.index import EmbeddingIndex
+
+    index_path = index_file(embedding_index.uri)
+    with tempfile.TemporaryDirectory() as tmp:
+        local_index = os.path.join(tmp, F.INDEX_FILE)
+        fileio.copy(index_path, local_index)
+        index = EmbeddingIndex.load(local_index)
+    split_uris = {s: artifact_utils.get_split_uri([examples], s)
+                  for s in artifact_utils.decode_split_names(examples.split_names)}
+    images = _images_by_id(examples.uri, split_uris)
+    recipe = read_json(os.path.join(path_utils.serving_model_path(simsiam_model.uri), ENCODER_RECIPE))
+    random_emb = random_init_embeddings(json.loads(simsiam_config), recipe, transform_graph.uri,
+                                        [images[str(p)] for p in index.paths])
+    monitor = read_json(os.path.join(simsiam_run.uri, F.MONITOR_HISTORY_FILE))
+    splits = index.splits if index.splits is not None else np.full(len(index), "train")
+    train, ev = splits == "train", splits == "eval"
+    recomputed = (knn_accuracy(random_emb[train], index.labels[train], random_emb[ev], index.labels[ev])
+                  if train.any() and ev.any() else None)
+    data = {
+        "blessed": blessing.get_int_custom_property("blessed") == 1,
+        "pushed": pushed_model.get_int_custom_property("pushed") == 1,
+        "serving_model_dir": pushed_model.get_string_custom_property("pushed_destination") or None,
+        "gate": {"accuracy_floor": accuracy_floor, **gate_result(evaluation.uri)},
+        "eval_metrics": evaluation_metrics(evaluation.uri),
+        "simsiam_monitor": monitor.get("final", {}),
+        "random_init_knn_accuracy": monitor.get("random_init_knn_accuracy"),
+        "random_init_linear_probe_accuracy": monitor.get("random_init_linear_probe_accuracy"),
+        "random_init_knn_accuracy_recomputed": recomputed,
+        "probe": read_json(os.path.join(probe_run.uri, F.PROBE_HISTORY_FILE)).get("final", {}),
+        "index": {**read_json(f"{embedding_index.uri.rstrip('/')}/{indexer.REPORT_FILE}"), "path": index_path,
+                  "projector_dir": embedding_index.get_string_custom_property("projector_dir") or None},
+        "ingestion": read_json(f"{examples.uri.rstrip('/')}/{F.INGESTION_REPORT_FILE}"),
+        "class_names": [str(c) for c in index.class_names],
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        figures = _figures(index, random_emb, monitor.get("history", {}), data["random_init_knn_accuracy"],
+                           queries_per_class, tmp)
+        page = render_report(data, figures)
+    with fileio.open(report.uri, "w") as f:
+        f.write(page)
+    print(f"[RunReport] {report.uri} ({len(page) / 1e6:.1f} MB; random-init kNN recomputed "
+          f"{recomputed if recomputed is None else round(recomputed, 4)}, Trainer's "
+          f"{data['random_init_knn_accuracy']})", flush=True)

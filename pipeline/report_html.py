@@ -1,0 +1,139 @@
+"""Renders the run report (pipeline/report.py gathers its data) as one self-contained HTML page.
+
+Self-contained: the CSS is inline and every figure is a `data:image/...;base64,...` URI, so the page
+needs no network and no other file (it is opened from a bucket by the pipeline UI, or mailed). The
+numbers are also embedded as JSON (`<script type="application/json" id="report-data">`), so a test or
+a script reads back exactly what the page shows.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from collections.abc import Sequence
+from typing import Any
+
+TIMINGS_START, TIMINGS_END = "<!-- timings -->", "<!-- /timings -->"
+FIGURE_CAPTIONS = {
+    "curves": "Training curves of SimSiam pre-training. The dashed line on kNN accuracy is the same encoder at "
+              "its random initialisation: the curve must end above it.",
+    "map": "t-SNE of the eval split's embeddings, coloured by class: the trained encoder (left) and the same "
+           "encoder at its random initialisation (right).",
+    "neighbours": "Eval-split queries (two per class) and their nearest train images by cosine similarity. Green: "
+                  "same class as the query; red: another class. Left: trained encoder; right: random init.",
+}
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 24px auto; max-width: 1200px; color: #222; }
+h1 { font-size: 22px; } h2 { font-size: 17px; margin-top: 28px; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; margin: 8px 0; font-size: 14px; }
+td, th { border: 1px solid #ddd; padding: 3px 9px; text-align: left; } td.n { text-align: right; }
+.ok { color: #137333; font-weight: bold; } .bad { color: #b3261e; font-weight: bold; }
+img { max-width: 100%; height: auto; display: block; } figcaption { font-size: 13px; color: #555; }
+code { background: #f3f3f3; padding: 1px 4px; }
+"""
+
+
+def _num(value: Any) -> str:
+    return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else html.escape(str(value))
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(
+        f'<td class="n">{_num(c)}</td>' if isinstance(c, (int, float)) and not isinstance(c, bool)
+        else f"<td>{c if isinstance(c, Raw) else html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+class Raw(str):
+    """A table cell that is already HTML."""
+
+
+def _flag(value: bool | None, yes: str = "yes", no: str = "no") -> Raw:
+    return Raw(f'<span class="ok">{yes}</span>' if value else f'<span class="bad">{no}</span>')
+
+
+def data_uri(image_path: str) -> str:
+    """`data:image/png;base64,...` (or image/jpeg, by the file's suffix) of an image file."""
+    mime = "image/jpeg" if image_path.lower().endswith((".jpg", ".jpeg")) else "image/png"
+    with open(image_path, "rb") as f:
+        return f"data:{mime};base64," + base64.b64encode(f.read()).decode("ascii")
+
+
+def _gain(trained: float | None, baseline: float | None) -> float | None:
+    return None if trained is None or baseline is None else trained - baseline
+
+
+def timings_table(seconds: dict[str, float], states: dict[str, str]) -> str:
+    """The time-per-component section's table: component, state, seconds."""
+    rows = [(node, states.get(node, "?").lower(), float(secs)) for node, secs in seconds.items()]
+    return _table(["component", "state", "seconds"], rows + [("total", "", float(sum(seconds.values())))])
+
+
+def with_timings(page: str, seconds: dict[str, float], states: dict[str, str]) -> str:
+    """`page` with its time-per-component placeholder replaced by the table (known only after the run)."""
+    start, end = page.find(TIMINGS_START), page.find(TIMINGS_END)
+    if start < 0 or end < 0:
+        raise ValueError("the report has no time-per-component placeholder")
+    return page[:start] + TIMINGS_START + timings_table(seconds, states) + page[end:]
+
+
+def render_report(data: dict[str, Any], figures: dict[str, str]) -> str:
+    """The page for `data` (the keys pipeline/report.py's RunReport fills; the quality numbers are the ones
+    summary.json has under the same names) and `figures` {"curves" | "map" | "neighbours": PNG/JPEG path}."""
+    ev, monitor, gate = data["eval_metrics"], data["simsiam_monitor"], data["gate"]
+    ingestion, index = data.get("ingestion", {}), data.get("index", {})
+    summary = _table(["", ""], [
+        ("blessed by the Evaluator", _flag(data["blessed"])),
+        ("pushed", _flag(data["pushed"])),
+        ("serving model", data.get("serving_model_dir") or "-"),
+        ("eval accuracy (linear probe, Evaluator)", ev.get("accuracy")),
+        ("eval examples", ev.get("example_count")),
+    ])
+    gate_rows = [
+        ("accuracy floor (value threshold, lower bound)", gate.get("accuracy_floor")),
+        ("no regression (change threshold)", "accuracy no lower than the last blessed model's"),
+        ("candidate accuracy", ev.get("accuracy")),
+        ("validation passed", _flag(gate.get("validation_ok"))),
+    ] + [("failure", f) for f in gate.get("failures", [])]
+    rknn, rlin = data.get("random_init_knn_accuracy"), data.get("random_init_linear_probe_accuracy")
+    quality = _table(["metric (eval split)", "random init", "after SimSiam", "gain"], [
+        ("kNN accuracy (k=20, cosine)", rknn, monitor.get("knn_accuracy"), _gain(monitor.get("knn_accuracy"), rknn)),
+        ("linear probe accuracy", rlin, ev.get("accuracy"), _gain(ev.get("accuracy"), rlin)),
+    ])
+    recomputed = data.get("random_init_knn_accuracy_recomputed")
+    eval_counts = ingestion.get("counts", {}).get("eval", {})
+    per_class = _table(["class", "eval images", "linear probe accuracy"],
+                       [(name, eval_counts.get(name, "-"), acc) for name, acc in
+                        sorted(ev.get("per_class_accuracy", {}).items())])
+    rejected = [(r.get("path", "?"), "ingestion", r.get("reason", "")) for r in ingestion.get("rejected", [])]
+    rejected += [(r.get("path", "?"), "indexing", r.get("reason", "")) for r in index.get("failed", [])]
+    figure_html = {
+        name: f'<figure><img src="{data_uri(path)}" alt="{name}"><figcaption>{html.escape(FIGURE_CAPTIONS[name])}'
+              "</figcaption></figure>" for name, path in figures.items()}
+    missing = '<p>(not drawn: too few images)</p>'
+    projector = index.get("projector_dir")
+    sections = [
+        f"<h1>simsiam-tfx run report</h1>{summary}",
+        f"<h2>Gate (Evaluator)</h2>{_table(['', ''], gate_rows)}",
+        f"<h2>Quality vs the random-init encoder</h2>{quality}"
+        f"<p>The random-init numbers are the SimSiam Trainer's, measured before training with the same encoder "
+        f"and scorer. This step rebuilt that encoder from the recipe and seed: its kNN accuracy here is "
+        f"{_num(recomputed)}.</p>",
+        f"<h2>Per-class accuracy</h2>{per_class}",
+        f"<h2>Training curves</h2>{figure_html.get('curves', missing)}",
+        f"<h2>Map of the eval embeddings</h2>{figure_html.get('map', missing)}",
+        f"<h2>Nearest neighbours</h2>{figure_html.get('neighbours', missing)}",
+        f"<h2>Rejected files ({len(rejected)})</h2>"
+        + (_table(["file", "step", "reason"], rejected) if rejected else "<p>none</p>"),
+        f"<h2>Time per component</h2>{TIMINGS_START}<p>Filled in by <code>simsiam-tfx run</code> when the run "
+        f"ends; on Kubeflow / Vertex AI the pipeline UI shows each step's time.</p>{TIMINGS_END}",
+        "<h2>Embedding projector</h2><p>"
+        + (f"TensorBoard projector files: <code>{html.escape(projector)}</code>. " if projector else "")
+        + "Run <code>tensorboard --logdir OUT</code> and open the Projector tab.</p>",
+    ]
+    blob = json.dumps(data, default=str).replace("</", "<\\/")
+    return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>simsiam-tfx run report</title>"
+            f"<style>{STYLE}</style></head><body>{''.join(sections)}"
+            f'<script type="application/json" id="report-data">{blob}</script></body></html>')

@@ -1,0 +1,114 @@
+"""The run report's parts on small hand-made inputs: neighbours, queries, the page, the projector files."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from components.index.projector import CONFIG_FILE, METADATA_FILE, SPRITE_FILE, TENSOR_FILE, sprite, write_projector
+from pipeline.report import nearest, select_queries
+from pipeline.report_html import TIMINGS_START, render_report, with_timings
+from tests.browser import chromium, open_page
+
+
+def test_nearest_by_hand():
+    emb = np.array([[1.0, 0.0], [0.0, 2.0], [3.0, 3.0], [1.0, 0.1], [-1.0, 0.0]])
+    rows, sims = nearest(emb, queries=np.array([0, 1]), base=np.array([2, 3, 4]), k=2)
+    assert rows.tolist() == [[3, 2], [2, 3]]
+    np.testing.assert_allclose(sims, [[1 / np.sqrt(1.01), 1 / np.sqrt(2)], [1 / np.sqrt(2), 0.1 / np.sqrt(1.01)]])
+
+
+def test_queries_are_class_balanced_and_stable():
+    labels = np.array([1, 0, 1, 0, 1, 2, 0])
+    ids = np.array(["b/3", "a/9", "b/1", "a/2", "b/2", "c/1", "a/5"])
+    rows = select_queries(labels, ids, candidates=np.array([0, 1, 2, 3, 4, 6]), per_class=2)
+    assert [ids[r] for r in rows] == ["a/2", "a/5", "b/1", "b/2"]  # class 2 is not a candidate
+
+
+def _png(path: Path, size=(8, 6)) -> str:
+    Image.new("RGB", size, (200, 30, 30)).save(path)
+    return str(path)
+
+
+def _data(rejected):
+    return {
+        "blessed": True, "pushed": False, "serving_model_dir": None,
+        "gate": {"accuracy_floor": 0.5, "validation_ok": False, "failures": ["accuracy: 0.4000 (below the floor)"]},
+        "eval_metrics": {"accuracy": 0.61234, "example_count": 11.0, "per_class_accuracy": {"roses": 0.75, "a&b": 0.5}},
+        "simsiam_monitor": {"knn_accuracy": 0.55}, "random_init_knn_accuracy": 0.40625,
+        "random_init_linear_probe_accuracy": 0.3, "random_init_knn_accuracy_recomputed": 0.40625, "probe": {},
+        "index": {"failed": [{"path": "x/late.jpg", "reason": "model rejected it"}]},
+        "ingestion": {"counts": {"eval": {"roses": 4}}, "rejected": rejected}, "class_names": ["a&b", "roses"],
+    }
+
+
+def test_page_shows_the_numbers_embeds_the_images_and_lists_rejected_files(tmp_path):
+    rejected = [{"path": "roses/<bad>.jpg", "reason": "not an image"}, {"path": "tulips/t.png", "reason": "truncated"}]
+    data = _data(rejected)
+    figures = {"curves": _png(tmp_path / "c.png"), "map": _png(tmp_path / "m.png")}
+    page = render_report(data, figures)
+    blob = re.search(r'<script type="application/json" id="report-data">(.*?)</script>', page, re.S)[1]
+    assert json.loads(blob) == data  # JSON reads the escaped "<\/" back as "</"
+    srcs = re.findall(r'<img src="([^"]+)"', page)
+    assert len(srcs) == 2 and all(s.startswith("data:image/png;base64,") for s in srcs)
+    assert not re.search(r'(src|href)="(?!data:)', page)  # nothing to fetch
+    for text in ("0.6123", "0.4062", "0.3123", "0.7500", "Rejected files (3)", html.escape("roses/<bad>.jpg"),
+                 "truncated", "x/late.jpg", "model rejected it", "a&amp;b", "below the floor"):
+        assert text in page, text
+    filled = with_timings(page, {"Transform": 12.25, "Pusher": 0.5}, {"Transform": "COMPLETE", "Pusher": "CACHED"})
+    assert "<td>Transform</td><td>complete</td><td class=\"n\">12.2500</td>" in filled and "cached" in filled
+    assert "Filled in by" not in filled and filled.count(TIMINGS_START) == 1
+    with pytest.raises(ValueError, match="placeholder"):
+        with_timings("<html></html>", {}, {})
+
+
+def test_page_renders_in_chromium_and_a_broken_image_is_caught(tmp_path):
+    if chromium() is None:
+        pytest.skip("chromium is not installed (.ci/run installs it: apt-get install chromium)")
+    page = render_report(_data([]), {"curves": _png(tmp_path / "c.png", (40, 30))})
+    (tmp_path / "ok.html").write_text(page)
+    result = open_page(tmp_path / "ok.html")
+    assert result["loaded"] and result["failed"] == [] and result["title"] == "simsiam-tfx run report"
+    assert [(i["naturalWidth"], i["width"] > 0) for i in result["images"]] == [(40, True)]
+    (tmp_path / "bad.html").write_text(page.replace("data:image/png;base64,", "missing.png#"))
+    broken = open_page(tmp_path / "bad.html")
+    assert broken["failed"] and broken["images"][0]["naturalWidth"] == 0
+
+
+def test_projector_files_read_back_with_tensorboards_config(tmp_path):
+    from google.protobuf import text_format
+    from tensorboard.plugins.projector import projector_config_pb2
+
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(7, 5)).astype(np.float32)
+    thumbs = rng.integers(0, 255, size=(7, 4, 4, 3), dtype=np.uint8)
+    labels, ids = np.array([0, 1, 1, 0, -1, 1, 0]), np.array([f"c/{i}\tx.jpg" for i in range(7)])
+    path = write_projector(str(tmp_path), emb, labels, ["daisy", "roses"], ids, np.array(["train"] * 6 + ["eval"]),
+                           thumbs)
+    config = text_format.Parse(Path(path).read_text(), projector_config_pb2.ProjectorConfig())
+    (embedding,) = config.embeddings
+    assert Path(path).name == CONFIG_FILE and embedding.tensor_path == TENSOR_FILE
+    assert list(embedding.tensor_shape) == [7, 5] and list(embedding.sprite.single_image_dim) == [4, 4]
+    np.testing.assert_allclose(np.loadtxt(tmp_path / embedding.tensor_path, delimiter="\t"), emb, rtol=1e-4)
+    rows = (tmp_path / embedding.metadata_path).read_text().splitlines()
+    assert rows[0] == "class\timage_id\tsplit" and len(rows) == 1 + 7
+    assert rows[2] == "roses\tc/1 x.jpg\ttrain" and rows[5].startswith("unlabelled\t") and rows[7].endswith("\teval")
+    with Image.open(tmp_path / embedding.sprite.image_path) as image:
+        assert image.size == (3 * 4, 3 * 4) and embedding.sprite.image_path == SPRITE_FILE
+        assert np.array_equal(np.asarray(image)[4:8, 0:4], thumbs[3])  # row-major tiles: image 3 is row 1, col 0
+    assert list(tmp_path.glob("events.out.tfevents.*")), "no event file: TensorBoard would not list the folder"
+    assert METADATA_FILE in {p.name for p in tmp_path.iterdir()}
+    with pytest.raises(ValueError, match="7 embeddings but 6 labels"):
+        write_projector(str(tmp_path / "bad"), emb, labels[:6], ["a"], ids, None, None)
+
+
+def test_sprite_shrinks_tiles_to_the_size_limit():
+    thumbs = np.full((9, 4, 4, 3), 255, np.uint8)
+    image, side = sprite(thumbs, max_px=10)  # a 3 x 3 grid of 4-px tiles would be 12 px: tiles become 3 px
+    assert side == 3 and image.shape == (9, 9, 3) and image.min() == 255
