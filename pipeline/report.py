@@ -144,7 +144,8 @@ def random_init_embeddings(simsiam_config: dict[str, Any], recipe: dict[str, Any
     return np.concatenate(out).astype(np.float32)
 
 
-def _images_by_id(examples_uri: str, split_uris: dict[str, str]) -> dict[str, bytes]:
+def _images_by_id(split_uris: dict[str, str]) -> dict[str, bytes]:
+    """{image_id: encoded image} of every example in the split folders `split_uris` {split: folder}."""
     images = {}
     for uri in split_uris.values():
         for batch in read_examples(uri, 256):
@@ -181,6 +182,59 @@ def _figures(index, random_emb: np.ndarray, history: dict[str, list], random_knn
     return figures
 
 
+def build_report(uris: dict[str, str], split_names: list[str], status: dict[str, Any], simsiam_config: dict[str, Any],
+                 accuracy_floor: float, queries_per_class: int = 2, figures_dir: str | None = None) -> tuple[str, dict]:
+    """(report page, its data) from a run's artifacts.
+
+    `uris`: the artifact URIs {"examples", "transform_graph", "simsiam_model", "simsiam_run", "probe_run",
+    "evaluation", "embedding_index"}; `status`: {"blessed", "pushed", "serving_model_dir", "projector_dir"}
+    (artifact properties); the figures are kept in `figures_dir` when given. Shared by the RunReport step
+    and `simsiam-tfx report` (a report for a run made before this step existed)."""
+    from tfx.utils import path_utils
+
+    from components.train.encoder_io import ENCODER_RECIPE
+    from models.evaluation import knn_accuracy
+    from pipeline.report_html import render_report
+    from serving.index import EmbeddingIndex
+
+    index_path = index_file(uris["embedding_index"])
+    with tempfile.TemporaryDirectory() as tmp:
+        local_index = os.path.join(tmp, F.INDEX_FILE)
+        fileio.copy(index_path, local_index)
+        index = EmbeddingIndex.load(local_index)
+    # TFX's split folder layout (`artifact_utils.get_split_uri`): <examples uri>/Split-<name>
+    images = _images_by_id({s: f"{uris['examples'].rstrip('/')}/Split-{s}" for s in split_names})
+    recipe = read_json(os.path.join(path_utils.serving_model_path(uris["simsiam_model"]), ENCODER_RECIPE))
+    random_emb = random_init_embeddings(simsiam_config, recipe, uris["transform_graph"],
+                                        [images[str(p)] for p in index.paths])
+    monitor = read_json(os.path.join(uris["simsiam_run"], F.MONITOR_HISTORY_FILE))
+    splits = index.splits if index.splits is not None else np.full(len(index), "train")
+    train, ev = splits == "train", splits == "eval"
+    recomputed = (knn_accuracy(random_emb[train], index.labels[train], random_emb[ev], index.labels[ev])
+                  if train.any() and ev.any() else None)
+    data = {
+        "blessed": bool(status.get("blessed")), "pushed": bool(status.get("pushed")),
+        "serving_model_dir": status.get("serving_model_dir") or None,
+        "gate": {"accuracy_floor": accuracy_floor, **gate_result(uris["evaluation"])},
+        "eval_metrics": evaluation_metrics(uris["evaluation"]),
+        "simsiam_monitor": monitor.get("final", {}),
+        "random_init_knn_accuracy": monitor.get("random_init_knn_accuracy"),
+        "random_init_linear_probe_accuracy": monitor.get("random_init_linear_probe_accuracy"),
+        "random_init_knn_accuracy_recomputed": recomputed,
+        "probe": read_json(os.path.join(uris["probe_run"], F.PROBE_HISTORY_FILE)).get("final", {}),
+        "index": {**read_json(f"{uris['embedding_index'].rstrip('/')}/{indexer.REPORT_FILE}"), "path": index_path,
+                  "projector_dir": status.get("projector_dir") or None},
+        "ingestion": read_json(f"{uris['examples'].rstrip('/')}/{F.INGESTION_REPORT_FILE}"),
+        "class_names": [str(c) for c in index.class_names],
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        if figures_dir:
+            os.makedirs(figures_dir, exist_ok=True)
+        figures = _figures(index, random_emb, monitor.get("history", {}), data["random_init_knn_accuracy"],
+                           queries_per_class, figures_dir or tmp)
+        return render_report(data, figures), data
+
+
 @component
 def RunReport(  # noqa: N802 - TFX component names are class-like
     examples: InputArtifact[standard_artifacts.Examples],
@@ -199,51 +253,19 @@ def RunReport(  # noqa: N802 - TFX component names are class-like
 ) -> None:
     """Writes the run's report page to `report.uri` (see the module docstring)."""
     from tfx.types import artifact_utils
-    from tfx.utils import path_utils
 
-    from components.train.encoder_io import ENCODER_RECIPE
-    from models.evaluation import knn_accuracy
-    from pipeline.report_html import render_report
-    from serving.index import EmbeddingIndex
-
-    index_path = index_file(embedding_index.uri)
-    with tempfile.TemporaryDirectory() as tmp:
-        local_index = os.path.join(tmp, F.INDEX_FILE)
-        fileio.copy(index_path, local_index)
-        index = EmbeddingIndex.load(local_index)
-    split_uris = {s: artifact_utils.get_split_uri([examples], s)
-                  for s in artifact_utils.decode_split_names(examples.split_names)}
-    images = _images_by_id(examples.uri, split_uris)
-    recipe = read_json(os.path.join(path_utils.serving_model_path(simsiam_model.uri), ENCODER_RECIPE))
-    random_emb = random_init_embeddings(json.loads(simsiam_config), recipe, transform_graph.uri,
-                                        [images[str(p)] for p in index.paths])
-    monitor = read_json(os.path.join(simsiam_run.uri, F.MONITOR_HISTORY_FILE))
-    splits = index.splits if index.splits is not None else np.full(len(index), "train")
-    train, ev = splits == "train", splits == "eval"
-    recomputed = (knn_accuracy(random_emb[train], index.labels[train], random_emb[ev], index.labels[ev])
-                  if train.any() and ev.any() else None)
-    data = {
-        "blessed": blessing.get_int_custom_property("blessed") == 1,
-        "pushed": pushed_model.get_int_custom_property("pushed") == 1,
-        "serving_model_dir": pushed_model.get_string_custom_property("pushed_destination") or None,
-        "gate": {"accuracy_floor": accuracy_floor, **gate_result(evaluation.uri)},
-        "eval_metrics": evaluation_metrics(evaluation.uri),
-        "simsiam_monitor": monitor.get("final", {}),
-        "random_init_knn_accuracy": monitor.get("random_init_knn_accuracy"),
-        "random_init_linear_probe_accuracy": monitor.get("random_init_linear_probe_accuracy"),
-        "random_init_knn_accuracy_recomputed": recomputed,
-        "probe": read_json(os.path.join(probe_run.uri, F.PROBE_HISTORY_FILE)).get("final", {}),
-        "index": {**read_json(f"{embedding_index.uri.rstrip('/')}/{indexer.REPORT_FILE}"), "path": index_path,
-                  "projector_dir": embedding_index.get_string_custom_property("projector_dir") or None},
-        "ingestion": read_json(f"{examples.uri.rstrip('/')}/{F.INGESTION_REPORT_FILE}"),
-        "class_names": [str(c) for c in index.class_names],
-    }
-    with tempfile.TemporaryDirectory() as tmp:
-        figures = _figures(index, random_emb, monitor.get("history", {}), data["random_init_knn_accuracy"],
-                           queries_per_class, tmp)
-        page = render_report(data, figures)
+    uris = {"examples": examples.uri, "transform_graph": transform_graph.uri, "simsiam_model": simsiam_model.uri,
+            "simsiam_run": simsiam_run.uri, "probe_run": probe_run.uri, "evaluation": evaluation.uri,
+            "embedding_index": embedding_index.uri}
+    status = {"blessed": blessing.get_int_custom_property("blessed") == 1,
+              "pushed": pushed_model.get_int_custom_property("pushed") == 1,
+              "serving_model_dir": pushed_model.get_string_custom_property("pushed_destination"),
+              "projector_dir": embedding_index.get_string_custom_property("projector_dir")}
+    page, data = build_report(uris, artifact_utils.decode_split_names(examples.split_names), status,
+                              json.loads(simsiam_config), accuracy_floor, queries_per_class)
     with fileio.open(report.uri, "w") as f:
         f.write(page)
+    recomputed = data["random_init_knn_accuracy_recomputed"]
     print(f"[RunReport] {report.uri} ({len(page) / 1e6:.1f} MB; random-init kNN recomputed "
           f"{recomputed if recomputed is None else round(recomputed, 4)}, Trainer's "
           f"{data['random_init_knn_accuracy']})", flush=True)

@@ -17,7 +17,7 @@ from tests.conftest import REPO, run_cli
 pytestmark = pytest.mark.slow
 
 EXPECTED_NODES = ["ImageExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform", "SimSiamTrainer",
-                  "LinearProbeTrainer", "Evaluator", "Pusher", "EmbeddingIndexer"]
+                  "LinearProbeTrainer", "Evaluator", "Pusher", "EmbeddingIndexer", "RunReport"]
 
 SIGNATURE_PROBE = r"""
 import json, sys

@@ -109,6 +109,8 @@ def test_every_component_is_present_with_its_exact_upstream_steps(gpu_dataflow: 
         "Evaluator": {"ImageExampleGen", "LinearProbeTrainer", MODEL_RESOLVER},
         "Pusher": {"Evaluator", "LinearProbeTrainer"},
         "EmbeddingIndexer": {"ImageExampleGen", "LinearProbeTrainer"},
+        "RunReport": {"ImageExampleGen", "Transform", "SimSiamTrainer", "LinearProbeTrainer", "Evaluator", "Pusher",
+                      "EmbeddingIndexer"},
     }
 
 
@@ -131,7 +133,7 @@ def test_the_components_run_in_pipeline_order(gpu_dataflow: dict[str, Any]) -> N
 def test_only_the_simsiam_trainer_requests_a_gpu(gpu_dataflow: dict[str, Any]) -> None:
     resources = {name: spec["container"].get("resources") for name, spec in _executors(gpu_dataflow).items()
                  if "container" in spec}
-    assert len(resources) == len(ORDER) + 2  # + the ExampleValidator and EmbeddingIndexer, off the main chain
+    assert len(resources) == len(ORDER) + 3  # + the ExampleValidator, EmbeddingIndexer and RunReport
     assert resources.pop("SimSiamTrainer_executor") == {"accelerator": {"type": "NVIDIA_L4", "count": "1"}}
     assert resources == dict.fromkeys(resources)  # every other step: no resources, so a CPU machine
 
@@ -139,12 +141,22 @@ def test_only_the_simsiam_trainer_requests_a_gpu(gpu_dataflow: dict[str, Any]) -
 def test_every_executor_runs_the_image(gpu_dataflow: dict[str, Any]) -> None:
     executors = _executors(gpu_dataflow)
     containers = {name: spec["container"] for name, spec in executors.items() if "container" in spec}
-    assert set(containers) == {f"{name}_executor" for name in [*ORDER, "ExampleValidator", "EmbeddingIndexer"]}
+    assert set(containers) == {f"{name}_executor" for name in [*ORDER, "ExampleValidator", "EmbeddingIndexer",
+                                                                "RunReport"]}
     assert {c["image"] for c in containers.values()} == {IMAGE}
     # The two resolver steps are ML Metadata queries that Vertex AI runs itself, not containers.
     assert {name for name, spec in executors.items() if "resolver" in spec} == {
         f"{BLESSING_RESOLVER}_executor", f"{MODEL_RESOLVER}_executor"}
     assert "container" not in executors[f"{MODEL_RESOLVER}_executor"]
+
+
+def test_the_run_report_is_an_html_artifact_the_pipeline_ui_renders(gpu_dataflow: dict[str, Any]) -> None:
+    """KFP v2 / Vertex AI show an artifact whose schema title is `system.HTML` as a page (KFP's `dsl.HTML`);
+    pipeline/report.py writes the page to the artifact's URI itself."""
+    spec = gpu_dataflow["pipelineSpec"]
+    outputs = spec["components"]["RunReport"]["outputDefinitions"]["artifacts"]
+    assert outputs["report"]["artifactType"]["instanceSchema"].startswith("title: system.HTML\n")
+    assert _tasks(gpu_dataflow)["RunReport"]["taskInfo"]["name"] == "RunReport"
 
 
 def test_pipeline_root_and_the_paths_under_it(gpu_dataflow: dict[str, Any]) -> None:

@@ -1,0 +1,73 @@
+"""`simsiam-tfx report`: the run report of an existing run folder, from its ML Metadata and artifacts."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+HELP = "write the run report (report.html) of an existing `simsiam-tfx run` folder"
+DESCRIPTION = """\
+Builds report.html from the latest pipeline run recorded in RUN/metadata.sqlite, the way the
+pipeline's RunReport step does (gate, quality vs the random-init encoder, per-class accuracy,
+curves, t-SNE maps, nearest-neighbour grids, rejected files, time per component). For runs made
+before that step existed, or to keep the figures as files (--figures DIR). Nothing in RUN changes
+unless --to points there.
+"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", metavar="RUN", help="a `simsiam-tfx run --output` folder (has metadata.sqlite)")
+    p.add_argument("--to", metavar="FILE.html", help="where to write the page (default: RUN/report.html)")
+    p.add_argument("--figures", metavar="DIR", help="also keep the figures as files in DIR")
+    p.add_argument("--queries-per-class", type=int, default=2, help="neighbour-grid queries per class (default: 2)")
+
+
+NEEDED = {  # artifact: (node id, output key)
+    "examples": ("ImageExampleGen", "examples"), "transform_graph": ("Transform", "transform_graph"),
+    "simsiam_model": ("SimSiamTrainer", "model"), "simsiam_run": ("SimSiamTrainer", "model_run"),
+    "probe_run": ("LinearProbeTrainer", "model_run"), "evaluation": ("Evaluator", "evaluation"),
+    "embedding_index": ("EmbeddingIndexer", "embedding_index"),
+}
+
+
+def run(args: argparse.Namespace) -> int:
+    metadata = os.path.join(args.run_dir, "metadata.sqlite")
+    summary_path = os.path.join(args.run_dir, "summary.json")
+    for path in (metadata, summary_path):
+        if not os.path.exists(path):
+            print(f"error: {path} not found: RUN must be the --output folder of a finished `simsiam-tfx run`",
+                  file=sys.stderr)
+            return 2
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from pipeline.local_runner import quiet_logs
+
+    quiet_logs(False)
+    from pipeline.report import build_report
+    from pipeline.report_html import with_timings
+    from pipeline.run_report import latest_run, output_uri
+
+    with open(summary_path) as f:
+        summary = json.load(f)
+    executions = latest_run(metadata)
+    uris = {name: output_uri(executions, node, key) for name, (node, key) in NEEDED.items()}
+    missing = sorted(f"{NEEDED[n][0]}.{NEEDED[n][1]}" for n, uri in uris.items() if not uri)
+    if missing:
+        print(f"error: the latest run in {metadata} has no {', '.join(missing)}: did it finish?", file=sys.stderr)
+        return 1
+    examples = next(ex.outputs["examples"][0] for ex in executions if ex.node_id == "ImageExampleGen")
+    split_names = json.loads(examples.properties["split_names"].string_value)
+    index = next(ex.outputs["embedding_index"][0] for ex in executions if ex.node_id == "EmbeddingIndexer")
+    projector = index.custom_properties["projector_dir"].string_value if "projector_dir" in index.custom_properties \
+        else None
+    status = {**{k: summary.get(k) for k in ("blessed", "pushed", "serving_model_dir")}, "projector_dir": projector}
+    config = summary["config"]
+    page, data = build_report(uris, split_names, status, config["simsiam"], config["accuracy_floor"],
+                              args.queries_per_class, args.figures)
+    page = with_timings(page, summary["seconds_per_component"], summary["states"])
+    target = args.to or os.path.join(args.run_dir, "report.html")
+    with open(target, "w", encoding="utf-8") as f:
+        f.write(page)
+    print(f"wrote {target}" + (f" and the figures in {args.figures}" if args.figures else ""))
+    return 0
