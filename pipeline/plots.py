@@ -160,14 +160,16 @@ def plot_neighbour_grids(
                                                                                  weight="bold")), 13)
     k, caption, gap, head = panels[0][1].shape[1], 16, 4, 24
     panel_w = (k + 1) * (tile + gap) + 12  # a wider gap after the query column
-    canvas = Image.new("RGB", (len(panels) * panel_w + 20, head + len(queries) * (tile + caption + gap)), "white")
+    margin = 10  # captions a little wider than a tile stay inside the image
+    canvas = Image.new("RGB", (len(panels) * (panel_w + 20) + margin, head + len(queries) * (tile + caption + gap)),
+                       "white")
     draw = ImageDraw.Draw(canvas)
 
     def name(row: int) -> str:
         return class_names[labels[row]] if 0 <= labels[row] < len(class_names) else "?"
 
     for p, (title, rows, sims) in enumerate(panels):
-        x0 = p * (panel_w + 20)
+        x0 = margin + p * (panel_w + 20)
         draw.text((x0 + panel_w // 2, 4), title, fill="black", font=bold, anchor="ma")
         for q, query in enumerate(queries):
             y = head + q * (tile + caption + gap)

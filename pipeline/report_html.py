@@ -67,8 +67,8 @@ def _gain(trained: float | None, baseline: float | None) -> float | None:
 
 def timings_table(seconds: dict[str, float], states: dict[str, str]) -> str:
     """The time-per-component section's table: component, state, seconds."""
-    rows = [(node, states.get(node, "?").lower(), float(secs)) for node, secs in seconds.items()]
-    return _table(["component", "state", "seconds"], rows + [("total", "", float(sum(seconds.values())))])
+    rows = [(node, states.get(node, "?").lower(), f"{secs:.1f}") for node, secs in seconds.items()]
+    return _table(["component", "state", "seconds"], rows + [("sum", "", f"{sum(seconds.values()):.1f}")])
 
 
 def with_timings(page: str, seconds: dict[str, float], states: dict[str, str]) -> str:

@@ -159,6 +159,22 @@ def test_the_run_report_is_an_html_artifact_the_pipeline_ui_renders(gpu_dataflow
     assert _tasks(gpu_dataflow)["RunReport"]["taskInfo"]["name"] == "RunReport"
 
 
+def test_every_custom_artifact_title_imports_as_the_kubeflow_v2_entry_point_needs(gpu_dataflow: dict[str, Any]) -> None:
+    """The V2 container imports a custom artifact class by its schema title (tensorflow/tfx#6102)."""
+    import yaml
+    from tfx.utils import import_utils
+
+    titles = set()
+    for component in gpu_dataflow["pipelineSpec"]["components"].values():
+        for side in ("inputDefinitions", "outputDefinitions"):
+            for spec in component.get(side, {}).get("artifacts", {}).values():
+                titles.add(yaml.safe_load(spec["artifactType"]["instanceSchema"])["title"])
+    custom = {t for t in titles if not t.startswith("tfx.")}
+    assert custom == {"system.HTML", "simsiam.EmbeddingIndex"}
+    for title in custom:
+        assert import_utils.import_class_by_path(title).TYPE_NAME == title
+
+
 def test_pipeline_root_and_the_paths_under_it(gpu_dataflow: dict[str, Any]) -> None:
     assert gpu_dataflow["runtimeConfig"]["gcsOutputDirectory"] == ROOT
     simsiam = json.loads(_exec_property(gpu_dataflow, "SimSiamTrainer", "custom_config"))

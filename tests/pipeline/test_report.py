@@ -62,7 +62,8 @@ def test_page_shows_the_numbers_embeds_the_images_and_lists_rejected_files(tmp_p
                  "truncated", "x/late.jpg", "model rejected it", "a&amp;b", "below the floor"):
         assert text in page, text
     filled = with_timings(page, {"Transform": 12.25, "Pusher": 0.5}, {"Transform": "COMPLETE", "Pusher": "CACHED"})
-    assert "<td>Transform</td><td>complete</td><td class=\"n\">12.2500</td>" in filled and "cached" in filled
+    assert "<td>Transform</td><td>complete</td><td>12.2</td>" in filled and "<td>Pusher</td><td>cached</td>" in filled
+    assert "<td>sum</td><td></td><td>12.8</td>" in filled
     assert "Filled in by" not in filled and filled.count(TIMINGS_START) == 1
     with pytest.raises(ValueError, match="placeholder"):
         with_timings("<html></html>", {}, {})
