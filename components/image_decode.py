@@ -161,15 +161,21 @@ def decode_image(encoded: tf.Tensor, limits: ImageLimits = ImageLimits()) -> tf.
     "image size WxH is outside the limits ..." before decoding an image outside `limits`; a damaged file
     fails in TensorFlow's decoder as before."""
     kind, width, height, orientation = read_header(encoded)
-    known = tf.Assert(tf.not_equal(kind, UNKNOWN), [
-        "Unknown image file format: only JPEG and PNG are accepted; the bytes start with",
-        tf.strings.substr(encoded, 0, tf.minimum(8, tf.strings.length(encoded)))])
+    # The first bytes as decimal numbers: raw bytes in the message would make it invalid UTF-8, which
+    # Python (and a gRPC status) cannot decode (found by benchmarks/fuzz.py).
+    head = tf.io.decode_raw(tf.strings.substr(encoded, 0, tf.minimum(8, tf.strings.length(encoded))), tf.uint8)
+    known = tf.Assert(tf.not_equal(kind, UNKNOWN), [tf.strings.join([
+        "Unknown image file format: only JPEG and PNG are accepted (the ",
+        tf.strings.as_string(tf.strings.length(encoded)), " bytes start with ",
+        tf.strings.reduce_join(tf.strings.as_string(tf.cast(head, tf.int32)), separator=" "), ")"])])
     with tf.control_dependencies([known]):
         inside = ((tf.minimum(width, height) >= limits.min_side) & (tf.maximum(width, height) <= limits.max_side)
                   & (width * height <= limits.max_pixels))
-        sized = tf.Assert(inside, [tf.strings.format("image size {}x{} px is outside the limits ({}) read from "
-                                                     "its header; nothing was decoded",
-                                                     (width, height, limits.describe()))])
+        size = tf.strings.join([tf.strings.as_string(width), "x", tf.strings.as_string(height)])
+        message = tf.where(width < 0, "corrupt image: no width and height in its header (JPEG SOF / PNG IHDR)",
+                           tf.strings.join(["image size ", size, f" px is outside the limits ({limits.describe()}) "
+                                            "read from its header; nothing was decoded"]))
+        sized = tf.Assert(inside, [message])
     with tf.control_dependencies([sized]):
         return tf.cond(
             tf.equal(kind, PNG),
@@ -191,6 +197,6 @@ def decode_problem(data: bytes, limits: ImageLimits = ImageLimits()) -> Problem 
         _eager_decoder(limits)(tf.constant(data))
     except tf.errors.OpError as err:
         message = re.sub(r"\{\{[^}]*\}\}\s*", "", err.message).strip()
-        message = message.replace("assertion failed: ", "").splitlines()[0]
+        message = message.replace("assertion failed: [", "").splitlines()[0].rstrip("]")
         return Problem("tensorflow_decode", f"TensorFlow cannot decode it: {message}")
     return None

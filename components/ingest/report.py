@@ -143,6 +143,8 @@ def summary_table(report: dict[str, Any], max_rejected_listed: int = 10) -> str:
     lines.append(f"{'':>5}  {'total':<{width}}" + "".join(f"{totals[s]:>8,}" for s in splits)
                  + f"{sum(totals.values()):>8,}")
     rejected = report["rejected"]
+    if report.get("ignored"):
+        lines.append(f"ignored: {len(report['ignored'])} (hidden, or not in a class folder; listed in the report)")
     lines.append(f"rejected files: {len(rejected)}")
     for r in rejected[:max_rejected_listed]:
         lines.append(f"  {r['path']}: {r['reason']}")
