@@ -122,7 +122,7 @@ def list_image_folder(root: str, walk: Walk | None = None) -> ImageListing:
     if top is None:
         raise DataError(f"data folder {root} does not exist or is not a folder")
     folders = sorted(d.rstrip("/") for d in top[1] if _visible(d))
-    ignored = [(f"{d.rstrip('/')}/", HIDDEN_RULE) for d in top[1] if not _visible(d.rstrip("/"))]
+    ignored = [(f"{escape_name(d.rstrip('/'))}/", HIDDEN_RULE) for d in top[1] if not _visible(d.rstrip("/"))]
     ignored += [(escape_name(name), HIDDEN_RULE if not _visible(name) else ROOT_FILE_RULE) for name in top[2]]
     classes = tuple(sorted(escape_name(d) for d in folders))
     if not classes:

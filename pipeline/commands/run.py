@@ -22,7 +22,8 @@ profiles (flags override their values):
 
 Writes OUT/summary.json, OUT/training_curves.png, OUT/embedding_map.png and, when the
 Evaluator blesses the model, a TF Serving model in OUT/serving/<version>/.
-Re-running with the same OUT reuses cached steps and resumes an interrupted SimSiam Trainer.
+Re-running with the same OUT reuses cached steps (any file added, removed or rewritten at any depth of
+the data folder re-runs ingestion and what follows) and resumes an interrupted SimSiam Trainer.
 """
 
 
