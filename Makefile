@@ -7,7 +7,7 @@ OUTPUT      ?= runs/latest
 PROFILE     ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-fast lint run clean help torch-reference
+.PHONY: setup test test-fast lint run clean help torch-reference jax-check
 
 help:
 	@echo "make setup      create .venv (Python 3.10) with the pinned dependencies + this package"
@@ -15,6 +15,7 @@ help:
 	@echo "make test-fast  ruff + pytest without the tests marked slow"
 	@echo "make run        the pipeline on $(DATA_DIR) (or TFDS tf_flowers) into $(OUTPUT)"
 	@echo "make torch-reference  .venv-torch (Python 3.11 + PyTorch) for benchmarks/torch_reference.py only"
+	@echo "make jax-check  tests/models on the GPU pack's Keras 3.15.1 + numpy 2 + JAX (CPU) in .venv-jax (Python 3.11)"
 
 setup: $(STAMP)
 
@@ -51,4 +52,13 @@ torch-reference: .venv-torch/.installed
 .venv-torch/.installed:
 	python3.11 -m venv .venv-torch
 	.venv-torch/bin/pip install --quiet "torch==2.13.0" numpy pillow
+	@touch $@
+
+# Benchmark-only: the Keras that `scripts/gpu-quality` packs, checked on JAX (CPU) with numpy 2 before a GPU run.
+jax-check: .venv-jax/.installed
+	KERAS_BACKEND=jax PYTHONPATH=$(CURDIR) .venv-jax/bin/pytest -q -p no:cacheprovider -o addopts="" tests/models \
+		--ignore tests/models/test_models_backends.py
+.venv-jax/.installed:
+	python3.11 -m venv .venv-jax
+	.venv-jax/bin/pip install --quiet "keras==3.15.1" "jax[cpu]==0.10.2" "numpy>=2" pillow matplotlib pytest
 	@touch $@

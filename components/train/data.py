@@ -17,6 +17,8 @@ from tfx_bsl.public import tfxio
 
 from components import features as F
 
+_SHUFFLE_BUFFER = 1 << 16  # images; a full shuffle of any split that fits in memory (it is cached)
+
 
 def _files(file_patterns: str | Sequence[str]) -> list[str]:
     patterns = [file_patterns] if isinstance(file_patterns, str) else list(file_patterns)
@@ -43,15 +45,33 @@ def image_dataset(
     tft_output: tft.TFTransformOutput,
     image_size: int,
     batch_size: int,
-    shuffle_seed: int | None = 0,
+    steps_per_epoch: int,
+    shuffle_seed: int = 0,
+    initial_epoch: int = 0,
 ) -> tf.data.Dataset:
-    """Endless, shuffled batches of stored uint8 images `[B, T, T, 3]` (T = `image_size`) for SimSiam
-    (labels are never read); partial batches are dropped (fixed shapes for XLA)."""
+    """Shuffled batches of stored uint8 images `[B, T, T, 3]` (T = `image_size`) for SimSiam, epoch
+    after epoch from `initial_epoch` on (labels are never read); `steps_per_epoch` full batches per
+    epoch (partial batches are dropped: fixed shapes for XLA).
+
+    Epoch e's order is a full shuffle seeded by (`shuffle_seed`, e) alone, so a run resumed at epoch
+    e reads what an uninterrupted run reads in epoch e, not epoch 0's order again.
+    """
     images = (_batches(data_accessor, file_patterns, tft_output).unbatch()
               .map(lambda f: _image(f[F.IMAGE_U8], image_size), num_parallel_calls=tf.data.AUTOTUNE).cache())
-    if shuffle_seed is not None:
-        images = images.shuffle(4096, seed=shuffle_seed, reshuffle_each_iteration=True)
-    return images.repeat().batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    return epoch_batches(images, batch_size, steps_per_epoch, shuffle_seed, initial_epoch).prefetch(tf.data.AUTOTUNE)
+
+
+def epoch_batches(items: tf.data.Dataset, batch_size: int, steps_per_epoch: int, shuffle_seed: int,
+                  initial_epoch: int) -> tf.data.Dataset:
+    """Endless batches of `items`, epoch `initial_epoch` first: each epoch a full shuffle seeded by
+    (`shuffle_seed`, epoch), cut into `steps_per_epoch` batches of `batch_size`."""
+
+    def epoch(e: tf.Tensor) -> tf.data.Dataset:
+        seed = tf.cast(shuffle_seed, tf.int64) * 1_000_003 + e
+        shuffled = items.shuffle(_SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=False)
+        return shuffled.batch(batch_size, drop_remainder=True).take(steps_per_epoch)
+
+    return tf.data.Dataset.range(initial_epoch, 2**62).flat_map(epoch)
 
 
 def load_split(
