@@ -6,6 +6,10 @@ DATA_DIR    ?= ../shared/flowers/flower_photos
 OUTPUT      ?= runs/latest
 PROFILE     ?=
 PYTEST_ARGS ?=
+# pytest-xdist: one worker per core; a module, and all users of the smoke run, stay on one worker
+# (tests/conftest.py). WORKERS=0 runs in this process (for debugging).
+WORKERS     ?= auto
+XDIST       := $(if $(filter 0,$(WORKERS)),,-n $(WORKERS) --dist loadgroup)
 
 .PHONY: setup test test-fast lint run clean help torch-reference jax-check
 
@@ -33,10 +37,10 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 test: lint
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest $(XDIST) $(PYTEST_ARGS)
 
 test-fast: lint
-	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
+	$(VENV)/bin/pytest $(XDIST) -m "not slow" $(PYTEST_ARGS)
 
 run: $(STAMP)
 	@if [ -d "$(DATA_DIR)" ]; then src="--data-dir $(DATA_DIR)"; else src="--tfds tf_flowers"; fi; \
