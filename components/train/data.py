@@ -46,11 +46,12 @@ def image_dataset(
     image_size: int,
     batch_size: int,
     steps_per_epoch: int,
+    epochs: int,
     shuffle_seed: int = 0,
     initial_epoch: int = 0,
 ) -> tf.data.Dataset:
-    """Shuffled batches of stored uint8 images `[B, T, T, 3]` (T = `image_size`) for SimSiam, epoch
-    after epoch from `initial_epoch` on (labels are never read); `steps_per_epoch` full batches per
+    """Shuffled batches of stored uint8 images `[B, T, T, 3]` (T = `image_size`) for SimSiam, for the
+    epochs `initial_epoch` .. `epochs - 1` (labels are never read); `steps_per_epoch` full batches per
     epoch (partial batches are dropped: fixed shapes for XLA).
 
     Epoch e's order is a full shuffle seeded by (`shuffle_seed`, e) alone, so a run resumed at epoch
@@ -58,20 +59,29 @@ def image_dataset(
     """
     images = (_batches(data_accessor, file_patterns, tft_output).unbatch()
               .map(lambda f: _image(f[F.IMAGE_U8], image_size), num_parallel_calls=tf.data.AUTOTUNE).cache())
-    return epoch_batches(images, batch_size, steps_per_epoch, shuffle_seed, initial_epoch).prefetch(tf.data.AUTOTUNE)
+    return epoch_batches(images, batch_size, steps_per_epoch, shuffle_seed, initial_epoch,
+                         epochs).prefetch(tf.data.AUTOTUNE)
 
 
 def epoch_batches(items: tf.data.Dataset, batch_size: int, steps_per_epoch: int, shuffle_seed: int,
-                  initial_epoch: int) -> tf.data.Dataset:
-    """Endless batches of `items`, epoch `initial_epoch` first: each epoch a full shuffle seeded by
-    (`shuffle_seed`, epoch), cut into `steps_per_epoch` batches of `batch_size`."""
+                  initial_epoch: int, epochs: int) -> tf.data.Dataset:
+    """Batches of `items` for epochs `initial_epoch` .. `epochs - 1`: each epoch a full shuffle seeded
+    by (`shuffle_seed`, epoch), cut into `steps_per_epoch` batches of `batch_size`.
 
-    def epoch(e: tf.Tensor) -> tf.data.Dataset:
-        seed = tf.cast(shuffle_seed, tf.int64) * 1_000_003 + e
-        shuffled = items.shuffle(_SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=False)
-        return shuffled.batch(batch_size, drop_remainder=True).take(steps_per_epoch)
-
-    return tf.data.Dataset.range(initial_epoch, 2**62).flat_map(epoch)
+    One shuffled dataset per epoch, each with a Python-int seed, chained by `choose_from_datasets`:
+    `shuffle` cannot take the epoch as a tensor seed (with a global seed of 0, TensorFlow's
+    `get_seed` tests the seed pair with a Python `==`, which a symbolic tensor cannot answer).
+    """
+    per_epoch = [
+        items.shuffle(_SHUFFLE_BUFFER, seed=shuffle_seed * 1_000_003 + e, reshuffle_each_iteration=False)
+        .batch(batch_size, drop_remainder=True).take(steps_per_epoch)
+        for e in range(initial_epoch, epochs)
+    ]
+    if not per_epoch:
+        raise ValueError(f"no epoch left to train: initial_epoch={initial_epoch} >= epochs={epochs}")
+    order = tf.data.Dataset.range(len(per_epoch)).flat_map(
+        lambda i: tf.data.Dataset.from_tensors(i).repeat(steps_per_epoch))
+    return tf.data.Dataset.choose_from_datasets(per_epoch, order)
 
 
 def load_split(

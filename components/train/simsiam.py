@@ -138,10 +138,14 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         EpochPrinter(config.epochs),
         checkpoint,
     ]
-    train_ds = trainer_data.image_dataset(read, fn_args.train_files, tft_output, config.stored_size, config.batch_size,
-                                          steps_per_epoch, shuffle_seed=config.seed, initial_epoch=initial_epoch)
-    model.fit(train_ds, epochs=config.epochs, initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch,
-              callbacks=callbacks, verbose=0)
+    if initial_epoch < config.epochs:  # a run killed after its last checkpoint only has to export
+        train_ds = trainer_data.image_dataset(read, fn_args.train_files, tft_output, config.stored_size,
+                                              config.batch_size, steps_per_epoch, config.epochs,
+                                              shuffle_seed=config.seed, initial_epoch=initial_epoch)
+        model.fit(train_ds, epochs=config.epochs, initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch,
+                  callbacks=callbacks, verbose=0)
+    else:
+        history.on_train_begin()  # reads the finished run's history back
     print(f"[simsiam] {checkpoint.saves} checkpoint(s), {checkpoint.io_seconds:.1f}s of I/O = "
           f"{100 * checkpoint.measured_io_fraction:.1f}% of training time", flush=True)
 
