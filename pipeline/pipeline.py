@@ -96,6 +96,7 @@ def create_pipeline(
             "knn_every": config.knn_every,
             "collapse_threshold": config.collapse_threshold,
             "precision": config.precision,
+            "checkpoint_io_fraction": config.checkpoint_io_fraction,
         },
     ).with_id(SIMSIAM_TRAINER_ID)
     probe_trainer = tfx.components.Trainer(

@@ -15,6 +15,15 @@ FLOWERS = REPO.parent / "shared" / "flowers" / "flower_photos"
 SMOKE_PER_CLASS = 16
 
 
+def pytest_collection_modifyitems(config, items) -> None:
+    """For pytest-xdist's `--dist loadgroup` (`make test` runs one worker per core): a test module
+    stays on one worker, and every test that reads the one smoke pipeline run (`smoke_run`) goes to
+    the same worker, so no module or session fixture is built twice."""
+    for item in items:
+        group = "smoke_run" if "smoke_run" in getattr(item, "fixturenames", ()) else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 def flowers_sample(root: Path, per_class: int) -> Path:
     """Links the first `per_class` images of each class (sorted names) into `root`: no copies."""
     if not FLOWERS.is_dir():
