@@ -6,8 +6,12 @@ DATA_DIR    ?= ../shared/flowers/flower_photos
 OUTPUT      ?= runs/latest
 PROFILE     ?=
 PYTEST_ARGS ?=
+# pytest-xdist: one worker per core; a module, and all users of the smoke run, stay on one worker
+# (tests/conftest.py). WORKERS=0 runs in this process (for debugging).
+WORKERS     ?= auto
+XDIST       := $(if $(filter 0,$(WORKERS)),,-n $(WORKERS) --dist loadgroup)
 
-.PHONY: setup test test-fast lint run clean help torch-reference
+.PHONY: setup test test-fast lint run clean help torch-reference jax-check
 
 help:
 	@echo "make setup      create .venv (Python 3.10) with the pinned dependencies + this package"
@@ -15,6 +19,7 @@ help:
 	@echo "make test-fast  ruff + pytest without the tests marked slow"
 	@echo "make run        the pipeline on $(DATA_DIR) (or TFDS tf_flowers) into $(OUTPUT)"
 	@echo "make torch-reference  .venv-torch (Python 3.11 + PyTorch) for benchmarks/torch_reference.py only"
+	@echo "make jax-check  tests/models on the GPU pack's Keras 3.15.1 + numpy 2 + JAX (CPU) in .venv-jax (Python 3.11)"
 
 setup: $(STAMP)
 
@@ -32,10 +37,10 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 test: lint
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest $(XDIST) $(PYTEST_ARGS)
 
 test-fast: lint
-	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
+	$(VENV)/bin/pytest $(XDIST) -m "not slow" $(PYTEST_ARGS)
 
 run: $(STAMP)
 	@if [ -d "$(DATA_DIR)" ]; then src="--data-dir $(DATA_DIR)"; else src="--tfds tf_flowers"; fi; \
@@ -51,4 +56,13 @@ torch-reference: .venv-torch/.installed
 .venv-torch/.installed:
 	python3.11 -m venv .venv-torch
 	.venv-torch/bin/pip install --quiet "torch==2.13.0" numpy pillow
+	@touch $@
+
+# Benchmark-only: the Keras that `scripts/gpu-quality` packs, checked on JAX (CPU) with numpy 2 before a GPU run.
+jax-check: .venv-jax/.installed
+	KERAS_BACKEND=jax PYTHONPATH=$(CURDIR) .venv-jax/bin/pytest -q -p no:cacheprovider -o addopts="" tests/models \
+		--ignore tests/models/test_models_backends.py
+.venv-jax/.installed:
+	python3.11 -m venv .venv-jax
+	.venv-jax/bin/pip install --quiet "keras==3.15.1" "jax[cpu]==0.10.2" "numpy>=2" pillow matplotlib pytest
 	@touch $@

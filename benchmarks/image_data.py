@@ -21,11 +21,11 @@ from PIL import Image
 
 from components.ingest.files import check_listing, list_image_folder
 from components.ingest.splits import split_of
-from serving.images import check_image_bytes
+from serving.images import check_image_bytes, displayed_rgb
 
 log = logging.getLogger(__name__)
 
-_CACHE_VERSION = "3"  # bump when the decoding or resizing below changes
+_CACHE_VERSION = "4"  # bump when the decoding or resizing below changes
 
 
 @dataclass(frozen=True)
@@ -85,11 +85,12 @@ def select_subset(labels: list[int], max_images: int) -> list[int]:
 
 def decode_resize(source: str | Path | bytes, image_size: int) -> np.ndarray:
     """Decode one image (a path or the file's bytes) to RGB uint8 ``[T, T, 3]`` as the Transform does
-    (components/transform.py): the whole photo resized to a T x T square (bilinear, antialiased)."""
+    (components/transform.py): the whole photo as displayed (EXIF orientation, transparency on white:
+    ``serving.images.displayed_rgb``) resized to a T x T square (bilinear, antialiased)."""
     with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
         # JPEG DCT scaling: decode directly at >= 2x the target size (much faster, same look).
         img.draft("RGB", (2 * image_size, 2 * image_size))
-        rgb = img.convert("RGB")
+        rgb = displayed_rgb(img)
     return np.asarray(rgb.resize((image_size, image_size), Image.BILINEAR), dtype=np.uint8)
 
 

@@ -35,7 +35,6 @@ import numpy as np
 
 from benchmarks.image_data import FlowerData, load_images
 from benchmarks.machine import describe_device
-from pipeline.plots import plot_embedding_map, plot_training_curves
 
 DEFAULT_OUTPUT_DIR = Path(__file__).resolve().parent / "results"
 KNN_K = 20
@@ -70,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-images", type=int, default=None, help="use at most N images (round-robin by class)")
     p.add_argument("--output-dir", type=Path, default=DEFAULT_OUTPUT_DIR)
     p.add_argument("--cache-dir", type=Path, default=None, help="decoded-image cache (default ~/.cache/simsiam-tfx)")
+    p.add_argument("--time-budget-min", type=float, default=None,
+                   help="fit the whole run in this many minutes: a short timing run measures the step and the "
+                        "scoring first, then the schedule spans as many epochs as fit (at most --epochs); one seed")
     return p
 
 
@@ -91,6 +93,8 @@ def _validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
         parser.error("--width must be > 0 and --jitter-strength >= 0")
     if args.grayscale_prob is not None and not 0 <= args.grayscale_prob <= 1:
         parser.error("--grayscale-prob must lie in [0, 1]")
+    if args.time_budget_min is not None and (args.time_budget_min <= 0 or args.seeds != 1):
+        parser.error("--time-budget-min must be > 0 and needs --seeds 1")
 
 
 def result_stem(args: argparse.Namespace) -> str:
@@ -156,11 +160,17 @@ def run(args: argparse.Namespace, command: str) -> int:
         f"{len(data.rejected)} rejected, loaded in {time.perf_counter() - t0:.1f}s"
     )
     device, _ = describe_device(args.backend)
+    plan = None
+    if args.time_budget_min is not None:
+        plan = plan_epochs(args, data, budget_s=60 * args.time_budget_min - (time.perf_counter() - t0))
+        args.epochs = plan["epochs"]
     runs, artifacts = [], None
     for seed in range(args.seeds):
         record, seed_artifacts = run_seed(args, data, seed)
         record.update(device=device, backend=args.backend, backbone=args.backbone, image_size=args.image_size,
                       batch_size=args.batch_size, n_train=len(data.train), n_eval=len(data.eval))  # fmt: skip
+        if plan:
+            record["time_plan"] = plan
         print(json.dumps(record), flush=True)
         runs.append(record)
         artifacts = artifacts or seed_artifacts
@@ -186,7 +196,7 @@ def run_seed(args: argparse.Namespace, data: FlowerData, seed: int) -> tuple[dic
 
     from models.config import configure_precision
     from models.monitors import KNNMonitor, LearningRateLogger
-    from models.simsiam import build_simsiam, compile_simsiam
+    from models.simsiam import EpochRandomStreams, build_simsiam, compile_simsiam
 
     t0 = time.perf_counter()
     config = make_config(args, seed)
@@ -200,7 +210,7 @@ def run_seed(args: argparse.Namespace, data: FlowerData, seed: int) -> tuple[dic
     random_init, random_eval_features = _score(model.encoder, data)
     _progress(f"seed {seed}: random init linear_probe={random_init['linear_probe']:.4f} knn={random_init['knn']:.4f}")
 
-    callbacks: list[keras.callbacks.Callback] = [LearningRateLogger()]
+    callbacks: list[keras.callbacks.Callback] = [EpochRandomStreams(), LearningRateLogger()]
     if args.eval_every:
         callbacks.append(KNNMonitor(data.train.images, data.train.labels, data.eval.images, data.eval.labels,
                                     every_n_epochs=args.eval_every, k=KNN_K, evaluate_at_start=False))  # fmt: skip
@@ -229,6 +239,44 @@ def run_seed(args: argparse.Namespace, data: FlowerData, seed: int) -> tuple[dic
     return record, artifacts
 
 
+def plan_epochs(args: argparse.Namespace, data: FlowerData, budget_s: float) -> dict[str, Any]:
+    """How many epochs (at most `args.epochs`) fit in `budget_s` seconds of what is left of the run.
+
+    Times a throwaway model of the same recipe: 3 short epochs (the first includes compilation,
+    which the real model pays again) and one scoring pass (the run scores twice: random init and
+    trained). Training gets what remains after compilation, both scorings and a 10% margin.
+    Returns the plan with its measurements (seconds), to be kept in the result JSON.
+    """
+    from models.config import configure_precision
+    from models.simsiam import build_simsiam, compile_simsiam
+
+    started = time.perf_counter()
+    steps_per_epoch = len(data.train) // args.batch_size
+    probe_steps = max(1, min(steps_per_epoch, 10))
+    config = make_config(args, 0)
+    configure_precision(describe_device(args.backend)[1], PRECISIONS[args.precision])
+    model = build_simsiam(config, *data.pixel_mean_std())
+    compile_simsiam(model, config, steps_per_epoch=steps_per_epoch)
+    timer = _epoch_progress(3, quiet=True)
+    model.fit(train_batches(data.train.images, args.batch_size, 0), epochs=3, steps_per_epoch=probe_steps,
+              callbacks=[timer], verbose=0)
+    step_s = (timer.epoch_ends[2] - timer.epoch_ends[0]) / (2 * probe_steps)
+    compile_s = max(0.0, timer.epoch_ends[0] - step_s * probe_steps)
+    score_started = time.perf_counter()
+    _score(model.encoder, data)
+    score_s = time.perf_counter() - score_started
+    left = budget_s - (time.perf_counter() - started)
+    train_budget = 0.9 * (left - compile_s - 2 * score_s)
+    epoch_s = step_s * steps_per_epoch
+    epochs = int(max(1, min(args.epochs, train_budget // epoch_s)))
+    plan = {"budget_s": round(budget_s, 1), "step_s": round(step_s, 5), "compile_s": round(compile_s, 1),
+            "score_s": round(score_s, 1), "epoch_s": round(epoch_s, 3), "requested_epochs": args.epochs,
+            "epochs": epochs, "planning_s": round(time.perf_counter() - started, 1)}
+    _progress(f"time plan: {epochs} of {args.epochs} epochs fit in {budget_s:.0f}s ({epoch_s:.2f}s per epoch, "
+              f"compile {compile_s:.0f}s, scoring {score_s:.0f}s)")
+    return plan
+
+
 def make_config(args: argparse.Namespace, seed: int):
     """The SimSiamConfig of this run: the recipe's defaults, with the command line's overrides."""
     from models.config import SimSiamConfig
@@ -254,9 +302,9 @@ def _score(encoder, data: FlowerData) -> tuple[dict[str, float], np.ndarray]:
     return {k: round(v, 4) if k != "probe_weight_decay" else v for k, v in scores.items()}, eval_f
 
 
-def _epoch_progress(epochs: int):
+def _epoch_progress(epochs: int, quiet: bool = False):
     """`EpochHistory` that also prints one line per epoch (epoch, loss, collapse_std, knn, lr, elapsed)
-    to stderr and keeps the epoch end times."""
+    to stderr (unless `quiet`) and keeps the epoch end times."""
     from models.monitors import EpochHistory
 
     class EpochProgress(EpochHistory):
@@ -273,7 +321,8 @@ def _epoch_progress(epochs: int):
             if "learning_rate" in logs:
                 parts.append(f"lr {float(logs['learning_rate']):.5f}")
             parts.append(f"elapsed {self.epoch_ends[-1]:.0f}s")
-            _progress("  ".join(parts))
+            if not quiet:
+                _progress("  ".join(parts))
 
     return EpochProgress()
 
@@ -298,6 +347,11 @@ def _set_seed(backend: str, seed: int) -> None:
 
 
 def _write_plots(out_dir: Path, stem: str, artifacts: dict[str, Any], data: FlowerData, args) -> None:
+    try:
+        from pipeline.plots import plot_embedding_map, plot_training_curves
+    except ImportError as error:  # e.g. a GPU machine without matplotlib: the JSON is the result
+        _progress(f"plots skipped: {error}")
+        return
     title = f"{args.backbone} {args.image_size}px, {args.epochs} epochs, {args.backend}"
     plot_training_curves(artifacts["history"], out_dir / f"{stem}-curves.png", title=title)
     for key, suffix, label in (("trained", "embedding", "trained"), ("random_init", "embedding-random", "random init")):

@@ -143,9 +143,13 @@ def torch_reference(args: argparse.Namespace, stored_size: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    reference = None
+    if args.torch_python:  # first: a broken reference interpreter fails before the long run
+        from models.config import default_stored_size
+
+        reference = torch_reference(args, args.stored_size or default_stored_size(args.image_size))
     result = run(args)
-    if args.torch_python:
-        reference = torch_reference(args, result["stored_size"])
+    if reference is not None:
         result["torch_reference"] = reference
         result["ratio_vs_torch"] = round(result["views_per_s"] / reference["views_per_s"], 3)
     line = json.dumps(result)

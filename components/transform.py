@@ -9,6 +9,10 @@ changes its aspect by 4/3, which lies inside RandomResizedCrop's own aspect rang
 encoder is trained to be indifferent to it. Serving runs this same graph on raw bytes through
 `TFTransformOutput.transform_features_layer()`. The per-channel mean/std come from TFT analyzers
 and are emitted as features so the trainer can bake them into the encoder's normalisation layer.
+
+Decoding is `components.image_decode.decode_image`, the only decode of the graphs: EXIF orientation
+applied, transparency composited onto white, the size limits (`serving.images.ImageLimits`) checked
+from the header first. Serving inherits all three with this graph.
 """
 
 from __future__ import annotations
@@ -19,23 +23,26 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from components import features as F
+from components.image_decode import decode_image
+from serving.images import ImageLimits
 
 DEFAULT_STORED_SIZE = 72
 
 
-def decode_and_resize(encoded: tf.Tensor, image_size: int) -> tf.Tensor:
-    """JPEG/PNG bytes -> uint8 [T, T, 3] (T = `image_size`, the stored size): the whole photo
-    resized to a square, bilinear with antialiasing (Pillow's `resize(BILINEAR)` does the same)."""
-    image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+def decode_and_resize(encoded: tf.Tensor, image_size: int, limits: ImageLimits = ImageLimits()) -> tf.Tensor:
+    """JPEG/PNG bytes -> uint8 [T, T, 3] (T = `image_size`, the stored size): the photo as displayed
+    (`decode_image`), whole, resized to a square, bilinear with antialiasing (Pillow's
+    `resize(BILINEAR)` does the same). Fails (InvalidArgumentError) on bytes `decode_image` refuses."""
+    image = decode_image(encoded, limits)
     image = tf.image.resize(image, [image_size, image_size], method="bilinear", antialias=True)
     return tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
 
 
-def decode_batch(encoded: tf.Tensor, image_size: int) -> tf.Tensor:
+def decode_batch(encoded: tf.Tensor, image_size: int, limits: ImageLimits = ImageLimits()) -> tf.Tensor:
     """A batch of encoded images (shape [B] or [B, 1]) -> uint8 [B, S, S, 3]."""
     encoded = tf.reshape(encoded, [-1])
     return tf.map_fn(
-        lambda x: decode_and_resize(x, image_size),
+        lambda x: decode_and_resize(x, image_size, limits),
         encoded,
         fn_output_signature=tf.TensorSpec([image_size, image_size, 3], tf.uint8),
     )
@@ -44,10 +51,13 @@ def decode_batch(encoded: tf.Tensor, image_size: int) -> tf.Tensor:
 def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any] | None = None) -> dict[str, Any]:
     """Raw tf.Example features -> stored uint8 image (serialized tensor), label, class name, pixel stats.
 
-    `custom_config["stored_size"]`: side of the stored square in px (default 72).
+    `custom_config["stored_size"]`: side of the stored square in px (default 72); optional
+    "min_side", "max_side", "max_pixels" override `ImageLimits`' defaults (those of ingestion).
     """
-    stored_size = int((custom_config or {}).get("stored_size", DEFAULT_STORED_SIZE))
-    images = decode_batch(inputs[F.IMAGE], stored_size)
+    config = custom_config or {}
+    stored_size = int(config.get("stored_size", DEFAULT_STORED_SIZE))
+    limits = ImageLimits(**{k: int(config[k]) for k in ("min_side", "max_side", "max_pixels") if k in config})
+    images = decode_batch(inputs[F.IMAGE], stored_size, limits)
 
     # Every image has the same pixel count, so the mean of per-image channel means
     # (and of means of squares) is the per-channel mean over all pixels.

@@ -25,6 +25,8 @@ import math
 import keras
 from keras import ops
 
+from models.distribute import replica_context
+
 _GRAY = (0.299, 0.587, 0.114)
 _CROP_ATTEMPTS = 10  # torchvision's RandomResizedCrop tries 10 boxes, then falls back to the full image
 
@@ -129,17 +131,46 @@ class SimSiamAugmentation(keras.layers.Layer):
         return (input_shape[0], self.output_size, self.output_size, input_shape[-1])
 
     def call(self, images):
+        return self.apply_parameters(images, self.draw_parameters(ops.shape(images)[0]))
+
+    def apply_parameters(self, images, u):
+        """The augmentation as a pure function of the images and their draws `u` (`draw_parameters`).
+
+        Stateless, so it can be compiled on its own (XLA) on any device without capturing the seed
+        variable: `SimSiam.augment` does that on the TensorFlow backend.
+        """
         x = ops.cast(images, "float32")
         height, width = x.shape[1], x.shape[2]
-        n = ops.shape(x)[0]
-        # One draw for all the parameters: [crop area x10, crop log-ratio x10, y, x, flip, jitter
-        # on/off, brightness, contrast, saturation, hue, jitter order keys x4, grayscale on/off,
-        # blur on/off, blur sigma].
-        u = keras.random.uniform((n, 2 * _CROP_ATTEMPTS + 15), seed=self.seed_generator)
         x = self._crop_and_flip(x, u[:, : 2 * _CROP_ATTEMPTS + 3], height, width)
         x = ops.where(_per_image(u[:, 23] < self.jitter_prob), self._color_jitter(x, u[:, 24:32]), x)
         x = ops.where(_per_image(u[:, 32] < self.grayscale_prob), ops.repeat(_grayscale(x), 3, axis=-1), x)
         return self._blur(x, u[:, 33] < self.blur_prob, u[:, 34])
+
+    def draw_parameters(self, n):
+        """float32 `[n, 35]` uniforms: [crop area x10, crop log-ratio x10, y, x, flip, jitter on/off,
+        brightness, contrast, saturation, hue, jitter order keys x4, grayscale on/off, blur on/off,
+        blur sigma], one row per image.
+
+        Under a `tf.distribute` strategy with R replicas, each replica holds `n` images of a global
+        batch of R*n. Every replica draws the parameters of the whole global batch from the shared
+        seed state and keeps its own rows, so replicas never share draws, and replica r's images get
+        exactly the views that a single device would give to rows r*n..(r+1)*n-1 of the global batch.
+        """
+        width = 2 * _CROP_ATTEMPTS + 15
+        replica, replicas = replica_context()
+        if replicas == 1:
+            return keras.random.uniform((n, width), seed=self.seed_generator)
+        every = keras.random.uniform((replicas, n, width), seed=self.seed_generator)
+        return ops.take(every, replica, axis=0)
+
+    def restart_stream(self, epoch: int) -> None:
+        """Puts the random stream at the start of `epoch`'s draws: the state becomes a function of
+        (`seed`, `epoch`) only, so a run resumed at epoch e draws what an uninterrupted run draws in
+        epoch e, never a replay of epoch 0's. Keras' SeedGenerator state is [key, counter]; the
+        epoch goes into the key (a different Philox key is an independent stream)."""
+        key = ((self.seed or 0) * 1_000_003 + epoch * 7_919 + 1) % 2**31
+        state = self.seed_generator.state
+        state.assign(ops.convert_to_tensor([key, 0], dtype=state.dtype))
 
     # --- geometry -----------------------------------------------------------------------------
     def _crop_and_flip(self, x, u, height: int, width: int):

@@ -26,35 +26,36 @@ def _conv(filters: int, kernel: int, stride: int, name: str) -> Conv2D:
     return Conv2D(filters, kernel, strides=stride, kernel_initializer=init, name=name)
 
 
-def _bn(name: str, zero_init: bool = False) -> layers.BatchNormalization:
+def _bn(name: str, zero_init: bool = False, synchronized: bool = False) -> layers.BatchNormalization:
     # momentum 0.9 / eps 1e-5 are PyTorch's BatchNorm defaults (its momentum 0.1 = 1 - 0.9).
     return layers.BatchNormalization(
         momentum=0.9, epsilon=1e-5, gamma_initializer="zeros" if zero_init else "ones", name=name,
+        synchronized=synchronized,
     )
 
 
-def _basic_block(x, filters: int, stride: int, name: str):
+def _basic_block(x, filters: int, stride: int, name: str, sync: bool = False):
     shortcut = x
     y = _conv(filters, 3, stride, f"{name}_conv1")(x)
-    y = layers.ReLU(name=f"{name}_relu1")(_bn(f"{name}_bn1")(y))
+    y = layers.ReLU(name=f"{name}_relu1")(_bn(f"{name}_bn1", synchronized=sync)(y))
     y = _conv(filters, 3, 1, f"{name}_conv2")(y)
-    y = _bn(f"{name}_bn2", zero_init=True)(y)
+    y = _bn(f"{name}_bn2", zero_init=True, synchronized=sync)(y)
     if stride != 1 or x.shape[-1] != filters:
-        shortcut = _bn(f"{name}_down_bn")(_conv(filters, 1, stride, f"{name}_down_conv")(x))
+        shortcut = _bn(f"{name}_down_bn", synchronized=sync)(_conv(filters, 1, stride, f"{name}_down_conv")(x))
     return layers.ReLU(name=f"{name}_out")(layers.Add(name=f"{name}_add")([y, shortcut]))
 
 
-def _bottleneck_block(x, filters: int, stride: int, name: str):
+def _bottleneck_block(x, filters: int, stride: int, name: str, sync: bool = False):
     out_filters = filters * 4
     shortcut = x
     y = _conv(filters, 1, 1, f"{name}_conv1")(x)
-    y = layers.ReLU(name=f"{name}_relu1")(_bn(f"{name}_bn1")(y))
+    y = layers.ReLU(name=f"{name}_relu1")(_bn(f"{name}_bn1", synchronized=sync)(y))
     y = _conv(filters, 3, stride, f"{name}_conv2")(y)  # stride on the 3x3 conv (ResNet v1.5)
-    y = layers.ReLU(name=f"{name}_relu2")(_bn(f"{name}_bn2")(y))
+    y = layers.ReLU(name=f"{name}_relu2")(_bn(f"{name}_bn2", synchronized=sync)(y))
     y = _conv(out_filters, 1, 1, f"{name}_conv3")(y)
-    y = _bn(f"{name}_bn3", zero_init=True)(y)
+    y = _bn(f"{name}_bn3", zero_init=True, synchronized=sync)(y)
     if stride != 1 or x.shape[-1] != out_filters:
-        shortcut = _bn(f"{name}_down_bn")(_conv(out_filters, 1, stride, f"{name}_down_conv")(x))
+        shortcut = _bn(f"{name}_down_bn", synchronized=sync)(_conv(out_filters, 1, stride, f"{name}_down_conv")(x))
     return layers.ReLU(name=f"{name}_out")(layers.Add(name=f"{name}_add")([y, shortcut]))
 
 
@@ -68,11 +69,14 @@ def resolve_small_stem(image_size: int, small_stem: bool | None) -> bool:
 
 
 def build_backbone(
-    name: str, image_size: int, small_stem: bool | None = None, width: float = 1.0
+    name: str, image_size: int, small_stem: bool | None = None, width: float = 1.0, sync_batch_norm: bool = False,
 ) -> keras.Model:
     """Normalised float images `[B, S, S, 3]` -> globally average-pooled features `[B, F]`.
 
-    `width` scales every channel count (tests use a fraction; F scales with it).
+    `width` scales every channel count (tests use a fraction; F scales with it). `sync_batch_norm`:
+    BatchNorm statistics over the global batch of all replicas (Keras `synchronized=True`, TensorFlow
+    backend only), as the official SimSiam code's `SyncBatchNorm`; use it when training on several
+    devices with `tf.distribute`.
     """
     if name not in _BLOCKS:
         raise ValueError(f"unknown backbone {name!r}; expected one of {sorted(_BLOCKS)}")
@@ -86,15 +90,15 @@ def build_backbone(
     inputs = keras.Input((image_size, image_size, 3), name="images")
     if resolve_small_stem(image_size, small_stem):
         x = _conv(base, 3, 1, "stem_conv")(inputs)
-        x = layers.ReLU(name="stem_relu")(_bn("stem_bn")(x))
+        x = layers.ReLU(name="stem_relu")(_bn("stem_bn", synchronized=sync_batch_norm)(x))
     else:
         x = _conv(base, 7, 2, "stem_conv")(inputs)
-        x = layers.ReLU(name="stem_relu")(_bn("stem_bn")(x))
+        x = layers.ReLU(name="stem_relu")(_bn("stem_bn", synchronized=sync_batch_norm)(x))
         x = MaxPool3x3S2(name="stem_pool")(x)
     for stage, n_blocks in enumerate(_BLOCKS[name]):
         filters = base * 2**stage
         for i in range(n_blocks):
             stride = 2 if (stage > 0 and i == 0) else 1
-            x = block(x, filters, stride, name=f"stage{stage + 1}_block{i + 1}")
+            x = block(x, filters, stride, name=f"stage{stage + 1}_block{i + 1}", sync=sync_batch_norm)
     features = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     return keras.Model(inputs, features, name=name)

@@ -13,14 +13,15 @@ def _linear(units: int, name: str, use_bias: bool = False) -> layers.Dense:
     return layers.Dense(units, use_bias=use_bias, kernel_initializer=init, name=name)
 
 
-def _bn(name: str, affine: bool = True) -> layers.BatchNormalization:
-    return layers.BatchNormalization(momentum=0.9, epsilon=1e-5, center=affine, scale=affine, name=name)
+def _bn(name: str, affine: bool = True, synchronized: bool = False) -> layers.BatchNormalization:
+    return layers.BatchNormalization(momentum=0.9, epsilon=1e-5, center=affine, scale=affine, name=name,
+                                     synchronized=synchronized)
 
 
 class _MLP(keras.layers.Layer):
-    def __init__(self, output_dim: int, hidden_dim: int, **kwargs):
+    def __init__(self, output_dim: int, hidden_dim: int, sync_batch_norm: bool = False, **kwargs):
         super().__init__(**kwargs)
-        self.output_dim, self.hidden_dim = output_dim, hidden_dim
+        self.output_dim, self.hidden_dim, self.sync_batch_norm = output_dim, hidden_dim, sync_batch_norm
         self.blocks: list[keras.layers.Layer] = []
 
     def build(self, input_shape):
@@ -42,12 +43,13 @@ class _MLP(keras.layers.Layer):
 class SimSiamProjectionHead(_MLP):
     """Linear-BN-ReLU, Linear-BN-ReLU, Linear-BN (no learnable scale/shift); linears without bias."""
 
-    def __init__(self, output_dim: int = 2048, hidden_dim: int = 2048, **kwargs):
-        super().__init__(output_dim, hidden_dim, **kwargs)
+    def __init__(self, output_dim: int = 2048, hidden_dim: int = 2048, sync_batch_norm: bool = False, **kwargs):
+        super().__init__(output_dim, hidden_dim, sync_batch_norm, **kwargs)
+        sync = sync_batch_norm
         self.blocks = [
-            _linear(hidden_dim, "fc1"), _bn("bn1"), layers.ReLU(name="relu1"),
-            _linear(hidden_dim, "fc2"), _bn("bn2"), layers.ReLU(name="relu2"),
-            _linear(output_dim, "fc3"), _bn("bn3", affine=False),
+            _linear(hidden_dim, "fc1"), _bn("bn1", synchronized=sync), layers.ReLU(name="relu1"),
+            _linear(hidden_dim, "fc2"), _bn("bn2", synchronized=sync), layers.ReLU(name="relu2"),
+            _linear(output_dim, "fc3"), _bn("bn3", affine=False, synchronized=sync),
         ]
 
 
@@ -55,9 +57,9 @@ class SimSiamProjectionHead(_MLP):
 class SimSiamPredictionHead(_MLP):
     """Bottleneck Linear(d -> hidden, no bias)-BN-ReLU-Linear(hidden -> d); no BN on the output."""
 
-    def __init__(self, output_dim: int = 2048, hidden_dim: int = 512, **kwargs):
-        super().__init__(output_dim, hidden_dim, **kwargs)
+    def __init__(self, output_dim: int = 2048, hidden_dim: int = 512, sync_batch_norm: bool = False, **kwargs):
+        super().__init__(output_dim, hidden_dim, sync_batch_norm, **kwargs)
         self.blocks = [
-            _linear(hidden_dim, "fc1"), _bn("bn1"), layers.ReLU(name="relu1"),
+            _linear(hidden_dim, "fc1"), _bn("bn1", synchronized=sync_batch_norm), layers.ReLU(name="relu1"),
             _linear(output_dim, "fc2", use_bias=True),
         ]

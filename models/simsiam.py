@@ -62,18 +62,20 @@ class SimSiam(keras.Model):
     def augment(self, x):
         """float `[B, T, T, 3]` in [0, 1] -> one augmented view `[B, S, S, 3]`.
 
-        On the TensorFlow backend the augmentation is compiled with XLA on its own, even when the
-        step is not: it is dozens of elementwise ops on whole images, which XLA fuses (4-5x faster on
-        a 2-core CPU, README "Training throughput"), while the convolutions stay on oneDNN, faster
-        there than XLA's. On JAX the whole step is jitted already.
+        On the TensorFlow backend the augmentation (a pure function of the images and their random
+        draws) is compiled with XLA on its own, even when the step is not: it is dozens of elementwise
+        ops on whole images, which XLA fuses (4-5x faster on a 2-core CPU, README "Training
+        throughput"), while the convolutions stay on oneDNN/cuDNN. The draws stay outside the XLA
+        function: a compiled function that captured the seed variable could not run on a second
+        device under MirroredStrategy. When the whole step is jitted (and on JAX) XLA fuses it anyway.
         """
-        if keras.backend.backend() != "tensorflow":
+        if keras.backend.backend() != "tensorflow" or self.jit_compile:
             return self.augmentation(x)
         if self._compiled_augmentation is None:
             import tensorflow as tf  # TensorFlow backend only, where it is loaded already
 
-            self._compiled_augmentation = tf.function(self.augmentation.__call__, jit_compile=True)
-        return self._compiled_augmentation(x)
+            self._compiled_augmentation = tf.function(self.augmentation.apply_parameters, jit_compile=True)
+        return self._compiled_augmentation(x, self.augmentation.draw_parameters(ops.shape(x)[0]))
 
     def call(self, images, training=False):
         x = ops.cast(images, "float32") / 255.0
@@ -107,18 +109,36 @@ class SimSiam(keras.Model):
         return cls(**config)
 
 
+class EpochRandomStreams(keras.callbacks.Callback):
+    """At the start of every epoch, puts the augmentation's random stream at that epoch's start
+    (`SimSiamAugmentation.restart_stream`): epoch e's views depend on (seed, e) only, so a resumed
+    run continues the stream instead of replaying epoch 0's draws."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.augmentation.restart_stream(epoch)
+
+
 def build_simsiam(
     config: SimSiamConfig,
     mean: Sequence[float] = IMAGENET_MEAN,
     std: Sequence[float] = IMAGENET_STD,
+    sync_batch_norm: bool = False,
 ) -> SimSiam:
-    """A built (not compiled) SimSiam for `config`; call `configure_precision` before this."""
-    backbone = build_backbone(config.backbone, config.image_size, small_stem=config.small_stem, width=config.width)
+    """A built (not compiled) SimSiam for `config`; call `configure_precision` before this.
+
+    `sync_batch_norm=True` (TensorFlow backend, several replicas under `tf.distribute`) computes every
+    BatchNorm's statistics over the global batch, in the backbone and both heads, as the official
+    code's `SyncBatchNorm` does; with per-replica statistics the loss depends on how the batch is split.
+    """
+    backbone = build_backbone(config.backbone, config.image_size, small_stem=config.small_stem, width=config.width,
+                              sync_batch_norm=sync_batch_norm)
     encoder = build_encoder(backbone, config.image_size, mean, std)
     model = SimSiam(
         encoder=encoder,
-        projector=SimSiamProjectionHead(config.proj_dim, config.proj_hidden_dim, name="projector"),
-        predictor=SimSiamPredictionHead(config.proj_dim, config.pred_hidden_dim, name="predictor"),
+        projector=SimSiamProjectionHead(config.proj_dim, config.proj_hidden_dim, sync_batch_norm=sync_batch_norm,
+                                        name="projector"),
+        predictor=SimSiamPredictionHead(config.proj_dim, config.pred_hidden_dim, sync_batch_norm=sync_batch_norm,
+                                        name="predictor"),
         augmentation=build_augmentation(config),
         stop_gradient=config.stop_gradient,
         name="simsiam",

@@ -36,6 +36,9 @@ class RunConfig:
     # without stop-gradient it falls to ~0.3 within 160 steps (tests/models/test_models_training.py).
     collapse_threshold: float = 0.5
     precision: str = "auto"  # auto: bf16 with a GPU, float32 on a CPU; bf16/fp16/fp32 as given
+    # The SimSiam Trainer's checkpoints may take at most this share of its training time
+    # (components/train/checkpoint.py); 1.0 saves after every epoch.
+    checkpoint_io_fraction: float = 0.05
 
     def __post_init__(self) -> None:
         if self.probe_epochs < 1 or self.knn_every < 1:
@@ -45,6 +48,8 @@ class RunConfig:
         if not 0 <= self.max_rejected_fraction <= 1 or self.accuracy_floor < 0:
             raise ValueError("max_rejected_fraction must lie in [0, 1] and accuracy_floor be >= 0 "
                              "(a floor above 1 blesses nothing)")
+        if not 0 < self.checkpoint_io_fraction <= 1:
+            raise ValueError(f"checkpoint_io_fraction must lie in (0, 1], got {self.checkpoint_io_fraction}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
 
@@ -98,6 +103,10 @@ def add_recipe_arguments(group: argparse._ActionsContainer) -> None:
     group.add_argument("--precision", choices=PRECISIONS,
                        help="SimSiam Trainer precision: auto = bf16 with a GPU, float32 on a CPU; bf16 also runs on "
                             "CPUs with AVX512-BF16/AMX (about 1.3x faster on the 2-core Xeon of README)")
+    group.add_argument("--checkpoint-io-fraction", type=float,
+                       help="the largest share of SimSiam training time that checkpoints may take (default 0.05: "
+                            "save once more only when that keeps it; 1 saves after every epoch). A killed Trainer "
+                            "resumes from the latest checkpoint")
 
 
 def config_from_args(args: argparse.Namespace, profile: str) -> RunConfig:
@@ -105,7 +114,7 @@ def config_from_args(args: argparse.Namespace, profile: str) -> RunConfig:
     return profile_config(
         profile, epochs=args.epochs, probe_epochs=args.probe_epochs, image_size=args.image_size,
         backbone=args.backbone, batch_size=args.batch_size, accuracy_floor=args.accuracy_floor,
-        precision=args.precision,
+        precision=args.precision, checkpoint_io_fraction=args.checkpoint_io_fraction,
     )
 
 

@@ -73,6 +73,7 @@ def create_pipeline(
     example_gen, statistics_gen, schema_gen = ingestion_components(
         data_dir=data_dir, tfds_name=tfds_name, tfds_data_dir=tfds_data_dir,
         eval_percent=config.eval_percent, max_rejected_fraction=config.max_rejected_fraction,
+        min_train_examples=config.simsiam.batch_size,
     )
     # Schema drift between runs (a feature missing, a type changed) shows up as anomalies here.
     example_validator = tfx.components.ExampleValidator(
@@ -98,6 +99,7 @@ def create_pipeline(
             "knn_every": config.knn_every,
             "collapse_threshold": config.collapse_threshold,
             "precision": config.precision,
+            "checkpoint_io_fraction": config.checkpoint_io_fraction,
         },
     ).with_id(SIMSIAM_TRAINER_ID)
     probe_trainer = tfx.components.Trainer(

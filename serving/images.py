@@ -13,7 +13,10 @@ import re
 import zlib
 from dataclasses import dataclass
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+# What transparent pixels are composited onto, everywhere (components/image_decode.py says why white).
+BACKGROUND = (255, 255, 255)
 
 # Pillow calls JPEGs with a multi-picture extension (many phone cameras) "MPO"; they are plain JPEGs to TF.
 ACCEPTED_FORMATS = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG"}
@@ -21,7 +24,12 @@ ACCEPTED_FORMATS = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG"}
 
 @dataclass(frozen=True)
 class ImageLimits:
-    """Sizes outside these bounds are rejected before decoding (decompression bombs, 1-pixel slivers)."""
+    """Sizes outside these bounds are rejected before decoding (decompression bombs, 1-pixel slivers).
+
+    Defined once: ingestion (`IngestConfig`), the client's check (`check_image_bytes`) and the graphs'
+    decode (`components.image_decode.decode_image`, hence every serving signature) use these values;
+    the exported model carries them as constants of its graph. Sides in px, `max_pixels` = width x height
+    as stored (the EXIF orientation does not change either)."""
 
     min_side: int = 8
     max_side: int = 16_384
@@ -110,3 +118,18 @@ def check_image_bytes(data: bytes, limits: ImageLimits = ImageLimits()) -> Probl
     except (OSError, SyntaxError, ValueError, EOFError) as err:  # what Pillow raises on broken data
         return Problem("corrupt", f"corrupt or truncated {image_format or 'image'}: {err}")
     return None
+
+
+def displayed_rgb(image: Image.Image) -> Image.Image:
+    """A Pillow image -> RGB as a person sees it: the Pillow twin of `components.image_decode.decode_image`.
+
+    JPEG: `ImageOps.exif_transpose` applies the EXIF orientation. Any image with transparency (RGBA, LA,
+    PA, a palette or grey/RGB image with a tRNS colour) is alpha-composited onto `BACKGROUND`; the RGB
+    hidden under alpha 0 is never seen. PNG orientation is ignored, as in the graph."""
+    if (image.format or "").upper() in ("JPEG", "MPO"):
+        image = ImageOps.exif_transpose(image)
+    if image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        canvas = Image.new("RGBA", rgba.size, BACKGROUND + (255,))
+        return Image.alpha_composite(canvas, rgba).convert("RGB")
+    return image.convert("RGB")

@@ -7,6 +7,7 @@ import os
 import numpy as np
 from PIL import Image
 
+from serving.images import displayed_rgb
 from serving.index import EmbeddingIndex
 
 THUMB = 160
@@ -15,7 +16,7 @@ THUMB = 160
 def _thumbnail(path: str) -> np.ndarray | None:
     try:
         with Image.open(path) as image:
-            image = image.convert("RGB")
+            image = displayed_rgb(image)  # as the model saw it: EXIF orientation, alpha over white
             image.thumbnail((THUMB, THUMB))
             return np.asarray(image)
     except (OSError, ValueError):

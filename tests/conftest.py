@@ -15,6 +15,19 @@ FLOWERS = REPO.parent / "shared" / "flowers" / "flower_photos"
 SMOKE_PER_CLASS = 16
 
 
+def pytest_collection_modifyitems(config, items) -> None:
+    """For pytest-xdist's `--dist loadgroup` (`make test` runs one worker per core): a test module
+    stays on one worker, and every test that reads the one smoke pipeline run (`smoke_run`) goes to
+    the same worker, so no module or session fixture is built twice. That group, the longest (about
+    6 minutes), is collected first so that it starts at once."""
+    def group(item) -> str:
+        return "smoke_run" if "smoke_run" in getattr(item, "fixturenames", ()) else item.nodeid.split("::")[0]
+
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(group(item)))
+    items.sort(key=lambda item: group(item) != "smoke_run")  # the longest group starts first
+
+
 def flowers_sample(root: Path, per_class: int) -> Path:
     """Links the first `per_class` images of each class (sorted names) into `root`: no copies."""
     if not FLOWERS.is_dir():

@@ -22,7 +22,7 @@ ALLOWED = {package: set(LAYERS[: i + 1]) for i, package in enumerate(LAYERS)}
 BACKEND_ONLY = {"tensorflow", "tfx", "tensorflow_transform", "tensorflow_model_analysis", "apache_beam"}
 # The one TensorFlow import in models/: inside SimSiam.augment, executed only on the TensorFlow
 # backend (to XLA-compile the augmentation); the JAX path never reaches it.
-MODELS_TF_EXCEPTIONS = {("models/simsiam.py", "augment")}
+MODELS_TF_EXCEPTIONS = {("models/simsiam.py", "augment"), ("models/distribute.py", "replica_context")}
 
 
 def _imports(path: Path) -> list[tuple[str, str | None]]:

@@ -45,9 +45,12 @@ def _thumbnail(data: bytes, size: int):
     import numpy as np
     from PIL import Image, ImageOps
 
+    from serving.images import displayed_rgb
+
     with Image.open(io.BytesIO(data)) as image:
         image.draft("RGB", (size, size))  # JPEG: decode at a reduced scale, much faster
-        return np.asarray(ImageOps.fit(image.convert("RGB"), (size, size)), dtype=np.uint8)
+        # As the model sees it: EXIF orientation applied, transparency on white (serving/images.py).
+        return np.asarray(ImageOps.fit(displayed_rgb(image), (size, size)), dtype=np.uint8)
 
 
 def read_examples(split_uri: str, batch_size: int) -> Iterator[list]:

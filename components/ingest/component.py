@@ -1,9 +1,8 @@
 """ImageExampleGen as TFX components: `image_example_gen(data_dir)` and `tfds_image_example_gen(name)`.
 
 - `image_example_gen(data_dir)`: a folder of class folders. A FileBasedExampleGen with
-  `components.ingest.executor`'s executor, so its driver fingerprints the files `data_dir/*/*` and
-  caching notices added, removed or rewritten images (files nested deeper count through their
-  folder's mtime only).
+  `components.ingest.executor`'s executor and `components.ingest.driver`'s driver, whose fingerprint
+  covers every file at any depth, so caching notices any added, removed or rewritten file.
 - `tfds_image_example_gen(name, data_dir)`: a TFDS image-classification dataset (a
   QueryBasedExampleGen whose "query" is the dataset name).
 Both split train/eval with TFX's hash split on `image_id` (`output_config`).
@@ -18,13 +17,20 @@ from tfx.dsl.components.base import executor_spec
 from tfx.proto import example_gen_pb2
 
 from components import features as F
+from components.ingest.driver import ImageFolderDriver
 from components.ingest.executor import ImageExampleGenExecutor, IngestConfig, TfdsImageExampleGenExecutor
 from components.ingest.splits import DEFAULT_EVAL_PERCENT, split_buckets
 from components.ingest.tfds import DEFAULT_TFDS_NAME
 from serving.images import ImageLimits
 
 EXAMPLE_GEN_ID = "ImageExampleGen"
-FOLDER_PATTERN = "*/*"  # what the driver fingerprints; the executor walks the whole tree
+FOLDER_PATTERN = "*/*"  # TFX's pattern, unused: the driver fingerprints and the executor walks the whole tree
+
+
+class ImageFolderExampleGen(FileBasedExampleGen):
+    """FileBasedExampleGen with the whole-tree fingerprint of `ImageFolderDriver`."""
+
+    DRIVER_CLASS = ImageFolderDriver
 
 
 def output_config(eval_percent: int = DEFAULT_EVAL_PERCENT) -> example_gen_pb2.Output:
@@ -46,18 +52,21 @@ def image_example_gen(
     eval_percent: int = DEFAULT_EVAL_PERCENT,
     max_rejected_fraction: float = 0.1,
     limits: ImageLimits = ImageLimits(),
+    min_train_examples: int = 0,
 ) -> FileBasedExampleGen:
-    """The ExampleGen for a folder of class folders, with id EXAMPLE_GEN_ID."""
+    """The ExampleGen for a folder of class folders, with id EXAMPLE_GEN_ID. `min_train_examples` > 0
+    (a run that trains: one batch) makes it fail on splits that cannot train and evaluate
+    (`components.ingest.report.check_splits`)."""
     _check_fraction(max_rejected_fraction)
     data_dir = str(data_dir)
     if "://" not in data_dir:
         data_dir = os.path.abspath(data_dir)
-    return FileBasedExampleGen(
+    return ImageFolderExampleGen(
         input_base=data_dir,
         input_config=example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="images",
                                                                               pattern=FOLDER_PATTERN)]),
         output_config=output_config(eval_percent),
-        custom_config=IngestConfig(max_rejected_fraction, limits).to_proto(),
+        custom_config=IngestConfig(max_rejected_fraction, limits, None, min_train_examples).to_proto(),
         custom_executor_spec=executor_spec.BeamExecutorSpec(ImageExampleGenExecutor),
     ).with_id(EXAMPLE_GEN_ID)
 
@@ -68,6 +77,7 @@ def tfds_image_example_gen(
     eval_percent: int = DEFAULT_EVAL_PERCENT,
     max_rejected_fraction: float = 0.1,
     limits: ImageLimits = ImageLimits(),
+    min_train_examples: int = 0,
 ) -> QueryBasedExampleGen:
     """The ExampleGen for a TFDS dataset (downloaded into `data_dir` on first use), with id EXAMPLE_GEN_ID."""
     _check_fraction(max_rejected_fraction)
@@ -76,6 +86,6 @@ def tfds_image_example_gen(
     return QueryBasedExampleGen(
         input_config=example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="tfds", pattern=name)]),
         output_config=output_config(eval_percent),
-        custom_config=IngestConfig(max_rejected_fraction, limits, data_dir).to_proto(),
+        custom_config=IngestConfig(max_rejected_fraction, limits, data_dir, min_train_examples).to_proto(),
         custom_executor_spec=executor_spec.BeamExecutorSpec(TfdsImageExampleGenExecutor),
     ).with_id(EXAMPLE_GEN_ID)

@@ -2,22 +2,22 @@
 
 Two sources, the same tf.Examples (docs/CONTRACTS.md "Data": image, label, class_name, image_id):
 - `image_example_gen(data_dir)`: a folder of class folders. A FileBasedExampleGen with this module's
-  executor, so its driver fingerprints the files `data_dir/*/*` and caching notices added, removed or
-  rewritten images (files nested deeper count through their folder's mtime only).
+  executor and the driver of components/ingest/driver.py, whose fingerprint covers every file at any
+  depth: caching notices any added, removed or rewritten file.
 - `tfds_image_example_gen(name, data_dir)`: a TFDS image-classification dataset (a QueryBasedExampleGen
   whose "query" is the dataset name).
 
-Every file is validated in Beam (serving/images.py, then `tf.io.decode_image` as the Transform
-and serving will decode it); rejected files are counted (Beam counters in namespace "ImageExampleGen")
-and listed with their reason in `<examples uri>/ingestion_report.json`, with the class names and the
-per-split counts. The train/eval split is TFX's hash split on `image_id` (components/ingest/splits.py
-reproduces it). `Do` raises DataError (a ValueError) when the data cannot make a usable dataset.
+Every file is validated in Beam (serving/images.py, then `components.image_decode.decode_image`, the
+very decode of the Transform and serving graphs); rejected files are counted (Beam counters in
+namespace "ImageExampleGen") and listed with their reason in `<examples uri>/ingestion_report.json`,
+with the class names and the per-split counts. The train/eval split is TFX's hash split on `image_id`
+(components/ingest/splits.py reproduces it). `Do` raises DataError (a ValueError) when the data cannot
+make a usable dataset.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -35,6 +35,7 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
 from components import features as F
+from components.image_decode import decode_problem
 from components.ingest.report import build_report, check_report, read_report, report_path, write_report
 from components.ingest.sources import ImageSource, folder_source, tfds_source
 from serving.images import ImageLimits, Problem, check_image_bytes
@@ -54,6 +55,9 @@ class IngestConfig:
     max_rejected_fraction: float = 0.1
     limits: ImageLimits = ImageLimits()
     tfds_data_dir: str | None = None
+    # > 0: the examples will be trained on; fail unless the splits can train and evaluate
+    # (report.check_splits), with this many train examples at least (one training batch).
+    min_train_examples: int = 0
 
     def to_proto(self) -> example_gen_pb2.CustomConfig:
         struct = struct_pb2.Struct()
@@ -62,6 +66,7 @@ class IngestConfig:
             "min_side": self.limits.min_side,
             "max_side": self.limits.max_side,
             "max_pixels": self.limits.max_pixels,
+            "min_train_examples": self.min_train_examples,
         })
         if self.tfds_data_dir:
             struct["tfds_data_dir"] = self.tfds_data_dir
@@ -81,7 +86,7 @@ class IngestConfig:
         values = json_format.MessageToDict(struct)
         limits = ImageLimits(**{k: int(values[k]) for k in ("min_side", "max_side", "max_pixels") if k in values})
         return cls(float(values.get("max_rejected_fraction", cls.max_rejected_fraction)), limits,
-                   values.get("tfds_data_dir"))
+                   values.get("tfds_data_dir"), int(values.get("min_train_examples", 0)))
 
 
 
@@ -95,16 +100,6 @@ def make_example(image_id: str, class_name: str, label: int, data: bytes) -> tf.
         F.CLASS_NAME: _bytes(class_name.encode("utf-8")),
         F.IMAGE_ID: _bytes(image_id.encode("utf-8")),
     }))
-
-
-def tf_decode_problem(data: bytes) -> Problem | None:
-    """What the Transform and serving do: `tf.io.decode_image(channels=3, expand_animations=False)`."""
-    try:
-        tf.io.decode_image(data, channels=3, expand_animations=False)
-    except tf.errors.OpError as err:
-        message = re.sub(r"\{\{[^}]*\}\}\s*", "", err.message).strip().splitlines()[0]
-        return Problem("tensorflow_decode", f"TensorFlow cannot decode it: {message}")
-    return None
 
 
 def _read_bytes(path: str) -> bytes:
@@ -143,8 +138,9 @@ class ToImageExample(beam.DoFn):
     """(image_id, class_name, bytes or None to read root/image_id) -> tf.Example, or a rejection
     {"path", "reason"} on the "rejected" output."""
 
-    def __init__(self, root: str | None, labels: dict[str, int], limits: ImageLimits):
-        self._root, self._labels, self._limits = root, labels, limits
+    def __init__(self, root: str | None, labels: dict[str, int], limits: ImageLimits,
+                 paths: dict[str, str] | None = None):
+        self._root, self._labels, self._limits, self._paths = root, labels, limits, paths or {}
         self._accepted = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "images_accepted")
         self._rejected = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "images_rejected")
 
@@ -156,10 +152,10 @@ class ToImageExample(beam.DoFn):
         problem = None
         if data is None:
             try:
-                data = _read_bytes(f"{self._root}/{image_id}")
+                data = _read_bytes(f"{self._root}/{self._paths.get(image_id, image_id)}")
             except OSError as err:
                 problem = Problem("unreadable", f"cannot read the file: {err}")
-        problem = problem or check_image_bytes(data, self._limits) or tf_decode_problem(data)
+        problem = problem or check_image_bytes(data, self._limits) or decode_problem(data, self._limits)
         self._progress.add()
         if problem:
             self._rejected.inc()
@@ -179,12 +175,20 @@ def _split_and_class(example: tf.train.Example, split: str) -> tuple[str, str]:
     return split, example.features.feature[F.CLASS_NAME].bytes_list.value[0].decode("utf-8")
 
 
+def _eval_percent(exec_properties: dict[str, Any]) -> int | None:
+    """The eval split's share of the hash buckets, in percent (None without an eval split)."""
+    output_config = example_gen_pb2.Output()
+    proto_utils.json_to_proto(exec_properties[standard_component_specs.OUTPUT_CONFIG_KEY], output_config)
+    buckets = {s.name: s.hash_buckets for s in output_config.split_config.splits}
+    return round(100 * buckets["eval"] / sum(buckets.values())) if buckets.get("eval") else None
+
+
 def _serialize(example: tf.train.Example) -> bytes:
     return example.SerializeToString()
 
 
-def _write_report(_, path: str, classes: tuple[str, ...], counts: list, rejected: list) -> None:
-    write_report(path, build_report(classes, counts, rejected))
+def _write_report(_, path: str, classes: tuple[str, ...], counts: list, rejected: list, ignored: tuple) -> None:
+    write_report(path, build_report(classes, counts, rejected, ignored))
 
 
 
@@ -200,7 +204,7 @@ class ImageExampleGenExecutor(BaseExampleGenExecutor):
         labels = {name: index for index, name in enumerate(source.classes)}
         outputs = (pipeline
                    | "ListImages" >> source.records
-                   | "ValidateAndEncode" >> beam.ParDo(ToImageExample(source.root, labels, limits))
+                   | "ValidateAndEncode" >> beam.ParDo(ToImageExample(source.root, labels, limits, source.paths))
                    .with_outputs(_REJECTED, main=_EXAMPLES))
         return source, outputs
 
@@ -241,7 +245,8 @@ class ImageExampleGenExecutor(BaseExampleGenExecutor):
         _ = (pipeline
              | "ReportTrigger" >> beam.Create([None])
              | "WriteReport" >> beam.Map(_write_report, exec_properties[_REPORT_PATH_KEY], source.classes,
-                                         beam.pvalue.AsSingleton(counts), beam.pvalue.AsSingleton(rejected)))
+                                         beam.pvalue.AsSingleton(counts), beam.pvalue.AsSingleton(rejected),
+                                         source.ignored))
         return dict(zip(names, parts))
 
     def describe(self, exec_properties: dict[str, Any]) -> str:
@@ -268,7 +273,8 @@ class ImageExampleGenExecutor(BaseExampleGenExecutor):
         examples_utils.set_payload_format(examples, example_gen_pb2.FORMAT_TF_EXAMPLE)
         examples_utils.set_file_format(examples, write_split.to_file_format_str(example_gen_pb2.FORMAT_TFRECORDS_GZIP))
         config = IngestConfig.from_exec_properties(exec_properties)
-        check_report(read_report(examples.uri), config.max_rejected_fraction, self.describe(exec_properties))
+        check_report(read_report(examples.uri), config.max_rejected_fraction, self.describe(exec_properties),
+                     _eval_percent(exec_properties), config.min_train_examples)
 
 
 class TfdsImageExampleGenExecutor(ImageExampleGenExecutor):

@@ -1,7 +1,9 @@
 """`<examples uri>/ingestion_report.json`: the class names, the per-split counts and the rejected files.
 
 Shape: {"classes": [names in label order], "counts": {"train": {class: n}, "eval": {class: n}},
-"rejected": [{"path": image id, "reason": text}]}. Pure Python; remote URIs go through TFX's fileio.
+"rejected": [{"path": image id, "reason": text}], "ignored": [{"path", "rule"}]}: every file below the
+data folder is counted, rejected or ignored by a rule (components/ingest/files.py); an ignored folder's
+path ends with "/" and stands for the files below it. Pure Python; remote URIs go through TFX's fileio.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ def build_report(
     classes: Iterable[str],
     split_class_counts: Iterable[tuple[tuple[str, str], int]],
     rejected: Iterable[dict[str, str]],
+    ignored: Iterable[dict[str, str]] = (),
 ) -> dict[str, Any]:
     """`split_class_counts`: ((split, class name), number of examples); classes with none get 0."""
     classes = list(classes)
@@ -38,7 +41,8 @@ def build_report(
     for (split, class_name), n in split_class_counts:
         counts.setdefault(split, dict.fromkeys(classes, 0))[class_name] += n
     rejected = sorted(({"path": r["path"], "reason": r["reason"]} for r in rejected), key=lambda r: r["path"])
-    return {"classes": classes, "counts": counts, "rejected": rejected}
+    ignored = sorted(({"path": r["path"], "rule": r["rule"]} for r in ignored), key=lambda r: r["path"])
+    return {"classes": classes, "counts": counts, "rejected": rejected, "ignored": ignored}
 
 
 def write_report(path: str, report: dict[str, Any]) -> None:
@@ -61,9 +65,51 @@ def _examples(rejected: list[dict[str, str]], n: int = 3) -> str:
     return shown + (f"; and {len(rejected) - n} more" if len(rejected) > n else "")
 
 
-def check_report(report: dict[str, Any], max_rejected_fraction: float, source: str) -> None:
+def check_splits(classes: list[str], counts: dict[str, dict[str, int]], source: str, eval_percent: int | None = None,
+                 min_train_examples: int = 1, report: dict[str, Any] | None = None) -> None:
+    """Raises DataError, one line naming the numbers and the fix, when the splits cannot train and evaluate:
+    fewer than two classes, an empty train or eval split, a class with no eval image, or fewer train
+    images than `min_train_examples` (one training batch: the Trainer drops incomplete batches).
+
+    `counts` is {split: {class: n}} (the report's, or `predicted_counts` from the listing before any
+    decoding). Without these checks the run failed later in Transform with `KeyError: 'image'`
+    (SchemaGen marks every feature of an empty split DEPRECATED)."""
+    percent = f"--eval-percent (now {eval_percent})" if eval_percent else "--eval-percent"
+    if len(classes) < 2:
+        raise DataError(f"{source} has {len(classes)} class folder(s) ({', '.join(map(repr, classes)) or 'none'}): "
+                        "classification and its evaluation need at least two; add a class folder", report)
+    train, evaluation = (counts.get(s, {}) for s in SPLIT_NAMES)
+    n_train, n_eval = sum(train.values()), sum(evaluation.values())
+    if n_eval == 0 or n_train == 0:
+        empty, full, n = ("eval", "train", n_train) if n_eval == 0 else ("train", "eval", n_eval)
+        raise DataError(f"the {empty} split of {source} is empty: all {n} images hash to {full}; add images "
+                        f"or {'raise' if empty == 'eval' else 'lower'} {percent}", report)
+    missing = [c for c in classes if evaluation.get(c, 0) == 0]
+    if missing:
+        detail = ", ".join(f"{c!r} ({train.get(c, 0)} train images)" for c in missing[:5])
+        raise DataError(f"class(es) {detail} of {source} have no image in the eval split, so their accuracy cannot "
+                        f"be measured: add images to them or raise {percent}", report)
+    if n_train < min_train_examples:
+        raise DataError(f"{source} has {n_train} training images, fewer than one training batch "
+                        f"({min_train_examples}): add images or choose a smaller --batch-size", report)
+
+
+def predicted_counts(files: Iterable[tuple[str, str]], eval_percent: int) -> dict[str, dict[str, int]]:
+    """{split: {class: n}} for (image_id, class name) pairs, by `splits.split_of` (TFX's hash split)."""
+    from components.ingest.splits import split_of
+
+    counts: dict[str, dict[str, int]] = {split: {} for split in SPLIT_NAMES}
+    for image_id, class_name in files:
+        split = counts[split_of(image_id, eval_percent)]
+        split[class_name] = split.get(class_name, 0) + 1
+    return counts
+
+
+def check_report(report: dict[str, Any], max_rejected_fraction: float, source: str, eval_percent: int | None = None,
+                 min_train_examples: int = 0) -> None:
     """Raises DataError (carrying the report) when a class has no valid image or too large a share of
-    the files was rejected; `source` names the input in the message, which quotes a few rejections."""
+    the files was rejected; `source` names the input in the message, which quotes a few rejections.
+    Then, when `min_train_examples` > 0 (a run that trains on these examples), `check_splits`."""
     accepted = {c: sum(report["counts"][s].get(c, 0) for s in report["counts"]) for c in report["classes"]}
     rejected = report["rejected"]
     for class_name, n in accepted.items():
@@ -77,6 +123,8 @@ def check_report(report: dict[str, Any], max_rejected_fraction: float, source: s
             f"{len(rejected)} of {total} files ({len(rejected) / total:.1%}) in {source} were rejected, more "
             f"than the allowed {max_rejected_fraction:.1%} (max_rejected_fraction): {_examples(rejected)}", report
         )
+    if min_train_examples > 0:
+        check_splits(report["classes"], report["counts"], source, eval_percent, min_train_examples, report)
 
 
 def summary_table(report: dict[str, Any], max_rejected_listed: int = 10) -> str:
@@ -95,6 +143,8 @@ def summary_table(report: dict[str, Any], max_rejected_listed: int = 10) -> str:
     lines.append(f"{'':>5}  {'total':<{width}}" + "".join(f"{totals[s]:>8,}" for s in splits)
                  + f"{sum(totals.values()):>8,}")
     rejected = report["rejected"]
+    if report.get("ignored"):
+        lines.append(f"ignored: {len(report['ignored'])} (hidden, or not in a class folder; listed in the report)")
     lines.append(f"rejected files: {len(rejected)}")
     for r in rejected[:max_rejected_listed]:
         lines.append(f"  {r['path']}: {r['reason']}")

@@ -7,8 +7,7 @@ that were rejected already while listing.
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import apache_beam as beam
 from tfx.dsl.io import fileio
@@ -26,10 +25,12 @@ class ImageSource:
     records: beam.PTransform  # PBegin -> (image_id, class_name, bytes | None)
     root: str | None = None  # where records with bytes None are read from
     listed_rejections: tuple[dict[str, str], ...] = ()
+    ignored: tuple[dict[str, str], ...] = ()  # {"path", "rule"}: files left out by a documented rule
+    paths: dict[str, str] = field(default_factory=dict)  # image_id -> path below root, where they differ
 
 
 def _walk(root: str):
-    return fileio.walk if "://" in root else os.walk
+    return fileio.walk if "://" in root else None  # None: files.local_walk, which follows links
 
 
 def folder_source(input_base: str) -> ImageSource:
@@ -41,6 +42,8 @@ def folder_source(input_base: str) -> ImageSource:
         records=beam.Create([(image_id, class_name, None) for image_id, class_name in listing.files]),
         root=listing.root,
         listed_rejections=tuple({"path": i, "reason": p.reason} for i, p in listing.rejected),
+        ignored=tuple({"path": path, "rule": rule} for path, rule in listing.ignored),
+        paths=listing.paths,
     )
 
 

@@ -17,6 +17,8 @@ from tfx_bsl.public import tfxio
 
 from components import features as F
 
+_SHUFFLE_BUFFER = 1 << 16  # images; a full shuffle of any split that fits in memory (it is cached)
+
 
 def _files(file_patterns: str | Sequence[str]) -> list[str]:
     patterns = [file_patterns] if isinstance(file_patterns, str) else list(file_patterns)
@@ -43,15 +45,43 @@ def image_dataset(
     tft_output: tft.TFTransformOutput,
     image_size: int,
     batch_size: int,
-    shuffle_seed: int | None = 0,
+    steps_per_epoch: int,
+    epochs: int,
+    shuffle_seed: int = 0,
+    initial_epoch: int = 0,
 ) -> tf.data.Dataset:
-    """Endless, shuffled batches of stored uint8 images `[B, T, T, 3]` (T = `image_size`) for SimSiam
-    (labels are never read); partial batches are dropped (fixed shapes for XLA)."""
+    """Shuffled batches of stored uint8 images `[B, T, T, 3]` (T = `image_size`) for SimSiam, for the
+    epochs `initial_epoch` .. `epochs - 1` (labels are never read); `steps_per_epoch` full batches per
+    epoch (partial batches are dropped: fixed shapes for XLA).
+
+    Epoch e's order is a full shuffle seeded by (`shuffle_seed`, e) alone, so a run resumed at epoch
+    e reads what an uninterrupted run reads in epoch e, not epoch 0's order again.
+    """
     images = (_batches(data_accessor, file_patterns, tft_output).unbatch()
               .map(lambda f: _image(f[F.IMAGE_U8], image_size), num_parallel_calls=tf.data.AUTOTUNE).cache())
-    if shuffle_seed is not None:
-        images = images.shuffle(4096, seed=shuffle_seed, reshuffle_each_iteration=True)
-    return images.repeat().batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    return epoch_batches(images, batch_size, steps_per_epoch, shuffle_seed, initial_epoch,
+                         epochs).prefetch(tf.data.AUTOTUNE)
+
+
+def epoch_batches(items: tf.data.Dataset, batch_size: int, steps_per_epoch: int, shuffle_seed: int,
+                  initial_epoch: int, epochs: int) -> tf.data.Dataset:
+    """Batches of `items` for epochs `initial_epoch` .. `epochs - 1`: each epoch a full shuffle seeded
+    by (`shuffle_seed`, epoch), cut into `steps_per_epoch` batches of `batch_size`.
+
+    One shuffled dataset per epoch, each with a Python-int seed, chained by `choose_from_datasets`:
+    `shuffle` cannot take the epoch as a tensor seed (with a global seed of 0, TensorFlow's
+    `get_seed` tests the seed pair with a Python `==`, which a symbolic tensor cannot answer).
+    """
+    per_epoch = [
+        items.shuffle(_SHUFFLE_BUFFER, seed=shuffle_seed * 1_000_003 + e, reshuffle_each_iteration=False)
+        .batch(batch_size, drop_remainder=True).take(steps_per_epoch)
+        for e in range(initial_epoch, epochs)
+    ]
+    if not per_epoch:
+        raise ValueError(f"no epoch left to train: initial_epoch={initial_epoch} >= epochs={epochs}")
+    order = tf.data.Dataset.range(len(per_epoch)).flat_map(
+        lambda i: tf.data.Dataset.from_tensors(i).repeat(steps_per_epoch))
+    return tf.data.Dataset.choose_from_datasets(per_epoch, order)
 
 
 def load_split(

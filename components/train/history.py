@@ -9,18 +9,18 @@ from models.monitors import EpochHistory
 
 
 class HistoryFile(EpochHistory):
-    """`EpochHistory` kept in a JSON file after every epoch; on resume keeps only the epochs before
-    the restored one."""
+    """`EpochHistory` kept in a JSON file after every epoch; on resume (`initial_epoch`, the epochs
+    the restored checkpoint holds) keeps only the epochs before it."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, initial_epoch: int = 0):
         super().__init__()
-        self.path = path
+        self.path, self.initial_epoch = path, initial_epoch
 
     def on_train_begin(self, logs=None):
         if os.path.exists(self.path):
             with open(self.path) as f:
                 self.epochs = json.load(f)["epochs"]
-        start = getattr(self.model, "_initial_epoch", 0) or 0  # set by BackupAndRestore
+        start = self.initial_epoch
         self.epochs = [e for e in self.epochs if e["epoch"] < start]
         if start:
             print(f"resuming SimSiam training from checkpoint at epoch {start}", flush=True)

@@ -20,12 +20,13 @@ from tfx import v1 as tfx
 
 from components import features as F
 from components.train import data as trainer_data
+from components.train.checkpoint import IntervalCheckpoint
 from components.train.encoder_io import save_encoder
 from components.train.history import HistoryFile
 from models.config import SimSiamConfig, configure_precision
 from models.evaluation import frozen_feature_scores
 from models.monitors import KNNMonitor, LearningRateLogger, embed
-from models.simsiam import build_simsiam, compile_simsiam
+from models.simsiam import EpochRandomStreams, build_simsiam, compile_simsiam
 
 PRECISION_POLICIES = {"auto": "auto", "bf16": "mixed_bfloat16", "fp16": "mixed_float16", "fp32": "float32"}
 
@@ -34,9 +35,33 @@ class CollapseError(RuntimeError):
     """SimSiam's representation collapsed to a constant: the encoder is useless."""
 
 
-def _strategy() -> tf.distribute.Strategy:
-    gpus = tf.config.list_physical_devices("GPU")
-    return tf.distribute.MirroredStrategy() if gpus else tf.distribute.get_strategy()
+def training_devices(requested: list[str] | None = None) -> list[str]:
+    """The devices to train on: `requested` (e.g. from custom_config "devices"), else every GPU, else
+    none (the default strategy: the CPU)."""
+    if requested:
+        return list(requested)
+    return [d.name.replace("physical_device:", "") for d in tf.config.list_physical_devices("GPU")]
+
+
+def distribution_strategy(devices: list[str]) -> tf.distribute.Strategy:
+    """`MirroredStrategy` over `devices` when there are several (synchronous data parallelism: each
+    replica takes a slice of the global batch, gradients are summed across replicas); else the
+    default strategy."""
+    return tf.distribute.MirroredStrategy(devices) if len(devices) > 1 else tf.distribute.get_strategy()
+
+
+def step_jit_compile(has_gpu: bool, replicas: int) -> bool | str:
+    """`jit_compile` for the SimSiam step (the augmentation is XLA-compiled on its own in any case).
+
+    One GPU: True, the whole step under XLA. Several replicas: False. Keras 3.12 on TensorFlow 2.16
+    cannot run a jit-compiled step under MirroredStrategy: the step fails with XLA's "Trying to access
+    resource .../replica_1 located in device ...:1 from device ...:0" (keras-team/keras#19005; seen
+    here on 2 logical CPU devices, 2026-11-30). CPU only: Keras' "auto" (no XLA for the step: oneDNN's
+    convolutions are faster there than XLA's).
+    """
+    if replicas > 1:
+        return False
+    return True if has_gpu else "auto"
 
 
 def checkpoint_dir(root: str, train_files: list[str], config: dict[str, Any]) -> str:
@@ -83,10 +108,14 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     print(f"[simsiam] {len(train_x)} train / {len(eval_x)} eval images, {steps_per_epoch} steps per epoch, "
           f"{config.epochs} epochs, gpu={has_gpu}, precision={policy}", flush=True)
 
-    strategy = _strategy()
+    devices = training_devices(custom.get("devices"))
+    strategy = distribution_strategy(devices)
+    replicas = strategy.num_replicas_in_sync
     with strategy.scope():
-        model = build_simsiam(config, mean=mean, std=std)
-        compile_simsiam(model, config, steps_per_epoch=steps_per_epoch, jit_compile=True if has_gpu else "auto")
+        model = build_simsiam(config, mean=mean, std=std, sync_batch_norm=replicas > 1)
+        compile_simsiam(model, config, steps_per_epoch=steps_per_epoch, jit_compile=step_jit_compile(has_gpu, replicas))
+    print(f"[simsiam] {replicas} replica(s) on {devices or ['the CPU']}, step jit_compile={model.jit_compile}",
+          flush=True)
     # The baseline SimSiam must beat: the same encoder at its random initialisation, scored the same way.
     random_init = frozen_feature_scores(embed(model.encoder, train_x), train_y, embed(model.encoder, eval_x), eval_y)
     random_init_knn, random_init_linear = random_init["knn"], random_init["linear_probe"]
@@ -95,19 +124,30 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
 
     ckpt = checkpoint_dir(custom["checkpoint_root"], list(fn_args.train_files), custom["simsiam"])
     os.makedirs(ckpt, exist_ok=True)
-    history = HistoryFile(os.path.join(ckpt, "history.json"))
-    callbacks = [  # order matters: restore first, then the callbacks that add to the logs, then the writers
-        keras.callbacks.BackupAndRestore(os.path.join(ckpt, "backup")),
+    checkpoint = IntervalCheckpoint(os.path.join(ckpt, "state"),
+                                    io_fraction=float(custom.get("checkpoint_io_fraction", 0.05)))
+    initial_epoch = checkpoint.restore(model)
+    history = HistoryFile(os.path.join(ckpt, "history.json"), initial_epoch=initial_epoch)
+    callbacks = [  # order matters: streams first, then the callbacks that add to the logs, then the writers
+        EpochRandomStreams(),
         LearningRateLogger(),
         KNNMonitor(train_x, train_y, eval_x, eval_y, every_n_epochs=int(custom.get("knn_every", 5)),
                    evaluate_at_start=False),
         history,
         keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch"),
         EpochPrinter(config.epochs),
+        checkpoint,
     ]
-    train_ds = trainer_data.image_dataset(read, fn_args.train_files, tft_output, config.stored_size, config.batch_size,
-                                          shuffle_seed=config.seed)
-    model.fit(train_ds, epochs=config.epochs, steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=0)
+    if initial_epoch < config.epochs:  # a run killed after its last checkpoint only has to export
+        train_ds = trainer_data.image_dataset(read, fn_args.train_files, tft_output, config.stored_size,
+                                              config.batch_size, steps_per_epoch, config.epochs,
+                                              shuffle_seed=config.seed, initial_epoch=initial_epoch)
+        model.fit(train_ds, epochs=config.epochs, initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch,
+                  callbacks=callbacks, verbose=0)
+    else:
+        history.on_train_begin()  # reads the finished run's history back
+    print(f"[simsiam] {checkpoint.saves} checkpoint(s), {checkpoint.io_seconds:.1f}s of I/O = "
+          f"{100 * checkpoint.measured_io_fraction:.1f}% of training time", flush=True)
 
     series = history.series()
     summary = {
@@ -118,6 +158,10 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         "steps_per_epoch": steps_per_epoch,
         "train_images": int(len(train_x)),
         "eval_images": int(len(eval_x)),
+        "replicas": replicas,
+        "checkpoint": {"saves": checkpoint.saves, "io_seconds": round(checkpoint.io_seconds, 3),
+                       "train_seconds": round(checkpoint.train_seconds, 3),
+                       "io_fraction": round(checkpoint.measured_io_fraction, 4)},
     }
     os.makedirs(fn_args.model_run_dir, exist_ok=True)
     with open(os.path.join(fn_args.model_run_dir, F.MONITOR_HISTORY_FILE), "w") as f:

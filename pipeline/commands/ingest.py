@@ -20,9 +20,12 @@ the image id (its path under DIR), so a file lands in the same split on every ru
 
 Writes OUT/ingestion.json:
   {"classes": [...], "counts": {"train": {class: n}, "eval": {class: n}},
-   "rejected": [{"path": ..., "reason": ...}]}
+   "rejected": [{"path": ..., "reason": ...}], "ignored": [{"path": ..., "rule": ...}]}
+(every file below DIR is in one of counts, rejected or ignored: hidden files and folders, and files
+directly in DIR, are ignored; names that are not UTF-8 get an escaped id such as caf\\xe9.jpg)
 and keeps the TFX outputs in OUT/pipeline_root and ML Metadata in OUT/metadata.sqlite (a second run
-with the same OUT reuses the cached results unless the files changed).
+with the same OUT reuses the cached results unless a file changed: any file added, removed or
+rewritten at any depth re-runs ingestion).
 
 Exit status: 0 done; 1 the data cannot be ingested (the message says why); 2 bad arguments.
 """

@@ -25,7 +25,8 @@ accuracy, curves, t-SNE map, nearest-neighbour grids, rejected files, time per s
 OUT/summary.json, OUT/training_curves.png, OUT/embedding_map.png, TensorBoard projector files
 under OUT/pipeline_root (tensorboard --logdir OUT) and, when the Evaluator blesses the model,
 a TF Serving model in OUT/serving/<version>/.
-Re-running with the same OUT reuses cached steps and resumes an interrupted SimSiam Trainer.
+Re-running with the same OUT reuses cached steps (any file added, removed or rewritten at any depth of
+the data folder re-runs ingestion and what follows) and resumes an interrupted SimSiam Trainer.
 """
 
 
@@ -50,6 +51,21 @@ def _peak_rss_mb() -> float:
     return max(own_peak_rss_mb(), children_peak_rss_mb())
 
 
+def _split_problem(data_dir: str, config) -> str | None:
+    """Why the listed files cannot make train/eval splits for this run (before validation), or None."""
+    from components.ingest.files import DataError, check_listing, list_image_folder
+    from components.ingest.report import check_splits, predicted_counts
+
+    try:
+        listing = list_image_folder(os.path.abspath(data_dir))
+        check_listing(listing)
+        check_splits(list(listing.classes), predicted_counts(listing.files, config.eval_percent),
+                     f"data folder {listing.root}", config.eval_percent, config.simsiam.batch_size)
+    except DataError as err:
+        return str(err)
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     if not args.data_dir and not args.tfds:  # checked before TensorFlow loads: answers at once
         print("error: give --data-dir DIR or --tfds tf_flowers", file=sys.stderr)
@@ -69,6 +85,9 @@ def run(args: argparse.Namespace) -> int:
 
     profile = args.profile or default_profile()
     config = config_from_args(args, profile)
+    if args.data_dir and (problem := _split_problem(args.data_dir, config)):
+        print(f"error: {problem}", file=sys.stderr)  # in a second, before any image is decoded
+        return 1
     out = os.path.abspath(args.output)
     os.makedirs(out, exist_ok=True)
     metadata_path = os.path.join(out, "metadata.sqlite")

@@ -77,9 +77,11 @@ def test_class_without_any_image_file_fails(tmp_path: Path) -> None:
 def test_unusual_but_valid_images_pass_and_tensorflow_decodes_them(name: str) -> None:
     import tensorflow as tf
 
+    from components.image_decode import decode_image
+
     data = special_images()[name]
     assert check_image_bytes(data) is None
-    decoded = tf.io.decode_image(data, channels=3, expand_animations=False)
+    decoded = decode_image(tf.constant(data))  # the graphs' decode
     assert decoded.shape[-1] == 3 and decoded.dtype == tf.uint8
 
 
@@ -87,12 +89,14 @@ def test_unusual_but_valid_images_pass_and_tensorflow_decodes_them(name: str) ->
 def test_bad_files_are_rejected_with_their_reason_and_tensorflow_agrees(name: str) -> None:
     import tensorflow as tf
 
+    from components.image_decode import decode_image
+
     data, phrase = bad_files()[name]
     problem = check_image_bytes(data)
     assert problem is not None and phrase in problem.reason, problem
-    if name not in ("huge.png", "sliver.png", "animation.png"):  # these decode, but are unusable
+    if name != "animation.png":  # decodes (its first frame), but is refused by the check above
         with pytest.raises(tf.errors.InvalidArgumentError):
-            tf.io.decode_image(data, channels=3, expand_animations=False)
+            decode_image(tf.constant(data))  # the graphs' decode refuses it too (sizes: from the header)
 
 
 def test_png_cut_after_its_image_data_is_rejected_although_pillow_decodes_it() -> None:

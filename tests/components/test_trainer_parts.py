@@ -31,22 +31,15 @@ def test_checkpoint_dir_depends_on_inputs_and_config_only() -> None:
     assert checkpoint_dir("/root", files, config) != checkpoint_dir("/root", ["/u/Split-train/*"], config)
 
 
-class _Model:
-    def __init__(self, initial_epoch):
-        self._initial_epoch = initial_epoch
-
-
 def test_history_file_keeps_only_epochs_before_the_restored_one(tmp_path, capsys) -> None:
     path = tmp_path / "history.json"
     first = HistoryFile(str(path))
-    first.set_model(_Model(None))
     first.on_train_begin()
     for epoch in range(3):
         first.on_epoch_end(epoch, {"loss": -0.1 * epoch})
     assert [e["epoch"] for e in json.loads(path.read_text())["epochs"]] == [0, 1, 2]
 
-    resumed = HistoryFile(str(path))  # a killed run restored at epoch 2: epoch 2 runs again
-    resumed.set_model(_Model(2))
+    resumed = HistoryFile(str(path), initial_epoch=2)  # a killed run restored at epoch 2: epoch 2 runs again
     resumed.on_train_begin()
     resumed.on_epoch_end(2, {"loss": -0.5})
     assert "resuming SimSiam training from checkpoint at epoch 2" in capsys.readouterr().out

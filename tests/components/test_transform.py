@@ -45,13 +45,14 @@ def test_decode_and_resize_keeps_the_whole_of_a_wide_image() -> None:
     np.testing.assert_array_equal(out[:, 3:5], np.full((8, 2, 3), 128))  # ... squashed to a square
 
 
-def test_grayscale_and_alpha_inputs_become_rgb() -> None:
+def test_grayscale_and_alpha_inputs_become_rgb_alpha_over_white() -> None:
     gray = _jpeg(np.full((10, 12), 77, np.uint8))
     rgba = _jpeg(np.full((10, 12, 4), 120, np.uint8))
     out = T.decode_batch(tf.constant([gray, rgba]), 6).numpy()
     assert out.shape == (2, 6, 6, 3)
     np.testing.assert_array_equal(out[0], 77)
-    np.testing.assert_array_equal(out[1], 120)
+    # RGBA (120, 120, 120, alpha 120) over white: 120 * 120/255 + 255 * 135/255 = 191.47 -> 191.
+    np.testing.assert_array_equal(out[1], 191)
 
 
 def test_analyzers_compute_per_channel_mean_and_std_over_all_pixels() -> None:

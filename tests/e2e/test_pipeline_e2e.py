@@ -111,7 +111,7 @@ def test_unreachable_floor_pushes_nothing(smoke_run) -> None:
 def test_killed_simsiam_trainer_resumes_from_its_checkpoint(smoke_run) -> None:
     out = smoke_run["out"]
     args = ["run", "--profile", "smoke", "--data-dir", str(smoke_run["data_dir"]), "--output", str(out),
-            "--epochs", "6", "--no-plots"]
+            "--epochs", "6", "--no-plots", "--checkpoint-io-fraction", "1"]  # a checkpoint every epoch
     exe = Path(sys.executable).parent / "simsiam-tfx"
     ckpt_root = out / "pipeline_root" / "checkpoints" / "SimSiamTrainer"
     earlier_runs = set(ckpt_root.glob("*"))  # the smoke run's (2 epochs, finished)

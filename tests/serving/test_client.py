@@ -8,6 +8,7 @@ tests/fakes/tf_serving.py speaking TF Serving's REST JSON and gRPC PredictionSer
 from __future__ import annotations
 
 import base64
+import io
 import json
 import os
 import socket
@@ -15,6 +16,7 @@ import threading
 
 import numpy as np
 import pytest
+from PIL import Image, ImageOps
 
 from serving import EmbeddingClient, InvalidInputError, ServingError, open_backend
 from serving import rest_json as rj
@@ -303,3 +305,109 @@ def test_short_tf_message():
            "\t [[{{node map/while/decode_image/DecodeImage}}]] [Op:__inference_signature_wrapper_embed_images_746]")
     assert short_tf_message(raw) == "Unknown image file format. One of JPEG, PNG, GIF, BMP required."
     assert base64.b64decode("/9j/AA==") == b"\xff\xd8\xff\x00"  # the hand-written value used above
+
+
+# ---------------------------------------------------------------- what a person sees is what the model sees
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def _exif(orientation: int) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return exif.tobytes()
+
+
+def _upright() -> np.ndarray:
+    """An asymmetric picture (48 wide, 32 high): rotated or mirrored, it embeds differently."""
+    y, x = np.mgrid[0:32, 0:48]
+    pixels = np.stack([x * 5, y * 7, np.where((x < 16) & (y < 12), 250, 30)], -1)
+    pixels[20:28, 30:44] = (255, 255, 0)
+    return np.clip(pixels, 0, 255).astype(np.uint8)
+
+
+def displayed_pairs() -> dict[str, tuple[bytes, bytes]]:
+    """{case: (file A, file B)}: two files every viewer shows the same, stored differently."""
+    upright = _upright()
+    pairs = {}
+    for orientation in (3, 6, 8):
+        # The stored pixels are the inverse transform of the picture, so that the tag brings it upright.
+        # Tag 6 shows the stored pixels turned 90 degrees clockwise, so they are the picture turned counter-
+        # clockwise (np.rot90 k=1); tag 8 the other way round (k=3); tag 3 upside down (k=2).
+        stored = np.rot90(upright, {3: 2, 6: 1, 8: 3}[orientation])
+        # Quality 100 without chroma subsampling: JPEG's own loss is not rotation-invariant (its quantisation
+        # tables differ across and along), and this test is about the orientation, not the compression.
+        tagged = encode(Image.fromarray(np.ascontiguousarray(stored)), "JPEG", quality=100, subsampling=0,
+                        exif=_exif(orientation))
+        shown = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(tagged))), dtype=int)
+        assert np.abs(shown - upright).mean() < 2  # Pillow, the reference viewer, shows it upright
+        pairs[f"exif_{orientation}"] = (encode(Image.fromarray(upright), "JPEG", quality=100, subsampling=0), tagged)
+    y, x = np.mgrid[0:40, 0:40]
+    disc = (x - 20) ** 2 + (y - 14) ** 2 < 120
+    rgba = [np.zeros((40, 40, 4), np.uint8) for _ in range(2)]
+    rgba[1][..., :3] = 255  # hidden white under alpha 0, the other hides black
+    for image in rgba:
+        image[disc] = (180, 30, 60, 255)
+    pairs["alpha"] = tuple(encode(Image.fromarray(image, "RGBA"), "PNG") for image in rgba)
+    return pairs
+
+
+def _example(image: bytes) -> bytes:
+    import tensorflow as tf
+
+    feature = {"image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image]))}
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def test_files_that_display_the_same_embed_and_classify_the_same(local):
+    pairs = displayed_pairs()
+    for case, (a, b) in pairs.items():
+        embed = direct(local, "embed_images", [a, b])["embedding"]
+        assert _cosine(embed[0], embed[1]) > 0.999, case
+        classes = direct(local, "classify_images", [a, b])
+        assert _cosine(*classes["probabilities"]) > 0.999 and classes["class_ids"][0] == classes["class_ids"][1], case
+        default_embed = local.predict("serving_default", {"examples": np.array([_example(a), _example(b)], object)},
+                                      ["embedding"])["embedding"]
+        assert _cosine(default_embed[0], default_embed[1]) > 0.999, case
+        np.testing.assert_allclose(default_embed, embed, atol=1e-5)
+    # The test can fail: the sideways pixels (the tag ignored, as before) embed visibly differently.
+    stored = encode(Image.fromarray(np.ascontiguousarray(np.rot90(_upright(), 1))), "JPEG", quality=100, subsampling=0)
+    embed = direct(local, "embed_images", [pairs["exif_6"][0], stored])["embedding"]
+    assert _cosine(embed[0], embed[1]) < 0.999
+
+
+def test_index_embeddings_and_thumbnails_show_what_a_person_sees(model_dir, tmp_path):
+    """The EmbeddingIndexer's build_index on tf.Examples holding each pair: equal embeddings, thumbnails."""
+    import tensorflow as tf
+
+    from components.index.embedding_index import build_index
+    from components.ingest.executor import make_example
+
+    pairs = displayed_pairs()
+    split = tmp_path / "Split-train"
+    split.mkdir()
+    with tf.io.TFRecordWriter(str(split / "data.gz"), options="GZIP") as writer:
+        for case, files in pairs.items():
+            for i, data in enumerate(files):
+                writer.write(make_example(f"{case}/{i}.img", "a", 0, data).SerializeToString())
+    index, report = build_index(model_dir, str(tmp_path), {"train": str(split)}, thumbnail_size=16)
+    assert not report["failed"] and len(index) == 2 * len(pairs)
+    for row in range(0, len(index), 2):
+        assert _cosine(index.embeddings[row], index.embeddings[row + 1]) > 0.999, index.paths[row]
+        diff = np.abs(index.thumbnails[row].astype(int) - index.thumbnails[row + 1].astype(int)).mean()
+        assert diff < 4, (index.paths[row], diff)  # JPEG noise only; sideways would differ by ~50
+    assert (index.thumbnails[-1][0, 0] == 255).all()  # alpha case: the corner is white background
+
+
+def test_decompression_bomb_is_refused_from_its_header_in_every_signature(local, good_images):
+    from tests.fakes.images import png_with_header_size
+
+    bomb = png_with_header_size(20000, 20000)
+    for signature in ("embed_images", "classify_images", "serving_default"):
+        values = [_example(v) for v in (good_images[0], bomb)] if signature == "serving_default" else [
+            good_images[0], bomb]
+        result = EmbeddingClient(local, validate=False).predict(signature, values)
+        assert result.indices == [0]
+        assert [i for i, _ in result.failed] == [1]
+        assert "image size 20000x20000 px is outside the limits" in result.failed[0][1], result.failed
