@@ -171,8 +171,13 @@ def test_every_custom_artifact_title_imports_as_the_kubeflow_v2_entry_point_need
                 titles.add(yaml.safe_load(spec["artifactType"]["instanceSchema"])["title"])
     custom = {t for t in titles if not t.startswith("tfx.")}
     assert custom == {"system.HTML", "simsiam.EmbeddingIndex"}
-    for title in custom:
-        assert import_utils.import_class_by_path(title).TYPE_NAME == title
+    sys.path.insert(0, str(REPO / "kubeflow" / "entrypoint_path"))  # the image's PYTHONPATH (Dockerfile)
+    try:
+        for title in custom:
+            assert import_utils.import_class_by_path(title).TYPE_NAME == title
+    finally:
+        sys.path.remove(str(REPO / "kubeflow" / "entrypoint_path"))
+    assert "ENV PYTHONPATH=/opt/simsiam-tfx/kubeflow/entrypoint_path" in (REPO / "kubeflow" / "Dockerfile").read_text()
 
 
 def test_pipeline_root_and_the_paths_under_it(gpu_dataflow: dict[str, Any]) -> None:
