@@ -6,10 +6,10 @@ DATA_DIR    ?= ../shared/flowers/flower_photos
 OUTPUT      ?= runs/latest
 PROFILE     ?=
 PYTEST_ARGS ?=
-# pytest-xdist: one worker per core; a module, and all users of the smoke run, stay on one worker
-# (tests/conftest.py). WORKERS=0 runs in this process (for debugging).
+# pytest-xdist: one worker per core; a module, and all the modules that read the smoke run, stay on
+# one worker (tests/conftest.py). WORKERS=0 runs in this process (for debugging).
 WORKERS     ?= auto
-XDIST       := $(if $(filter 0,$(WORKERS)),,-n $(WORKERS) --dist loadgroup)
+XDIST       := $(if $(filter 0,$(WORKERS)),,-n $(WORKERS) --dist loadscope)
 
 .PHONY: setup test test-fast lint run clean help torch-reference jax-check
 

@@ -15,17 +15,29 @@ FLOWERS = REPO.parent / "shared" / "flowers" / "flower_photos"
 SMOKE_PER_CLASS = 16
 
 
-def pytest_collection_modifyitems(config, items) -> None:
-    """For pytest-xdist's `--dist loadgroup` (`make test` runs one worker per core): a test module
-    stays on one worker, and every test that reads the one smoke pipeline run (`smoke_run`) goes to
-    the same worker, so no module or session fixture is built twice. That group, the longest (about
-    6 minutes), is collected first so that it starts at once."""
-    def group(item) -> str:
-        return "smoke_run" if "smoke_run" in getattr(item, "fixturenames", ()) else item.nodeid.split("::")[0]
+# Test modules that read the one smoke pipeline run (the `smoke_run` fixture below).
+SMOKE_RUN_MODULES = frozenset(
+    str(path.relative_to(REPO)) for path in (REPO / "tests").rglob("test_*.py") if "smoke_run" in path.read_text()
+)
 
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(group(item)))
-    items.sort(key=lambda item: group(item) != "smoke_run")  # the longest group starts first
+
+def pytest_xdist_make_scheduler(config, log):
+    """`make test` runs one pytest-xdist worker per core (`--dist loadscope`): each test module stays
+    on one worker (its module fixtures are built once), and so do all the modules that read the smoke
+    run, so that session fixture is built once, not once per worker."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SmokeRunScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return "smoke_run" if module in SMOKE_RUN_MODULES else module
+
+    return SmokeRunScheduling(config, log)
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """The smoke run's tests first: the longest group of tests (about 6 minutes) starts at once."""
+    items.sort(key=lambda item: item.nodeid.split("::", 1)[0] not in SMOKE_RUN_MODULES)
 
 
 def flowers_sample(root: Path, per_class: int) -> Path:
