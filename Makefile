@@ -6,9 +6,10 @@ DATA_DIR    ?= ../shared/flowers/flower_photos
 OUTPUT      ?= runs/latest
 PROFILE     ?=
 PYTEST_ARGS ?=
-# pytest-xdist: one worker per core; a module, and all the modules that read the smoke run, stay on
-# one worker (tests/conftest.py). WORKERS=0 runs in this process (for debugging).
-WORKERS     ?= auto
+# WORKERS=N (or auto): pytest-xdist workers; a module, and all the modules that read the smoke run,
+# stay on one worker (tests/conftest.py). Off by default: one parallel run here hung inside a Keras
+# fit on TensorFlow (README, "Development"); CI runs the suite in one process.
+WORKERS     ?= 0
 XDIST       := $(if $(filter 0,$(WORKERS)),,-n $(WORKERS) --dist loadscope)
 
 .PHONY: setup test test-fast lint run clean help torch-reference jax-check
