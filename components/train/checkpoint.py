@@ -36,7 +36,7 @@ class IntervalCheckpoint(keras.callbacks.Callback):
         directory: where the checkpoints live (local path or any `tf.io.gfile` URL, e.g. gs://);
             one directory per run (the Trainer keys it by inputs and config).
         io_fraction: the share of wall time that saving may take, in (0, 1]; 1.0 saves every epoch.
-        clock: seconds, monotonic (tests pass a fake one).
+        clock: a monotonic clock in seconds (time.monotonic; injectable).
 
     After `fit`, `io_seconds` and `train_seconds` say what saving cost (`measured_io_fraction`).
     Raises ValueError for an io_fraction outside (0, 1].
