@@ -19,4 +19,5 @@ PIXEL_STD = "pixel_std"  # float [3]: per-channel std, same units
 INGESTION_REPORT_FILE = "ingestion_report.json"  # next to the ExampleGen's examples
 MONITOR_HISTORY_FILE = "monitor_history.json"  # SimSiam Trainer: per-epoch loss, collapse, kNN
 PROBE_HISTORY_FILE = "probe_history.json"  # linear-probe Trainer: accuracies and class names
+LABEL_FREE_METRICS_FILE = "label_free_metrics.json"  # LabelFreeEvaluator: measures, thresholds, decision
 INDEX_FILE = "index.npz"  # EmbeddingIndexer: embeddings, ids, labels, thumbnails (serving/index.py)

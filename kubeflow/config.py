@@ -60,6 +60,10 @@ class KubeflowOptions:
     data_dir: str | None = None
     tfds_name: str | None = None
     tfds_data_dir: str | None = None  # default: PIPELINE_ROOT/tensorflow_datasets
+    unlabeled_dir: str | None = None
+    examples: str | None = None  # a gs:// glob of TFRecord files
+    image_key: str = "image"
+    label_key: str | None = None
     serving_model_dir: str | None = None  # default: PIPELINE_ROOT/serving
     pipeline_name: str = "simsiam-tfx"
     project: str | None = None
@@ -92,6 +96,15 @@ class KubeflowOptions:
         return self.tfds_data_dir or self._under_root("tensorflow_datasets")
 
     @property
+    def image_input(self):
+        """The `components.ingest.inputs.ImageInput` these options describe."""
+        from components.ingest.inputs import ImageInput
+
+        return ImageInput(data_dir=self.data_dir, unlabeled_dir=self.unlabeled_dir, examples=self.examples,
+                          image_key=self.image_key, label_key=self.label_key, tfds_name=self.tfds_name,
+                          tfds_data_dir=self.tfds_dir)
+
+    @property
     def beam_temp_location(self) -> str:
         return self.temp_location or self._under_root("tmp")
 
@@ -109,10 +122,13 @@ def validate(o: KubeflowOptions) -> None:
     if not _PIPELINE_NAME.match(o.pipeline_name):
         raise ConfigError(f"--pipeline-name must be lower-case letters, digits and '-' (at most 128), "
                           f"not {o.pipeline_name!r}")
-    if bool(o.data_dir) == bool(o.tfds_name):
-        raise ConfigError("give exactly one of --data-dir gs://... or --tfds NAME")
-    if o.data_dir:
-        _gcs("--data-dir", o.data_dir)
+    try:
+        o.image_input  # noqa: B018 - validates the combination of input options
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    for flag, path in (("--data-dir", o.data_dir), ("--unlabeled-dir", o.unlabeled_dir), ("--examples", o.examples)):
+        if path:
+            _gcs(flag, path)
     if o.tfds_data_dir:
         _gcs("--tfds-data-dir", o.tfds_data_dir)
     if o.serving_model_dir:

@@ -4,28 +4,36 @@ from __future__ import annotations
 
 from tfx import v1 as tfx
 
-from components.ingest.component import image_example_gen, tfds_image_example_gen
+from components.ingest.component import image_example_gen, records_image_example_gen, tfds_image_example_gen
+from components.ingest.inputs import ImageInput
+from components.ingest.splits import output_splits
 
 
 def ingestion_components(
-    data_dir: str | None = None,
-    tfds_name: str | None = None,
-    tfds_data_dir: str | None = None,
+    image_input: ImageInput,
     eval_percent: int = 15,
     max_rejected_fraction: float = 0.1,
     min_train_examples: int = 0,
 ) -> list:
-    """[example_gen, statistics_gen, schema_gen] for a folder of class folders or a TFDS dataset (one of).
+    """[example_gen, statistics_gen, schema_gen] for `image_input` (components/ingest/inputs.py).
     `min_train_examples` > 0 (the training batch size, for a run that trains): the ExampleGen fails with
-    one line on degenerate splits (`components.ingest.report.check_splits`)."""
-    if (data_dir is None) == (tfds_name is None):
-        raise ValueError("give exactly one of data_dir (a folder of class folders) and tfds_name")
-    if data_dir is not None:
-        example_gen = image_example_gen(data_dir, eval_percent, max_rejected_fraction,
-                                        min_train_examples=min_train_examples)
+    one line on degenerate splits (`components.ingest.report.check_splits`).
+
+    SchemaGen infers the schema from the first split only ("train", or "unlabeled_train" without labels):
+    the checks guarantee it holds a training batch, while another split may be empty (a few unlabelled
+    images may all hash to train), and TFDV marks every feature DEPRECATED from an empty split's
+    statistics. Every example has every feature, so one split's schema fits all."""
+    common = dict(eval_percent=eval_percent, max_rejected_fraction=max_rejected_fraction,
+                  min_train_examples=min_train_examples)
+    if image_input.examples:
+        example_gen = records_image_example_gen(image_input.examples, image_input.image_key, image_input.label_key,
+                                                **common)
+    elif image_input.tfds_name:
+        example_gen = tfds_image_example_gen(image_input.tfds_name, image_input.tfds_data_dir, **common)
     else:
-        example_gen = tfds_image_example_gen(tfds_name, tfds_data_dir, eval_percent, max_rejected_fraction,
-                                             min_train_examples=min_train_examples)
+        example_gen = image_example_gen(*image_input.folders(), **common)
+    splits = output_splits(image_input.labeled, image_input.unlabeled)
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-    schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
+    schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True,
+                                          exclude_splits=splits[1:])
     return [example_gen, statistics_gen, schema_gen]

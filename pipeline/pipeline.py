@@ -4,6 +4,12 @@ ExampleGen -> StatisticsGen -> SchemaGen (-> ExampleValidator) -> Transform -> S
 -> linear-probe Trainer -> Evaluator (gated by a floor and the last blessed model) -> Pusher,
 an EmbeddingIndexer that embeds every image for `simsiam-tfx search` (and TensorBoard's projector),
 and a RunReport that writes the run's report.html (pipeline/report.py).
+
+SimSiam trains on every image of the train splits, labelled or not; the probe and the Evaluator read
+only the labelled splits. With no label at all there is nothing to probe: the SimSiam Trainer exports
+an embedding-only serving model, and a LabelFreeEvaluator (components/evaluate/label_free.py) blesses
+it on the held-out unlabelled images (not collapsed, effective rank clearly above the random-init
+encoder's and not below the last blessed model's) for the Pusher.
 Runners (pipeline/local_runner.py, kubeflow/runner.py) pass all configuration in.
 """
 
@@ -19,7 +25,10 @@ from tfx.types import standard_artifacts
 
 from components import features as F
 from components.evaluate.baseline_resolver import PreviousBlessedModelStrategy
+from components.evaluate.label_free import LabelFreeEvaluator
 from components.index.embedding_index import EmbeddingIndexer
+from components.ingest.inputs import ImageInput
+from components.ingest.splits import EVAL_SPLIT, TRAIN_SPLIT, output_splits
 from pipeline.configs import RunConfig
 from pipeline.ingestion import ingestion_components
 from pipeline.report import RunReport
@@ -30,6 +39,7 @@ PROBE_RUN_FN = "components.train.probe.run_fn"
 
 SIMSIAM_TRAINER_ID = "SimSiamTrainer"
 PROBE_TRAINER_ID = "LinearProbeTrainer"
+LABEL_FREE_EVALUATOR_ID = "LabelFreeEvaluator"
 
 
 def eval_config(accuracy_floor: float) -> tfma.EvalConfig:
@@ -53,26 +63,40 @@ def eval_config(accuracy_floor: float) -> tfma.EvalConfig:
     )
 
 
+def _baseline_resolver(strategy: type, producer_id: str, candidate: Any) -> tfx.dsl.Resolver:
+    """The last blessed model of `producer_id` (not `candidate`, with this project's strategy)."""
+    inputs = {
+        "model": tfx.dsl.Channel(type=standard_artifacts.Model, producer_component_id=producer_id),
+        "model_blessing": tfx.dsl.Channel(type=standard_artifacts.ModelBlessing),
+    }
+    if strategy is PreviousBlessedModelStrategy:
+        inputs["candidate"] = candidate
+    return tfx.dsl.Resolver(strategy_class=strategy, **inputs).with_id("latest_blessed_model_resolver")
+
+
 def create_pipeline(
     pipeline_name: str,
     pipeline_root: str,
     config: RunConfig,
     serving_model_dir: str,
-    data_dir: str | None = None,
-    tfds_name: str | None = None,
-    tfds_data_dir: str | None = None,
+    image_input: ImageInput,
     metadata_connection_config: Any = None,
     beam_pipeline_args: list[str] | None = None,
     enable_cache: bool = True,
     simsiam_trainer_component: Any = None,
     baseline_strategy: type = PreviousBlessedModelStrategy,
 ) -> tfx.dsl.Pipeline:
-    """`simsiam_trainer_component` lets the Kubeflow runner swap in a Vertex AI training job;
+    """The pipeline for `image_input` (components/ingest/inputs.py: folders, TFRecords or TFDS).
+
+    `simsiam_trainer_component` lets the Kubeflow runner swap in a Vertex AI training job;
     `baseline_strategy` picks the no-regression baseline (Kubeflow V2 compiles only TFX's
     own `LatestBlessedModelStrategy`; see components/evaluate/baseline_resolver.py for why the default differs)."""
+    labeled = image_input.labeled
+    splits = output_splits(labeled, image_input.unlabeled)
+    train_splits = [s for s in splits if s.endswith(TRAIN_SPLIT)]
+    eval_split = EVAL_SPLIT if labeled else f"unlabeled_{EVAL_SPLIT}"
     example_gen, statistics_gen, schema_gen = ingestion_components(
-        data_dir=data_dir, tfds_name=tfds_name, tfds_data_dir=tfds_data_dir,
-        eval_percent=config.eval_percent, max_rejected_fraction=config.max_rejected_fraction,
+        image_input, eval_percent=config.eval_percent, max_rejected_fraction=config.max_rejected_fraction,
         min_train_examples=config.simsiam.batch_size,
     )
     # Schema drift between runs (a feature missing, a type changed) shows up as anomalies here.
@@ -84,6 +108,8 @@ def create_pipeline(
         schema=schema_gen.outputs["schema"],
         preprocessing_fn=TRANSFORM_FN,
         custom_config={"stored_size": config.simsiam.stored_size},
+        # The pixel statistics come from every training image, labelled or not.
+        splits_config=tfx.proto.SplitsConfig(analyze=train_splits, transform=splits),
     )
     trainer_cls = simsiam_trainer_component or tfx.components.Trainer
     simsiam_trainer = trainer_cls(
@@ -91,8 +117,8 @@ def create_pipeline(
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
-        train_args=tfx.proto.TrainArgs(num_steps=0),
-        eval_args=tfx.proto.EvalArgs(num_steps=0),
+        train_args=tfx.proto.TrainArgs(splits=train_splits, num_steps=0),
+        eval_args=tfx.proto.EvalArgs(splits=[eval_split], num_steps=0),
         custom_config={
             "simsiam": config.simsiam.to_dict(),
             "checkpoint_root": os.path.join(pipeline_root, "checkpoints", SIMSIAM_TRAINER_ID),
@@ -100,56 +126,67 @@ def create_pipeline(
             "collapse_threshold": config.collapse_threshold,
             "precision": config.precision,
             "checkpoint_io_fraction": config.checkpoint_io_fraction,
+            # Without labels this is the model the Pusher serves: embeddings only, from raw image bytes.
+            "export_serving_model": not labeled,
         },
     ).with_id(SIMSIAM_TRAINER_ID)
-    probe_trainer = tfx.components.Trainer(
-        run_fn=PROBE_RUN_FN,
-        examples=transform.outputs["transformed_examples"],
-        transform_graph=transform.outputs["transform_graph"],
-        schema=schema_gen.outputs["schema"],
-        base_model=simsiam_trainer.outputs["model"],
-        train_args=tfx.proto.TrainArgs(num_steps=0),
-        eval_args=tfx.proto.EvalArgs(num_steps=0),
-        custom_config={"probe_epochs": config.probe_epochs},
-    ).with_id(PROBE_TRAINER_ID)
-    resolver_inputs = {
-        "model": tfx.dsl.Channel(type=standard_artifacts.Model, producer_component_id=PROBE_TRAINER_ID),
-        "model_blessing": tfx.dsl.Channel(type=standard_artifacts.ModelBlessing),
-    }
-    if baseline_strategy is PreviousBlessedModelStrategy:
-        resolver_inputs["candidate"] = probe_trainer.outputs["model"]
-    model_resolver = tfx.dsl.Resolver(strategy_class=baseline_strategy, **resolver_inputs).with_id(
-        "latest_blessed_model_resolver"
-    )
-    evaluator = tfx.components.Evaluator(
-        examples=example_gen.outputs["examples"],
-        model=probe_trainer.outputs["model"],
-        baseline_model=model_resolver.outputs["model"],
-        eval_config=eval_config(config.accuracy_floor),
-        example_splits=["eval"],
-    )
+    simsiam_config = json.dumps(config.simsiam.to_dict(), sort_keys=True)
+    if labeled:
+        probe_trainer = tfx.components.Trainer(
+            run_fn=PROBE_RUN_FN,
+            examples=transform.outputs["transformed_examples"],
+            transform_graph=transform.outputs["transform_graph"],
+            schema=schema_gen.outputs["schema"],
+            base_model=simsiam_trainer.outputs["model"],
+            train_args=tfx.proto.TrainArgs(splits=[TRAIN_SPLIT], num_steps=0),
+            eval_args=tfx.proto.EvalArgs(splits=[EVAL_SPLIT], num_steps=0),
+            custom_config={"probe_epochs": config.probe_epochs},
+        ).with_id(PROBE_TRAINER_ID)
+        served = probe_trainer.outputs["model"]
+        model_resolver = _baseline_resolver(baseline_strategy, PROBE_TRAINER_ID, served)
+        evaluator = tfx.components.Evaluator(
+            examples=example_gen.outputs["examples"],
+            model=served,
+            baseline_model=model_resolver.outputs["model"],
+            eval_config=eval_config(config.accuracy_floor),
+            example_splits=[EVAL_SPLIT],
+        )
+        gate, trainers = evaluator, [simsiam_trainer, probe_trainer]
+    else:
+        served = simsiam_trainer.outputs["model"]
+        model_resolver = _baseline_resolver(baseline_strategy, SIMSIAM_TRAINER_ID, served)
+        gate = LabelFreeEvaluator(
+            examples=transform.outputs["transformed_examples"],
+            model=served,
+            baseline_model=model_resolver.outputs["model"],
+            simsiam_config=simsiam_config,
+            splits=eval_split,
+            min_collapse_std=config.min_collapse_std,
+            min_rank_ratio=config.min_rank_ratio,
+        ).with_id(LABEL_FREE_EVALUATOR_ID)
+        trainers = [simsiam_trainer]
     pusher = tfx.components.Pusher(
-        model=probe_trainer.outputs["model"],
-        model_blessing=evaluator.outputs["blessing"],
+        model=served,
+        model_blessing=gate.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)
         ),
     )
     # The Trainer's model is the one the Pusher copies; the index is built even when it is not blessed.
-    embedding_indexer = EmbeddingIndexer(model=probe_trainer.outputs["model"], examples=example_gen.outputs["examples"])
+    embedding_indexer = EmbeddingIndexer(model=served, examples=example_gen.outputs["examples"])
     run_report = RunReport(
         examples=example_gen.outputs["examples"], transform_graph=transform.outputs["transform_graph"],
         simsiam_model=simsiam_trainer.outputs["model"], simsiam_run=simsiam_trainer.outputs["model_run"],
-        probe_run=probe_trainer.outputs["model_run"], evaluation=evaluator.outputs["evaluation"],
-        blessing=evaluator.outputs["blessing"], pushed_model=pusher.outputs["pushed_model"],
+        probe_run=probe_trainer.outputs["model_run"] if labeled else None, evaluation=gate.outputs["evaluation"],
+        blessing=gate.outputs["blessing"], pushed_model=pusher.outputs["pushed_model"],
         embedding_index=embedding_indexer.outputs["embedding_index"],
-        simsiam_config=json.dumps(config.simsiam.to_dict(), sort_keys=True), accuracy_floor=config.accuracy_floor,
+        simsiam_config=simsiam_config, accuracy_floor=config.accuracy_floor,
     )
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,
-        components=[example_gen, statistics_gen, schema_gen, example_validator, transform, simsiam_trainer,
-                    probe_trainer, model_resolver, evaluator, pusher, embedding_indexer, run_report],
+        components=[example_gen, statistics_gen, schema_gen, example_validator, transform, *trainers,
+                    model_resolver, gate, pusher, embedding_indexer, run_report],
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=beam_pipeline_args,

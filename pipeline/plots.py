@@ -79,11 +79,7 @@ def plot_embedding_map(
         raise ValueError(f"{len(features)} feature rows but {len(labels)} labels")
     xy = pca_2d(features)
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
-    cmap = plt.get_cmap("tab10" if len(class_names) <= 10 else "tab20")
-    for c, name in enumerate(class_names):
-        m = labels == c
-        if m.any():
-            ax.scatter(xy[m, 0], xy[m, 1], s=6, alpha=0.7, color=cmap(c % cmap.N), label=name)
+    _scatter_by_class(ax, xy, np.asarray(labels), class_names, size=6, alpha=0.7)
     ax.set_xlabel("PC 1", fontsize=8)
     ax.set_ylabel("PC 2", fontsize=8)
     ax.tick_params(labelsize=7)
@@ -92,6 +88,19 @@ def plot_embedding_map(
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def _scatter_by_class(ax, xy: np.ndarray, labels: np.ndarray, class_names: Sequence[str], size: float,
+                      alpha: float) -> None:
+    """Points ``[N, 2]`` coloured by class; unlabelled ones (label -1 or unknown) in grey."""
+    cmap = plt.get_cmap("tab10" if len(class_names) <= 10 else "tab20")
+    for c, name in enumerate(class_names):
+        m = labels == c
+        if m.any():
+            ax.scatter(xy[m, 0], xy[m, 1], s=size, alpha=alpha, color=cmap(c % cmap.N), label=name)
+    unlabeled = (labels < 0) | (labels >= len(class_names))
+    if unlabeled.any():
+        ax.scatter(xy[unlabeled, 0], xy[unlabeled, 1], s=size, alpha=alpha * 0.7, color="grey", label="unlabelled")
 
 
 def tsne_2d(features: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -116,18 +125,14 @@ def plot_embedding_maps(
     class_names: Sequence[str],
     path: str | Path,
 ) -> Path:
-    """Side-by-side t-SNE maps of the same images, one panel per (title, ``[N, F]`` features), coloured by class."""
+    """Side-by-side t-SNE maps of the same images, one panel per (title, ``[N, F]`` features), coloured by class
+    (unlabelled images, label -1, in grey)."""
     labels = np.asarray(labels)
     fig, axes = plt.subplots(1, len(maps), figsize=(5 * len(maps), 4.6), squeeze=False)
-    cmap = plt.get_cmap("tab10" if len(class_names) <= 10 else "tab20")
     for ax, (title, features) in zip(axes.flat, maps):
         if len(features) != len(labels):
             raise ValueError(f"{title}: {len(features)} feature rows but {len(labels)} labels")
-        xy = tsne_2d(features)
-        for c, name in enumerate(class_names):
-            m = labels == c
-            if m.any():
-                ax.scatter(xy[m, 0], xy[m, 1], s=7, alpha=0.75, color=cmap(c % cmap.N), label=name)
+        _scatter_by_class(ax, tsne_2d(features), labels, class_names, size=7, alpha=0.75)
         ax.set_title(title, fontsize=10)
         ax.set_xticks([])
         ax.set_yticks([])
@@ -150,7 +155,8 @@ def plot_neighbour_grids(
     `queries`: int ``[Q]`` rows of `thumbnails` (uint8 ``[N, H, W, 3]``) and `labels` (int ``[N]``).
     Each panel is (title, neighbour rows int ``[Q, K]``, cosine similarities float ``[Q, K]``). Every tile
     (`tile` px) is captioned with its class; a neighbour's caption adds its similarity, green when its class
-    is the query's, red otherwise. Drawn with Pillow (fast: one paste per tile); the format follows `path`'s
+    is the query's, red otherwise, grey when either is unlabelled (label -1). Drawn with Pillow (fast: one
+    paste per tile); the format follows `path`'s
     suffix (.png, or .jpg: far smaller for photos)."""
     from matplotlib import font_manager
     from PIL import Image, ImageDraw, ImageFont
@@ -166,7 +172,7 @@ def plot_neighbour_grids(
     draw = ImageDraw.Draw(canvas)
 
     def name(row: int) -> str:
-        return class_names[labels[row]] if 0 <= labels[row] < len(class_names) else "?"
+        return class_names[labels[row]] if 0 <= labels[row] < len(class_names) else "unlabelled"
 
     for p, (title, rows, sims) in enumerate(panels):
         x0 = margin + p * (panel_w + 20)
@@ -182,7 +188,8 @@ def plot_neighbour_grids(
                     text, colour = f"query: {name(row)}", "black"
                 else:
                     text = f"{name(row)} {sim:.2f}"
-                    colour = (19, 115, 51) if labels[row] == labels[query] else (179, 38, 30)
+                    colour = ((120, 120, 120) if min(labels[row], labels[query]) < 0
+                              else (19, 115, 51) if labels[row] == labels[query] else (179, 38, 30))
                 draw.text((x + tile // 2, y + 1), text, fill=colour, font=font, anchor="ma")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -84,6 +84,11 @@ def gate_result(evaluation_uri: str) -> dict[str, Any]:
     return {"validation_ok": bool(result.validation_ok), "failures": failures}
 
 
+def label_free_result(evaluation_uri: str | None) -> dict[str, Any]:
+    """The LabelFreeEvaluator's `label_free_metrics.json` in `evaluation_uri`, or {} (a TFMA evaluation)."""
+    return read_json(f"{evaluation_uri.rstrip('/')}/{F.LABEL_FREE_METRICS_FILE}" if evaluation_uri else None)
+
+
 def read_json(path: str | None) -> dict[str, Any]:
     """The JSON object in `path`, or {} when there is no such file."""
     if path and fileio.exists(path):
@@ -161,7 +166,11 @@ def _figures(index, random_emb: np.ndarray, history: dict[str, list], random_knn
 
     names = list(index.class_names)
     splits = index.splits if index.splits is not None else np.full(len(index), "train")
-    train, evaluation = np.flatnonzero(splits == "train"), np.flatnonzero(splits == "eval")
+    labeled = index.labels >= 0
+    if labeled.any():  # neighbours among labelled images, so green/red says something
+        train, evaluation = np.flatnonzero(splits == "train"), np.flatnonzero(splits == "eval")
+    else:
+        train, evaluation = (np.flatnonzero(np.char.endswith(splits.astype(str), s)) for s in ("train", "eval"))
     figures = {}
     if history:
         figures["curves"] = str(plot_training_curves(
@@ -173,7 +182,9 @@ def _figures(index, random_emb: np.ndarray, history: dict[str, list], random_knn
              ("random-init encoder (t-SNE)", random_emb[evaluation])],
             index.labels[evaluation], names, os.path.join(folder, "embedding_map_tsne.png")))
     if len(evaluation) and len(train) and index.thumbnails is not None:
-        queries = select_queries(index.labels, index.paths, evaluation, queries_per_class)
+        # Without labels there are no classes to balance: the first eval images by id, as many as 5 classes give.
+        queries = (select_queries(index.labels, index.paths, evaluation, queries_per_class) if labeled.any()
+                   else evaluation[np.argsort(index.paths[evaluation], kind="stable")][:5 * queries_per_class])
         k = min(NEIGHBOURS, len(train))
         panels = [(title, *nearest(emb, queries, train, k))
                   for title, emb in (("trained encoder", index.embeddings), ("random-init encoder", random_emb))]
@@ -209,19 +220,27 @@ def build_report(uris: dict[str, str], split_names: list[str], status: dict[str,
                                         [images[str(p)] for p in index.paths])
     monitor = read_json(os.path.join(uris["simsiam_run"], F.MONITOR_HISTORY_FILE))
     splits = index.splits if index.splits is not None else np.full(len(index), "train")
-    train, ev = splits == "train", splits == "eval"
+    train, ev = splits == "train", splits == "eval"  # the labelled splits
     recomputed = (knn_accuracy(random_emb[train], index.labels[train], random_emb[ev], index.labels[ev])
                   if train.any() and ev.any() else None)
+    label_free = label_free_result(uris["evaluation"])
+    if label_free:  # no labels: the LabelFreeEvaluator's decision, no TFMA result
+        gate = {"label_free": True, "validation_ok": bool(label_free.get("blessed")),
+                "failures": list(label_free.get("reasons", []))}
+    else:
+        gate = {"accuracy_floor": accuracy_floor, **gate_result(uris["evaluation"])}
     data = {
         "blessed": bool(status.get("blessed")), "pushed": bool(status.get("pushed")),
         "serving_model_dir": status.get("serving_model_dir") or None,
-        "gate": {"accuracy_floor": accuracy_floor, **gate_result(uris["evaluation"])},
-        "eval_metrics": evaluation_metrics(uris["evaluation"]),
+        "gate": gate,
+        "label_free": label_free,
+        "eval_metrics": {} if label_free else evaluation_metrics(uris["evaluation"]),
         "simsiam_monitor": monitor.get("final", {}),
         "random_init_knn_accuracy": monitor.get("random_init_knn_accuracy"),
         "random_init_linear_probe_accuracy": monitor.get("random_init_linear_probe_accuracy"),
         "random_init_knn_accuracy_recomputed": recomputed,
-        "probe": read_json(os.path.join(uris["probe_run"], F.PROBE_HISTORY_FILE)).get("final", {}),
+        "probe": read_json(os.path.join(uris["probe_run"], F.PROBE_HISTORY_FILE) if uris.get("probe_run") else None)
+        .get("final", {}),
         "index": {**read_json(f"{uris['embedding_index'].rstrip('/')}/{indexer.REPORT_FILE}"), "path": index_path,
                   "projector_dir": status.get("projector_dir") or None},
         "ingestion": read_json(f"{uris['examples'].rstrip('/')}/{F.INGESTION_REPORT_FILE}"),
@@ -241,7 +260,6 @@ def RunReport(  # noqa: N802 - TFX component names are class-like
     transform_graph: InputArtifact[standard_artifacts.TransformGraph],
     simsiam_model: InputArtifact[standard_artifacts.Model],
     simsiam_run: InputArtifact[standard_artifacts.ModelRun],
-    probe_run: InputArtifact[standard_artifacts.ModelRun],
     evaluation: InputArtifact[standard_artifacts.ModelEvaluation],
     blessing: InputArtifact[standard_artifacts.ModelBlessing],
     pushed_model: InputArtifact[standard_artifacts.PushedModel],
@@ -249,13 +267,16 @@ def RunReport(  # noqa: N802 - TFX component names are class-like
     report: OutputArtifact[HtmlReport],
     simsiam_config: Parameter[str],
     accuracy_floor: Parameter[float],
+    probe_run: InputArtifact[standard_artifacts.ModelRun] = None,
     queries_per_class: Parameter[int] = 2,
 ) -> None:
-    """Writes the run's report page to `report.uri` (see the module docstring)."""
+    """Writes the run's report page to `report.uri` (see the module docstring). `probe_run` is absent when
+    the data has no labels; `evaluation` and `blessing` are then the LabelFreeEvaluator's."""
     from tfx.types import artifact_utils
 
     uris = {"examples": examples.uri, "transform_graph": transform_graph.uri, "simsiam_model": simsiam_model.uri,
-            "simsiam_run": simsiam_run.uri, "probe_run": probe_run.uri, "evaluation": evaluation.uri,
+            "simsiam_run": simsiam_run.uri, "probe_run": probe_run.uri if probe_run else None,
+            "evaluation": evaluation.uri,
             "embedding_index": embedding_index.uri}
     status = {"blessed": blessing.get_int_custom_property("blessed") == 1,
               "pushed": pushed_model.get_int_custom_property("pushed") == 1,

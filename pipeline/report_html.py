@@ -79,26 +79,61 @@ def with_timings(page: str, seconds: dict[str, float], states: dict[str, str]) -
     return page[:start] + TIMINGS_START + timings_table(seconds, states) + page[end:]
 
 
+LABEL_FREE_EXPLAINED = (
+    "Without labels nothing can be classified, so the gate looks at the shape of the embeddings of the held-out "
+    "images. A collapsed encoder maps every image to about the same vector (collapse measure near 0, Chen & He "
+    "2021 Sec. 4.1). The effective rank (RankMe, Garrido et al. 2023) counts how many directions the embeddings "
+    "really use; it tracks downstream accuracy across methods and settings. The model is pushed only when it is "
+    "not collapsed, its effective rank is clearly above that of the same encoder at random initialisation, and it "
+    "is not below the last pushed model's.")
+
+
+def label_free_rows(result: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The label-free gate's table rows from its `label_free_metrics.json` (components/evaluate/label_free.py)."""
+    thresholds = result.get("thresholds", {})
+    candidate, random_init = result.get("candidate") or {}, result.get("random_init") or {}
+    baseline = result.get("baseline") or {}
+    rows = [
+        ("effective rank (RankMe): candidate", candidate.get("effective_rank")),
+        ("effective rank: same encoder at random init", random_init.get("effective_rank")),
+        ("ratio candidate / random init (needed: >= "
+         f"{_num(thresholds.get('min_rank_ratio'))})", result.get("rank_ratio")),
+        ("effective rank: last blessed model (candidate must not be lower)",
+         baseline.get("effective_rank") if baseline else "none yet"),
+        (f"collapse measure: candidate (needed: >= {_num(thresholds.get('min_collapse_std'))})",
+         candidate.get("collapse_std")),
+        ("collapse measure: random init", random_init.get("collapse_std")),
+        ("blessed", _flag(result.get("blessed"))),
+    ]
+    return rows + [("reason", r) for r in result.get("reasons", [])]
+
+
 def render_report(data: dict[str, Any], figures: dict[str, str]) -> str:
     """The page for `data` (the keys pipeline/report.py's RunReport fills; the quality numbers are the ones
     summary.json has under the same names) and `figures` {"curves" | "map" | "neighbours": PNG/JPEG path}."""
     ev, monitor, gate = data["eval_metrics"], data["simsiam_monitor"], data["gate"]
     ingestion, index = data.get("ingestion", {}), data.get("index", {})
+    label_free = data.get("label_free") or {}
     summary = _table(["", ""], [
-        ("blessed by the Evaluator", _flag(data["blessed"])),
+        ("blessed by the " + ("label-free gate" if label_free else "Evaluator"), _flag(data["blessed"])),
         ("pushed", _flag(data["pushed"])),
         ("serving model", data.get("serving_model_dir") or "-"),
+    ] + ([("held-out images measured (no labels)", label_free.get("examples_read"))] if label_free else [
         ("eval accuracy (linear probe, Evaluator)", ev.get("accuracy")),
         ("eval examples", ev.get("example_count")),
-    ])
-    gate_rows = [
-        ("accuracy floor (value threshold, lower bound)", gate.get("accuracy_floor")),
-        ("no regression (change threshold)", "accuracy no lower than the last blessed model's"),
-        ("candidate accuracy", ev.get("accuracy")),
-        ("validation passed", _flag(gate.get("validation_ok"))),
-    ] + [("failure", f) for f in gate.get("failures", [])]
+    ]))
+    if label_free:
+        gate_title, gate_rows = "Gate (label-free: no labels in the data)", label_free_rows(label_free)
+    else:
+        gate_title, gate_rows = "Gate (Evaluator)", [
+            ("accuracy floor (value threshold, lower bound)", gate.get("accuracy_floor")),
+            ("no regression (change threshold)", "accuracy no lower than the last blessed model's"),
+            ("candidate accuracy", ev.get("accuracy")),
+            ("validation passed", _flag(gate.get("validation_ok"))),
+        ] + [("failure", f) for f in gate.get("failures", [])]
     rknn, rlin = data.get("random_init_knn_accuracy"), data.get("random_init_linear_probe_accuracy")
-    quality = _table(["metric (eval split)", "random init", "after SimSiam", "gain"], [
+    quality = "<p>No labelled images: accuracy cannot be measured; see the label-free gate above.</p>" \
+        if label_free and rknn is None else _table(["metric (eval split)", "random init", "after SimSiam", "gain"], [
         ("kNN accuracy (k=20, cosine)", rknn, monitor.get("knn_accuracy"), _gain(monitor.get("knn_accuracy"), rknn)),
         ("linear probe accuracy", rlin, ev.get("accuracy"), _gain(ev.get("accuracy"), rlin)),
     ])
@@ -116,7 +151,8 @@ def render_report(data: dict[str, Any], figures: dict[str, str]) -> str:
     projector = index.get("projector_dir")
     sections = [
         f"<h1>simsiam-tfx run report</h1>{summary}",
-        f"<h2>Gate (Evaluator)</h2>{_table(['', ''], gate_rows)}",
+        f"<h2>{gate_title}</h2>{_table(['', ''], gate_rows)}"
+        + (f"<p>{html.escape(LABEL_FREE_EXPLAINED)}</p>" if label_free else ""),
         f"<h2>Quality vs the random-init encoder</h2>{quality}"
         f"<p>The random-init numbers are the SimSiam Trainer's, measured before training with the same encoder "
         f"and scorer. This step rebuilt that encoder from the recipe and seed: its kNN accuracy here is "

@@ -8,8 +8,8 @@ from typing import Any
 
 from components import features as F
 from components.index.embedding_index import index_file
-from pipeline.pipeline import PROBE_TRAINER_ID, SIMSIAM_TRAINER_ID
-from pipeline.report import evaluation_metrics
+from pipeline.pipeline import LABEL_FREE_EVALUATOR_ID, PROBE_TRAINER_ID, SIMSIAM_TRAINER_ID
+from pipeline.report import evaluation_metrics, label_free_result
 from pipeline.run_report import NodeExecution, custom_int, output_uri
 
 
@@ -28,7 +28,9 @@ def simsiam_monitor(executions: list[NodeExecution]) -> dict[str, Any]:
 
 def build_summary(executions: list[NodeExecution], peak_rss_mb: float, wall_s: float,
                   config: dict[str, Any]) -> dict[str, Any]:
-    blessed = custom_int(executions, "Evaluator", "blessing", "blessed") == 1
+    label_free_uri = output_uri(executions, LABEL_FREE_EVALUATOR_ID, "evaluation")
+    gate_id = LABEL_FREE_EVALUATOR_ID if label_free_uri else "Evaluator"
+    blessed = custom_int(executions, gate_id, "blessing", "blessed") == 1
     pushed = custom_int(executions, "Pusher", "pushed_model", "pushed") == 1
     pushed_uri = None
     for ex in executions:
@@ -43,6 +45,8 @@ def build_summary(executions: list[NodeExecution], peak_rss_mb: float, wall_s: f
         "serving_model_dir": pushed_uri if pushed else None,
         "embedding_index": index_file(output_uri(executions, "EmbeddingIndexer", "embedding_index")),
         "eval_metrics": evaluation_metrics(evaluation_uri) if evaluation_uri else {},
+        # Without labels: the label-free gate's measures and decision (components/evaluate/label_free.py).
+        "label_free": label_free_result(label_free_uri) if label_free_uri else None,
         "simsiam_monitor": monitor.get("final", {}),
         "random_init_knn_accuracy": monitor.get("random_init_knn_accuracy"),
         "random_init_linear_probe_accuracy": monitor.get("random_init_linear_probe_accuracy"),
@@ -89,6 +93,8 @@ def write_plots(summary: dict[str, Any], history: dict[str, list], out_dir: str)
     if summary.get("embedding_index") and os.path.exists(summary["embedding_index"]):
         index = EmbeddingIndex.load(summary["embedding_index"])
         rows = np.flatnonzero(index.splits == "eval") if index.splits is not None else np.arange(len(index))
+        if not len(rows):  # no labels: the held-out unlabelled images
+            rows = np.flatnonzero(np.char.endswith(index.splits.astype(str), "eval"))
         written.append(str(plot_embedding_map(index.embeddings[rows], index.labels[rows], list(index.class_names),
                                               os.path.join(out_dir, "embedding_map.png"))))
     return written

@@ -1,8 +1,12 @@
-"""ImageExampleGen as TFX components: `image_example_gen(data_dir)` and `tfds_image_example_gen(name)`.
+"""ImageExampleGen as TFX components, one factory per kind of input; all make the same tf.Examples.
 
-- `image_example_gen(data_dir)`: a folder of class folders. A FileBasedExampleGen with
-  `components.ingest.executor`'s executor and `components.ingest.driver`'s driver, whose fingerprint
-  covers every file at any depth, so caching notices any added, removed or rewritten file.
+- `image_example_gen(data_dir, unlabeled_dir)`: a folder of class folders and/or a folder of
+  unlabelled images. A FileBasedExampleGen with `components.ingest.executor`'s executor and
+  `components.ingest.driver`'s driver, whose fingerprint covers every file at any depth of both
+  folders, so caching notices any added, removed or rewritten file.
+- `records_image_example_gen(pattern, image_key, label_key)`: TFRecord files of tf.Examples that hold
+  encoded images, validated record by record like files (TFX's own FileBasedExampleGen driver
+  fingerprints the matching files).
 - `tfds_image_example_gen(name, data_dir)`: a TFDS image-classification dataset (a
   QueryBasedExampleGen whose "query" is the dataset name).
 Both split train/eval with TFX's hash split on `image_id` (`output_config`).
@@ -18,7 +22,13 @@ from tfx.proto import example_gen_pb2
 
 from components import features as F
 from components.ingest.driver import ImageFolderDriver
-from components.ingest.executor import ImageExampleGenExecutor, IngestConfig, TfdsImageExampleGenExecutor
+from components.ingest.executor import (
+    ImageExampleGenExecutor,
+    IngestConfig,
+    RecordsImageExampleGenExecutor,
+    TfdsImageExampleGenExecutor,
+)
+from components.ingest.sources import split_glob
 from components.ingest.splits import DEFAULT_EVAL_PERCENT, split_buckets
 from components.ingest.tfds import DEFAULT_TFDS_NAME
 from serving.images import ImageLimits
@@ -47,27 +57,61 @@ def _check_fraction(max_rejected_fraction: float) -> None:
         raise ValueError(f"max_rejected_fraction must be in [0, 1], got {max_rejected_fraction}")
 
 
+def _local(path: str) -> str:
+    path = str(path)
+    return path if "://" in path else os.path.abspath(path)
+
+
 def image_example_gen(
-    data_dir: str,
+    data_dir: str | None = None,
+    unlabeled_dir: str | None = None,
     eval_percent: int = DEFAULT_EVAL_PERCENT,
     max_rejected_fraction: float = 0.1,
     limits: ImageLimits = ImageLimits(),
     min_train_examples: int = 0,
 ) -> FileBasedExampleGen:
-    """The ExampleGen for a folder of class folders, with id EXAMPLE_GEN_ID. `min_train_examples` > 0
-    (a run that trains: one batch) makes it fail on splits that cannot train and evaluate
-    (`components.ingest.report.check_splits`)."""
+    """The ExampleGen for a folder of class folders (`data_dir`), a folder of unlabelled images at any
+    depth (`unlabeled_dir`), or both, with id EXAMPLE_GEN_ID. `min_train_examples` > 0 (a run that
+    trains: one batch) makes it fail on splits that cannot train and evaluate
+    (`components.ingest.report.check_splits`). Raises ValueError without a folder."""
     _check_fraction(max_rejected_fraction)
-    data_dir = str(data_dir)
-    if "://" not in data_dir:
-        data_dir = os.path.abspath(data_dir)
+    if not data_dir and not unlabeled_dir:
+        raise ValueError("give data_dir (class folders), unlabeled_dir (unlabelled images) or both")
+    input_base = _local(data_dir or unlabeled_dir)
+    config = IngestConfig(max_rejected_fraction, limits, None, min_train_examples,
+                          unlabeled_dir=_local(unlabeled_dir) if data_dir and unlabeled_dir else None,
+                          labeled=bool(data_dir))
     return ImageFolderExampleGen(
-        input_base=data_dir,
+        input_base=input_base,
         input_config=example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="images",
                                                                               pattern=FOLDER_PATTERN)]),
         output_config=output_config(eval_percent),
-        custom_config=IngestConfig(max_rejected_fraction, limits, None, min_train_examples).to_proto(),
+        custom_config=config.to_proto(),
         custom_executor_spec=executor_spec.BeamExecutorSpec(ImageExampleGenExecutor),
+    ).with_id(EXAMPLE_GEN_ID)
+
+
+def records_image_example_gen(
+    pattern: str,
+    image_key: str = "image",
+    label_key: str | None = None,
+    eval_percent: int = DEFAULT_EVAL_PERCENT,
+    max_rejected_fraction: float = 0.1,
+    limits: ImageLimits = ImageLimits(),
+    min_train_examples: int = 0,
+) -> FileBasedExampleGen:
+    """The ExampleGen for TFRecord files (GZIP or not) of tf.Examples matching the glob `pattern`: the
+    encoded image in bytes feature `image_key`, the label in int64 or bytes feature `label_key` (None:
+    the images are unlabelled). Each record is validated; a bad one is rejected with its record index."""
+    _check_fraction(max_rejected_fraction)
+    base, rest = split_glob(str(pattern))
+    return FileBasedExampleGen(
+        input_base=_local(base),
+        input_config=example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="records", pattern=rest)]),
+        output_config=output_config(eval_percent),
+        custom_config=IngestConfig(max_rejected_fraction, limits, None, min_train_examples, labeled=bool(label_key),
+                                   image_key=image_key, label_key=label_key).to_proto(),
+        custom_executor_spec=executor_spec.BeamExecutorSpec(RecordsImageExampleGenExecutor),
     ).with_id(EXAMPLE_GEN_ID)
 
 

@@ -14,17 +14,17 @@ from __future__ import annotations
 import hashlib
 import os
 
-from tfx.components.example_gen import driver, input_processor
+from tfx.components.example_gen import driver, input_processor, utils
 
-from components.ingest.files import DataError, list_image_folder
+from components.ingest.files import DataError, list_image_folder, list_unlabeled_folder
 
 
-def folder_fingerprint(root: str) -> str:
+def folder_fingerprint(root: str, labeled: bool = True) -> str:
     """A hex digest that changes when any file below `root` is added, removed, renamed or rewritten
     (size or mtime_ns), links followed; "missing" for a folder that cannot be listed (the executor
-    then fails with the reason)."""
+    then fails with the reason). `labeled`: `root` holds class folders, else unlabelled images."""
     try:
-        listing = list_image_folder(root)
+        listing = list_image_folder(root) if labeled else list_unlabeled_folder(root)
     except DataError:
         return "missing"
     digest = hashlib.sha256()
@@ -42,16 +42,34 @@ def folder_fingerprint(root: str) -> str:
 
 
 class _FolderInputProcessor(input_processor.FileBasedInputProcessor):
+    labeled = True
+
     def resolve_span_and_version(self):
         span, version = 0, None
         if "://" in self._input_base_uri:
             return super().resolve_span_and_version()
-        self._fingerprint = f"image_folder:{folder_fingerprint(self._input_base_uri)}"
+        self._fingerprint = f"image_folder:{folder_fingerprint(self._input_base_uri, self.labeled)}"
         return span, version
 
 
 class ImageFolderDriver(driver.FileBasedDriver):
-    """FileBasedDriver whose input fingerprint is `folder_fingerprint` (see the module docstring)."""
+    """FileBasedDriver whose input fingerprint is `folder_fingerprint` of `input_base` (class folders, or
+    unlabelled images) and of the custom config's `unlabeled_dir` (see the module docstring)."""
+
+    def resolve_exec_properties(self, exec_properties, pipeline_info, component_info):
+        from components.ingest.executor import IngestConfig
+
+        config = IngestConfig.from_exec_properties(exec_properties)
+        self._labeled = config.labeled
+        exec_properties = super().resolve_exec_properties(exec_properties, pipeline_info, component_info)
+        if config.unlabeled_dir and "://" not in config.unlabeled_dir:
+            exec_properties[utils.FINGERPRINT_PROPERTY_NAME] += (
+                f"\nunlabeled_folder:{folder_fingerprint(config.unlabeled_dir, labeled=False)}")
+        elif config.unlabeled_dir:
+            exec_properties[utils.FINGERPRINT_PROPERTY_NAME] += f"\nunlabeled_folder:{config.unlabeled_dir}"
+        return exec_properties
 
     def get_input_processor(self, splits, range_config=None, input_base_uri=None):
-        return _FolderInputProcessor(input_base_uri, splits, range_config)
+        processor = _FolderInputProcessor(input_base_uri, splits, range_config)
+        processor.labeled = getattr(self, "_labeled", True)
+        return processor

@@ -1,22 +1,29 @@
 """ImageExampleGen's executors: the Beam pipeline that reads, validates and encodes images.
 
-Two sources, the same tf.Examples (docs/CONTRACTS.md "Data": image, label, class_name, image_id):
-- `image_example_gen(data_dir)`: a folder of class folders. A FileBasedExampleGen with this module's
-  executor and the driver of components/ingest/driver.py, whose fingerprint covers every file at any
+Sources (components/ingest/sources.py), the same tf.Examples (docs/CONTRACTS.md "Data": image, label,
+class_name, image_id; an unlabelled image has label -1 and class_name ""):
+- `image_example_gen(data_dir, unlabeled_dir)`: a folder of class folders and/or a folder of unlabelled
+  images, with the driver of components/ingest/driver.py, whose fingerprint covers every file at any
   depth: caching notices any added, removed or rewritten file.
+- `records_image_example_gen(pattern, image_key, label_key)`: existing TFRecord files of tf.Examples.
 - `tfds_image_example_gen(name, data_dir)`: a TFDS image-classification dataset (a QueryBasedExampleGen
   whose "query" is the dataset name).
 
-Every file is validated in Beam (serving/images.py, then `components.image_decode.decode_image`, the
-very decode of the Transform and serving graphs); rejected files are counted (Beam counters in
-namespace "ImageExampleGen") and listed with their reason in `<examples uri>/ingestion_report.json`,
-with the class names and the per-split counts. The train/eval split is TFX's hash split on `image_id`
-(components/ingest/splits.py reproduces it). `Do` raises DataError (a ValueError) when the data cannot
-make a usable dataset.
+Every image is validated in Beam (serving/images.py, then `components.image_decode.decode_image`, the
+very decode of the Transform and serving graphs); rejected files and records are counted (Beam counters
+in namespace "ImageExampleGen") and listed with their reason in `<examples uri>/ingestion_report.json`,
+with the class names, the per-split counts and the byte-identical copies.
+
+Splits (components/ingest/splits.py): TFX's hash split on `image_id` into train/eval; labelled images
+go to "train"/"eval", unlabelled ones to "unlabeled_train"/"unlabeled_eval". Byte-identical copies are
+found first (a first pass hashes every image's bytes) and all copies of an image take the split of the
+copy with the smallest id, so no image is in both train and eval. `Do` raises DataError (a ValueError)
+when the data cannot make a usable dataset.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterable
@@ -27,7 +34,7 @@ import apache_beam as beam
 import tensorflow as tf
 from google.protobuf import any_pb2, json_format, struct_pb2
 from tfx.components.example_gen import write_split
-from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor, _PartitionFn
+from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
 from tfx.components.util import examples_utils
 from tfx.dsl.io import fileio
 from tfx.proto import example_gen_pb2
@@ -37,7 +44,8 @@ from tfx.utils import proto_utils
 from components import features as F
 from components.image_decode import decode_problem
 from components.ingest.report import build_report, check_report, read_report, report_path, write_report
-from components.ingest.sources import ImageSource, folder_source, tfds_source
+from components.ingest.sources import ImageRecord, ImageSource, folder_source, records_source, tfds_source
+from components.ingest.splits import canonical_ids, split_name, split_of
 from serving.images import ImageLimits, Problem, check_image_bytes
 
 METRICS_NAMESPACE = "ImageExampleGen"
@@ -58,6 +66,10 @@ class IngestConfig:
     # > 0: the examples will be trained on; fail unless the splits can train and evaluate
     # (report.check_splits), with this many train examples at least (one training batch).
     min_train_examples: int = 0
+    unlabeled_dir: str | None = None  # a folder of unlabelled images, beside or instead of input_base's classes
+    labeled: bool = True  # False: input_base itself is a folder of unlabelled images (no class folders)
+    image_key: str = "image"  # TFRecord input: the bytes feature holding the encoded image
+    label_key: str | None = None  # TFRecord input: the int64 or bytes label feature (None: unlabelled)
 
     def to_proto(self) -> example_gen_pb2.CustomConfig:
         struct = struct_pb2.Struct()
@@ -67,9 +79,12 @@ class IngestConfig:
             "max_side": self.limits.max_side,
             "max_pixels": self.limits.max_pixels,
             "min_train_examples": self.min_train_examples,
+            "labeled": self.labeled,
+            "image_key": self.image_key,
         })
-        if self.tfds_data_dir:
-            struct["tfds_data_dir"] = self.tfds_data_dir
+        for key in ("tfds_data_dir", "unlabeled_dir", "label_key"):
+            if getattr(self, key):
+                struct[key] = getattr(self, key)
         packed = any_pb2.Any()
         packed.Pack(struct)
         return example_gen_pb2.CustomConfig(custom_config=packed)
@@ -86,11 +101,17 @@ class IngestConfig:
         values = json_format.MessageToDict(struct)
         limits = ImageLimits(**{k: int(values[k]) for k in ("min_side", "max_side", "max_pixels") if k in values})
         return cls(float(values.get("max_rejected_fraction", cls.max_rejected_fraction)), limits,
-                   values.get("tfds_data_dir"), int(values.get("min_train_examples", 0)))
+                   values.get("tfds_data_dir"), int(values.get("min_train_examples", 0)), values.get("unlabeled_dir"),
+                   bool(values.get("labeled", True)), values.get("image_key", cls.image_key), values.get("label_key"))
 
 
 
-def make_example(image_id: str, class_name: str, label: int, data: bytes) -> tf.train.Example:
+def make_example(image_id: str, class_name: str | None, label: int, data: bytes) -> tf.train.Example:
+    """The raw tf.Example (components/features.py); an unlabelled image (`class_name` None) gets label -1
+    and class_name "": every example has every feature, so one schema fits all splits."""
+    if class_name is None:
+        class_name, label = "", -1
+
     def _bytes(value: bytes) -> tf.train.Feature:
         return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
 
@@ -134,23 +155,66 @@ class _Progress:
             self.path = None  # progress is a nicety; never fail ingestion over it
 
 
-class ToImageExample(beam.DoFn):
-    """(image_id, class_name, bytes or None to read root/image_id) -> tf.Example, or a rejection
-    {"path", "reason"} on the "rejected" output."""
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
-    def __init__(self, root: str | None, labels: dict[str, int], limits: ImageLimits,
-                 paths: dict[str, str] | None = None):
-        self._root, self._labels, self._limits, self._paths = root, labels, limits, paths or {}
+
+class DigestImage(beam.DoFn):
+    """ImageRecord -> (sha256 of its bytes, image_id); records that cannot be read give nothing (the
+    validation pass reports them). The first pass: byte-identical copies share a digest."""
+
+    def __init__(self, root: str | None, paths: dict[str, str] | None = None):
+        self._root, self._paths = root, paths or {}
+
+    def process(self, record: ImageRecord) -> Iterable[tuple[str, str]]:
+        if record.problem:
+            return
+        data = record.data
+        if data is None:
+            try:
+                data = _read_bytes(f"{self._root}/{self._paths.get(record.image_id, record.image_id)}")
+            except OSError:
+                return
+        yield _digest(data), record.image_id
+
+
+def duplicate_groups(digests: beam.PCollection) -> beam.PCollection:
+    """(digest, image_id) -> one element: the sorted groups of ids with identical bytes, sorted."""
+    return (digests
+            | "GroupByDigest" >> beam.GroupByKey()
+            | "KeepCopies" >> beam.FlatMap(lambda kv: [sorted(kv[1])] if len(kv[1]) > 1 else [])
+            | "GroupsToList" >> beam.combiners.ToList()
+            | "SortGroups" >> beam.Map(sorted))
+
+
+def class_vocabulary(class_names) -> tuple[str, ...]:
+    """Class names in label order: numerically when every name is an integer (labels read from int64
+    features keep their order: 2 before 10), else sorted as text."""
+    names = set(class_names)
+    if names and all(n.lstrip("-").isdigit() for n in names):
+        return tuple(sorted(names, key=int))
+    return tuple(sorted(names))
+
+
+class ToImageExample(beam.DoFn):
+    """ImageRecord -> (output split, tf.Example), or a rejection {"path", "reason"} on the "rejected"
+    output. Side inputs: the class names in label order and the groups of byte-identical images."""
+
+    def __init__(self, root: str | None, limits: ImageLimits, eval_percent: int, paths: dict[str, str] | None = None):
+        self._root, self._limits, self._eval_percent, self._paths = root, limits, eval_percent, paths or {}
         self._accepted = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "images_accepted")
         self._rejected = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "images_rejected")
 
     def setup(self) -> None:
         self._progress = _Progress()
+        self._tables = None
 
-    def process(self, record: tuple[str, str, bytes | None]) -> Iterable[Any]:
-        image_id, class_name, data = record
-        problem = None
-        if data is None:
+    def process(self, record: ImageRecord, classes: tuple[str, ...], groups: list[list[str]]) -> Iterable[Any]:
+        if self._tables is None:  # the side inputs are the same for every element
+            self._tables = ({name: i for i, name in enumerate(classes)}, canonical_ids(groups))
+        labels, canonical = self._tables
+        image_id, class_name, data, problem = record
+        if data is None and problem is None:
             try:
                 data = _read_bytes(f"{self._root}/{self._paths.get(image_id, image_id)}")
             except OSError as err:
@@ -163,15 +227,16 @@ class ToImageExample(beam.DoFn):
             yield beam.pvalue.TaggedOutput(_REJECTED, {"path": image_id, "reason": problem.reason})
             return
         self._accepted.inc()
-        yield make_example(image_id, class_name, self._labels[class_name], data)
+        split = split_name(split_of(canonical.get(image_id, image_id), self._eval_percent), class_name is not None)
+        label = labels[class_name] if class_name is not None else -1
+        yield split, make_example(image_id, class_name, label, data)
 
     def finish_bundle(self) -> None:
         self._progress.flush()
 
 
-
-
-def _split_and_class(example: tf.train.Example, split: str) -> tuple[str, str]:
+def _split_and_class(split_example: tuple[str, tf.train.Example]) -> tuple[str, str]:
+    split, example = split_example
     return split, example.features.feature[F.CLASS_NAME].bytes_list.value[0].decode("utf-8")
 
 
@@ -183,30 +248,55 @@ def _eval_percent(exec_properties: dict[str, Any]) -> int | None:
     return round(100 * buckets["eval"] / sum(buckets.values())) if buckets.get("eval") else None
 
 
-def _serialize(example: tf.train.Example) -> bytes:
-    return example.SerializeToString()
+def _serialize(split_example: tuple[str, tf.train.Example]) -> bytes:
+    return split_example[1].SerializeToString()
 
 
-def _write_report(_, path: str, classes: tuple[str, ...], counts: list, rejected: list, ignored: tuple) -> None:
-    write_report(path, build_report(classes, counts, rejected, ignored))
+def _write_report(_, path: str, classes: tuple[str, ...], counts: list, rejected: list, ignored: tuple,
+                  groups: list[list[str]]) -> None:
+    write_report(path, build_report(classes, counts, rejected, ignored, groups))
 
 
 
 class ImageExampleGenExecutor(BaseExampleGenExecutor):
-    """Reads a folder of class folders (exec property `input_base`); see the module docstring."""
+    """Reads image folders: `input_base` (class folders, or unlabelled images when the custom config says
+    `labeled: false`) and the custom config's `unlabeled_dir`; see the module docstring."""
 
     def source(self, exec_properties: dict[str, Any]) -> ImageSource:
-        return folder_source(exec_properties[standard_component_specs.INPUT_BASE_KEY])
+        config = IngestConfig.from_exec_properties(exec_properties)
+        input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
+        if not config.labeled:
+            return folder_source(None, input_base)
+        return folder_source(input_base, config.unlabeled_dir)
+
+    @staticmethod
+    def split_names(source: ImageSource) -> list[str]:
+        from components.ingest.splits import output_splits
+
+        return output_splits(source.labeled, source.unlabeled)
 
     def _read_and_validate(self, pipeline: beam.Pipeline, exec_properties: dict[str, Any]):
+        """(source, {"examples": (split, tf.Example), "rejected": {path, reason}}, class names, copies):
+        the last two are singleton PCollections."""
         source = self.source(exec_properties)
         limits = IngestConfig.from_exec_properties(exec_properties).limits
-        labels = {name: index for index, name in enumerate(source.classes)}
+        first = pipeline | "ListForDigests" >> source.records
+        groups = duplicate_groups(first | "DigestImages" >> beam.ParDo(DigestImage(source.root, source.paths)))
+        if source.classes is not None:
+            classes = pipeline | "Classes" >> beam.Create([tuple(source.classes)])
+        else:
+            classes = (first
+                       | "ClassNames" >> beam.FlatMap(lambda r: [r.class_name] if r.class_name is not None else [])
+                       | "DistinctClasses" >> beam.Distinct()
+                       | "ClassesToList" >> beam.combiners.ToList()
+                       | "LabelOrder" >> beam.Map(class_vocabulary))
         outputs = (pipeline
                    | "ListImages" >> source.records
-                   | "ValidateAndEncode" >> beam.ParDo(ToImageExample(source.root, labels, limits, source.paths))
+                   | "ValidateAndEncode" >> beam.ParDo(
+                       ToImageExample(source.root, limits, _eval_percent(exec_properties) or 0, source.paths),
+                       beam.pvalue.AsSingleton(classes), beam.pvalue.AsSingleton(groups))
                    .with_outputs(_REJECTED, main=_EXAMPLES))
-        return source, outputs
+        return source, outputs, classes, groups
 
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
         """Examples only (rejections are counted); GenerateExamplesByBeam also keeps the rejections."""
@@ -215,27 +305,28 @@ class ImageExampleGenExecutor(BaseExampleGenExecutor):
         @beam.ptransform_fn
         def ImagesToExample(pipeline, exec_properties, split_pattern):  # noqa: N802
             del split_pattern  # the executor walks the whole input folder
-            return executor._read_and_validate(pipeline, exec_properties)[1][_EXAMPLES]
+            examples = executor._read_and_validate(pipeline, exec_properties)[1][_EXAMPLES]
+            return examples | "DropSplit" >> beam.Map(lambda split_example: split_example[1])
 
         return ImagesToExample
 
     def GenerateExamplesByBeam(
         self, pipeline: beam.Pipeline, exec_properties: dict[str, Any]
     ) -> dict[str, beam.PCollection]:
-        """The base class' hash split, plus the report of counts and rejections."""
+        """{split name: (split, tf.Example)} by the hash split of components/ingest/splits.py, plus the
+        report of counts, rejections and copies."""
         output_config = example_gen_pb2.Output()
         proto_utils.json_to_proto(exec_properties[standard_component_specs.OUTPUT_CONFIG_KEY], output_config)
         split_config = output_config.split_config
-        if not split_config.splits or split_config.partition_feature_name != F.IMAGE_ID:
-            raise ValueError("ImageExampleGen needs an output_config that hash-splits on image_id; "
+        hash_splits = [s.name for s in split_config.splits]
+        if hash_splits != ["train", "eval"] or split_config.partition_feature_name != F.IMAGE_ID:
+            raise ValueError("ImageExampleGen needs an output_config that hash-splits on image_id into train and eval; "
                              "build it with components.ingest.component.output_config()")
-        names = [split.name for split in split_config.splits]
-        buckets = [sum(s.hash_buckets for s in split_config.splits[: i + 1]) for i in range(len(names))]
-
-        source, outputs = self._read_and_validate(pipeline, exec_properties)
-        parts = outputs[_EXAMPLES] | "SplitData" >> beam.Partition(_PartitionFn, len(buckets), buckets,
-                                                                   split_config)
-        counts = ([part | f"ClassOf[{name}]" >> beam.Map(_split_and_class, name) for name, part in zip(names, parts)]
+        source, outputs, classes, groups = self._read_and_validate(pipeline, exec_properties)
+        self._source = source  # Do's checks need to know whether labels were expected
+        names = self.split_names(source)
+        parts = outputs[_EXAMPLES] | "SplitData" >> beam.Partition(lambda kv, n: names.index(kv[0]), len(names))
+        counts = ([part | f"ClassOf[{name}]" >> beam.Map(_split_and_class) for name, part in zip(names, parts)]
                   | "AllClasses" >> beam.Flatten()
                   | "CountPerSplitAndClass" >> beam.combiners.Count.PerElement()
                   | "CountsToList" >> beam.combiners.ToList())
@@ -244,13 +335,19 @@ class ImageExampleGenExecutor(BaseExampleGenExecutor):
                     | "RejectionsToList" >> beam.combiners.ToList())
         _ = (pipeline
              | "ReportTrigger" >> beam.Create([None])
-             | "WriteReport" >> beam.Map(_write_report, exec_properties[_REPORT_PATH_KEY], source.classes,
-                                         beam.pvalue.AsSingleton(counts), beam.pvalue.AsSingleton(rejected),
-                                         source.ignored))
+             | "WriteReport" >> beam.Map(_write_report, exec_properties[_REPORT_PATH_KEY],
+                                         beam.pvalue.AsSingleton(classes), beam.pvalue.AsSingleton(counts),
+                                         beam.pvalue.AsSingleton(rejected), source.ignored,
+                                         beam.pvalue.AsSingleton(groups)))
         return dict(zip(names, parts))
 
     def describe(self, exec_properties: dict[str, Any]) -> str:
-        return f"data folder {exec_properties[standard_component_specs.INPUT_BASE_KEY]}"
+        config = IngestConfig.from_exec_properties(exec_properties)
+        input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
+        if not config.labeled:
+            return f"unlabelled image folder {input_base}"
+        extra = f" and unlabelled image folder {config.unlabeled_dir}" if config.unlabeled_dir else ""
+        return f"data folder {input_base}{extra}"
 
     def Do(self, input_dict, output_dict, exec_properties) -> None:
         """The base class' Do, except that examples stream from validation into the TFRecord files:
@@ -274,7 +371,7 @@ class ImageExampleGenExecutor(BaseExampleGenExecutor):
         examples_utils.set_file_format(examples, write_split.to_file_format_str(example_gen_pb2.FORMAT_TFRECORDS_GZIP))
         config = IngestConfig.from_exec_properties(exec_properties)
         check_report(read_report(examples.uri), config.max_rejected_fraction, self.describe(exec_properties),
-                     _eval_percent(exec_properties), config.min_train_examples)
+                     _eval_percent(exec_properties), config.min_train_examples, labeled=self._source.labeled)
 
 
 class TfdsImageExampleGenExecutor(ImageExampleGenExecutor):
@@ -292,3 +389,23 @@ class TfdsImageExampleGenExecutor(ImageExampleGenExecutor):
 
     def describe(self, exec_properties: dict[str, Any]) -> str:
         return f"TFDS dataset {self._name(exec_properties)}"
+
+
+class RecordsImageExampleGenExecutor(ImageExampleGenExecutor):
+    """Reads TFRecord files of tf.Examples: `input_base` / the input split's pattern, the image under the
+    custom config's `image_key`, the label under its `label_key` (none: unlabelled images)."""
+
+    @staticmethod
+    def _pattern(exec_properties: dict[str, Any]) -> str:
+        input_config = example_gen_pb2.Input()
+        proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
+        return input_config.splits[0].pattern
+
+    def source(self, exec_properties: dict[str, Any]) -> ImageSource:
+        config = IngestConfig.from_exec_properties(exec_properties)
+        return records_source(exec_properties[standard_component_specs.INPUT_BASE_KEY], self._pattern(exec_properties),
+                              config.image_key, config.label_key)
+
+    def describe(self, exec_properties: dict[str, Any]) -> str:
+        base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
+        return f"TFRecord files {base}/{self._pattern(exec_properties)}"

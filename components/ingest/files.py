@@ -1,5 +1,8 @@
-r"""Listing a folder of class sub-folders of images (pure Python, no TensorFlow); the bytes are checked
-by `serving/images.py`.
+r"""Listing image folders (pure Python, no TensorFlow); the bytes are checked by `serving/images.py`.
+
+Two layouts: `list_image_folder` reads a folder of class folders (labelled images);
+`list_unlabeled_folder` reads every image below a folder at any depth, its sub-folders (by date,
+by camera...) being just folders, never classes (unlabelled images, class None).
 
 Layout (that of tf_flowers' `flower_photos`): `ROOT/<class>/<file>.jpg`; `.jpg`, `.jpeg` and `.png` in any
 letter case, and files in nested folders belong to the class folder they are in. Every file is accounted
@@ -41,7 +44,7 @@ class ImageListing:
 
     root: str
     classes: tuple[str, ...]
-    files: tuple[tuple[str, str], ...]  # (image_id, class_name): candidates to read and validate
+    files: tuple[tuple[str, str | None], ...]  # (image_id, class_name or None: unlabelled): to read and validate
     rejected: tuple[tuple[str, Problem], ...] = field(default=())  # (image_id, problem) found by listing
     ignored: tuple[tuple[str, str], ...] = field(default=())  # (path, rule); a folder's path ends with "/"
     paths: dict[str, str] = field(default_factory=dict)  # image_id -> path below root, where they differ
@@ -53,8 +56,14 @@ class ImageListing:
     def files_per_class(self) -> dict[str, int]:
         counts = dict.fromkeys(self.classes, 0)
         for _, class_name in self.files:
-            counts[class_name] += 1
+            if class_name is not None:
+                counts[class_name] += 1
         return counts
+
+    @property
+    def unlabeled(self) -> int:
+        """How many candidate files carry no label."""
+        return sum(class_name is None for _, class_name in self.files)
 
 
 HIDDEN_RULE = "hidden (the name starts with a dot)"
@@ -137,21 +146,82 @@ def list_image_folder(root: str, walk: Walk | None = None) -> ImageListing:
             image_id = f"{class_name}/{escape_name(rel)}"
             if image_id != f"{folder}/{rel}":
                 paths[image_id] = f"{folder}/{rel}"
-            extension = os.path.splitext(rel)[1].lower()
-            if extension in IMAGE_EXTENSIONS:
-                files.append((image_id, class_name))
-            else:
-                rejected.append((image_id, Problem(
-                    "unsupported_extension",
-                    f"not an image file name: extension {extension or '(none)'!r} is not one of "
-                    f"{', '.join(IMAGE_EXTENSIONS)}",
-                )))
+            _image_or_rejected(image_id, class_name, files, rejected)
         ignored += [(f"{class_name}/{escape_name(path)}", rule) for path, rule in class_ignored]
-    for path, reason in walk_problems:
-        rel = escape_name(os.path.relpath(path, root)).replace(os.sep, "/") + "/"
-        rejected.append((rel, Problem("unlistable_folder", reason)))
+    rejected += _walk_problems(root, walk_problems)
     return ImageListing(root, classes, tuple(sorted(files)), tuple(sorted(rejected, key=lambda r: r[0])),
                         tuple(sorted(ignored)), paths)
+
+
+def _image_or_rejected(image_id: str, class_name: str | None, files: list, rejected: list) -> None:
+    extension = os.path.splitext(image_id)[1].lower()
+    if extension in IMAGE_EXTENSIONS:
+        files.append((image_id, class_name))
+    else:
+        rejected.append((image_id, Problem(
+            "unsupported_extension",
+            f"not an image file name: extension {extension or '(none)'!r} is not one of {', '.join(IMAGE_EXTENSIONS)}",
+        )))
+
+
+def _walk_problems(root: str, walk_problems: list[tuple[str, str]]) -> list[tuple[str, Problem]]:
+    return [(escape_name(os.path.relpath(path, root)).replace(os.sep, "/") + "/", Problem("unlistable_folder", reason))
+            for path, reason in walk_problems]
+
+
+def list_unlabeled_folder(root: str, walk: Walk | None = None) -> ImageListing:
+    """Lists every visible file below `root`, at any depth, as an unlabelled candidate image
+    (class None; image id = the path below `root`). Hidden files and folders are ignored, files with
+    another extension than JPEG/PNG rejected, links followed, as in `list_image_folder`.
+
+    Raises DataError when `root` is missing or holds no JPEG/PNG file at all."""
+    root = str(root).rstrip("/") or "/"
+    walk_problems: list[tuple[str, str]] = []
+    walk = walk or local_walk(walk_problems)
+    if next(iter(walk(root)), None) is None:
+        raise DataError(f"unlabelled image folder {root} does not exist or is not a folder")
+    files, rejected, paths, ignored = [], [], {}, []
+    for rel in _class_files(root, walk, ignored):
+        image_id = escape_name(rel)
+        if image_id != rel:
+            paths[image_id] = rel
+        _image_or_rejected(image_id, None, files, rejected)
+    rejected += _walk_problems(root, walk_problems)
+    if not files:
+        raise DataError(f"unlabelled image folder {root} holds no {'/'.join(IMAGE_EXTENSIONS)} file "
+                        f"({len(rejected)} other files)")
+    return ImageListing(root, (), tuple(sorted(files)), tuple(sorted(rejected, key=lambda r: r[0])),
+                        tuple(sorted((escape_name(p), rule) for p, rule in ignored)), paths)
+
+
+def combine_listings(labeled: ImageListing, unlabeled: ImageListing) -> ImageListing:
+    """A folder of class folders plus a folder of unlabelled images, as one listing whose ids are the
+    paths below each folder. Raises DataError when an id is in both (the two folders mirror each
+    other: ids must name one file)."""
+    clash = sorted({i for i, _ in labeled.files} & {i for i, _ in unlabeled.files})
+    if clash:
+        raise DataError(f"{len(clash)} image path(s) appear both under the labelled folder {labeled.root} and the "
+                        f"unlabelled folder {unlabeled.root} (e.g. {clash[0]!r}); an image id is its path below its "
+                        "folder and must name one file: move the unlabelled images into a folder of their own")
+    return ImageListing(labeled.root, labeled.classes, tuple(sorted(labeled.files + unlabeled.files)),
+                        tuple(sorted(labeled.rejected + unlabeled.rejected, key=lambda r: r[0])),
+                        tuple(sorted(labeled.ignored + unlabeled.ignored)), {**labeled.paths, **unlabeled.paths})
+
+
+def folder_listing(data_dir: str | None, unlabeled_dir: str | None,
+                   walk_for: Callable[[str], Walk | None] = lambda root: None) -> ImageListing:
+    """The listing of a folder of class folders, a folder of unlabelled images, or both (`walk_for(root)`:
+    the walk for that folder, None for `local_walk`). Raises DataError when a folder is missing, a class
+    folder holds no image, or an image path is in both; ValueError without a folder."""
+    labeled = list_image_folder(data_dir, walk=walk_for(data_dir)) if data_dir else None
+    if labeled:
+        check_listing(labeled)
+    unlabeled = list_unlabeled_folder(unlabeled_dir, walk=walk_for(unlabeled_dir)) if unlabeled_dir else None
+    if labeled and unlabeled:
+        return combine_listings(labeled, unlabeled)
+    if not (labeled or unlabeled):
+        raise ValueError("give a folder of class folders, a folder of unlabelled images, or both")
+    return labeled or unlabeled
 
 
 def check_listing(listing: ImageListing) -> None:

@@ -1,9 +1,13 @@
 """`<examples uri>/ingestion_report.json`: the class names, the per-split counts and the rejected files.
 
 Shape: {"classes": [names in label order], "counts": {"train": {class: n}, "eval": {class: n}},
-"rejected": [{"path": image id, "reason": text}], "ignored": [{"path", "rule"}]}: every file below the
-data folder is counted, rejected or ignored by a rule (components/ingest/files.py); an ignored folder's
-path ends with "/" and stands for the files below it. Pure Python; remote URIs go through TFX's fileio.
+"unlabeled": {"train": n, "eval": n}, "rejected": [{"path": image id, "reason": text}],
+"ignored": [{"path", "rule"}], "duplicates": {"groups": n, "images": n, "examples": [[image ids]]}}:
+every file below the data folders (every record of TFRecord input) is counted, rejected or ignored by a
+rule (components/ingest/files.py); an ignored folder's path ends with "/" and stands for the files below
+it. "counts" holds the labelled images, "unlabeled" the others, by hash split; "duplicates" the groups
+of byte-identical images (all copies kept, in one split; `examples`: the first groups). Pure Python;
+remote URIs go through TFX's fileio.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ from typing import Any
 
 from components import features as F
 from components.ingest.files import DataError
-from components.ingest.splits import SPLIT_NAMES
+from components.ingest.splits import SPLIT_NAMES, UNLABELED_PREFIX
+
+DUPLICATE_EXAMPLES = 10  # groups of copies listed in the report
 
 
 def _open(path: str, mode: str):
@@ -34,15 +40,31 @@ def build_report(
     split_class_counts: Iterable[tuple[tuple[str, str], int]],
     rejected: Iterable[dict[str, str]],
     ignored: Iterable[dict[str, str]] = (),
+    duplicate_groups: Iterable[Iterable[str]] = (),
 ) -> dict[str, Any]:
-    """`split_class_counts`: ((split, class name), number of examples); classes with none get 0."""
+    """`split_class_counts`: ((output split, class name), number of examples), unlabelled images under
+    the "unlabeled_<split>" splits; classes with none get 0. `duplicate_groups`: lists of the ids of
+    byte-identical images."""
     classes = list(classes)
     counts = {split: dict.fromkeys(classes, 0) for split in SPLIT_NAMES}
+    unlabeled = dict.fromkeys(SPLIT_NAMES, 0)
     for (split, class_name), n in split_class_counts:
-        counts.setdefault(split, dict.fromkeys(classes, 0))[class_name] += n
+        if split.startswith(UNLABELED_PREFIX):
+            unlabeled[split[len(UNLABELED_PREFIX):]] = unlabeled.get(split[len(UNLABELED_PREFIX):], 0) + n
+        else:
+            counts.setdefault(split, dict.fromkeys(classes, 0))[class_name] += n
     rejected = sorted(({"path": r["path"], "reason": r["reason"]} for r in rejected), key=lambda r: r["path"])
     ignored = sorted(({"path": r["path"], "rule": r["rule"]} for r in ignored), key=lambda r: r["path"])
-    return {"classes": classes, "counts": counts, "rejected": rejected, "ignored": ignored}
+    groups = sorted(sorted(g) for g in duplicate_groups)
+    duplicates = {"groups": len(groups), "images": sum(len(g) for g in groups),
+                  "examples": groups[:DUPLICATE_EXAMPLES]}
+    return {"classes": classes, "counts": counts, "unlabeled": unlabeled, "rejected": rejected, "ignored": ignored,
+            "duplicates": duplicates}
+
+
+def unlabeled_counts(report: dict[str, Any]) -> dict[str, int]:
+    """{split: unlabelled images}; {"train": 0, "eval": 0} for reports written before unlabelled input."""
+    return {split: int(report.get("unlabeled", {}).get(split, 0)) for split in SPLIT_NAMES}
 
 
 def write_report(path: str, report: dict[str, Any]) -> None:
@@ -66,47 +88,71 @@ def _examples(rejected: list[dict[str, str]], n: int = 3) -> str:
 
 
 def check_splits(classes: list[str], counts: dict[str, dict[str, int]], source: str, eval_percent: int | None = None,
-                 min_train_examples: int = 1, report: dict[str, Any] | None = None) -> None:
-    """Raises DataError, one line naming the numbers and the fix, when the splits cannot train and evaluate:
-    fewer than two classes, an empty train or eval split, a class with no eval image, or fewer train
-    images than `min_train_examples` (one training batch: the Trainer drops incomplete batches).
+                 min_train_examples: int = 1, report: dict[str, Any] | None = None,
+                 unlabeled: dict[str, int] | None = None, labeled: bool = True) -> None:
+    """Raises DataError, one line naming the numbers and the fix, when the splits cannot train and evaluate.
 
-    `counts` is {split: {class: n}} (the report's, or `predicted_counts` from the listing before any
-    decoding). Without these checks the run failed later in Transform with `KeyError: 'image'`
-    (SchemaGen marks every feature of an empty split DEPRECATED)."""
+    `counts` is {split: {class: n}} of the labelled images, `unlabeled` {split: n} of the others (the
+    report's, or `predicted_counts` from the listing before any decoding). SimSiam trains on both train
+    splits: together they need `min_train_examples` images (one training batch: the Trainer drops
+    incomplete batches). With labels (`labeled`), the probe and the Evaluator also need: at least two
+    classes, labelled images in train and in eval, and every class in eval. Without labels, the
+    label-free gate needs unlabelled eval images. Without these checks the run failed later in
+    Transform with `KeyError: 'image'` (SchemaGen marks every feature of an empty split DEPRECATED)."""
     percent = f"--eval-percent (now {eval_percent})" if eval_percent else "--eval-percent"
-    if len(classes) < 2:
-        raise DataError(f"{source} has {len(classes)} class folder(s) ({', '.join(map(repr, classes)) or 'none'}): "
-                        "classification and its evaluation need at least two; add a class folder", report)
+    unlabeled = unlabeled or dict.fromkeys(SPLIT_NAMES, 0)
     train, evaluation = (counts.get(s, {}) for s in SPLIT_NAMES)
     n_train, n_eval = sum(train.values()), sum(evaluation.values())
-    if n_eval == 0 or n_train == 0:
-        empty, full, n = ("eval", "train", n_train) if n_eval == 0 else ("train", "eval", n_eval)
-        raise DataError(f"the {empty} split of {source} is empty: all {n} images hash to {full}; add images "
-                        f"or {'raise' if empty == 'eval' else 'lower'} {percent}", report)
-    missing = [c for c in classes if evaluation.get(c, 0) == 0]
-    if missing:
-        detail = ", ".join(f"{c!r} ({train.get(c, 0)} train images)" for c in missing[:5])
-        raise DataError(f"class(es) {detail} of {source} have no image in the eval split, so their accuracy cannot "
-                        f"be measured: add images to them or raise {percent}", report)
-    if n_train < min_train_examples:
-        raise DataError(f"{source} has {n_train} training images, fewer than one training batch "
+    if labeled:
+        if len(classes) < 2:
+            raise DataError(f"{source} has {len(classes)} class folder(s) ({', '.join(map(repr, classes)) or 'none'}): "
+                            "classification and its evaluation need at least two; add a class folder", report)
+        if n_eval == 0 or n_train == 0:
+            empty, full, n = ("eval", "train", n_train) if n_eval == 0 else ("train", "eval", n_eval)
+            raise DataError(f"the {empty} split of {source} has no labelled image: all {n} labelled images hash to "
+                            f"{full}; add images or {'raise' if empty == 'eval' else 'lower'} {percent}", report)
+        missing = [c for c in classes if evaluation.get(c, 0) == 0]
+        if missing:
+            detail = ", ".join(f"{c!r} ({train.get(c, 0)} train images)" for c in missing[:5])
+            raise DataError(f"class(es) {detail} of {source} have no image in the eval split, so their accuracy "
+                            f"cannot be measured: add images to them or raise {percent}", report)
+    elif unlabeled.get("eval", 0) == 0:
+        raise DataError(f"the eval split of {source} is empty: all {unlabeled.get('train', 0)} images hash to train, "
+                        f"and the label-free gate measures the model on eval images; add images or raise {percent}",
+                        report)
+    n_all = n_train + unlabeled.get("train", 0)
+    if n_all < min_train_examples:
+        raise DataError(f"{source} has {n_all} training images, fewer than one training batch "
                         f"({min_train_examples}): add images or choose a smaller --batch-size", report)
 
 
-def predicted_counts(files: Iterable[tuple[str, str]], eval_percent: int) -> dict[str, dict[str, int]]:
-    """{split: {class: n}} for (image_id, class name) pairs, by `splits.split_of` (TFX's hash split)."""
+def predicted_counts(files: Iterable[tuple[str, str | None]], eval_percent: int) -> dict[str, dict[str, int]]:
+    """{split: {class: n}} of the labelled (image_id, class name) pairs, by `splits.split_of` (TFX's hash
+    split); unlabelled pairs (class None) are counted by `predicted_unlabeled`. Copies of one image are
+    not known before reading the bytes: they may move an image or two."""
     from components.ingest.splits import split_of
 
     counts: dict[str, dict[str, int]] = {split: {} for split in SPLIT_NAMES}
     for image_id, class_name in files:
-        split = counts[split_of(image_id, eval_percent)]
-        split[class_name] = split.get(class_name, 0) + 1
+        if class_name is not None:
+            split = counts[split_of(image_id, eval_percent)]
+            split[class_name] = split.get(class_name, 0) + 1
+    return counts
+
+
+def predicted_unlabeled(files: Iterable[tuple[str, str | None]], eval_percent: int) -> dict[str, int]:
+    """{split: n} of the unlabelled (class None) images among (image_id, class name) pairs."""
+    from components.ingest.splits import split_of
+
+    counts = dict.fromkeys(SPLIT_NAMES, 0)
+    for image_id, class_name in files:
+        if class_name is None:
+            counts[split_of(image_id, eval_percent)] += 1
     return counts
 
 
 def check_report(report: dict[str, Any], max_rejected_fraction: float, source: str, eval_percent: int | None = None,
-                 min_train_examples: int = 0) -> None:
+                 min_train_examples: int = 0, labeled: bool = True) -> None:
     """Raises DataError (carrying the report) when a class has no valid image or too large a share of
     the files was rejected; `source` names the input in the message, which quotes a few rejections.
     Then, when `min_train_examples` > 0 (a run that trains on these examples), `check_splits`."""
@@ -117,20 +163,21 @@ def check_report(report: dict[str, Any], max_rejected_fraction: float, source: s
             bad = [r for r in rejected if r["path"].split("/", 1)[0] == class_name]
             raise DataError(f"class {class_name!r} in {source} has no valid image: all {len(bad)} of its files "
                             f"were rejected ({_examples(bad)})", report)
-    total = sum(accepted.values()) + len(rejected)
+    total = sum(accepted.values()) + sum(unlabeled_counts(report).values()) + len(rejected)
     if total and len(rejected) / total > max_rejected_fraction:
         raise DataError(
             f"{len(rejected)} of {total} files ({len(rejected) / total:.1%}) in {source} were rejected, more "
             f"than the allowed {max_rejected_fraction:.1%} (max_rejected_fraction): {_examples(rejected)}", report
         )
     if min_train_examples > 0:
-        check_splits(report["classes"], report["counts"], source, eval_percent, min_train_examples, report)
+        check_splits(report["classes"], report["counts"], source, eval_percent, min_train_examples, report,
+                     unlabeled_counts(report), labeled)
 
 
 def summary_table(report: dict[str, Any], max_rejected_listed: int = 10) -> str:
     """A short human summary: examples per class and split, then the first rejected files."""
     splits = list(report["counts"])
-    width = max([len("class")] + [len(c) for c in report["classes"]]) + 2
+    width = max([len("(unlabelled)")] + [len(c) for c in report["classes"]]) + 2
     header = f"{'label':>5}  {'class':<{width}}" + "".join(f"{s:>8}" for s in splits) + f"{'total':>8}"
     lines = [header, "-" * len(header)]
     totals = dict.fromkeys(splits, 0)
@@ -139,9 +186,21 @@ def summary_table(report: dict[str, Any], max_rejected_listed: int = 10) -> str:
         for s, n in zip(splits, row):
             totals[s] += n
         lines.append(f"{label:>5}  {name:<{width}}" + "".join(f"{n:>8,}" for n in row) + f"{sum(row):>8,}")
+    unlabeled = unlabeled_counts(report)
+    if any(unlabeled.values()):
+        row = [unlabeled.get(s, 0) for s in splits]
+        for s, n in zip(splits, row):
+            totals[s] += n
+        lines.append(f"{'-':>5}  {'(unlabelled)':<{width}}" + "".join(f"{n:>8,}" for n in row) + f"{sum(row):>8,}")
     lines.append("-" * len(header))
     lines.append(f"{'':>5}  {'total':<{width}}" + "".join(f"{totals[s]:>8,}" for s in splits)
                  + f"{sum(totals.values()):>8,}")
+    duplicates = report.get("duplicates") or {}
+    if duplicates.get("groups"):
+        lines.append(f"byte-identical copies: {duplicates['images']} images in {duplicates['groups']} groups, each "
+                     "group kept in one split (listed in the report)")
+        for group in duplicates["examples"][:3]:
+            lines.append(f"  {' = '.join(group)}")
     rejected = report["rejected"]
     if report.get("ignored"):
         lines.append(f"ignored: {len(report['ignored'])} (hidden, or not in a class folder; listed in the report)")

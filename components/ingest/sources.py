@@ -1,19 +1,34 @@
-"""Where ImageExampleGen's images come from: a folder of class folders, or a TFDS dataset.
+"""Where ImageExampleGen's images come from: image folders, TFRecord files of tf.Examples, or TFDS.
 
-Each source lists `(image_id, class_name, bytes | None)` records for the Beam graph of
-`components.ingest.executor` (bytes None: read from `root` + image_id by the workers) and the files
-that were rejected already while listing.
+Each source lists `ImageRecord`s for the Beam graph of `components.ingest.executor` (bytes None: read
+from `root` + image_id by the workers), says which images carry labels, and lists the files that were
+rejected already while listing. Its `records` transform may be applied twice: once to find
+byte-identical copies, once to validate and write (components/ingest/executor.py).
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import apache_beam as beam
 from tfx.dsl.io import fileio
 
-from components.ingest.files import check_listing, list_image_folder
+from components.ingest.files import folder_listing
 from components.ingest.tfds import iter_tfds_images, prepare_tfds
+from serving.images import Problem
+
+
+class ImageRecord(NamedTuple):
+    """One candidate image: `class_name` None for an unlabelled image, `data` None to read the file
+    `root/paths.get(image_id, image_id)`, `problem` set when the record itself is unusable."""
+
+    image_id: str
+    class_name: str | None
+    data: bytes | None = None
+    problem: Problem | None = None
 
 
 @dataclass(frozen=True)
@@ -21,9 +36,11 @@ class ImageSource:
     """What a source contributes to the Beam graph."""
 
     description: str  # names the input in error messages
-    classes: tuple[str, ...]
-    records: beam.PTransform  # PBegin -> (image_id, class_name, bytes | None)
-    root: str | None = None  # where records with bytes None are read from
+    classes: tuple[str, ...] | None  # label order; None: the class names found in the records, sorted
+    records: beam.PTransform  # PBegin -> ImageRecord
+    labeled: bool  # whether labelled images may come (the "train"/"eval" splits exist)
+    unlabeled: bool  # whether unlabelled images may come (the "unlabeled_*" splits exist)
+    root: str | None = None  # where records with data None are read from
     listed_rejections: tuple[dict[str, str], ...] = ()
     ignored: tuple[dict[str, str], ...] = ()  # {"path", "rule"}: files left out by a documented rule
     paths: dict[str, str] = field(default_factory=dict)  # image_id -> path below root, where they differ
@@ -33,22 +50,37 @@ def _walk(root: str):
     return fileio.walk if "://" in root else None  # None: files.local_walk, which follows links
 
 
-def folder_source(input_base: str) -> ImageSource:
-    listing = list_image_folder(input_base, walk=_walk(input_base))
-    check_listing(listing)
+def folder_source(data_dir: str | None, unlabeled_dir: str | None = None) -> ImageSource:
+    """Images from `data_dir` (class folders: labelled) and/or `unlabeled_dir` (any depth: unlabelled).
+    With both, unlabelled records are read from `unlabeled_dir` through `paths`."""
+    listing = folder_listing(data_dir, unlabeled_dir, _walk)
+    root = data_dir or unlabeled_dir
+    paths = dict(listing.paths)
+    if data_dir and unlabeled_dir:  # one root for the workers: both folders as paths relative to it
+        root = os.path.dirname(os.path.commonpath([os.path.abspath(data_dir), os.path.abspath(unlabeled_dir)]) + "/")
+        for base, labeled in ((data_dir, True), (unlabeled_dir, False)):
+            prefix = os.path.relpath(os.path.abspath(base), root)
+            for image_id, class_name in listing.files:
+                if (class_name is not None) == labeled:
+                    paths[image_id] = f"{prefix}/{listing.paths.get(image_id, image_id)}"
+    described = " and ".join(f"{kind} {path}" for kind, path in (("data folder", data_dir),
+                                                                  ("unlabelled image folder", unlabeled_dir)) if path)
     return ImageSource(
-        description=f"data folder {listing.root}",
+        description=described,
         classes=listing.classes,
-        records=beam.Create([(image_id, class_name, None) for image_id, class_name in listing.files]),
-        root=listing.root,
+        records=beam.Create([ImageRecord(image_id, class_name) for image_id, class_name in listing.files]),
+        labeled=bool(data_dir),
+        unlabeled=bool(unlabeled_dir),
+        root=str(root).rstrip("/"),
         listed_rejections=tuple({"path": i, "reason": p.reason} for i, p in listing.rejected),
         ignored=tuple({"path": path, "rule": rule} for path, rule in listing.ignored),
-        paths=listing.paths,
+        paths=paths,
     )
 
 
-def _tfds_records(_, name: str, data_dir: str | None):
-    yield from iter_tfds_images(name, data_dir)
+def _tfds_records(_, name: str, data_dir: str | None) -> Iterator[ImageRecord]:
+    for image_id, class_name, data in iter_tfds_images(name, data_dir):
+        yield ImageRecord(image_id, class_name, data)
 
 
 def tfds_source(name: str, data_dir: str | None) -> ImageSource:
@@ -60,5 +92,101 @@ def tfds_source(name: str, data_dir: str | None) -> ImageSource:
                 | "Records" >> beam.FlatMap(_tfds_records, name, data_dir)
                 | "Spread" >> beam.Reshuffle())
 
-    return ImageSource(f"TFDS dataset {name}", dataset.classes, ReadTfds())
+    return ImageSource(f"TFDS dataset {name}", dataset.classes, ReadTfds(), labeled=True, unlabeled=False)
 
+
+# --- TFRecord files of tf.Examples ---------------------------------------------------------------------
+
+
+def _compression(path: str) -> str:
+    """"GZIP" for gzip files (by their magic bytes, whatever the name), else "" (uncompressed)."""
+    with fileio.open(path, "rb") as f:
+        return "GZIP" if f.read(2) == b"\x1f\x8b" else ""
+
+
+def _feature_value(example, key: str):
+    """The first value of feature `key` (bytes or int), or None when the example has no such value."""
+    if key not in example.features.feature:
+        return None
+    feature = example.features.feature[key]
+    values = feature.bytes_list.value or feature.int64_list.value or feature.float_list.value
+    return values[0] if values else None
+
+
+def parse_image_record(image_id: str, serialized: bytes, image_key: str, label_key: str | None) -> ImageRecord:
+    """One serialized tf.Example -> an ImageRecord: the encoded image from bytes feature `image_key`;
+    with `label_key`, the class name from it (an int64 label becomes its decimal text, a bytes label
+    its UTF-8 text). A record that is not a tf.Example, or lacks either feature, gets a `problem`."""
+    from google.protobuf.message import DecodeError
+    from tensorflow.core.example import example_pb2
+
+    example = example_pb2.Example()
+    try:
+        example.ParseFromString(serialized)
+    except DecodeError as err:
+        return ImageRecord(image_id, None, None, Problem("bad_record", f"not a tf.Example ({err})"))
+    features = example.features.feature
+    if image_key not in features or not features[image_key].bytes_list.value:
+        shown = ", ".join(sorted(features)[:8]) or "none"
+        return ImageRecord(image_id, None, None, Problem(
+            "no_image_feature", f"no bytes feature {image_key!r} (--image-key); the record's features: {shown}"))
+    data = features[image_key].bytes_list.value[0]
+    if not label_key:
+        return ImageRecord(image_id, None, data)
+    label = _feature_value(example, label_key)
+    if label is None or isinstance(label, float):
+        return ImageRecord(image_id, None, None, Problem(
+            "no_label", f"no int64 or bytes feature {label_key!r} (--label-key): every record needs its label; "
+                        "leave --label-key out to train on all records without labels"))
+    class_name = label.decode("utf-8", "backslashreplace") if isinstance(label, bytes) else str(int(label))
+    return ImageRecord(image_id, class_name, data)
+
+
+def read_image_records(path: str, image_id_prefix: str, image_key: str,
+                       label_key: str | None) -> Iterator[ImageRecord]:
+    """Every record of one TFRecord file (GZIP or not) as ImageRecords with ids `<prefix>:<index>`
+    (index from 0, in file order). A record whose framing or checksum is broken ends the file with one
+    record carrying the problem: what follows it cannot be located reliably."""
+    import tensorflow as tf
+
+    index = 0
+    try:
+        for serialized in tf.data.TFRecordDataset(path, compression_type=_compression(path)).as_numpy_iterator():
+            yield parse_image_record(f"{image_id_prefix}:{index}", serialized, image_key, label_key)
+            index += 1
+    except (tf.errors.DataLossError, tf.errors.OutOfRangeError) as err:
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        yield ImageRecord(f"{image_id_prefix}:{index}", None, None, Problem(
+            "corrupt_record", f"the file is corrupt from record {index} on ({type(err).__name__}: {message}); "
+                              "later records of this file are not read"))
+
+
+def split_glob(pattern: str) -> tuple[str, str]:
+    """A file glob -> (the folder before its first wildcard, the rest): `data/part-*.gz` ->
+    (`data`, `part-*.gz`). The folder is ExampleGen's `input_base`, the rest its split pattern."""
+    parts = pattern.rstrip("/").split("/")
+    fixed = next((i for i, part in enumerate(parts) if any(c in part for c in "*?[")), len(parts) - 1)
+    base = "/".join(parts[:fixed]) or ("/" if pattern.startswith("/") else ".")
+    return base, "/".join(parts[fixed:])
+
+
+def records_source(input_base: str, pattern: str, image_key: str, label_key: str | None) -> ImageSource:
+    """tf.Examples in the TFRecord files `input_base/pattern`, images under `image_key`, labels (int64 or
+    bytes) under `label_key` or none. Image id: `<file path below input_base>:<record index>`.
+
+    Raises DataError when no file matches."""
+    from components.ingest.files import DataError
+
+    base = input_base.rstrip("/") or "/"
+    files = sorted(fileio.glob(f"{base}/{pattern}"))
+    if not files:
+        raise DataError(f"no TFRecord file matches {base}/{pattern} (--examples)")
+    ids = {path: os.path.relpath(path, base) if "://" not in path else path[len(base) + 1:] for path in files}
+
+    @beam.ptransform_fn
+    def ReadRecords(pbegin):  # noqa: N802
+        return (pbegin | "Files" >> beam.Create(files)
+                | "Records" >> beam.FlatMap(lambda path: read_image_records(path, ids[path], image_key, label_key)))
+
+    return ImageSource(f"TFRecord files {base}/{pattern}", None, ReadRecords(), labeled=bool(label_key),
+                       unlabeled=not label_key)

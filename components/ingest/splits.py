@@ -13,7 +13,8 @@ from __future__ import annotations
 import bisect
 import hashlib
 
-SPLIT_NAMES = ("train", "eval")
+TRAIN_SPLIT, EVAL_SPLIT = "train", "eval"
+SPLIT_NAMES = (TRAIN_SPLIT, EVAL_SPLIT)
 DEFAULT_EVAL_PERCENT = 15
 
 
@@ -47,3 +48,33 @@ def split_of(image_id: str | bytes, eval_percent: int = DEFAULT_EVAL_PERCENT) ->
     cumulative = [sum(n for _, n in buckets[: i + 1]) for i in range(len(buckets))]
     bucket = int(hashlib.sha256(bytes_feature_proto(image_id)).hexdigest(), 16) % cumulative[-1]
     return buckets[bisect.bisect(cumulative, bucket)][0]
+
+
+# The ExampleGen's output splits. Labelled images go to "train"/"eval", unlabelled ones to
+# "unlabeled_train"/"unlabeled_eval", by the same hash rule: SimSiam trains on both train splits, the
+# kNN monitor, the linear probe and the Evaluator read only the labelled ones, and the label-free gate
+# reads "unlabeled_eval" when there are no labels at all.
+UNLABELED_PREFIX = "unlabeled_"
+
+
+def split_name(hash_split: str, labeled: bool) -> str:
+    """The output split of an image: its hash split ("train"/"eval"), prefixed for unlabelled images."""
+    return hash_split if labeled else f"{UNLABELED_PREFIX}{hash_split}"
+
+
+def output_splits(labeled: bool, unlabeled: bool) -> list[str]:
+    """The ExampleGen's split names, in order, for data with labelled and/or unlabelled images."""
+    if not (labeled or unlabeled):
+        raise ValueError("the data must hold labelled or unlabelled images")
+    return [split_name(s, True) for s in SPLIT_NAMES if labeled] + [split_name(s, False) for s in SPLIT_NAMES
+                                                                     if unlabeled]
+
+
+def canonical_ids(duplicate_groups: list[list[str]]) -> dict[str, str]:
+    """{image_id: the group's smallest id} for every image in a group of byte-identical copies.
+
+    Each copy is then split by its group's smallest id (`split_of(canonical.get(id, id))`), so all
+    copies of an image land in the same split: a copy in train and another in eval would let the
+    evaluation see training images and inflate every figure. Images without a copy keep their own id,
+    so their split does not depend on whether duplicates exist elsewhere."""
+    return {image_id: min(group) for group in duplicate_groups if len(group) > 1 for image_id in group}

@@ -1,5 +1,10 @@
 """TFX Trainer `run_fn` for SimSiam pre-training (no labels are used for the loss).
 
+It trains on every image of its train splits, labelled or not ("train" and "unlabeled_train"); the kNN
+monitor and the random-init baseline use only the labelled ones (label >= 0), and are skipped when
+there are none. Without labels (custom_config "export_serving_model") it also writes the
+embedding-only serving SavedModel the Pusher serves (components/export/serving_model.py).
+
 Resumable: checkpoints go to a directory keyed by the inputs and the config, outside
 the per-execution output, so re-running a killed Trainer continues where it stopped.
 """
@@ -19,9 +24,10 @@ import tensorflow_transform as tft
 from tfx import v1 as tfx
 
 from components import features as F
+from components.export.serving_model import export_serving_model
 from components.train import data as trainer_data
 from components.train.checkpoint import IntervalCheckpoint
-from components.train.encoder_io import save_encoder
+from components.train.encoder_io import load_encoder, save_encoder
 from components.train.history import HistoryFile
 from models.config import SimSiamConfig, configure_precision
 from models.evaluation import frozen_feature_scores
@@ -105,8 +111,18 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     train_x, train_y, _ = trainer_data.load_split(read, fn_args.train_files, tft_output, config.stored_size)
     eval_x, eval_y, _ = trainer_data.load_split(read, fn_args.eval_files, tft_output, config.stored_size)
     steps_per_epoch = max(1, len(train_x) // config.batch_size)
-    print(f"[simsiam] {len(train_x)} train / {len(eval_x)} eval images, {steps_per_epoch} steps per epoch, "
+    labeled_train, labeled_eval = train_y >= 0, eval_y >= 0
+    print(f"[simsiam] training on {len(train_x)} images ({int(labeled_train.sum())} labelled, "
+          f"{int((~labeled_train).sum())} unlabelled); {len(eval_x)} held-out eval images "
+          f"({int(labeled_eval.sum())} labelled); {steps_per_epoch} steps per epoch, "
           f"{config.epochs} epochs, gpu={has_gpu}, precision={policy}", flush=True)
+    # The kNN monitor needs labelled images on both sides, of two classes at least.
+    knn_data = None
+    if labeled_eval.any() and len(np.unique(train_y[labeled_train])) >= 2:
+        knn_data = (train_x[labeled_train], train_y[labeled_train], eval_x[labeled_eval], eval_y[labeled_eval])
+    else:
+        print("[simsiam] no labelled images to measure with: no kNN monitor, no random-init baseline "
+              "(the label-free gate measures the model)", flush=True)
 
     devices = training_devices(custom.get("devices"))
     strategy = distribution_strategy(devices)
@@ -117,10 +133,13 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     print(f"[simsiam] {replicas} replica(s) on {devices or ['the CPU']}, step jit_compile={model.jit_compile}",
           flush=True)
     # The baseline SimSiam must beat: the same encoder at its random initialisation, scored the same way.
-    random_init = frozen_feature_scores(embed(model.encoder, train_x), train_y, embed(model.encoder, eval_x), eval_y)
-    random_init_knn, random_init_linear = random_init["knn"], random_init["linear_probe"]
-    print(f"[simsiam] randomly initialised encoder: kNN accuracy {random_init_knn:.4f}, linear probe "
-          f"{random_init_linear:.4f}", flush=True)
+    random_init_knn = random_init_linear = None
+    if knn_data:
+        kx, ky, kex, key = knn_data
+        random_init = frozen_feature_scores(embed(model.encoder, kx), ky, embed(model.encoder, kex), key)
+        random_init_knn, random_init_linear = random_init["knn"], random_init["linear_probe"]
+        print(f"[simsiam] randomly initialised encoder: kNN accuracy {random_init_knn:.4f}, linear probe "
+              f"{random_init_linear:.4f}", flush=True)
 
     ckpt = checkpoint_dir(custom["checkpoint_root"], list(fn_args.train_files), custom["simsiam"])
     os.makedirs(ckpt, exist_ok=True)
@@ -131,8 +150,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     callbacks = [  # order matters: streams first, then the callbacks that add to the logs, then the writers
         EpochRandomStreams(),
         LearningRateLogger(),
-        KNNMonitor(train_x, train_y, eval_x, eval_y, every_n_epochs=int(custom.get("knn_every", 5)),
-                   evaluate_at_start=False),
+        *([KNNMonitor(*knn_data, every_n_epochs=int(custom.get("knn_every", 5)), evaluate_at_start=False)]
+          if knn_data else []),
         history,
         keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch"),
         EpochPrinter(config.epochs),
@@ -157,7 +176,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         "history": series,
         "steps_per_epoch": steps_per_epoch,
         "train_images": int(len(train_x)),
+        "train_images_labeled": int(labeled_train.sum()),
         "eval_images": int(len(eval_x)),
+        "eval_images_labeled": int(labeled_eval.sum()),
         "replicas": replicas,
         "checkpoint": {"saves": checkpoint.saves, "io_seconds": round(checkpoint.io_seconds, 3),
                        "train_seconds": round(checkpoint.train_seconds, 3),
@@ -173,5 +194,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
               "width": config.width, "small_stem": config.small_stem,
               "mean": mean, "std": std, "random_init_knn_accuracy": random_init_knn}
     save_encoder(model.encoder, fn_args.serving_model_dir, recipe)
+    if custom.get("export_serving_model"):  # no labels: this Trainer's model is what the Pusher serves
+        encoder, _ = load_encoder(fn_args.serving_model_dir)  # a plain copy, outside any distribution strategy
+        export_serving_model(fn_args.serving_model_dir, tft_output, encoder, None, None, config.stored_size)
+        print(f"[simsiam] embedding-only serving model written to {fn_args.serving_model_dir}", flush=True)
     with open(os.path.join(fn_args.serving_model_dir, F.MONITOR_HISTORY_FILE), "w") as f:
         json.dump(summary, f, indent=2)

@@ -29,10 +29,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", required=True, help="the pipeline job file to write (.json)")
     p.add_argument("--pipeline-root", required=True, help="gs://BUCKET/PATH where the runs keep their artifacts")
     p.add_argument("--image", required=True, help="the pipeline image (kubeflow/Dockerfile), pushed to a registry")
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--data-dir", help="gs:// folder of class sub-folders of JPEG/PNG images")
-    src.add_argument("--tfds", metavar="NAME", help="a TFDS image dataset instead, e.g. tf_flowers")
-    p.add_argument("--tfds-data-dir", help="gs:// folder for TFDS data (default: PIPELINE_ROOT/tensorflow_datasets)")
+    from components.ingest.inputs import add_input_arguments
+
+    add_input_arguments(p)  # gs:// paths here; --tfds-data-dir defaults to PIPELINE_ROOT/tensorflow_datasets
     p.add_argument("--serving-model-dir", help="gs:// folder the Pusher writes to (default: PIPELINE_ROOT/serving)")
     p.add_argument("--pipeline-name", default="simsiam-tfx")
     p.add_argument("--project", help="Google Cloud project (needed by --dataflow and --vertex-training)")
@@ -61,7 +60,8 @@ def options_from_args(args: argparse.Namespace) -> KubeflowOptions:
     """Raises ConfigError (one line) on a bad option; imports nothing heavy."""
     options = KubeflowOptions(
         pipeline_root=args.pipeline_root, image=args.image, data_dir=args.data_dir, tfds_name=args.tfds,
-        tfds_data_dir=args.tfds_data_dir, serving_model_dir=args.serving_model_dir,
+        tfds_data_dir=args.tfds_data_dir, unlabeled_dir=args.unlabeled_dir, examples=args.examples,
+        image_key=args.image_key, label_key=args.label_key, serving_model_dir=args.serving_model_dir,
         pipeline_name=args.pipeline_name, project=args.project, region=args.region, gpu_type=args.gpu_type,
         gpu_count=args.gpu_count, trainer_cpu=args.trainer_cpu, trainer_memory_gb=args.trainer_memory,
         dataflow=args.dataflow, dataflow_machine_type=args.dataflow_machine_type, temp_location=args.temp_location,

@@ -11,18 +11,25 @@ import time
 
 HELP = "validate and ingest images into tf.Examples (+ statistics and schema); writes OUT/ingestion.json"
 DESCRIPTION = """\
-Runs the ImageExampleGen, StatisticsGen and SchemaGen components with LocalDagRunner on a folder of
-class folders (DIR/<class>/<image>.jpg|.jpeg|.png, the flower_photos layout) or a TFDS dataset.
+Runs the ImageExampleGen, StatisticsGen and SchemaGen components with LocalDagRunner on your images:
+  --data-dir DIR           a folder of class folders (DIR/<class>/<image>.jpg|.jpeg|.png): labelled
+  --unlabeled-dir DIR      every JPEG/PNG below DIR, at any depth: unlabelled (alone or with --data-dir)
+  --examples GLOB --image-key KEY [--label-key KEY]
+                           TFRecord files of tf.Examples holding encoded images
+  --tfds NAME              a TFDS image-classification dataset
 
-Every file is decoded before it becomes an example; rejected files are skipped and listed with a
-reason. Labels are the positions of the class names in sorted order. The train/eval split hashes
-the image id (its path under DIR), so a file lands in the same split on every run and machine.
+Every image is decoded before it becomes an example; rejected files (and records, by file:index)
+are skipped and listed with a reason. Labels are the positions of the class names in sorted order.
+The train/eval split hashes the image id (its path under DIR; file:index for records), so an image
+lands in the same split on every run and machine; byte-identical copies all take one split.
 
 Writes OUT/ingestion.json:
   {"classes": [...], "counts": {"train": {class: n}, "eval": {class: n}},
+   "unlabeled": {"train": n, "eval": n}, "duplicates": {"groups": n, "images": n, "examples": [...]},
    "rejected": [{"path": ..., "reason": ...}], "ignored": [{"path": ..., "rule": ...}]}
-(every file below DIR is in one of counts, rejected or ignored: hidden files and folders, and files
-directly in DIR, are ignored; names that are not UTF-8 get an escaped id such as caf\\xe9.jpg)
+(every file below the folders is in one of counts, unlabeled, rejected or ignored: hidden files and
+folders, and files directly in a --data-dir, are ignored; names that are not UTF-8 get an escaped id
+such as caf\\xe9.jpg)
 and keeps the TFX outputs in OUT/pipeline_root and ML Metadata in OUT/metadata.sqlite (a second run
 with the same OUT reuses the cached results unless a file changed: any file added, removed or
 rewritten at any depth re-runs ingestion).
@@ -32,11 +39,9 @@ Exit status: 0 done; 1 the data cannot be ingested (the message says why); 2 bad
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--data-dir", help="a folder of class sub-folders of JPEG/PNG images")
-    src.add_argument("--tfds", metavar="NAME", help="a TFDS image-classification dataset, e.g. tf_flowers "
-                                                   "(downloaded on first use: needs internet)")
-    p.add_argument("--tfds-data-dir", help="where TFDS keeps its data (default: ~/tensorflow_datasets)")
+    from components.ingest.inputs import add_input_arguments
+
+    add_input_arguments(p)
     p.add_argument("--output", default="runs/ingest", help="output folder (default: %(default)s)")
     p.add_argument("--eval-percent", type=int, default=15, help="share of images in eval, 1-99 (default: 15)")
     p.add_argument("--max-rejected-fraction", type=float, default=0.1,
@@ -98,24 +103,33 @@ def _error(message: str, status: int) -> int:
     return status
 
 
+def describe_listing(listing) -> str:
+    """'N files in C classes under DIR (U unlabelled)' for the start line of `ingest` and `run`."""
+    unlabeled = f", {listing.unlabeled:,} of them unlabelled" if listing.unlabeled else ""
+    return (f"{len(listing.files) + len(listing.rejected):,} files{unlabeled} in {len(listing.classes)} classes "
+            f"under {listing.root}")
+
+
 def run(args: argparse.Namespace) -> int:
-    from components.ingest.files import DataError, check_listing, list_image_folder
+    from components.ingest.files import DataError
+    from components.ingest.inputs import input_from_args
 
     if not 1 <= args.eval_percent <= 99:
         return _error(f"--eval-percent must be from 1 to 99, got {args.eval_percent}", 2)
     if not 0.0 <= args.max_rejected_fraction <= 1.0:
         return _error(f"--max-rejected-fraction must be in [0, 1], got {args.max_rejected_fraction}", 2)
-    total = None
-    if args.data_dir:
-        try:  # fail in a second, before TensorFlow loads, when the folder cannot work
-            listing = list_image_folder(os.path.abspath(args.data_dir))
-            check_listing(listing)
-        except DataError as err:
-            return _error(str(err), 1)
+    try:
+        image_input = input_from_args(args)
+    except ValueError as err:
+        return _error(str(err), 2)
+    total, source = None, image_input.describe()
+    try:  # fail in a second, before TensorFlow loads, when a folder cannot work
+        listing = image_input.listing()
+    except DataError as err:
+        return _error(str(err), 1)
+    if listing is not None:
         total = len(listing.files)  # what the workers will validate
-        source = f"{total + len(listing.rejected):,} files in {len(listing.classes)} classes under {listing.root}"
-    else:
-        source = f"TFDS dataset {args.tfds}"
+        source = describe_listing(listing)
     out = os.path.abspath(args.output)
     print(f"simsiam-tfx ingest: {source} -> {out}", flush=True)
 
@@ -132,11 +146,8 @@ def run(args: argparse.Namespace) -> int:
 
     os.makedirs(out, exist_ok=True)
     metadata_path = os.path.join(out, "metadata.sqlite")
-    components = ingestion_components(
-        data_dir=os.path.abspath(args.data_dir) if args.data_dir else None, tfds_name=args.tfds,
-        tfds_data_dir=args.tfds_data_dir, eval_percent=args.eval_percent,
-        max_rejected_fraction=args.max_rejected_fraction,
-    )
+    components = ingestion_components(image_input, eval_percent=args.eval_percent,
+                                      max_rejected_fraction=args.max_rejected_fraction)
     pipeline = tfx.dsl.Pipeline(
         pipeline_name=args.pipeline_name, pipeline_root=os.path.join(out, "pipeline_root"), components=components,
         enable_cache=not args.no_cache, metadata_connection_config=metadata_connection(metadata_path),

@@ -27,9 +27,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 NEEDED = {  # artifact: (node id, output key)
     "examples": ("ImageExampleGen", "examples"), "transform_graph": ("Transform", "transform_graph"),
     "simsiam_model": ("SimSiamTrainer", "model"), "simsiam_run": ("SimSiamTrainer", "model_run"),
-    "probe_run": ("LinearProbeTrainer", "model_run"), "evaluation": ("Evaluator", "evaluation"),
-    "embedding_index": ("EmbeddingIndexer", "embedding_index"),
+    "evaluation": ("Evaluator", "evaluation"), "embedding_index": ("EmbeddingIndexer", "embedding_index"),
 }
+OPTIONAL = {"probe_run": ("LinearProbeTrainer", "model_run")}  # absent when the data has no labels
+LABEL_FREE = ("LabelFreeEvaluator", "evaluation")  # the gate of a run without labels
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,8 +52,9 @@ def run(args: argparse.Namespace) -> int:
     with open(summary_path) as f:
         summary = json.load(f)
     executions = latest_run(metadata)
-    uris = {name: output_uri(executions, node, key) for name, (node, key) in NEEDED.items()}
-    missing = sorted(f"{NEEDED[n][0]}.{NEEDED[n][1]}" for n, uri in uris.items() if not uri)
+    uris = {name: output_uri(executions, node, key) for name, (node, key) in {**NEEDED, **OPTIONAL}.items()}
+    uris["evaluation"] = uris["evaluation"] or output_uri(executions, *LABEL_FREE)
+    missing = sorted(f"{NEEDED[n][0]}.{NEEDED[n][1]}" for n, uri in uris.items() if not uri and n in NEEDED)
     if missing:
         print(f"error: the latest run in {metadata} has no {', '.join(missing)}: did it finish?", file=sys.stderr)
         return 1

@@ -31,11 +31,10 @@ the data folder re-runs ingestion and what follows) and resumes an interrupted S
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from components.ingest.inputs import add_input_arguments
+
     p.add_argument("--profile", choices=["smoke", "cpu", "gpu"], help="default: gpu if TensorFlow sees one, else cpu")
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--data-dir", help="a folder of class sub-folders of JPEG/PNG images (flower_photos layout)")
-    src.add_argument("--tfds", metavar="NAME", help="a TFDS image dataset instead, e.g. tf_flowers (needs internet)")
-    p.add_argument("--tfds-data-dir", help="where TFDS keeps its data (default: ~/tensorflow_datasets)")
+    add_input_arguments(p)
     p.add_argument("--output", default="runs/latest", help="run folder (default: %(default)s)")
     add_recipe_arguments(p)
     p.add_argument("--pipeline-name", default="simsiam-tfx")
@@ -51,28 +50,18 @@ def _peak_rss_mb() -> float:
     return max(own_peak_rss_mb(), children_peak_rss_mb())
 
 
-def _split_problem(data_dir: str, config) -> str | None:
-    """Why the listed files cannot make train/eval splits for this run (before validation), or None."""
-    from components.ingest.files import DataError, check_listing, list_image_folder
-    from components.ingest.report import check_splits, predicted_counts
-
-    try:
-        listing = list_image_folder(os.path.abspath(data_dir))
-        check_listing(listing)
-        check_splits(list(listing.classes), predicted_counts(listing.files, config.eval_percent),
-                     f"data folder {listing.root}", config.eval_percent, config.simsiam.batch_size)
-    except DataError as err:
-        return str(err)
-    return None
-
-
 def run(args: argparse.Namespace) -> int:
-    if not args.data_dir and not args.tfds:  # checked before TensorFlow loads: answers at once
-        print("error: give --data-dir DIR or --tfds tf_flowers", file=sys.stderr)
+    from components.ingest.inputs import input_from_args
+
+    try:  # checked before TensorFlow loads: answers at once
+        image_input = input_from_args(args)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
         return 2
-    if args.data_dir and not os.path.isdir(args.data_dir):
-        print(f"error: --data-dir {args.data_dir} is not a folder", file=sys.stderr)
-        return 2
+    for flag, folder in (("--data-dir", args.data_dir), ("--unlabeled-dir", args.unlabeled_dir)):
+        if folder and "://" not in folder and not os.path.isdir(folder):
+            print(f"error: {flag} {folder} is not a folder", file=sys.stderr)
+            return 2
     from pipeline.local_runner import quiet_logs
 
     quiet_logs(args.verbose)
@@ -85,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
 
     profile = args.profile or default_profile()
     config = config_from_args(args, profile)
-    if args.data_dir and (problem := _split_problem(args.data_dir, config)):
+    if problem := image_input.split_problem(config.eval_percent, config.simsiam.batch_size):
         print(f"error: {problem}", file=sys.stderr)  # in a second, before any image is decoded
         return 1
     out = os.path.abspath(args.output)
@@ -96,14 +85,13 @@ def run(args: argparse.Namespace) -> int:
         pipeline_root=os.path.join(out, "pipeline_root"),
         config=config,
         serving_model_dir=os.path.join(out, "serving"),
-        data_dir=os.path.abspath(args.data_dir) if args.data_dir else None,
-        tfds_name=args.tfds,
-        tfds_data_dir=args.tfds_data_dir,
+        image_input=image_input,
         metadata_connection_config=metadata_connection(metadata_path),
         beam_pipeline_args=beam_pipeline_args(),
         enable_cache=not args.no_cache,
     )
     recipe = config.simsiam
+    print(f"simsiam-tfx run: {image_input.describe()}", flush=True)
     print(f"simsiam-tfx run: profile={profile} backbone={recipe.backbone} image_size={recipe.image_size} "
           f"(stored {recipe.stored_size}) epochs={recipe.epochs} -> {out}", flush=True)
     start = time.time()

@@ -29,8 +29,8 @@ def all_train_ids(classes: tuple[str, ...], per_class: int) -> list[tuple[str, s
 def test_empty_eval_split_names_the_numbers_and_the_fix() -> None:
     counts = predicted_counts(all_train_ids(("a", "b"), 4), 15)
     assert counts == {"train": {"a": 4, "b": 4}, "eval": {}}
-    with pytest.raises(DataError, match=r"^the eval split of data folder D is empty: all 8 images hash to train; add "
-                                        r"images or raise --eval-percent \(now 15\)$"):
+    with pytest.raises(DataError, match=r"^the eval split of data folder D has no labelled image: all 8 labelled "
+                                        r"images hash to train; add images or raise --eval-percent \(now 15\)$"):
         check_splits(["a", "b"], counts, "data folder D", 15, min_train_examples=2)
 
 
@@ -56,6 +56,7 @@ def test_example_gen_of_a_training_run_refuses_an_empty_eval_split(tmp_path: Pat
     for i, (image_id, _) in enumerate(all_train_ids(("a", "b"), 4)):
         (root / image_id).parent.mkdir(parents=True, exist_ok=True)
         (root / image_id).write_bytes(encode(make_image((24, 16), seed=i), "JPEG"))
-    with pytest.raises(DataError, match=r"the eval split of data folder .* is empty: all 8 images hash to train"):
+    with pytest.raises(DataError, match=r"the eval split of data folder .* has no labelled image: all 8 labelled "
+                                        r"images hash to train"):
         run_executor(image_example_gen(str(root), min_train_examples=4), tmp_path / "out")
     run_executor(image_example_gen(str(root)), tmp_path / "out2")  # ingestion alone (`ingest`) still works

@@ -88,7 +88,7 @@ def test_beam_counters_count_accepted_and_rejected_files(messy_folder) -> None:
     root, good, bad = messy_folder
     component = image_example_gen(str(root))
     with beam.Pipeline(argv=IN_MEMORY) as pipeline:
-        _, outputs = ImageExampleGenExecutor()._read_and_validate(pipeline, exec_properties(component))
+        _, outputs, *_ = ImageExampleGenExecutor()._read_and_validate(pipeline, exec_properties(component))
     counters = {m.key.metric.name: m.committed
                 for m in pipeline.result.metrics().query(MetricsFilter().with_namespace(METRICS_NAMESPACE))["counters"]}
     decoded = len(bad) - 1  # notes.txt is rejected by its name, before reading
@@ -151,6 +151,7 @@ def test_pipeline_with_statistics_and_schema_on_two_worker_processes(messy_folde
     from tfx import v1 as tfx
     from tfx.utils import io_utils
 
+    from components.ingest.inputs import ImageInput
     from pipeline.ingestion import ingestion_components
     from pipeline.local_runner import beam_pipeline_args, latest_artifact_uri, metadata_connection, run_local
 
@@ -158,7 +159,7 @@ def test_pipeline_with_statistics_and_schema_on_two_worker_processes(messy_folde
     metadata = str(tmp_path / "metadata.sqlite")
     run_local(tfx.dsl.Pipeline(
         pipeline_name="ingest-test", pipeline_root=str(tmp_path / "root"),
-        components=ingestion_components(data_dir=str(root), max_rejected_fraction=0.5),
+        components=ingestion_components(ImageInput(data_dir=str(root)), max_rejected_fraction=0.5),
         metadata_connection_config=metadata_connection(metadata), beam_pipeline_args=beam_pipeline_args(2),
     ))
     examples_uri = latest_artifact_uri(metadata, EXAMPLE_GEN_ID)

@@ -1,0 +1,131 @@
+"""What a user points the pipeline at: `ImageInput`, one validated description of the images to ingest.
+
+The kinds of input (`simsiam-tfx ingest` and `simsiam-tfx run` take the same options, README "Your
+own images"):
+- `--data-dir DIR`: a folder of class folders (DIR/<class>/<image>): every image labelled;
+- `--unlabeled-dir DIR`: every JPEG/PNG image below DIR at any depth, none labelled (sub-folders by
+  date or camera are just folders here, never classes);
+- both: the labelled class folders plus the unlabelled images;
+- `--examples GLOB --image-key KEY [--label-key KEY]`: TFRecord files of tf.Examples holding encoded
+  images (with labels under KEY, or none);
+- `--tfds NAME`: a TFDS image-classification dataset.
+SimSiam trains on every valid image; the kNN monitor, the linear probe and the Evaluator use the
+labelled ones; without any label the label-free gate decides what is pushed.
+
+Pure Python (no TensorFlow): the CLI checks folders with it in a second, before anything loads.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    """One kind of input, or the two folder kinds together. Raises ValueError (the message names the
+    options) on a combination that is not one of the module docstring's."""
+
+    data_dir: str | None = None
+    unlabeled_dir: str | None = None
+    examples: str | None = None  # a glob of TFRecord files
+    image_key: str = "image"
+    label_key: str | None = None
+    tfds_name: str | None = None
+    tfds_data_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        kinds = [bool(self.data_dir or self.unlabeled_dir), bool(self.examples), bool(self.tfds_name)]
+        if sum(kinds) != 1:
+            raise ValueError("give --data-dir and/or --unlabeled-dir, or --examples, or --tfds (one kind of input)")
+        if self.label_key and not self.examples:
+            raise ValueError("--label-key names the label feature of --examples records; folders take the label "
+                             "from the class folder")
+        if self.examples and not self.image_key:
+            raise ValueError("--image-key must name the bytes feature that holds the encoded image")
+        if self.data_dir and self.unlabeled_dir and "://" not in self.data_dir + self.unlabeled_dir:
+            labeled, unlabeled = (os.path.realpath(p) for p in (self.data_dir, self.unlabeled_dir))
+            if os.path.commonpath([labeled, unlabeled]) in (labeled, unlabeled):
+                raise ValueError(f"--data-dir {self.data_dir} and --unlabeled-dir {self.unlabeled_dir} are one inside "
+                                 "the other: a folder inside the data folder would be a class, and class folders "
+                                 "inside the unlabelled folder would be read twice; give two separate folders")
+
+    @property
+    def labeled(self) -> bool:
+        """Whether labelled images are expected (the probe and the Evaluator run)."""
+        return bool(self.data_dir or self.tfds_name or (self.examples and self.label_key))
+
+    @property
+    def unlabeled(self) -> bool:
+        """Whether unlabelled images are expected."""
+        return bool(self.unlabeled_dir or (self.examples and not self.label_key))
+
+    def folders(self) -> tuple[str | None, str | None]:
+        """(data_dir, unlabeled_dir), local paths made absolute."""
+        def local(path: str | None) -> str | None:
+            return path if not path or "://" in path else os.path.abspath(path)
+
+        return local(self.data_dir), local(self.unlabeled_dir)
+
+    def describe(self) -> str:
+        """The input in words, for messages."""
+        if self.examples:
+            labels = f", labels {self.label_key!r}" if self.label_key else ", no labels"
+            return f"TFRecord files {self.examples} (images {self.image_key!r}{labels})"
+        if self.tfds_name:
+            return f"TFDS dataset {self.tfds_name}"
+        folders = (("data folder", self.data_dir), ("unlabelled image folder", self.unlabeled_dir))
+        return " and ".join(f"{kind} {path}" for kind, path in folders if path)
+
+    def listing(self):
+        """The `ImageListing` of the local folders (None for other inputs): raises DataError when a folder is
+        missing, empty, or the two folders share an image path."""
+        from components.ingest.files import folder_listing
+
+        data_dir, unlabeled_dir = self.folders()
+        if self.examples or self.tfds_name or "://" in (data_dir or "") + (unlabeled_dir or ""):
+            return None
+        return folder_listing(data_dir, unlabeled_dir)
+
+    def split_problem(self, eval_percent: int, batch_size: int) -> str | None:
+        """Why the listed folders cannot make train/eval splits for a run (before any image is decoded),
+        or None (also for inputs that are not local folders: checked when they are read)."""
+        from components.ingest.files import DataError
+        from components.ingest.report import check_splits, predicted_counts, predicted_unlabeled
+
+        try:
+            listing = self.listing()
+            if listing is None:
+                return None
+            check_splits(list(listing.classes), predicted_counts(listing.files, eval_percent), self.describe(),
+                         eval_percent, batch_size, unlabeled=predicted_unlabeled(listing.files, eval_percent),
+                         labeled=self.labeled)
+        except DataError as err:
+            return str(err)
+        return None
+
+
+def add_input_arguments(parser) -> None:
+    """The input options `ingest`, `run` and `compile-kubeflow` share (argparse)."""
+    group = parser.add_argument_group("input (one kind; --data-dir and --unlabeled-dir may go together)")
+    group.add_argument("--data-dir", help="a folder of class sub-folders of JPEG/PNG images (flower_photos layout): "
+                                          "labelled images")
+    group.add_argument("--unlabeled-dir", help="a folder of JPEG/PNG images without labels, read at any depth "
+                                               "(its sub-folders are never classes); with --data-dir, extra images "
+                                               "SimSiam also trains on")
+    group.add_argument("--examples", metavar="GLOB", help="TFRecord files (GZIP or not) of tf.Examples holding encoded "
+                                                          "JPEG/PNG images, e.g. 'data/train-*.tfrecord.gz'")
+    group.add_argument("--image-key", default="image", help="with --examples: the bytes feature holding the encoded "
+                                                            "image (default: %(default)s)")
+    group.add_argument("--label-key", help="with --examples: the int64 or bytes label feature; leave it out for "
+                                           "unlabelled records")
+    group.add_argument("--tfds", metavar="NAME", help="a TFDS image-classification dataset, e.g. tf_flowers "
+                                                      "(downloaded on first use: needs internet)")
+    group.add_argument("--tfds-data-dir", help="where TFDS keeps its data (default: ~/tensorflow_datasets)")
+
+
+def input_from_args(args) -> ImageInput:
+    """The ImageInput of `add_input_arguments`' options; raises ValueError on a bad combination."""
+    return ImageInput(data_dir=args.data_dir, unlabeled_dir=args.unlabeled_dir, examples=args.examples,
+                      image_key=args.image_key, label_key=args.label_key, tfds_name=args.tfds,
+                      tfds_data_dir=args.tfds_data_dir)
