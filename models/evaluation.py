@@ -187,3 +187,66 @@ def linear_probe_accuracy(
     num_classes = int(max(train_y.max(), test_y.max())) + 1
     probe = fit_linear_probe(train_x, train_y, num_classes, weight_decay=weight_decay, iterations=iterations)
     return float(np.mean(probe.predict(test_x) == test_y))
+
+
+# --- Label-free measures: is an encoder worth serving when there are no labels to probe with? ---
+
+RANKME_EPSILON = 1e-7  # the RankMe paper's epsilon (Garrido et al. 2023, eq. 1)
+
+
+def _check_embeddings(embeddings) -> np.ndarray:
+    z = np.asarray(embeddings, np.float64)
+    if z.ndim != 2:
+        raise ValueError(f"need embeddings [N, D], got shape {z.shape}")
+    if z.size == 0:
+        raise ValueError(f"need at least one row and one dimension, got shape {z.shape}")
+    if not np.all(np.isfinite(z)):
+        bad = int(np.sum(~np.all(np.isfinite(z), axis=1)))
+        raise ValueError(f"{bad} of {len(z)} embedding rows hold NaN or inf (a diverged encoder?)")
+    return z
+
+
+def effective_rank(embeddings, epsilon: float = RANKME_EPSILON) -> float:
+    """RankMe, the effective rank of an embedding matrix: exp of the entropy of its normalised
+    singular values. Garrido, Balestriero, Najman, LeCun, "RankMe: Assessing the Downstream
+    Performance of Pretrained Self-Supervised Representations by Their Rank", ICML 2023,
+    https://arxiv.org/abs/2210.02885, eq. 1 (after Roy & Vetterli 2007):
+
+        p_k = sigma_k / ||sigma||_1 + epsilon,   RankMe = exp(-sum_k p_k log p_k)
+
+    on the singular values sigma of the uncentred `[N, D]` matrix, as the paper does. It lies in
+    [1, min(N, D)] (up to epsilon terms): 1 when every row is a multiple of one vector (a collapsed
+    encoder), min(N, D) when all singular values are equal. The paper shows it tracks linear-probe
+    accuracy across hyper-parameters of one method without any label, which is why it gates models
+    trained on unlabelled images (components/evaluate/label_free.py). Uncentred, as published: on
+    the Flowers cpu run it separates trained, random-init and collapsed encoders (numbers in
+    benchmarks/label_free.py's results), so there was no reason to deviate.
+
+    `embeddings`: float `[N, D]`, N >= 1, D >= 1, finite (computed in float64). Returns a float;
+    an all-zero matrix (no direction at all) returns 0.0. Raises ValueError on a non-2-D, empty or
+    non-finite input.
+    """
+    z = _check_embeddings(embeddings)
+    sigma = np.linalg.svd(z, compute_uv=False)
+    total = float(np.sum(sigma))
+    if total == 0.0:
+        return 0.0
+    p = sigma / total + epsilon
+    return float(np.exp(-np.sum(p * np.log(p))))
+
+
+def embedding_collapse_std(embeddings) -> float:
+    """The SimSiam paper's collapse monitor (Chen & He, "Exploring Simple Siamese Representation
+    Learning", CVPR 2021, Sec. 4.1 and Fig. 2): rows l2-normalised, the std of each dimension over
+    the rows (population std, ddof=0), averaged over dimensions, times sqrt(D).
+
+    For unit vectors spread isotropically each dimension's std is about 1/sqrt(D), so the measure
+    is ~1 for a healthy encoder and 0 when every row points the same way (collapse). The numpy twin
+    of `models.losses.collapse_std`, which the SimSiam model logs in training (same definition; a
+    zero row stays zero in both).
+
+    `embeddings`: float `[N, D]`, N >= 1, finite. Returns a float >= 0. Raises ValueError on a
+    non-2-D, empty or non-finite input.
+    """
+    z = l2_normalize(_check_embeddings(embeddings))
+    return float(np.mean(np.std(z, axis=0)) * np.sqrt(z.shape[1]))

@@ -1,0 +1,238 @@
+"""LabelFreeEvaluator: the gate for a model trained on unlabelled images, where no probe can be scored.
+
+A Python-function TFX component. It embeds the stored images of the Transform output's eval split
+(the `image_u8` feature, through `models.augment.eval_view`, exactly as the serving model does after
+its Transform layer) with three encoders: the candidate (the SimSiam Trainer's model), the same
+recipe at its random initialisation (rebuilt with the Trainer's seed, as pipeline/report.py does)
+and, when a Resolver found one, the last blessed model. It measures each with two label-free
+numbers from models/evaluation.py:
+
+- `effective_rank` (RankMe, Garrido et al., ICML 2023): tracks linear-probe accuracy without labels;
+- `embedding_collapse_std` (SimSiam paper, Sec. 4.1): ~1 healthy, 0 collapsed.
+
+It blesses (`label_free_decision`) only when the candidate has not collapsed (collapse std >= a
+floor), is clearly richer than random init (RankMe >= ratio x the random-init RankMe), and does not
+regress against the last blessed model (RankMe >= the baseline's, to the labelled gate's 1e-10).
+The defaults come from benchmarks/label_free.py on the Flowers cpu run (docs/CONTRACTS.md).
+
+Outputs: `evaluation` (ModelEvaluation) holds `label_free_metrics.json`; `blessing` (ModelBlessing)
+is written as TFX's Evaluator writes it (tfx/components/evaluator/executor.py): a `BLESSED` or
+`NOT_BLESSED` file and the custom properties `blessed`, `current_model`, `current_model_id`,
+`baseline_model`, `baseline_model_id`, so the Pusher and LatestBlessedModelStrategy read it as usual.
+
+No `from __future__ import annotations` here: TFX reads the component's type hints as objects.
+"""
+
+import json
+import math
+from typing import Any
+
+import numpy as np
+from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
+from tfx.dsl.component.experimental.decorators import component
+from tfx.dsl.io import fileio
+from tfx.types import artifact_utils, standard_artifacts
+
+from components import features as F
+from models.evaluation import effective_rank, embedding_collapse_std
+
+METRICS_FILE = "label_free_metrics.json"
+# Defaults chosen from `python -m benchmarks.label_free` (benchmarks/results/label_free-*.json), on the
+# 493 eval photos of the Flowers cpu run [RankMe / ratio to random init / collapse std]: trained
+# 92.5 / 2.74 / 0.72; random init 33.7 / 1.00 / 0.25; no stop-gradient, 410 steps at lr 0.2 (its
+# projector output collapsing: z std 0.91 -> 0.43) 27.3 / 0.81 / 0.58; a constant encoder 1.0 / 0.03 / 0.
+# The smoke recipe after 32 steps on random-pattern images reaches ratio 2.37 (collapse std 0.34).
+# Ratio 1.5: half again the random init's rank, well under the trained cpu model's 2.74 (a margin of
+# 1.8x for shorter or weaker runs) and the smoke model's 2.37. The served features are post-ReLU, so
+# even random init sits at 0.25 and a collapsing encoder at 0.58: the std floor only catches a total
+# collapse (a constant encoder: 0); 0.1 lies below every non-degenerate encoder measured (smoke random
+# init: 0.17). Partial collapse and "no better than random" are the rank ratio's job.
+DEFAULT_MIN_COLLAPSE_STD = 0.1
+DEFAULT_MIN_RANK_RATIO = 1.5
+BASELINE_TOLERANCE = 1e-10  # as the labelled gate's change threshold: any regression fails
+DEFAULT_MAX_EXAMPLES = 10_000  # RankMe needs N >= D rows; more only costs time
+
+
+def read_stored_images(split_uris: list[str], max_examples: int = DEFAULT_MAX_EXAMPLES) -> np.ndarray:
+    """The stored images of transformed examples: uint8 `[N, T, T, 3]` (the `image_u8` feature,
+    `tf.io.serialize_tensor` of uint8 `[T, T, 3]`, components/transform.py), in file order, at most
+    `max_examples`, from the GZIP TFRecord folders `split_uris` (TFX's `Split-<name>` folders).
+    Raises ValueError when they hold no example."""
+    import tensorflow as tf
+
+    from components.index.embedding_index import example_feature, read_examples
+
+    images = []
+    for uri in split_uris:
+        for batch in read_examples(uri, 256):
+            for example in batch:
+                if len(images) >= max_examples:
+                    break
+                images.append(tf.io.parse_tensor(example_feature(example, F.IMAGE_U8), tf.uint8).numpy())
+    if not images:
+        raise ValueError(f"no transformed example in {split_uris}: nothing to measure the encoder on")
+    return np.stack(images)
+
+
+def embed_stored_images(encoder, images: np.ndarray, image_size: int, batch_size: int = 64) -> np.ndarray:
+    """float32 `[N, D]` embeddings of stored uint8 images `[N, T, T, 3]`: `eval_view` to the encoder's
+    `image_size`, then the encoder in inference mode, batch by batch (the serving model's path after
+    its Transform layer, components/export/serving_model.py)."""
+    import tensorflow as tf
+
+    from models.augment import eval_view
+
+    @tf.function(reduce_retracing=True)  # the last batch is smaller: one trace for both
+    def embed(batch: tf.Tensor) -> tf.Tensor:
+        return tf.cast(encoder(eval_view(batch, image_size), training=False), tf.float32)
+
+    out = [embed(tf.constant(images[i:i + batch_size])).numpy() for i in range(0, len(images), batch_size)]
+    return np.concatenate(out).astype(np.float32)
+
+
+def random_init_encoder(simsiam_config: dict[str, Any], recipe: dict[str, Any]):
+    """The candidate's encoder at the weights its Trainer started from: `keras.utils.set_random_seed(seed)`
+    then `build_simsiam(config, mean, std)` (the SimSiam Trainer's order, as in pipeline/report.py)."""
+    import keras
+
+    from models.config import SimSiamConfig
+    from models.simsiam import build_simsiam
+
+    config = SimSiamConfig.from_dict(simsiam_config)
+    keras.utils.set_random_seed(config.seed)
+    return build_simsiam(config, mean=recipe["mean"], std=recipe["std"]).encoder
+
+
+def measure(embeddings: np.ndarray) -> dict[str, Any]:
+    """{"effective_rank", "collapse_std", "examples", "dimension", "finite"} of float `[N, D]` embeddings;
+    both measures are None when a row holds NaN or inf (a diverged encoder is not blessed, not a crash)."""
+    finite = bool(np.all(np.isfinite(embeddings)))
+    return {
+        "effective_rank": effective_rank(embeddings) if finite else None,
+        "collapse_std": embedding_collapse_std(embeddings) if finite else None,
+        "examples": int(embeddings.shape[0]), "dimension": int(embeddings.shape[1]), "finite": finite,
+    }
+
+
+def label_free_decision(candidate: dict[str, Any], random_init: dict[str, Any], baseline: dict[str, Any] | None,
+                        thresholds: dict[str, float]) -> tuple[bool, list[str]]:
+    """(blessed, reasons): bless only if every condition holds; one reason per failed condition.
+
+    `candidate`, `random_init`, `baseline` (None: no blessed model yet): `measure` dicts (keys
+    `effective_rank`, `collapse_std`, `finite`). `thresholds`: `min_collapse_std` (the candidate's
+    collapse std must reach it), `min_rank_ratio` (its RankMe must reach this multiple of the
+    random-init RankMe) and optional `baseline_tolerance` (its RankMe may fall at most this far below
+    the baseline's; default BASELINE_TOLERANCE). Pure: no I/O.
+    """
+    if not candidate.get("finite", True) or candidate.get("effective_rank") is None:
+        return False, ["the candidate's embeddings hold NaN or inf: the encoder diverged"]
+    reasons = []
+    collapse, rank = candidate["collapse_std"], candidate["effective_rank"]
+    floor = thresholds["min_collapse_std"]
+    if not collapse >= floor:
+        reasons.append(f"collapse_std {collapse:.4f} is below the floor {floor:g}: the embeddings have collapsed "
+                       "towards one direction (SimSiam paper, Sec. 4.1)")
+    ratio = thresholds["min_rank_ratio"]
+    random_rank = random_init.get("effective_rank")
+    if random_rank is not None and not rank >= ratio * random_rank:
+        reasons.append(f"effective_rank {rank:.2f} is below {ratio:g} x the random-init encoder's {random_rank:.2f} "
+                       f"(= {ratio * random_rank:.2f}): training did not clearly enrich the representation")
+    if baseline is not None and baseline.get("effective_rank") is not None:
+        tolerance = thresholds.get("baseline_tolerance", BASELINE_TOLERANCE)
+        if not rank >= baseline["effective_rank"] - tolerance:
+            reasons.append(f"effective_rank {rank:.4f} is below the last blessed model's "
+                           f"{baseline['effective_rank']:.4f}: a regression")
+    return not reasons, reasons
+
+
+def _encoder_dir(model_uri: str) -> str:
+    from tfx.utils import path_utils
+
+    return path_utils.serving_model_path(model_uri)
+
+
+def evaluate_label_free(model_dir: str, split_uris: list[str], simsiam_config: dict[str, Any],
+                        thresholds: dict[str, float], baseline_dir: str | None = None,
+                        max_examples: int = DEFAULT_MAX_EXAMPLES) -> dict[str, Any]:
+    """The gate's whole report: measures of candidate, random init and baseline on the stored images
+    of `split_uris`, the thresholds, `blessed` and `reasons`. `model_dir`/`baseline_dir`: folders with
+    encoder.weights.h5 + encoder.json (components/train/encoder_io.py). The baseline's encoder sees
+    the same stored images through its own `eval_view` size."""
+    from components.train.encoder_io import load_encoder
+
+    images = read_stored_images(split_uris, max_examples)
+    encoder, recipe = load_encoder(model_dir)
+    candidate = measure(embed_stored_images(encoder, images, recipe["image_size"]))
+    random_init = measure(embed_stored_images(random_init_encoder(simsiam_config, recipe), images,
+                                              recipe["image_size"]))
+    baseline = None
+    if baseline_dir:
+        base_encoder, base_recipe = load_encoder(baseline_dir)
+        baseline = measure(embed_stored_images(base_encoder, images, base_recipe["image_size"]))
+    thresholds = {"baseline_tolerance": BASELINE_TOLERANCE, **thresholds}
+    blessed, reasons = label_free_decision(candidate, random_init, baseline, thresholds)
+    random_rank = random_init["effective_rank"]
+    rank_ratio = (candidate["effective_rank"] / random_rank
+                  if candidate["effective_rank"] is not None and random_rank else None)
+    return {"candidate": candidate, "random_init": random_init, "baseline": baseline, "rank_ratio": rank_ratio,
+            "thresholds": thresholds, "blessed": blessed, "reasons": reasons,
+            "model": model_dir, "baseline_model": baseline_dir, "examples_read": int(len(images))}
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4f}"
+
+
+@component
+def LabelFreeEvaluator(  # noqa: N802 - TFX component names are class-like
+    examples: InputArtifact[standard_artifacts.Examples],
+    model: InputArtifact[standard_artifacts.Model],
+    evaluation: OutputArtifact[standard_artifacts.ModelEvaluation],
+    blessing: OutputArtifact[standard_artifacts.ModelBlessing],
+    simsiam_config: Parameter[str],
+    baseline_model: InputArtifact[standard_artifacts.Model] = None,
+    min_collapse_std: Parameter[float] = DEFAULT_MIN_COLLAPSE_STD,
+    min_rank_ratio: Parameter[float] = DEFAULT_MIN_RANK_RATIO,
+    splits: Parameter[str] = "eval",
+    max_examples: Parameter[int] = DEFAULT_MAX_EXAMPLES,
+) -> None:
+    """Measures the candidate `model` on the transformed `examples` of `splits` (comma-separated) and
+    blesses it or not (see the module docstring). `simsiam_config`: the SimSiamConfig as JSON (its seed
+    rebuilds the random-init encoder); `baseline_model`: the last blessed SimSiam model, if any."""
+    from tfx.components.evaluator import constants
+    from tfx.utils import io_utils
+
+    available = artifact_utils.decode_split_names(examples.split_names)
+    wanted = [s.strip() for s in splits.split(",") if s.strip()]
+    unknown = sorted(set(wanted) - set(available))
+    if not wanted or unknown:
+        raise ValueError(f"splits {splits!r}: {unknown or 'none given'} not in the examples (they have {available})")
+    split_uris = [artifact_utils.get_split_uri([examples], s) for s in wanted]
+    thresholds = {"min_collapse_std": float(min_collapse_std), "min_rank_ratio": float(min_rank_ratio)}
+    report = evaluate_label_free(_encoder_dir(model.uri), split_uris, json.loads(simsiam_config), thresholds,
+                                 _encoder_dir(baseline_model.uri) if baseline_model is not None else None,
+                                 max_examples)
+    report["splits"] = wanted
+    fileio.makedirs(evaluation.uri)
+    with fileio.open(f"{evaluation.uri.rstrip('/')}/{METRICS_FILE}", "w") as f:
+        json.dump(report, f, indent=1)
+
+    # The blessing exactly as TFX's Evaluator writes it (tfx/components/evaluator/executor.py).
+    blessing.set_string_custom_property(constants.ARTIFACT_PROPERTY_CURRENT_MODEL_URI_KEY, model.uri)
+    blessing.set_int_custom_property(constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY, model.id)
+    if baseline_model is not None:
+        blessing.set_string_custom_property(constants.ARTIFACT_PROPERTY_BASELINE_MODEL_URI_KEY, baseline_model.uri)
+        blessing.set_int_custom_property(constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY, baseline_model.id)
+    name = constants.BLESSED_FILE_NAME if report["blessed"] else constants.NOT_BLESSED_FILE_NAME
+    io_utils.write_string_file(f"{blessing.uri.rstrip('/')}/{name}", "")
+    blessing.set_int_custom_property(constants.ARTIFACT_PROPERTY_BLESSED_KEY,
+                                     constants.BLESSED_VALUE if report["blessed"] else constants.NOT_BLESSED_VALUE)
+
+    for who in ("candidate", "random_init", "baseline"):
+        m = report[who]
+        if m is not None:
+            print(f"[LabelFreeEvaluator] {who}: effective_rank {_fmt(m['effective_rank'])}, "
+                  f"collapse_std {_fmt(m['collapse_std'])} ({m['examples']} x {m['dimension']})", flush=True)
+    print(f"[LabelFreeEvaluator] rank ratio {_fmt(report['rank_ratio'])} (min {min_rank_ratio:g}), collapse floor "
+          f"{min_collapse_std:g}: {'BLESSED' if report['blessed'] else 'NOT BLESSED'}"
+          + "".join(f"\n  - {r}" for r in report["reasons"]), flush=True)
