@@ -134,7 +134,9 @@ def label_free_decision(candidate: dict[str, Any], random_init: dict[str, Any], 
                        "towards one direction (SimSiam paper, Sec. 4.1)")
     ratio = thresholds["min_rank_ratio"]
     random_rank = random_init.get("effective_rank")
-    if random_rank is not None and not rank >= ratio * random_rank:
+    if random_rank is None:
+        reasons.append("the random-init encoder's embeddings hold NaN or inf: there is no reference to beat")
+    elif not rank >= ratio * random_rank:
         reasons.append(f"effective_rank {rank:.2f} is below {ratio:g} x the random-init encoder's {random_rank:.2f} "
                        f"(= {ratio * random_rank:.2f}): training did not clearly enrich the representation")
     if baseline is not None and baseline.get("effective_rank") is not None:

@@ -50,6 +50,8 @@ def test_every_failed_condition_is_reported_and_nan_embeddings_are_not_blessed()
     nan = {"effective_rank": None, "collapse_std": None, "finite": False}
     assert label_free_decision(nan, RANDOM, None, THRESHOLDS) == (
         False, ["the candidate's embeddings hold NaN or inf: the encoder diverged"])
+    assert label_free_decision(HEALTHY, nan, None, THRESHOLDS) == (
+        False, ["the random-init encoder's embeddings hold NaN or inf: there is no reference to beat"])
 
 
 # --- The component, run by its TFX executor on artifacts made by hand -------------------------------------
