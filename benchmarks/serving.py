@@ -15,6 +15,10 @@ the share of the k neighbours with the query's class, averaged. Without --index,
 is embedded and split by the ExampleGen's hash rule (components.ingest.splits.split_of); with --index (the
 pipeline's), eval queries are embedded again from their files when --data-dir is given.
 `chance` is the precision a random ranking would get (sum over classes of eval share x train share).
+With --precision-at, the same train/eval embeddings also give the weighted kNN accuracy (k=20, the
+SimSiam Trainer's monitor), the linear-probe accuracy (the probe Trainer's fit) and the eval embeddings'
+effective rank (RankMe, the label-free gate's measure): how a model trained without labels is judged
+with the labels it never saw (README "Your own images").
 
 stdout: one JSON line; also written to benchmarks/results/serving[-TAG].json.
 """
@@ -146,7 +150,13 @@ def measure_precision(backend, args: argparse.Namespace) -> dict:
     chance = sum(np.mean(query_labels == c) * np.mean(train_labels == c) for c in classes)
     per_class = {int(c): round(precision_at_k(train_labels[rows[query_labels == c]], query_labels[query_labels == c]),
                                4) for c in np.unique(query_labels)}
-    return {f"precision_at_{args.precision_at}": round(precision_at_k(train_labels[rows], query_labels), 4),
+    from models.evaluation import effective_rank, frozen_feature_scores
+
+    scores = frozen_feature_scores(train_embeddings, train_labels, queries, query_labels)
+    return {"knn_accuracy": round(float(scores["knn"]), 4),
+            "linear_probe_accuracy": round(float(scores["linear_probe"]), 4),
+            "eval_effective_rank": round(float(effective_rank(queries)), 2),
+            f"precision_at_{args.precision_at}": round(precision_at_k(train_labels[rows], query_labels), 4),
             "chance": round(float(chance), 4), "per_class": per_class, "train_rows": int(len(train_labels)),
             "eval_queries": int(len(query_labels)), "queries_from": source}
 

@@ -110,6 +110,8 @@ def add_recipe_arguments(group: argparse._ActionsContainer) -> None:
     group.add_argument("--backbone", choices=["resnet18", "resnet50"])
     group.add_argument("--batch-size", type=int)
     group.add_argument("--accuracy-floor", type=float, help="the Evaluator blesses only above this eval accuracy")
+    group.add_argument("--eval-percent", type=int, help="share of the images held out for evaluation, 1-99, by a hash "
+                                                        "of the image id (default: 15)")
     group.add_argument("--precision", choices=PRECISIONS,
                        help="SimSiam Trainer precision: auto = bf16 with a GPU, float32 on a CPU; bf16 also runs on "
                             "CPUs with AVX512-BF16/AMX (about 1.3x faster on the 2-core Xeon of README)")
@@ -124,6 +126,7 @@ def config_from_args(args: argparse.Namespace, profile: str) -> RunConfig:
     return profile_config(
         profile, epochs=args.epochs, probe_epochs=args.probe_epochs, image_size=args.image_size,
         backbone=args.backbone, batch_size=args.batch_size, accuracy_floor=args.accuracy_floor,
+        eval_percent=args.eval_percent,
         precision=args.precision, checkpoint_io_fraction=args.checkpoint_io_fraction,
     )
 

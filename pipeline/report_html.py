@@ -154,10 +154,11 @@ def render_report(data: dict[str, Any], figures: dict[str, str]) -> str:
         f"<h2>{gate_title}</h2>{_table(['', ''], gate_rows)}"
         + (f"<p>{html.escape(LABEL_FREE_EXPLAINED)}</p>" if label_free else ""),
         f"<h2>Quality vs the random-init encoder</h2>{quality}"
-        f"<p>The random-init numbers are the SimSiam Trainer's, measured before training with the same encoder "
-        f"and scorer. This step rebuilt that encoder from the recipe and seed: its kNN accuracy here is "
-        f"{_num(recomputed)}.</p>",
-        f"<h2>Per-class accuracy</h2>{per_class}",
+        + ("" if rknn is None else
+           f"<p>The random-init numbers are the SimSiam Trainer's, measured before training with the same encoder "
+           f"and scorer. This step rebuilt that encoder from the recipe and seed: its kNN accuracy here is "
+           f"{_num(recomputed)}.</p>"),
+        f"<h2>Per-class accuracy</h2>{per_class if ev.get('per_class_accuracy') else '<p>none: no labels</p>'}",
         f"<h2>Training curves</h2>{figure_html.get('curves', missing)}",
         f"<h2>Map of the eval embeddings</h2>{figure_html.get('map', missing)}",
         f"<h2>Nearest neighbours</h2>{figure_html.get('neighbours', missing)}",

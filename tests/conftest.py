@@ -63,11 +63,28 @@ def flowers_small(tmp_path_factory) -> Path:
     return flowers_sample(tmp_path_factory.mktemp("flowers_small"), SMOKE_PER_CLASS)
 
 
+def unlabeled_sample(root: Path, start: int, count: int) -> Path:
+    """Links images `start` .. `start + count - 1` (sorted names) of each Flowers class into `root`, in
+    folders named by camera-style numbers, not classes: unlabelled photos."""
+    if not FLOWERS.is_dir():
+        pytest.skip(f"real Flowers data not found at {FLOWERS}")
+    for i, class_dir in enumerate(sorted(p for p in FLOWERS.iterdir() if p.is_dir())):
+        target = root / f"card{i}"
+        target.mkdir(parents=True, exist_ok=True)
+        for image in sorted(class_dir.glob("*.jpg"))[start:start + count]:
+            (target / image.name).symlink_to(image)
+    return root
+
+
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory, flowers_small) -> dict:
-    """One `simsiam-tfx run --profile smoke` on 80 real images; returns its summary and paths."""
+    """One `simsiam-tfx run --profile smoke` on 80 labelled real images plus 20 unlabelled ones (other
+    Flowers photos); returns its summary and paths. `input_args` repeat its input options."""
     out = tmp_path_factory.mktemp("smoke_run")
-    result = run_cli("run", "--profile", "smoke", "--data-dir", str(flowers_small), "--output", str(out))
+    unlabeled = unlabeled_sample(tmp_path_factory.mktemp("unlabeled_small"), SMOKE_PER_CLASS, 4)
+    input_args = ["--data-dir", str(flowers_small), "--unlabeled-dir", str(unlabeled)]
+    result = run_cli("run", "--profile", "smoke", *input_args, "--output", str(out))
     assert result.returncode == 0, f"smoke run failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
     summary = json.loads((out / "summary.json").read_text())
-    return {"out": out, "summary": summary, "stdout": result.stdout, "data_dir": flowers_small}
+    return {"out": out, "summary": summary, "stdout": result.stdout, "data_dir": flowers_small,
+            "unlabeled_dir": unlabeled, "input_args": input_args}

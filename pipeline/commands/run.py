@@ -15,6 +15,13 @@ DESCRIPTION = """\
 Runs ExampleGen -> StatisticsGen -> SchemaGen -> Transform -> SimSiam Trainer ->
 linear-probe Trainer -> Evaluator -> Pusher -> EmbeddingIndexer -> RunReport with LocalDagRunner.
 
+Input (see `simsiam-tfx ingest --help`): --data-dir (class folders) and/or --unlabeled-dir (images at
+any depth, no labels), --examples GLOB --image-key KEY [--label-key KEY] (TFRecords), or --tfds NAME.
+SimSiam trains on every image; the probe and the Evaluator use the labelled ones. With no label at
+all there is no probe: the serving model returns embeddings only, and a label-free gate (collapse
+measure and effective rank against the random-init encoder and the last blessed model) decides
+whether it is pushed.
+
 profiles (flags override their values):
   smoke  a few minutes on a 2-core CPU; proves the plumbing (tiny network, 2 epochs)
   cpu    all images, ResNet-18 at 64 px: the CPU recipe of README's study, about an hour on 2 cores

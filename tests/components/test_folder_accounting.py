@@ -134,3 +134,29 @@ def test_unreadable_folder_is_rejected_with_its_reason(tmp_path: Path) -> None:
     finally:
         (root / "a" / "locked").chmod(0o755)
     assert "cannot list the folder" in rejected["a/locked/"]
+
+
+def test_the_cache_key_covers_the_unlabelled_folder_too(tmp_path: Path) -> None:
+    """With --data-dir and --unlabeled-dir, the ExampleGen's fingerprint changes when a photo deep in the
+    unlabelled folder is rewritten (same size), through the driver's `resolve_exec_properties`."""
+    from tfx.components.example_gen import utils
+
+    from components.ingest.component import image_example_gen
+    from components.ingest.driver import ImageFolderDriver
+    from tests.fakes.images import exec_properties
+
+    root, extra = tmp_path / "data", tmp_path / "extra"
+    make_image_folder(root, {"roses": 2, "tulips": 2}, size=(24, 16))
+    photo = extra / "2024" / "05" / "p.jpg"
+    photo.parent.mkdir(parents=True)
+    photo.write_bytes(encode(make_image((24, 16), seed=3), "JPEG"))
+
+    def fingerprint() -> str:
+        properties = exec_properties(image_example_gen(str(root), str(extra)))
+        return ImageFolderDriver(None).resolve_exec_properties(properties, None, None)[utils.FINGERPRINT_PROPERTY_NAME]
+
+    before = fingerprint()
+    assert before.startswith(f"image_folder:{folder_fingerprint(str(root))}\nunlabeled_folder:")
+    stat = photo.stat()
+    os.utime(photo, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))
+    assert fingerprint() != before

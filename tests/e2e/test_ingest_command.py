@@ -31,12 +31,14 @@ def counts_of(ids: list[str], classes: list[str]) -> dict:
     (lambda root: None, "does not exist or is not a folder"),
     (lambda root: root.mkdir(), "holds no class folders"),
     (lambda root: (root / "empty_class").mkdir(parents=True), "class folder(s) 'empty_class'"),
-], ids=["missing", "no-classes", "empty-class"])
+    (lambda root: (root / "a" / "b").mkdir(parents=True), "holds no .jpg/.jpeg/.png file"),
+], ids=["missing", "no-classes", "empty-class", "unlabelled-without-images"])
 def test_unusable_folders_fail_at_once_with_one_line_and_no_tensorflow(tmp_path: Path, make, message) -> None:
     root = tmp_path / "data"
     make(root)
+    flag = "--unlabeled-dir" if "png" in message else "--data-dir"
     code = ("import sys\nfrom pipeline.cli import main\n"
-            f"rc = main(['ingest', '--data-dir', {str(root)!r}, '--output', {str(tmp_path / 'out')!r}])\n"
+            f"rc = main(['ingest', {flag!r}, {str(root)!r}, '--output', {str(tmp_path / 'out')!r}])\n"
             "print('TF' if 'tensorflow' in sys.modules else 'NO_TF', rc)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert result.stdout.strip() == "NO_TF 1"
@@ -47,8 +49,13 @@ def test_unusable_folders_fail_at_once_with_one_line_and_no_tensorflow(tmp_path:
 def test_bad_arguments_exit_2(tmp_path: Path) -> None:
     result = ingest("--data-dir", str(tmp_path), "--eval-percent", "0")
     assert result.returncode == 2 and "--eval-percent must be from 1 to 99" in result.stderr
-    result = ingest("--output", str(tmp_path))  # neither --data-dir nor --tfds
-    assert result.returncode == 2 and "one of the arguments --data-dir --tfds is required" in result.stderr
+    result = ingest("--output", str(tmp_path))  # no input at all
+    assert result.returncode == 2
+    assert "give --data-dir and/or --unlabeled-dir, or --examples, or --tfds" in result.stderr
+    result = ingest("--data-dir", str(tmp_path), "--tfds", "tf_flowers")  # two kinds
+    assert result.returncode == 2 and "(one kind of input)" in result.stderr
+    result = ingest("--data-dir", str(tmp_path), "--label-key", "label")  # a records option on folders
+    assert result.returncode == 2 and "--label-key names the label feature of --examples records" in result.stderr
 
 
 @pytest.mark.slow
@@ -105,3 +112,16 @@ def test_ingest_from_a_tfds_dataset(tmp_path: Path) -> None:
     assert report["classes"] == ["daisy", "dandelion", "roses", "sunflowers", "tulips"]
     totals = {c: report["counts"]["train"][c] + report["counts"]["eval"][c] for c in report["classes"]}
     assert totals == {"daisy": 3, "dandelion": 1, "roses": 2, "sunflowers": 2, "tulips": 4}
+
+
+def test_ingest_run_and_compile_take_the_same_input_options() -> None:
+    from pipeline.cli import build_parser
+
+    def input_options(command: str) -> dict[str, str | None]:
+        sub = next(a for a in build_parser()._actions if a.dest == "command").choices[command]
+        group = next(g for g in sub._action_groups if g.title.startswith("input"))
+        return {a.option_strings[0]: a.default for a in group._group_actions}
+
+    assert input_options("ingest") == input_options("run") == input_options("compile-kubeflow")
+    assert set(input_options("run")) == {"--data-dir", "--unlabeled-dir", "--examples", "--image-key", "--label-key",
+                                         "--tfds", "--tfds-data-dir"}

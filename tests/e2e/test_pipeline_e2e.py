@@ -64,6 +64,22 @@ def test_every_component_executed(smoke_run) -> None:
     assert (smoke_run["out"] / "embedding_map.png").stat().st_size > 1000
 
 
+def test_simsiam_trains_on_every_image_and_the_probe_on_the_labelled_ones(smoke_run) -> None:
+    """80 labelled + 20 unlabelled photos: the counts the Trainers log, against the ingestion report's."""
+    from components.ingest.report import read_report
+    from pipeline.local_runner import latest_artifact_uri
+
+    report = read_report(latest_artifact_uri(str(smoke_run["out"] / "metadata.sqlite"), "ImageExampleGen"))
+    labeled = {split: sum(counts.values()) for split, counts in report["counts"].items()}
+    unlabeled = report["unlabeled"]
+    assert sum(labeled.values()) == 80 and sum(unlabeled.values()) == 20
+    n_train = labeled["train"] + unlabeled["train"]
+    assert (f"[simsiam] training on {n_train} images ({labeled['train']} labelled, {unlabeled['train']} unlabelled)"
+            in smoke_run["stdout"])
+    assert f"on {labeled['train']} frozen features" in smoke_run["stdout"]  # the probe: labelled train only
+    assert smoke_run["summary"]["eval_metrics"]["example_count"] == labeled["eval"]  # the Evaluator: labelled eval
+
+
 def test_pushed_model_serves_three_signatures_in_a_fresh_process(smoke_run) -> None:
     serving = Path(smoke_run["summary"]["serving_model_dir"])
     assert serving.parent == smoke_run["out"] / "serving" and serving.name.isdigit()
@@ -87,7 +103,7 @@ def test_pushed_model_serves_three_signatures_in_a_fresh_process(smoke_run) -> N
 def test_rerun_with_cache_executes_nothing_new(smoke_run) -> None:
     out = smoke_run["out"]
     pushed_before = sorted(os.listdir(out / "serving"))
-    result = run_cli("run", "--profile", "smoke", "--data-dir", str(smoke_run["data_dir"]), "--output", str(out),
+    result = run_cli("run", "--profile", "smoke", *smoke_run["input_args"], "--output", str(out),
                      "--no-plots")
     assert result.returncode == 0, result.stdout[-3000:]
     states = _states(out)
@@ -99,7 +115,7 @@ def test_rerun_with_cache_executes_nothing_new(smoke_run) -> None:
 def test_unreachable_floor_pushes_nothing(smoke_run) -> None:
     out = smoke_run["out"]
     pushed_before = sorted(os.listdir(out / "serving"))
-    result = run_cli("run", "--profile", "smoke", "--data-dir", str(smoke_run["data_dir"]), "--output", str(out),
+    result = run_cli("run", "--profile", "smoke", *smoke_run["input_args"], "--output", str(out),
                      "--accuracy-floor", "1.01", "--no-plots")
     assert result.returncode == 0, result.stdout[-3000:]
     summary = json.loads((out / "summary.json").read_text())
@@ -110,7 +126,7 @@ def test_unreachable_floor_pushes_nothing(smoke_run) -> None:
 
 def test_killed_simsiam_trainer_resumes_from_its_checkpoint(smoke_run) -> None:
     out = smoke_run["out"]
-    args = ["run", "--profile", "smoke", "--data-dir", str(smoke_run["data_dir"]), "--output", str(out),
+    args = ["run", "--profile", "smoke", *smoke_run["input_args"], "--output", str(out),
             "--epochs", "6", "--no-plots", "--checkpoint-io-fraction", "1"]  # a checkpoint every epoch
     exe = Path(sys.executable).parent / "simsiam-tfx"
     ckpt_root = out / "pipeline_root" / "checkpoints" / "SimSiamTrainer"

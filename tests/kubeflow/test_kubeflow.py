@@ -114,6 +114,18 @@ def test_every_component_is_present_with_its_exact_upstream_steps(gpu_dataflow: 
     }
 
 
+def test_unlabelled_images_compile_with_the_label_free_gate_instead_of_probe_and_evaluator(tmp_path: Path) -> None:
+    job = _compile(tmp_path, "--unlabeled-dir", "gs://my-bucket/photos")
+    upstream = _upstream(job)
+    assert "LinearProbeTrainer" not in upstream and "Evaluator" not in upstream
+    assert upstream["LabelFreeEvaluator"] == {"Transform", "SimSiamTrainer", MODEL_RESOLVER}
+    assert upstream["Pusher"] == {"LabelFreeEvaluator", "SimSiamTrainer"}
+    assert upstream["EmbeddingIndexer"] == {"ImageExampleGen", "SimSiamTrainer"}
+    config = json.loads(_exec_property(job, "ImageExampleGen", "custom_config"))["custom_config"]["value"]
+    assert config["labeled"] is False
+    assert _exec_property(job, "ImageExampleGen", "input_base") == "gs://my-bucket/photos"
+
+
 def test_the_components_run_in_pipeline_order(gpu_dataflow: dict[str, Any]) -> None:
     """ORDER is a chain: each step is (transitively) downstream of the one before it."""
     upstream = _upstream(gpu_dataflow)

@@ -2,7 +2,9 @@
 
 Keras picks its backend once per process, so the backend-generic test files run here in a
 subprocess with KERAS_BACKEND set; the backend this pytest process already uses is covered by
-running those files directly.
+running those files directly. The slow training tests (test_models_training.py) run on JAX in
+`make jax-check` (the GPU pack's Keras) and, end to end, in tests/benchmarks/test_gpu_pack.py: here
+they would add three minutes to CI for what those already show.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 FAST_FILES = ["tests/models/test_models_layers.py", "tests/models/test_models_loss.py",
               "tests/models/test_models_augment.py", "tests/models/test_models_simsiam.py"]
-SLOW_FILES = ["tests/models/test_models_training.py"]
 
 
 def _run(args: list[str], backend: str, timeout: int) -> subprocess.CompletedProcess:
@@ -38,12 +39,6 @@ def _pytest_on(backend: str, files: list[str], marker: str, timeout: int) -> Non
 @pytest.mark.parametrize("backend", ["tensorflow", "jax"])
 def test_model_tests_pass_on_backend(backend):
     _pytest_on(backend, FAST_FILES, "not slow", timeout=900)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
-def test_training_tests_pass_on_backend(backend):
-    _pytest_on(backend, SLOW_FILES, "slow", timeout=900)
 
 
 MIRRORED_SCRIPT = textwrap.dedent("""

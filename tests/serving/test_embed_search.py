@@ -253,10 +253,12 @@ def test_search_right_after_the_pipeline(smoke_run, tmp_path, capsys):
     index_path = summary.get("embedding_index")
     assert index_path and os.path.isfile(index_path), "summary.json must name the EmbeddingIndexer's index.npz"
     index = EmbeddingIndex.load(index_path)
-    data_dir = Path(smoke_run["data_dir"])
-    files = sorted(p.relative_to(data_dir).as_posix() for p in data_dir.glob("*/*.jpg"))
-    assert sorted(index.paths.tolist()) == files  # every ingested image, train and eval
-    assert set(index.splits.tolist()) == {"train", "eval"}
+    data_dir, unlabeled_dir = Path(smoke_run["data_dir"]), Path(smoke_run["unlabeled_dir"])
+    files = sorted(p.relative_to(folder).as_posix() for folder in (data_dir, unlabeled_dir)
+                   for p in folder.glob("*/*.jpg"))
+    assert sorted(index.paths.tolist()) == files  # every ingested image, labelled or not, train and eval
+    assert {"train", "eval", "unlabeled_train"} <= set(index.splits.tolist())
+    assert (index.labels[np.char.startswith(index.splits.astype(str), "unlabeled")] == -1).all()
     eval_rows = np.flatnonzero(index.splits == "eval")
     query = data_dir / str(index.paths[eval_rows[0]])
     assert main(["search", "--index", index_path, "--model", summary["serving_model_dir"], "--query", str(query),

@@ -1,0 +1,98 @@
+"""A run without a single label: real Flowers photos in nested folders, SimSiam, the label-free gate
+(a real pipeline step emitting the ModelBlessing the Pusher reads), an embedding-only serving model;
+then the no-stop-gradient ablation in the same run folder, which collapses and is NOT pushed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, run_cli, unlabeled_sample
+
+pytestmark = pytest.mark.slow
+
+# The ablation through the Python API (no CLI flag turns the stop-gradient off): the smoke profile
+# without stop-gradient, at a high learning rate for 40 epochs (160 steps), into the same run folder.
+ABLATION = textwrap.dedent("""
+    import sys
+    from pipeline.local_runner import quiet_logs
+    quiet_logs(False)
+    from components.ingest.inputs import ImageInput
+    from pipeline.configs import profile_config
+    from pipeline.local_runner import beam_pipeline_args, metadata_connection, run_local
+    from pipeline.pipeline import create_pipeline
+    out, data = sys.argv[1:3]
+    config = profile_config("smoke", eval_percent=30).replace(stop_gradient=False, epochs=40, base_lr=0.2)
+    run_local(create_pipeline("simsiam-tfx", f"{out}/pipeline_root", config, f"{out}/serving",
+                              ImageInput(unlabeled_dir=data), metadata_connection(f"{out}/metadata.sqlite"),
+                              beam_pipeline_args()))
+""")
+
+EMBED_ONLY = textwrap.dedent("""
+    import json, sys
+    import tensorflow as tf
+    model = tf.saved_model.load(sys.argv[1])
+    images = tf.constant([open(p, "rb").read() for p in sys.argv[2:]])
+    out = {"signatures": sorted(model.signatures.keys()),
+           "embed_images": {k: v.shape.as_list() for k, v in model.signatures["embed_images"](images=images).items()}}
+    print("RESULT " + json.dumps(out))
+""")
+
+
+@pytest.fixture(scope="module")
+def unlabeled_run(tmp_path_factory) -> dict:
+    photos = unlabeled_sample(tmp_path_factory.mktemp("photos"), 0, 16)  # 80 photos, folders are not classes
+    out = tmp_path_factory.mktemp("unlabeled_run")
+    result = run_cli("run", "--profile", "smoke", "--unlabeled-dir", str(photos), "--eval-percent", "30",
+                     "--output", str(out))
+    assert result.returncode == 0, f"{result.stdout[-4000:]}\n{result.stderr[-3000:]}"
+    return {"out": out, "photos": photos, "stdout": result.stdout,
+            "summary": json.loads((out / "summary.json").read_text())}
+
+
+def _gate(out: Path) -> dict:
+    from pipeline.local_runner import latest_artifact_uri
+
+    uri = latest_artifact_uri(str(out / "metadata.sqlite"), "LabelFreeEvaluator", "evaluation")
+    return json.loads(Path(uri, "label_free_metrics.json").read_text())
+
+
+def test_a_run_without_labels_is_gated_label_free_and_pushes_an_embedding_model(unlabeled_run) -> None:
+    summary, out = unlabeled_run["summary"], unlabeled_run["out"]
+    states = summary["states"]
+    assert "LinearProbeTrainer" not in states and "Evaluator" not in states
+    assert all(states[n] == "COMPLETE" for n in ("SimSiamTrainer", "LabelFreeEvaluator", "Pusher", "RunReport"))
+    assert summary["blessed"] and summary["pushed"], summary["label_free"]
+    gate = summary["label_free"]
+    assert gate["candidate"]["effective_rank"] >= 1.5 * gate["random_init"]["effective_rank"]
+    ranks = (gate["candidate"]["effective_rank"], gate["random_init"]["effective_rank"])
+    assert gate["rank_ratio"] == pytest.approx(ranks[0] / ranks[1])
+    assert gate["baseline"] is None  # the first blessed model
+    assert "[simsiam] training on" in unlabeled_run["stdout"] and "(0 labelled" in unlabeled_run["stdout"]
+    images = sorted(str(p) for p in unlabeled_run["photos"].glob("card0/*.jpg"))[:2]
+    result = subprocess.run([sys.executable, "-c", EMBED_ONLY, summary["serving_model_dir"], *images],
+                            capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-3000:]
+    served = json.loads(result.stdout.split("RESULT ", 1)[1])
+    assert served["signatures"] == ["embed_images", "serving_default"]  # no classifier without labels
+    assert served["embed_images"]["embedding"][0] == 2
+    page = (out / "report.html").read_text()
+    assert "Gate (label-free: no labels in the data)" in page and "RankMe" in page
+
+
+def test_the_collapsed_ablation_is_not_pushed(unlabeled_run) -> None:
+    out = unlabeled_run["out"]
+    pushed_before = sorted(p.name for p in (out / "serving").iterdir())
+    result = subprocess.run([sys.executable, "-c", ABLATION, str(out), str(unlabeled_run["photos"])],
+                            capture_output=True, text=True, timeout=900, cwd=REPO)
+    assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    gate = _gate(out)
+    assert gate["blessed"] is False
+    assert gate["rank_ratio"] < 1.5 and any("random-init encoder" in r for r in gate["reasons"]), gate
+    assert gate["baseline"] is not None  # compared with the blessed model of the first run, too
+    assert sorted(p.name for p in (out / "serving").iterdir()) == pushed_before
