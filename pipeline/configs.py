@@ -110,6 +110,9 @@ def add_recipe_arguments(group: argparse._ActionsContainer) -> None:
     group.add_argument("--backbone", choices=["resnet18", "resnet50"])
     group.add_argument("--batch-size", type=int)
     group.add_argument("--accuracy-floor", type=float, help="the Evaluator blesses only above this eval accuracy")
+    group.add_argument("--min-rank-ratio", type=float,
+                       help="without labels, the label-free gate blesses only when the held-out embeddings' effective "
+                            "rank is at least this many times the random-init encoder's (default: 1.5)")
     group.add_argument("--eval-percent", type=int, help="share of the images held out for evaluation, 1-99, by a hash "
                                                         "of the image id (default: 15)")
     group.add_argument("--precision", choices=PRECISIONS,
@@ -126,7 +129,7 @@ def config_from_args(args: argparse.Namespace, profile: str) -> RunConfig:
     return profile_config(
         profile, epochs=args.epochs, probe_epochs=args.probe_epochs, image_size=args.image_size,
         backbone=args.backbone, batch_size=args.batch_size, accuracy_floor=args.accuracy_floor,
-        eval_percent=args.eval_percent,
+        eval_percent=args.eval_percent, min_rank_ratio=args.min_rank_ratio,
         precision=args.precision, checkpoint_io_fraction=args.checkpoint_io_fraction,
     )
 

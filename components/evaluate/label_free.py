@@ -137,8 +137,11 @@ def label_free_decision(candidate: dict[str, Any], random_init: dict[str, Any], 
     if random_rank is None:
         reasons.append("the random-init encoder's embeddings hold NaN or inf: there is no reference to beat")
     elif not rank >= ratio * random_rank:
+        n, d = candidate.get("examples"), candidate.get("dimension")
+        capped = (f"; note RankMe is at most min(N, D) and only N={n} eval images (D={d}) were measured: add images, "
+                  "raise --eval-percent or lower --min-rank-ratio" if n and d and n < d else "")
         reasons.append(f"effective_rank {rank:.2f} is below {ratio:g} x the random-init encoder's {random_rank:.2f} "
-                       f"(= {ratio * random_rank:.2f}): training did not clearly enrich the representation")
+                       f"(= {ratio * random_rank:.2f}): training did not clearly enrich the representation{capped}")
     if baseline is not None and baseline.get("effective_rank") is not None:
         tolerance = thresholds.get("baseline_tolerance", BASELINE_TOLERANCE)
         if not rank >= baseline["effective_rank"] - tolerance:

@@ -9,7 +9,8 @@
   fingerprints the matching files).
 - `tfds_image_example_gen(name, data_dir)`: a TFDS image-classification dataset (a
   QueryBasedExampleGen whose "query" is the dataset name).
-Both split train/eval with TFX's hash split on `image_id` (`output_config`).
+All hash-split on `image_id` into train/eval (`output_config`); the executor writes labelled images to
+"train"/"eval" and unlabelled ones to "unlabeled_train"/"unlabeled_eval" (components/ingest/splits.py).
 """
 
 from __future__ import annotations

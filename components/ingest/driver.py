@@ -5,8 +5,12 @@ and their mtime in whole seconds (`tfx.utils.io_utils.generate_fingerprint`): an
 sub-folder rewritten in place left the fingerprint unchanged (the run said `ImageExampleGen cached` and
 trained on stale examples), and a file name that is not valid UTF-8 made its glob raise
 `UnicodeDecodeError`. This driver lists the folder exactly as the executor does
-(`components.ingest.files.list_image_folder`) and hashes every listed path (ingested, rejected or
-ignored) with its size and mtime in nanoseconds. Remote folders (gs://...) keep TFX's fingerprint.
+(`components.ingest.files.list_image_folder`, or `list_unlabeled_folder` for a folder of unlabelled
+images) and hashes every listed path (ingested, rejected or ignored) with its size and mtime in
+nanoseconds; with both a data folder and an unlabelled folder, both fingerprints make the key.
+Remote folders (gs://...) keep TFX's fingerprint (`input_base/*/*`), and a remote unlabelled folder
+is keyed by its path only: there, a changed file is not noticed (run with --no-cache after changing
+remote data). On Kubeflow V2 TFX's own driver runs, with the same limits.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -123,6 +124,13 @@ def make_example(image_id: str, class_name: str | None, label: int, data: bytes)
     }))
 
 
+def source_path(root: str | None, paths: dict[str, str], image_id: str) -> str:
+    """Where the file of `image_id` is: `root/<path below root>`, or the full path in `paths` when the
+    source has no single root (None: two folders, perhaps on gs://)."""
+    rel = paths.get(image_id, image_id)
+    return f"{root}/{rel}" if root is not None else rel
+
+
 def _read_bytes(path: str) -> bytes:
     if "://" in path:
         with fileio.open(path, "rb") as f:
@@ -172,7 +180,7 @@ class DigestImage(beam.DoFn):
         data = record.data
         if data is None:
             try:
-                data = _read_bytes(f"{self._root}/{self._paths.get(record.image_id, record.image_id)}")
+                data = _read_bytes(source_path(self._root, self._paths, record.image_id))
             except OSError:
                 return
         yield _digest(data), record.image_id
@@ -191,7 +199,7 @@ def class_vocabulary(class_names) -> tuple[str, ...]:
     """Class names in label order: numerically when every name is an integer (labels read from int64
     features keep their order: 2 before 10), else sorted as text."""
     names = set(class_names)
-    if names and all(n.lstrip("-").isdigit() for n in names):
+    if names and all(re.fullmatch(r"[0-9]+", n) for n in names):
         return tuple(sorted(names, key=int))
     return tuple(sorted(names))
 
@@ -216,7 +224,7 @@ class ToImageExample(beam.DoFn):
         image_id, class_name, data, problem = record
         if data is None and problem is None:
             try:
-                data = _read_bytes(f"{self._root}/{self._paths.get(image_id, image_id)}")
+                data = _read_bytes(source_path(self._root, self._paths, image_id))
             except OSError as err:
                 problem = Problem("unreadable", f"cannot read the file: {err}")
         problem = problem or check_image_bytes(data, self._limits) or decode_problem(data, self._limits)
@@ -280,7 +288,7 @@ class ImageExampleGenExecutor(BaseExampleGenExecutor):
         the last two are singleton PCollections."""
         source = self.source(exec_properties)
         limits = IngestConfig.from_exec_properties(exec_properties).limits
-        first = pipeline | "ListForDigests" >> source.records
+        first = pipeline | "ListForDigests" >> (source.digest_records or source.records)
         groups = duplicate_groups(first | "DigestImages" >> beam.ParDo(DigestImage(source.root, source.paths)))
         if source.classes is not None:
             classes = pipeline | "Classes" >> beam.Create([tuple(source.classes)])
@@ -319,9 +327,10 @@ class ImageExampleGenExecutor(BaseExampleGenExecutor):
         proto_utils.json_to_proto(exec_properties[standard_component_specs.OUTPUT_CONFIG_KEY], output_config)
         split_config = output_config.split_config
         hash_splits = [s.name for s in split_config.splits]
-        if hash_splits != ["train", "eval"] or split_config.partition_feature_name != F.IMAGE_ID:
-            raise ValueError("ImageExampleGen needs an output_config that hash-splits on image_id into train and eval; "
-                             "build it with components.ingest.component.output_config()")
+        if (hash_splits != ["train", "eval"] or split_config.partition_feature_name != F.IMAGE_ID
+                or sum(s.hash_buckets for s in split_config.splits) != 100):
+            raise ValueError("ImageExampleGen needs an output_config that hash-splits on image_id into train and eval "
+                             "over 100 buckets; build it with components.ingest.component.output_config()")
         source, outputs, classes, groups = self._read_and_validate(pipeline, exec_properties)
         self._source = source  # Do's checks need to know whether labels were expected
         names = self.split_names(source)
@@ -352,8 +361,9 @@ class ImageExampleGenExecutor(BaseExampleGenExecutor):
     def Do(self, input_dict, output_dict, exec_properties) -> None:
         """The base class' Do, except that examples stream from validation into the TFRecord files:
         TFX's WriteSplit reshuffles every split first, which holds all image bytes in the runner's
-        memory at once (over 3 GB of process memory for Flowers' 3,119 JPEGs); the order is random
-        already (the file list is reshuffled before reading). Then the report is checked."""
+        memory at once (over 3 GB of process memory for Flowers' 3,119 JPEGs). Within a split the examples
+        keep their listing order (sorted ids for folders, file order for TFRecords): the Trainers shuffle
+        every epoch. Then the report is checked."""
         self._log_startup(input_dict, output_dict, exec_properties)
         examples = artifact_utils.get_single_instance(output_dict[standard_component_specs.EXAMPLES_KEY])
         properties = dict(exec_properties)

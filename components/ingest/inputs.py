@@ -41,6 +41,8 @@ class ImageInput:
         if self.label_key and not self.examples:
             raise ValueError("--label-key names the label feature of --examples records; folders take the label "
                              "from the class folder")
+        if self.tfds_data_dir and not self.tfds_name:
+            raise ValueError("--tfds-data-dir is where a --tfds dataset is kept; give --tfds NAME with it")
         if self.examples and not self.image_key:
             raise ValueError("--image-key must name the bytes feature that holds the encoded image")
         if self.data_dir and self.unlabeled_dir and "://" not in self.data_dir + self.unlabeled_dir:

@@ -161,8 +161,9 @@ def check_report(report: dict[str, Any], max_rejected_fraction: float, source: s
     for class_name, n in accepted.items():
         if n == 0:
             bad = [r for r in rejected if r["path"].split("/", 1)[0] == class_name]
-            raise DataError(f"class {class_name!r} in {source} has no valid image: all {len(bad)} of its files "
-                            f"were rejected ({_examples(bad)})", report)
+            detail = (f"all {len(bad)} of its files were rejected ({_examples(bad)})" if bad else
+                      f"all of its records were rejected (the report lists {len(rejected)} rejections by id)")
+            raise DataError(f"class {class_name!r} in {source} has no valid image: {detail}", report)
     total = sum(accepted.values()) + sum(unlabeled_counts(report).values()) + len(rejected)
     if total and len(rejected) / total > max_rejected_fraction:
         raise DataError(

@@ -17,6 +17,7 @@ import apache_beam as beam
 from tfx.dsl.io import fileio
 
 from components.ingest.files import folder_listing
+from components.ingest.inputs import ImageInput
 from components.ingest.tfds import iter_tfds_images, prepare_tfds
 from serving.images import Problem
 
@@ -40,10 +41,11 @@ class ImageSource:
     records: beam.PTransform  # PBegin -> ImageRecord
     labeled: bool  # whether labelled images may come (the "train"/"eval" splits exist)
     unlabeled: bool  # whether unlabelled images may come (the "unlabeled_*" splits exist)
-    root: str | None = None  # where records with data None are read from
+    root: str | None = None  # where records with data None are read from (None: `paths` are full paths)
     listed_rejections: tuple[dict[str, str], ...] = ()
     ignored: tuple[dict[str, str], ...] = ()  # {"path", "rule"}: files left out by a documented rule
     paths: dict[str, str] = field(default_factory=dict)  # image_id -> path below root, where they differ
+    digest_records: beam.PTransform | None = None  # the first pass's records, when they differ from `records`
 
 
 def _walk(root: str):
@@ -52,26 +54,21 @@ def _walk(root: str):
 
 def folder_source(data_dir: str | None, unlabeled_dir: str | None = None) -> ImageSource:
     """Images from `data_dir` (class folders: labelled) and/or `unlabeled_dir` (any depth: unlabelled).
-    With both, unlabelled records are read from `unlabeled_dir` through `paths`."""
+    With both, `root` is None and `paths` holds every image's full path (local or gs://...)."""
     listing = folder_listing(data_dir, unlabeled_dir, _walk)
-    root = data_dir or unlabeled_dir
-    paths = dict(listing.paths)
-    if data_dir and unlabeled_dir:  # one root for the workers: both folders as paths relative to it
-        root = os.path.dirname(os.path.commonpath([os.path.abspath(data_dir), os.path.abspath(unlabeled_dir)]) + "/")
-        for base, labeled in ((data_dir, True), (unlabeled_dir, False)):
-            prefix = os.path.relpath(os.path.abspath(base), root)
-            for image_id, class_name in listing.files:
-                if (class_name is not None) == labeled:
-                    paths[image_id] = f"{prefix}/{listing.paths.get(image_id, image_id)}"
-    described = " and ".join(f"{kind} {path}" for kind, path in (("data folder", data_dir),
-                                                                  ("unlabelled image folder", unlabeled_dir)) if path)
+    root, paths = (data_dir or unlabeled_dir).rstrip("/"), dict(listing.paths)
+    if data_dir and unlabeled_dir:  # two folders (perhaps in two buckets): every image by its full path
+        root = None
+        for image_id, class_name in listing.files:
+            folder = data_dir if class_name is not None else unlabeled_dir
+            paths[image_id] = f"{folder.rstrip('/')}/{listing.paths.get(image_id, image_id)}"
     return ImageSource(
-        description=described,
+        description=ImageInput(data_dir=data_dir, unlabeled_dir=unlabeled_dir).describe(),
         classes=listing.classes,
         records=beam.Create([ImageRecord(image_id, class_name) for image_id, class_name in listing.files]),
         labeled=bool(data_dir),
         unlabeled=bool(unlabeled_dir),
-        root=str(root).rstrip("/"),
+        root=root,
         listed_rejections=tuple({"path": i, "reason": p.reason} for i, p in listing.rejected),
         ignored=tuple({"path": path, "rule": rule} for path, rule in listing.ignored),
         paths=paths,
@@ -87,12 +84,15 @@ def tfds_source(name: str, data_dir: str | None) -> ImageSource:
     dataset = prepare_tfds(name, data_dir)
 
     @beam.ptransform_fn
-    def ReadTfds(pbegin):  # noqa: N802 (Beam's naming of transforms)
-        return (pbegin | "Start" >> beam.Create([None])
-                | "Records" >> beam.FlatMap(_tfds_records, name, data_dir)
-                | "Spread" >> beam.Reshuffle())
+    def ReadTfds(pbegin, spread: bool):  # noqa: N802 (Beam's naming of transforms)
+        records = (pbegin | "Start" >> beam.Create([None])
+                   | "Records" >> beam.FlatMap(_tfds_records, name, data_dir))
+        return records | "Spread" >> beam.Reshuffle() if spread else records
 
-    return ImageSource(f"TFDS dataset {name}", dataset.classes, ReadTfds(), labeled=True, unlabeled=False)
+    # Spread over the workers for validation only: a Reshuffle holds every image's bytes in the runner,
+    # and the digest pass needs no parallelism.
+    return ImageSource(f"TFDS dataset {name}", dataset.classes, ReadTfds(True), labeled=True, unlabeled=False,
+                       digest_records=ReadTfds(False))
 
 
 # --- TFRecord files of tf.Examples ---------------------------------------------------------------------
@@ -139,6 +139,10 @@ def parse_image_record(image_id: str, serialized: bytes, image_key: str, label_k
             "no_label", f"no int64 or bytes feature {label_key!r} (--label-key): every record needs its label; "
                         "leave --label-key out to train on all records without labels"))
     class_name = label.decode("utf-8", "backslashreplace") if isinstance(label, bytes) else str(int(label))
+    if not class_name or class_name.startswith("-"):  # "" and -1 are this project's marks of "no label"
+        return ImageRecord(image_id, None, None, Problem(
+            "no_label", f"label {class_name!r} in {label_key!r} (--label-key) marks no class: give every record a "
+                        "class (a non-negative int or a non-empty name), or leave --label-key out"))
     return ImageRecord(image_id, class_name, data)
 
 

@@ -44,6 +44,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_input_arguments(p)
     p.add_argument("--output", default="runs/latest", help="run folder (default: %(default)s)")
     add_recipe_arguments(p)
+    p.add_argument("--workers", type=int, default=2,
+                   help="Beam worker processes of the Beam steps (default: 2; 1 runs them in this process, which "
+                        "starts faster on small data)")
     p.add_argument("--pipeline-name", default="simsiam-tfx")
     p.add_argument("--no-cache", action="store_true", help="execute every component again")
     p.add_argument("--no-plots", action="store_true")
@@ -80,7 +83,11 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.summary import build_summary, simsiam_monitor, write_plots, write_report
 
     profile = args.profile or default_profile()
-    config = config_from_args(args, profile)
+    try:
+        config = config_from_args(args, profile)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if problem := image_input.split_problem(config.eval_percent, config.simsiam.batch_size):
         print(f"error: {problem}", file=sys.stderr)  # in a second, before any image is decoded
         return 1
@@ -94,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         serving_model_dir=os.path.join(out, "serving"),
         image_input=image_input,
         metadata_connection_config=metadata_connection(metadata_path),
-        beam_pipeline_args=beam_pipeline_args(),
+        beam_pipeline_args=beam_pipeline_args(args.workers),
         enable_cache=not args.no_cache,
     )
     recipe = config.simsiam

@@ -31,6 +31,10 @@ def test_a_candidate_not_clearly_above_random_init_fails_with_the_rank_reason():
     assert reasons == ["effective_rank 44.90 is below 1.5 x the random-init encoder's 30.00 (= 45.00): training did "
                        "not clearly enrich the representation"]
     assert label_free_decision({**HEALTHY, "effective_rank": 45.0}, RANDOM, None, THRESHOLDS)[0]  # the bound passes
+    few = {**HEALTHY, "effective_rank": 8.0, "examples": 11, "dimension": 128}  # RankMe <= N = 11 here
+    reasons = label_free_decision(few, {**RANDOM, "effective_rank": 6.0}, None, THRESHOLDS)[1]
+    assert reasons[0].endswith("note RankMe is at most min(N, D) and only N=11 eval images (D=128) were measured: "
+                               "add images, raise --eval-percent or lower --min-rank-ratio")
 
 
 def test_a_regression_against_the_last_blessed_model_fails_and_a_tie_passes():

@@ -168,6 +168,9 @@ def test_parse_image_record_and_split_glob() -> None:
     assert (record.class_name, record.data, record.problem) == ("cat", b"x", None)
     assert parse_image_record("f:1", _example({"image": b"x"}), "image", "label").problem.kind == "no_label"
     assert parse_image_record("f:2", _example({"image": b"x", "label": 7}), "image", None).class_name is None
+    for no_class in (-1, b""):  # this project's own marks of "unlabelled" cannot be a class
+        problem = parse_image_record("f:3", _example({"image": b"x", "label": no_class}), "image", "label").problem
+        assert problem.kind == "no_label" and "marks no class" in problem.reason
     assert split_glob("/data/tfr/train-*.gz") == ("/data/tfr", "train-*.gz")
     assert split_glob("gs://b/x/*/part-*") == ("gs://b/x", "*/part-*")
     assert split_glob("part-*") == (".", "part-*")
@@ -175,6 +178,14 @@ def test_parse_image_record_and_split_glob() -> None:
 
 def test_canonical_ids_send_every_copy_to_the_split_of_the_smallest_id() -> None:
     assert canonical_ids([["b", "a", "c"], ["z"]]) == {"a": "a", "b": "a", "c": "a"}
+
+
+def test_class_vocabulary_keeps_the_numeric_order_of_int_labels() -> None:
+    from components.ingest.executor import class_vocabulary
+
+    assert class_vocabulary(["10", "2", "0", "2"]) == ("0", "2", "10")
+    assert class_vocabulary(["b", "a", "10"]) == ("10", "a", "b")
+    assert class_vocabulary(["\u00b2", "1"]) == ("1", "\u00b2")  # a superscript two is a digit, not a number
 
 
 @pytest.mark.skipif(not FLOWERS.is_dir(), reason="needs ../shared/flowers")
