@@ -79,12 +79,14 @@ def unlabeled_sample(root: Path, start: int, count: int) -> Path:
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory, flowers_small) -> dict:
     """One `simsiam-tfx run --profile smoke` on 80 labelled real images plus 20 unlabelled ones (other
-    Flowers photos); returns its summary and paths. `input_args` repeat its input options."""
+    Flowers photos); returns its summary and paths. `run_args` repeat its input options and `--workers 1`
+    (Beam in the test's process: on this small data it saves about 30 s per run over 2 worker processes;
+    tests/components/test_example_gen.py runs the 2-process path)."""
     out = tmp_path_factory.mktemp("smoke_run")
     unlabeled = unlabeled_sample(tmp_path_factory.mktemp("unlabeled_small"), SMOKE_PER_CLASS, 4)
-    input_args = ["--data-dir", str(flowers_small), "--unlabeled-dir", str(unlabeled)]
-    result = run_cli("run", "--profile", "smoke", *input_args, "--output", str(out))
+    run_args = ["--data-dir", str(flowers_small), "--unlabeled-dir", str(unlabeled), "--workers", "1"]
+    result = run_cli("run", "--profile", "smoke", *run_args, "--output", str(out))
     assert result.returncode == 0, f"smoke run failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
     summary = json.loads((out / "summary.json").read_text())
     return {"out": out, "summary": summary, "stdout": result.stdout, "data_dir": flowers_small,
-            "unlabeled_dir": unlabeled, "input_args": input_args}
+            "unlabeled_dir": unlabeled, "run_args": run_args}

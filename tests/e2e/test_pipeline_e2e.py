@@ -103,7 +103,7 @@ def test_pushed_model_serves_three_signatures_in_a_fresh_process(smoke_run) -> N
 def test_rerun_with_cache_executes_nothing_new(smoke_run) -> None:
     out = smoke_run["out"]
     pushed_before = sorted(os.listdir(out / "serving"))
-    result = run_cli("run", "--profile", "smoke", *smoke_run["input_args"], "--output", str(out),
+    result = run_cli("run", "--profile", "smoke", *smoke_run["run_args"], "--output", str(out),
                      "--no-plots")
     assert result.returncode == 0, result.stdout[-3000:]
     states = _states(out)
@@ -115,7 +115,7 @@ def test_rerun_with_cache_executes_nothing_new(smoke_run) -> None:
 def test_unreachable_floor_pushes_nothing(smoke_run) -> None:
     out = smoke_run["out"]
     pushed_before = sorted(os.listdir(out / "serving"))
-    result = run_cli("run", "--profile", "smoke", *smoke_run["input_args"], "--output", str(out),
+    result = run_cli("run", "--profile", "smoke", *smoke_run["run_args"], "--output", str(out),
                      "--accuracy-floor", "1.01", "--no-plots")
     assert result.returncode == 0, result.stdout[-3000:]
     summary = json.loads((out / "summary.json").read_text())
@@ -126,7 +126,7 @@ def test_unreachable_floor_pushes_nothing(smoke_run) -> None:
 
 def test_killed_simsiam_trainer_resumes_from_its_checkpoint(smoke_run) -> None:
     out = smoke_run["out"]
-    args = ["run", "--profile", "smoke", *smoke_run["input_args"], "--output", str(out),
+    args = ["run", "--profile", "smoke", *smoke_run["run_args"], "--output", str(out),
             "--epochs", "6", "--no-plots", "--checkpoint-io-fraction", "1"]  # a checkpoint every epoch
     exe = Path(sys.executable).parent / "simsiam-tfx"
     ckpt_root = out / "pipeline_root" / "checkpoints" / "SimSiamTrainer"

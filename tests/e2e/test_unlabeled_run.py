@@ -30,7 +30,7 @@ ABLATION = textwrap.dedent("""
     config = profile_config("smoke", eval_percent=30).replace(stop_gradient=False, epochs=40, base_lr=0.2)
     run_local(create_pipeline("simsiam-tfx", f"{out}/pipeline_root", config, f"{out}/serving",
                               ImageInput(unlabeled_dir=data), metadata_connection(f"{out}/metadata.sqlite"),
-                              beam_pipeline_args()))
+                              beam_pipeline_args(1)))
 """)
 
 EMBED_ONLY = textwrap.dedent("""
@@ -49,7 +49,7 @@ def unlabeled_run(tmp_path_factory) -> dict:
     photos = unlabeled_sample(tmp_path_factory.mktemp("photos"), 0, 16)  # 80 photos, folders are not classes
     out = tmp_path_factory.mktemp("unlabeled_run")
     result = run_cli("run", "--profile", "smoke", "--unlabeled-dir", str(photos), "--eval-percent", "30",
-                     "--output", str(out))
+                     "--workers", "1", "--output", str(out))
     assert result.returncode == 0, f"{result.stdout[-4000:]}\n{result.stderr[-3000:]}"
     return {"out": out, "photos": photos, "stdout": result.stdout,
             "summary": json.loads((out / "summary.json").read_text())}
