@@ -141,6 +141,18 @@ def _print_summary(s: dict, out: str) -> None:
     if s.get("random_init_linear_probe_accuracy") is not None:
         print(f"  linear probe: random init {s['random_init_linear_probe_accuracy']:.4f} (the same encoder "
               "untrained, same probe)")
+    if gate := s.get("label_free"):  # no labels: what the label-free gate measured on the held-out images
+        candidate, random_init, limits = gate["candidate"], gate["random_init"], gate["thresholds"]
+
+        def num(value) -> str:
+            return "n/a" if value is None else f"{value:.3f}"
+
+        print(f"  label-free gate: effective rank (RankMe) {num(candidate.get('effective_rank'))} vs "
+              f"{num(random_init.get('effective_rank'))} at random init (ratio {num(gate.get('rank_ratio'))}, "
+              f"needed {limits['min_rank_ratio']:g}), collapse measure {num(candidate.get('collapse_std'))} "
+              f"(floor {limits['min_collapse_std']:g}; 0 = collapsed)")
+        for reason in gate.get("reasons", []):
+            print(f"    not blessed: {reason}")
     print(f"  blessed={s['blessed']} pushed={s['pushed']} serving_model_dir={s['serving_model_dir']}")
     if s.get("embedding_index"):
         print(f"  embedding index: {s['embedding_index']}  (simsiam-tfx search --index ... --query IMAGE)")

@@ -68,7 +68,8 @@ def test_ingest_writes_the_report_prints_progress_and_reuses_the_cache(tmp_path:
     first = ingest("--data-dir", str(root), "--output", str(out), "--max-rejected-fraction", "0.5")
     assert first.returncode == 0, first.stderr[-3000:]
     report = json.loads((out / "ingestion.json").read_text())
-    assert set(report) == {"classes", "counts", "rejected", "ignored"}
+    assert set(report) == {"classes", "counts", "unlabeled", "rejected", "ignored", "duplicates"}
+    assert report["unlabeled"] == {"train": 0, "eval": 0}  # every image is in a class folder
     assert report["ignored"] == []  # no hidden file, nothing directly in the data folder
     assert report["classes"] == ["a_roses", "b_tulips"]
     assert report["counts"] == counts_of([i for v in ids.values() for i in v], report["classes"])

@@ -74,6 +74,7 @@ def test_a_run_without_labels_is_gated_label_free_and_pushes_an_embedding_model(
     assert gate["rank_ratio"] == pytest.approx(ranks[0] / ranks[1])
     assert gate["baseline"] is None  # the first blessed model
     assert "[simsiam] training on" in unlabeled_run["stdout"] and "(0 labelled" in unlabeled_run["stdout"]
+    assert f"label-free gate: effective rank (RankMe) {ranks[0]:.3f} vs {ranks[1]:.3f}" in unlabeled_run["stdout"]
     images = sorted(str(p) for p in unlabeled_run["photos"].glob("card0/*.jpg"))[:2]
     result = subprocess.run([sys.executable, "-c", EMBED_ONLY, summary["serving_model_dir"], *images],
                             capture_output=True, text=True, timeout=300, cwd=REPO)
