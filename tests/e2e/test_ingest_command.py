@@ -65,7 +65,7 @@ def test_ingest_writes_the_report_prints_progress_and_reuses_the_cache(tmp_path:
     bad = write_bad_files(root, "a_roses")
     out = tmp_path / "out"
 
-    first = ingest("--data-dir", str(root), "--output", str(out), "--max-rejected-fraction", "0.5")
+    first = ingest("--data-dir", str(root), "--output", str(out), "--max-rejected-fraction", "0.5", "--workers", "1")
     assert first.returncode == 0, first.stderr[-3000:]
     report = json.loads((out / "ingestion.json").read_text())
     assert set(report) == {"classes", "counts", "unlabeled", "rejected", "ignored", "duplicates"}
@@ -81,7 +81,7 @@ def test_ingest_writes_the_report_prints_progress_and_reuses_the_cache(tmp_path:
 
     (out / "ingestion.json").unlink()
     # The same arguments (the Beam arguments are part of the cache key): every component is cached.
-    second = ingest("--data-dir", str(root), "--output", str(out), "--max-rejected-fraction", "0.5")
+    second = ingest("--data-dir", str(root), "--output", str(out), "--max-rejected-fraction", "0.5", "--workers", "1")
     assert second.returncode == 0, second.stderr[-3000:]
     assert "ImageExampleGen cached" in second.stdout
     assert json.loads((out / "ingestion.json").read_text()) == report
