@@ -123,17 +123,15 @@ def random_init_embeddings(simsiam_config: dict[str, Any], recipe: dict[str, Any
     The SimSiam Trainer's recipe: `keras.utils.set_random_seed(seed)`, then `build_simsiam(config, mean, std)`
     gives the very weights it started from (and measured `random_init_knn_accuracy` with); images go
     through the Transform graph and `eval_view` as in the serving model (components/export/serving_model.py)."""
-    import keras
     import tensorflow as tf
     import tensorflow_transform as tft
 
+    from components.evaluate.label_free import random_init_encoder
     from models.augment import eval_view
     from models.config import SimSiamConfig
-    from models.simsiam import build_simsiam
 
     config = SimSiamConfig.from_dict(simsiam_config)
-    keras.utils.set_random_seed(config.seed)
-    encoder = build_simsiam(config, mean=recipe["mean"], std=recipe["std"]).encoder
+    encoder = random_init_encoder(simsiam_config, recipe)
     tft_layer = tft.TFTransformOutput(transform_uri).transform_features_layer()
     stored = config.stored_size
 

@@ -92,7 +92,7 @@ def embed_stored_images(encoder, images: np.ndarray, image_size: int, batch_size
 
 def random_init_encoder(simsiam_config: dict[str, Any], recipe: dict[str, Any]):
     """The candidate's encoder at the weights its Trainer started from: `keras.utils.set_random_seed(seed)`
-    then `build_simsiam(config, mean, std)` (the SimSiam Trainer's order, as in pipeline/report.py)."""
+    then `build_simsiam(config, mean, std)`, the SimSiam Trainer's order (the RunReport uses it too)."""
     import keras
 
     from models.config import SimSiamConfig

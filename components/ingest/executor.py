@@ -278,6 +278,13 @@ class ImageExampleGenExecutor(BaseExampleGenExecutor):
         return folder_source(input_base, config.unlabeled_dir)
 
     @staticmethod
+    def _input_pattern(exec_properties: dict[str, Any]) -> str:
+        """The pattern of the input config's one split (TFDS: the dataset name; TFRecords: the file glob)."""
+        input_config = example_gen_pb2.Input()
+        proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
+        return input_config.splits[0].pattern
+
+    @staticmethod
     def split_names(source: ImageSource) -> list[str]:
         from components.ingest.splits import output_splits
 
@@ -387,35 +394,23 @@ class ImageExampleGenExecutor(BaseExampleGenExecutor):
 class TfdsImageExampleGenExecutor(ImageExampleGenExecutor):
     """Reads the TFDS dataset named by the input split's pattern (the QueryBasedExampleGen "query")."""
 
-    @staticmethod
-    def _name(exec_properties: dict[str, Any]) -> str:
-        input_config = example_gen_pb2.Input()
-        proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
-        return input_config.splits[0].pattern
-
     def source(self, exec_properties: dict[str, Any]) -> ImageSource:
         config = IngestConfig.from_exec_properties(exec_properties)
-        return tfds_source(self._name(exec_properties), config.tfds_data_dir)
+        return tfds_source(self._input_pattern(exec_properties), config.tfds_data_dir)
 
     def describe(self, exec_properties: dict[str, Any]) -> str:
-        return f"TFDS dataset {self._name(exec_properties)}"
+        return f"TFDS dataset {self._input_pattern(exec_properties)}"
 
 
 class RecordsImageExampleGenExecutor(ImageExampleGenExecutor):
     """Reads TFRecord files of tf.Examples: `input_base` / the input split's pattern, the image under the
     custom config's `image_key`, the label under its `label_key` (none: unlabelled images)."""
 
-    @staticmethod
-    def _pattern(exec_properties: dict[str, Any]) -> str:
-        input_config = example_gen_pb2.Input()
-        proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
-        return input_config.splits[0].pattern
-
     def source(self, exec_properties: dict[str, Any]) -> ImageSource:
         config = IngestConfig.from_exec_properties(exec_properties)
-        return records_source(exec_properties[standard_component_specs.INPUT_BASE_KEY], self._pattern(exec_properties),
-                              config.image_key, config.label_key)
+        return records_source(exec_properties[standard_component_specs.INPUT_BASE_KEY],
+                              self._input_pattern(exec_properties), config.image_key, config.label_key)
 
     def describe(self, exec_properties: dict[str, Any]) -> str:
         base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
-        return f"TFRecord files {base}/{self._pattern(exec_properties)}"
+        return f"TFRecord files {base}/{self._input_pattern(exec_properties)}"
