@@ -339,7 +339,7 @@ class ImageExampleGenExecutor(BaseExampleGenExecutor):
             raise ValueError("ImageExampleGen needs an output_config that hash-splits on image_id into train and eval "
                              "over 100 buckets; build it with components.ingest.component.output_config()")
         source, outputs, classes, groups = self._read_and_validate(pipeline, exec_properties)
-        self._source = source  # Do's checks need to know whether labels were expected
+        self._source = source  # Do's checks name it and need to know whether labels were expected
         names = self.split_names(source)
         parts = outputs[_EXAMPLES] | "SplitData" >> beam.Partition(lambda kv, n: names.index(kv[0]), len(names))
         counts = ([part | f"ClassOf[{name}]" >> beam.Map(_split_and_class) for name, part in zip(names, parts)]
@@ -356,14 +356,6 @@ class ImageExampleGenExecutor(BaseExampleGenExecutor):
                                          beam.pvalue.AsSingleton(rejected), source.ignored,
                                          beam.pvalue.AsSingleton(groups)))
         return dict(zip(names, parts))
-
-    def describe(self, exec_properties: dict[str, Any]) -> str:
-        config = IngestConfig.from_exec_properties(exec_properties)
-        input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
-        if not config.labeled:
-            return f"unlabelled image folder {input_base}"
-        extra = f" and unlabelled image folder {config.unlabeled_dir}" if config.unlabeled_dir else ""
-        return f"data folder {input_base}{extra}"
 
     def Do(self, input_dict, output_dict, exec_properties) -> None:
         """The base class' Do, except that examples stream from validation into the TFRecord files:
@@ -387,7 +379,7 @@ class ImageExampleGenExecutor(BaseExampleGenExecutor):
         examples_utils.set_payload_format(examples, example_gen_pb2.FORMAT_TF_EXAMPLE)
         examples_utils.set_file_format(examples, write_split.to_file_format_str(example_gen_pb2.FORMAT_TFRECORDS_GZIP))
         config = IngestConfig.from_exec_properties(exec_properties)
-        check_report(read_report(examples.uri), config.max_rejected_fraction, self.describe(exec_properties),
+        check_report(read_report(examples.uri), config.max_rejected_fraction, self._source.description,
                      _eval_percent(exec_properties), config.min_train_examples, labeled=self._source.labeled)
 
 
@@ -398,8 +390,6 @@ class TfdsImageExampleGenExecutor(ImageExampleGenExecutor):
         config = IngestConfig.from_exec_properties(exec_properties)
         return tfds_source(self._input_pattern(exec_properties), config.tfds_data_dir)
 
-    def describe(self, exec_properties: dict[str, Any]) -> str:
-        return f"TFDS dataset {self._input_pattern(exec_properties)}"
 
 
 class RecordsImageExampleGenExecutor(ImageExampleGenExecutor):
@@ -410,7 +400,3 @@ class RecordsImageExampleGenExecutor(ImageExampleGenExecutor):
         config = IngestConfig.from_exec_properties(exec_properties)
         return records_source(exec_properties[standard_component_specs.INPUT_BASE_KEY],
                               self._input_pattern(exec_properties), config.image_key, config.label_key)
-
-    def describe(self, exec_properties: dict[str, Any]) -> str:
-        base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
-        return f"TFRecord files {base}/{self._input_pattern(exec_properties)}"
