@@ -7,7 +7,9 @@ Images are decoded and resized once (numpy/Pillow, cached) to the stored size ex
 Transform stores them (the whole photo), split by the ExampleGen's hash rule, and trained with the
 project's ``models/`` code (model, augmentations, loss, schedule). The eval split is scored on
 ``eval_view`` with the pipeline's linear probe (``models.evaluation.fit_linear_probe``) and
-cosine kNN (k=20), for the trained encoder and for the same encoder at its random initialisation.
+cosine kNN (k=20), for the trained encoder, for the same encoder at its random initialisation,
+and for the cheap untrained features of ``models.baselines`` (random 3x3 filters, colour
+histograms); ``gain_over_strongest`` is the trained score minus the best of those baselines.
 With ``--backend jax`` nothing imports TensorFlow, so it runs on machines that only have JAX.
 
 stdout: one JSON line per seed, then a summary line (mean/std). Progress goes to stderr.
@@ -54,10 +56,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jitter-strength", type=float, default=None,
                    help="scales the paper's colour jitter (0.4, 0.4, 0.4, 0.1); default 1.0")
     p.add_argument("--grayscale-prob", type=float, default=None, help="random grayscale probability (default 0.2)")
+    p.add_argument("--proj-dim", type=int, default=None, help="projector output width (default 2048, the paper's)")
+    p.add_argument("--proj-hidden-dim", type=int, default=None, help="projector hidden width (default 2048)")
+    p.add_argument("--pred-hidden-dim", type=int, default=None, help="predictor bottleneck width (default 512)")
     p.add_argument("--tag", default="", help="appended to the result file names, to keep study runs apart")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--seeds", type=int, default=1, help="number of seeds (0, 1, ...); each a full run")
+    p.add_argument("--first-seed", type=int, default=0,
+                   help="seeds run from this one on (another seed in its own run)")
     p.add_argument("--base-lr", type=float, default=None, help="override SimSiamConfig.base_lr")
     p.add_argument("--weight-decay", type=float, default=None, help="override SimSiamConfig.weight_decay")
     p.add_argument("--warmup-epochs", type=int, default=None,
@@ -79,8 +86,8 @@ def _validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
     for name in ("image_size", "epochs", "batch_size", "seeds"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
-    if args.eval_every < 0:
-        parser.error("--eval-every must be >= 0")
+    if args.eval_every < 0 or args.first_seed < 0:
+        parser.error("--eval-every and --first-seed must be >= 0")
     if args.warmup_epochs is not None and not 0 <= args.warmup_epochs <= args.epochs:
         parser.error("--warmup-epochs must lie in 0..--epochs")
     if args.max_images is not None and args.max_images < 2:
@@ -100,6 +107,7 @@ def _validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
 def result_stem(args: argparse.Namespace) -> str:
     stem = f"quality-{args.backend}-{args.backbone}-{args.image_size}px-{args.epochs}ep"
     stem += f"-{args.max_images}img" if args.max_images is not None else ""
+    stem += f"-seed{args.first_seed}" if args.first_seed else ""
     return stem + (f"-{args.tag}" if args.tag else "")
 
 
@@ -123,17 +131,29 @@ def train_batches(images: np.ndarray, batch_size: int, seed: int) -> Iterator[tu
             yield (images[order[i * batch_size : (i + 1) * batch_size]],)
 
 
+def baselines_of(run: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """`{name: scores}` of every untrained reference of one run record: random init, then the cheap features."""
+    return {"random_init": run["random_init"], **run.get("cheap_baselines", {})}
+
+
 def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Mean and std (sample std; 0 for one seed) of each metric over the seeds."""
+    """Mean and std (sample std; 0 for one seed) of each metric over the seeds; the gain over random
+    init and over the strongest baseline (per seed, the best of random init and the cheap features)."""
+    from models.baselines import strongest_baseline
+
     out: dict[str, Any] = {}
-    for variant in ("trained", "random_init"):
+    for variant in ("trained", *baselines_of(runs[0])):
         for metric in METRICS:
-            vals = np.array([r[variant][metric] for r in runs], np.float64)
+            vals = np.array([{"trained": r["trained"], **baselines_of(r)}[variant][metric] for r in runs])
             std = float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
             out[f"{variant}.{metric}"] = {"mean": round(float(vals.mean()), 4), "std": round(std, 4)}
     for metric in METRICS:
         gain = np.array([r["trained"][metric] - r["random_init"][metric] for r in runs])
         out[f"gain.{metric}"] = {"mean": round(float(gain.mean()), 4)}
+        strongest = [strongest_baseline(baselines_of(r), metric) for r in runs]
+        over = np.array([r["trained"][metric] - best[1] for r, best in zip(runs, strongest)])
+        out[f"gain_over_strongest.{metric}"] = {"mean": round(float(over.mean()), 4),
+                                                "baselines": sorted({best[0] for best in strongest})}
     return out
 
 
@@ -164,9 +184,11 @@ def run(args: argparse.Namespace, command: str) -> int:
     if args.time_budget_min is not None:
         plan = plan_epochs(args, data, budget_s=60 * args.time_budget_min - (time.perf_counter() - t0))
         args.epochs = plan["epochs"]
+    cheap = cheap_baselines(data, args.image_size)
     runs, artifacts = [], None
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         record, seed_artifacts = run_seed(args, data, seed)
+        record["cheap_baselines"] = cheap
         record.update(device=device, backend=args.backend, backbone=args.backbone, image_size=args.image_size,
                       batch_size=args.batch_size, n_train=len(data.train), n_eval=len(data.eval))  # fmt: skip
         if plan:
@@ -229,6 +251,8 @@ def run_seed(args: argparse.Namespace, data: FlowerData, seed: int) -> tuple[dic
         "base_lr": config.base_lr, "weight_decay": config.weight_decay, "warmup_epochs": config.warmup_epochs,
         "precision": policy, "stored_size": config.stored_size, "width": config.width,
         "jitter_strength": config.jitter_strength, "grayscale_prob": config.grayscale_prob,
+        "proj_dim": config.proj_dim, "proj_hidden_dim": config.proj_hidden_dim,
+        "pred_hidden_dim": config.pred_hidden_dim,
         "train_s": round(train_s, 1), "wall_s": round(time.perf_counter() - t0, 1),
         "views_per_s": views_per_second(steps, args.batch_size, train_s),
         "views_per_s_after_epoch_1": _steady_views_per_s(progress.epoch_ends, steps_per_epoch, args.batch_size),
@@ -237,6 +261,20 @@ def run_seed(args: argparse.Namespace, data: FlowerData, seed: int) -> tuple[dic
     artifacts = {"history": history, "eval_features_trained": trained_eval_features,
                  "eval_features_random_init": random_eval_features}  # fmt: skip
     return record, artifacts
+
+
+def cheap_baselines(data: FlowerData, image_size: int) -> dict[str, dict[str, float]]:
+    """The untrained features of `models.baselines` scored on the eval split (deterministic: once per run)."""
+    from models.baselines import cheap_baseline_scores
+
+    t0 = time.perf_counter()
+    scores = cheap_baseline_scores(data.train.images, data.train.labels, data.eval.images, data.eval.labels,
+                                   image_size, k=KNN_K)
+    scores = {name: {k: round(v, 4) if k != "probe_weight_decay" else v for k, v in s.items()}
+              for name, s in scores.items()}
+    _progress("cheap baselines: " + ", ".join(f"{n} linear_probe={s['linear_probe']:.4f} knn={s['knn']:.4f}"
+                                              for n, s in scores.items()) + f" ({time.perf_counter() - t0:.0f}s)")
+    return scores
 
 
 def plan_epochs(args: argparse.Namespace, data: FlowerData, budget_s: float) -> dict[str, Any]:
@@ -282,7 +320,9 @@ def make_config(args: argparse.Namespace, seed: int):
     from models.config import SimSiamConfig
 
     optional = (("base_lr", args.base_lr), ("weight_decay", args.weight_decay), ("stored_size", args.stored_size),
-                ("jitter_strength", args.jitter_strength), ("grayscale_prob", args.grayscale_prob))
+                ("jitter_strength", args.jitter_strength), ("grayscale_prob", args.grayscale_prob),
+                ("proj_dim", args.proj_dim), ("proj_hidden_dim", args.proj_hidden_dim),
+                ("pred_hidden_dim", args.pred_hidden_dim))
     overrides = {k: v for k, v in optional if v is not None}
     default_warmup = SimSiamConfig.__dataclass_fields__["warmup_epochs"].default
     warmup = args.warmup_epochs if args.warmup_epochs is not None else min(default_warmup, args.epochs // 10)

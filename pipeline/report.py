@@ -236,6 +236,7 @@ def build_report(uris: dict[str, str], split_names: list[str], status: dict[str,
         "simsiam_monitor": monitor.get("final", {}),
         "random_init_knn_accuracy": monitor.get("random_init_knn_accuracy"),
         "random_init_linear_probe_accuracy": monitor.get("random_init_linear_probe_accuracy"),
+        "baselines": monitor.get("baselines", {}),
         "random_init_knn_accuracy_recomputed": recomputed,
         "probe": read_json(os.path.join(uris["probe_run"], F.PROBE_HISTORY_FILE) if uris.get("probe_run") else None)
         .get("final", {}),

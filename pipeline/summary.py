@@ -50,6 +50,7 @@ def build_summary(executions: list[NodeExecution], peak_rss_mb: float, wall_s: f
         "simsiam_monitor": monitor.get("final", {}),
         "random_init_knn_accuracy": monitor.get("random_init_knn_accuracy"),
         "random_init_linear_probe_accuracy": monitor.get("random_init_linear_probe_accuracy"),
+        "baselines": monitor.get("baselines", {}),
         "probe": _read_json(os.path.join(output_uri(executions, PROBE_TRAINER_ID, "model_run") or "",
                                          F.PROBE_HISTORY_FILE)).get("final", {}),
         "seconds_per_component": {ex.node_id: round(ex.seconds, 1) for ex in executions},

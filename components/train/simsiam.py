@@ -29,6 +29,7 @@ from components.train import data as trainer_data
 from components.train.checkpoint import IntervalCheckpoint
 from components.train.encoder_io import load_encoder, save_encoder
 from components.train.history import HistoryFile
+from models.baselines import cheap_baseline_scores
 from models.config import SimSiamConfig, configure_precision
 from models.evaluation import frozen_feature_scores
 from models.monitors import KNNMonitor, LearningRateLogger, embed
@@ -86,6 +87,20 @@ def check_not_collapsed(collapse_std: float | None, threshold: float, history_pa
         )
 
 
+def untrained_baselines(encoder: keras.Model, knn_data: tuple, image_size: int) -> dict[str, dict[str, float]]:
+    """`{"random_init": ..., "random_filters": ..., "colour_histograms": ...}`, each
+    `frozen_feature_scores` (kNN, linear probe) on the labelled eval images: `encoder` before any
+    training step, and the cheap features of models/baselines.py on the same evaluation view.
+    `knn_data`: (train images, labels, eval images, labels), stored uint8 images. Prints each."""
+    train_x, train_y, eval_x, eval_y = knn_data
+    scores = {"random_init": frozen_feature_scores(embed(encoder, train_x), train_y, embed(encoder, eval_x), eval_y)}
+    scores.update(cheap_baseline_scores(train_x, train_y, eval_x, eval_y, image_size))
+    for name, values in scores.items():
+        print(f"[simsiam] baseline {name}: kNN accuracy {values['knn']:.4f}, linear probe "
+              f"{values['linear_probe']:.4f}", flush=True)
+    return scores
+
+
 class EpochPrinter(keras.callbacks.Callback):
     """One line per epoch (TFX logs are read in files and consoles, not progress bars)."""
 
@@ -132,14 +147,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         compile_simsiam(model, config, steps_per_epoch=steps_per_epoch, jit_compile=step_jit_compile(has_gpu, replicas))
     print(f"[simsiam] {replicas} replica(s) on {devices or ['the CPU']}, step jit_compile={model.jit_compile}",
           flush=True)
-    # The baseline SimSiam must beat: the same encoder at its random initialisation, scored the same way.
-    random_init_knn = random_init_linear = None
-    if knn_data:
-        kx, ky, kex, key = knn_data
-        random_init = frozen_feature_scores(embed(model.encoder, kx), ky, embed(model.encoder, kex), key)
-        random_init_knn, random_init_linear = random_init["knn"], random_init["linear_probe"]
-        print(f"[simsiam] randomly initialised encoder: kNN accuracy {random_init_knn:.4f}, linear probe "
-              f"{random_init_linear:.4f}", flush=True)
+    # The baselines SimSiam must beat, scored the same way: the same encoder at its random
+    # initialisation, and the untrained features of models/baselines.py.
+    baselines = untrained_baselines(model.encoder, knn_data, config.image_size) if knn_data else {}
 
     ckpt = checkpoint_dir(custom["checkpoint_root"], list(fn_args.train_files), custom["simsiam"])
     os.makedirs(ckpt, exist_ok=True)
@@ -169,9 +179,12 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
           f"{100 * checkpoint.measured_io_fraction:.1f}% of training time", flush=True)
 
     series = history.series()
+    random_init = baselines.get("random_init", {})
     summary = {
-        "random_init_knn_accuracy": random_init_knn,
-        "random_init_linear_probe_accuracy": random_init_linear,
+        "random_init_knn_accuracy": random_init.get("knn"),
+        "random_init_linear_probe_accuracy": random_init.get("linear_probe"),
+        # {name: {"knn", "linear_probe", "probe_weight_decay"}}: random init and the cheap features
+        "baselines": baselines,
         "final": {k: next((v for v in reversed(vs) if v is not None), None) for k, vs in series.items()},
         "history": series,
         "steps_per_epoch": steps_per_epoch,
@@ -192,7 +205,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                         os.path.join(fn_args.model_run_dir, F.MONITOR_HISTORY_FILE))
     recipe = {"backbone": config.backbone, "image_size": config.image_size, "stored_size": config.stored_size,
               "width": config.width, "small_stem": config.small_stem,
-              "mean": mean, "std": std, "random_init_knn_accuracy": random_init_knn}
+              "mean": mean, "std": std, "random_init_knn_accuracy": random_init.get("knn")}
     save_encoder(model.encoder, fn_args.serving_model_dir, recipe)
     if custom.get("export_serving_model"):  # no labels: this Trainer's model is what the Pusher serves
         encoder, _ = load_encoder(fn_args.serving_model_dir)  # a plain copy, outside any distribution strategy

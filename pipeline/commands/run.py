@@ -128,6 +128,19 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failure is not None else 0
 
 
+def _print_baselines(baselines: dict, trained: dict) -> None:
+    """kNN and linear probe after SimSiam against each untrained baseline, and the gain over the strongest."""
+    from models.baselines import strongest_baseline
+
+    for metric, title in (("knn", "kNN accuracy"), ("linear_probe", "linear probe")):
+        best = strongest_baseline(baselines, metric)
+        if best is None or trained.get(metric) is None:
+            continue
+        shown = ", ".join(f"{name.replace('_', ' ')} {values[metric]:.4f}" for name, values in baselines.items())
+        print(f"  {title}: after SimSiam {trained[metric]:.4f}; untrained: {shown}; "
+              f"gain over the strongest ({best[0].replace('_', ' ')}) {trained[metric] - best[1]:+.4f}")
+
+
 def _print_summary(s: dict, out: str) -> None:
     ev = s.get("eval_metrics") or {}
     print("\n== simsiam-tfx run summary ==")
@@ -135,12 +148,8 @@ def _print_summary(s: dict, out: str) -> None:
         print(f"  {node:<32} {s['states'][node].lower():<9} {secs:>8.1f}s")
     if ev.get("accuracy") is not None:
         print(f"  eval accuracy (linear probe)     {ev['accuracy']:.4f}")
-    if s.get("random_init_knn_accuracy") is not None:
-        print(f"  kNN accuracy: random init {s['random_init_knn_accuracy']:.4f}, "
-              f"after SimSiam {s['simsiam_monitor'].get('knn_accuracy', float('nan')):.4f}")
-    if s.get("random_init_linear_probe_accuracy") is not None:
-        print(f"  linear probe: random init {s['random_init_linear_probe_accuracy']:.4f} (the same encoder "
-              "untrained, same probe)")
+    _print_baselines(s.get("baselines") or {}, {"knn": s["simsiam_monitor"].get("knn_accuracy"),
+                                                 "linear_probe": ev.get("accuracy")})
     if gate := s.get("label_free"):  # no labels: what the label-free gate measured on the held-out images
         candidate, random_init, limits = gate["candidate"], gate["random_init"], gate["thresholds"]
 

@@ -184,6 +184,13 @@ def test_summarize_means_stds_and_gains() -> None:
     assert s["gain.linear_probe"]["mean"] == 0.25
     assert s["gain.knn"]["mean"] == 0.15
     assert quality.summarize(runs[:1])["trained.knn"]["std"] == 0.0
+    # With the cheap baselines, the gain a user reads is over the strongest one of each seed.
+    runs[0]["cheap_baselines"] = {"random_filters": {"linear_probe": 0.75, "knn": 0.3}}
+    runs[1]["cheap_baselines"] = {"random_filters": {"linear_probe": 0.6, "knn": 0.55}}
+    s = quality.summarize(runs)
+    assert s["random_filters.linear_probe"]["mean"] == 0.675
+    assert s["gain_over_strongest.linear_probe"] == {"mean": 0.075, "baselines": ["random_filters"]}  # -0.05, +0.2
+    assert s["gain_over_strongest.knn"] == {"mean": 0.125, "baselines": ["random_filters", "random_init"]}
 
 
 def test_train_batches_are_full_shuffled_epochs() -> None:
@@ -212,6 +219,8 @@ def test_result_stem_names_the_setting() -> None:
     assert quality.result_stem(args) == "quality-jax-resnet18-64px-5ep"
     args.max_images = 100
     assert quality.result_stem(args) == "quality-jax-resnet18-64px-5ep-100img"
+    args.first_seed, args.tag = 1, "s7"
+    assert quality.result_stem(args) == "quality-jax-resnet18-64px-5ep-100img-seed1-s7"
 
 
 def _pattern_folder(root: Path, per_class: int = 16, size: int = 40) -> Path:
@@ -258,4 +267,6 @@ def test_end_to_end_on_tensorflow(tmp_path: Path) -> None:
     assert (rec["backend"], rec["epochs"], rec["precision"]) == ("tensorflow", 1, "float32")
     assert set(rec["history"]) >= {"loss", "collapse_std", "learning_rate"}
     assert summary["summary"]["trained.knn"]["mean"] == rec["trained"]["knn"]
+    assert set(rec["cheap_baselines"]) == {"random_filters", "colour_histograms"}
+    assert summary["summary"]["random_filters.knn"]["mean"] == rec["cheap_baselines"]["random_filters"]["knn"]
     assert (tmp_path / "results" / "quality-tensorflow-resnet18-32px-1ep-45img.json").exists()

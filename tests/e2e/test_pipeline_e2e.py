@@ -57,7 +57,10 @@ def test_every_component_executed(smoke_run) -> None:
     assert set(summary["seconds_per_component"]) >= set(EXPECTED_NODES)
     assert 0.0 <= summary["eval_metrics"]["accuracy"] <= 1.0
     assert len(summary["eval_metrics"]["per_class_accuracy"]) == 5
-    assert summary["random_init_knn_accuracy"] is not None
+    assert summary["random_init_knn_accuracy"] == summary["baselines"]["random_init"]["knn"]
+    assert list(summary["baselines"]) == ["random_init", "random_filters", "colour_histograms"]
+    assert all(0 <= s["knn"] <= 1 and 0 <= s["linear_probe"] <= 1 for s in summary["baselines"].values())
+    assert "gain over the strongest" in smoke_run["stdout"]
     assert {"loss", "collapse_std"} <= set(summary["simsiam_monitor"])
     assert summary["peak_rss_mb"] > 0
     assert (smoke_run["out"] / "training_curves.png").stat().st_size > 1000

@@ -17,7 +17,7 @@ from tests.browser import chromium, open_page
 
 pytestmark = pytest.mark.slow
 SAME_NUMBERS = ["blessed", "pushed", "serving_model_dir", "eval_metrics", "simsiam_monitor", "random_init_knn_accuracy",
-                "random_init_linear_probe_accuracy", "probe"]
+                "random_init_linear_probe_accuracy", "baselines", "probe"]
 
 
 def _report(out: Path) -> tuple[str, dict, dict]:
@@ -33,7 +33,9 @@ def test_report_numbers_are_summary_jsons_and_every_image_is_embedded(smoke_run)
     assert summary["report"] == str(out / "report.html")
     assert {k: data[k] for k in SAME_NUMBERS} == {k: summary[k] for k in SAME_NUMBERS}
     shown = [summary["eval_metrics"]["accuracy"], summary["random_init_knn_accuracy"],
-             summary["simsiam_monitor"]["knn_accuracy"], *summary["eval_metrics"]["per_class_accuracy"].values()]
+             summary["simsiam_monitor"]["knn_accuracy"], *summary["eval_metrics"]["per_class_accuracy"].values(),
+             *(summary["baselines"][name][metric] for name in ("random_filters", "colour_histograms")
+               for metric in ("knn", "linear_probe"))]
     for value in shown:
         assert f">{value:.4f}<" in page, value
     # The step rebuilt the random-init encoder from the recipe and seed: it scores what the Trainer measured.
