@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jitter-strength", type=float, default=None,
                    help="scales the paper's colour jitter (0.4, 0.4, 0.4, 0.1); default 1.0")
     p.add_argument("--grayscale-prob", type=float, default=None, help="random grayscale probability (default 0.2)")
+    p.add_argument("--crop-min-scale", type=float, default=None,
+                   help="RandomResizedCrop's smallest crop as a share of the photo's area (default 0.2)")
     p.add_argument("--proj-dim", type=int, default=None, help="projector output width (default 2048, the paper's)")
     p.add_argument("--proj-hidden-dim", type=int, default=None, help="projector hidden width (default 2048)")
     p.add_argument("--pred-hidden-dim", type=int, default=None, help="predictor bottleneck width (default 512)")
@@ -100,6 +102,8 @@ def _validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
         parser.error("--width must be > 0 and --jitter-strength >= 0")
     if args.grayscale_prob is not None and not 0 <= args.grayscale_prob <= 1:
         parser.error("--grayscale-prob must lie in [0, 1]")
+    if args.crop_min_scale is not None and not 0 < args.crop_min_scale <= 1:
+        parser.error("--crop-min-scale must lie in (0, 1]")
     if args.time_budget_min is not None and (args.time_budget_min <= 0 or args.seeds != 1):
         parser.error("--time-budget-min must be > 0 and needs --seeds 1")
 
@@ -252,7 +256,7 @@ def run_seed(args: argparse.Namespace, data: FlowerData, seed: int) -> tuple[dic
         "precision": policy, "stored_size": config.stored_size, "width": config.width,
         "jitter_strength": config.jitter_strength, "grayscale_prob": config.grayscale_prob,
         "proj_dim": config.proj_dim, "proj_hidden_dim": config.proj_hidden_dim,
-        "pred_hidden_dim": config.pred_hidden_dim,
+        "pred_hidden_dim": config.pred_hidden_dim, "crop_min_scale": config.crop_min_scale,
         "train_s": round(train_s, 1), "wall_s": round(time.perf_counter() - t0, 1),
         "views_per_s": views_per_second(steps, args.batch_size, train_s),
         "views_per_s_after_epoch_1": _steady_views_per_s(progress.epoch_ends, steps_per_epoch, args.batch_size),
@@ -322,7 +326,7 @@ def make_config(args: argparse.Namespace, seed: int):
     optional = (("base_lr", args.base_lr), ("weight_decay", args.weight_decay), ("stored_size", args.stored_size),
                 ("jitter_strength", args.jitter_strength), ("grayscale_prob", args.grayscale_prob),
                 ("proj_dim", args.proj_dim), ("proj_hidden_dim", args.proj_hidden_dim),
-                ("pred_hidden_dim", args.pred_hidden_dim))
+                ("pred_hidden_dim", args.pred_hidden_dim), ("crop_min_scale", args.crop_min_scale))
     overrides = {k: v for k, v in optional if v is not None}
     default_warmup = SimSiamConfig.__dataclass_fields__["warmup_epochs"].default
     warmup = args.warmup_epochs if args.warmup_epochs is not None else min(default_warmup, args.epochs // 10)

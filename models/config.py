@@ -40,6 +40,8 @@ class SimSiamConfig:
     # colour, so weaker colour invariance can help there (README, "A CPU recipe").
     jitter_strength: float = 1.0
     grayscale_prob: float = 0.2
+    # RandomResizedCrop's smallest crop, as a share of the photo's area (the paper's 0.2).
+    crop_min_scale: float = 0.2
     seed: int = 0
 
     def __post_init__(self):
@@ -47,8 +49,8 @@ class SimSiamConfig:
             object.__setattr__(self, "stored_size", default_stored_size(self.image_size))
         if self.stored_size < self.image_size:
             raise ValueError(f"stored_size ({self.stored_size}) must be >= image_size ({self.image_size})")
-        if self.jitter_strength < 0 or not 0 <= self.grayscale_prob <= 1:
-            raise ValueError(f"need jitter_strength >= 0 and grayscale_prob in [0, 1]: {self}")
+        if self.jitter_strength < 0 or not 0 <= self.grayscale_prob <= 1 or not 0 < self.crop_min_scale <= 1:
+            raise ValueError(f"need jitter_strength >= 0, grayscale_prob in [0, 1], crop_min_scale in (0, 1]: {self}")
         if self.image_size < 8 or self.batch_size < 2 or self.epochs < 1:
             raise ValueError(f"need image_size >= 8, batch_size >= 2, epochs >= 1: {self}")
         if not 0 <= self.warmup_epochs <= self.epochs:

@@ -148,10 +148,12 @@ def build_simsiam(
 
 
 def build_augmentation(config: SimSiamConfig) -> SimSiamAugmentation:
-    """The paper's augmentation (Sec. 4, "Implementation details") with `config`'s colour strength."""
+    """The paper's augmentation (Sec. 4, "Implementation details") with `config`'s colour strength and
+    smallest crop."""
     s = config.jitter_strength
     return SimSiamAugmentation(
-        config.image_size, brightness=0.4 * s, contrast=0.4 * s, saturation=0.4 * s, hue=0.1 * s,
+        config.image_size, crop_scale=(config.crop_min_scale, 1.0),
+        brightness=0.4 * s, contrast=0.4 * s, saturation=0.4 * s, hue=0.1 * s,
         grayscale_prob=config.grayscale_prob, seed=config.seed, name="augmentation",
     )
 
