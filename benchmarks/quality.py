@@ -41,7 +41,6 @@ from benchmarks.machine import describe_device
 DEFAULT_OUTPUT_DIR = Path(__file__).resolve().parent / "results"
 KNN_K = 20
 METRICS = ("linear_probe", "knn")
-PRECISIONS = {"auto": "auto", "fp32": "float32", "bf16": "mixed_bfloat16"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weight-decay", type=float, default=None, help="override SimSiamConfig.weight_decay")
     p.add_argument("--warmup-epochs", type=int, default=None,
                    help="learning-rate warm-up (default: 10%% of --epochs, at most the recipe's)")  # fmt: skip
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="fp32",
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="fp32",
                    help="bf16: mixed bfloat16 (also on a CPU); auto: bf16 with a GPU, else fp32")  # fmt: skip
     p.add_argument("--eval-every", type=int, default=0, help="kNN monitor every N epochs (0: off)")
     p.add_argument("--eval-percent", type=int, default=15, help="ExampleGen eval split percentage")
@@ -226,7 +225,7 @@ def run_seed(args: argparse.Namespace, data: FlowerData, seed: int) -> tuple[dic
 
     t0 = time.perf_counter()
     config = make_config(args, seed)
-    policy = configure_precision(describe_device(args.backend)[1], PRECISIONS[args.precision])
+    policy = configure_precision(describe_device(args.backend)[1], args.precision)
     _set_seed(args.backend, seed)
     mean, std = data.pixel_mean_std()
     steps_per_epoch = len(data.train) // args.batch_size
@@ -296,7 +295,7 @@ def plan_epochs(args: argparse.Namespace, data: FlowerData, budget_s: float) -> 
     steps_per_epoch = len(data.train) // args.batch_size
     probe_steps = max(1, min(steps_per_epoch, 10))
     config = make_config(args, 0)
-    configure_precision(describe_device(args.backend)[1], PRECISIONS[args.precision])
+    configure_precision(describe_device(args.backend)[1], args.precision)
     model = build_simsiam(config, *data.pixel_mean_std())
     compile_simsiam(model, config, steps_per_epoch=steps_per_epoch)
     timer = _epoch_progress(3, quiet=True)

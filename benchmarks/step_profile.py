@@ -1,6 +1,6 @@
 """Where a SimSiam training step spends its time, part by part (TensorFlow backend).
 
-    python -m benchmarks.step_profile --image-size 64 --batch-size 128 --precision float32
+    python -m benchmarks.step_profile --image-size 64 --batch-size 128 --precision fp32
 
 Times, for one view of a batch: the augmentation (plain tf.function and XLA-compiled), the encoder's
 forward pass, its forward + backward pass, and the heads' forward + backward pass. A step is two
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stored-size", type=int, default=None, help="default: image size x 9/8")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--width", type=float, default=1.0)
-    parser.add_argument("--precision", choices=("float32", "mixed_bfloat16"), default="float32")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
     os.environ["KERAS_BACKEND"] = "tensorflow"

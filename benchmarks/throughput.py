@@ -34,8 +34,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--small-stem", choices=("auto", "on", "off"), default="auto")
     parser.add_argument("--width", type=float, default=1.0, help="backbone channel multiplier")
     parser.add_argument("--jit-compile", choices=("auto", "on", "off"), default="auto")
-    parser.add_argument("--precision", choices=("auto", "float32", "mixed_bfloat16", "mixed_float16"),
-                        default="auto", help="auto: mixed_bfloat16 with a GPU, float32 without")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"),
+                        default="auto", help="auto: bf16 (mixed bfloat16) with a GPU, fp32 without")
     parser.add_argument("--torch-python", metavar="PYTHON",
                         help="also time benchmarks/torch_reference.py (the official PyTorch recipe) with this "
                              "interpreter, right after this step, and report the ratio")

@@ -75,21 +75,24 @@ def default_stored_size(image_size: int) -> int:
     return math.ceil(image_size * 9 / 64) * 8
 
 
-PRECISION_POLICIES = ("auto", "mixed_bfloat16", "mixed_float16", "float32")
+# The one precision vocabulary of every command, config and custom_config: short name -> Keras dtype
+# policy. "auto" is mixed_bfloat16 with a GPU and float32 without.
+PRECISIONS = {"auto": None, "bf16": "mixed_bfloat16", "fp16": "mixed_float16", "fp32": "float32"}
 
 
-def configure_precision(device_has_gpu: bool, policy: str = "auto") -> str:
-    """Set Keras' global dtype policy and return its name. Call before building the model.
+def configure_precision(device_has_gpu: bool, precision: str = "auto") -> str:
+    """Set Keras' global dtype policy for `precision` (a key of PRECISIONS) and return the policy's
+    name. Call before building the model.
 
-    `auto`: mixed_bfloat16 with a GPU, float32 without. An explicit policy is applied as given, on a
-    CPU too (a CPU with AVX512-BF16 or AMX runs bfloat16 matmuls natively; README's throughput table
-    says what it gains here). Losses and metrics stay float32: the model casts its outputs before
-    the loss. Raises ValueError for any other name.
+    `auto`: mixed_bfloat16 with a GPU, float32 without. An explicit precision is applied as given, on a
+    CPU too (a CPU with AVX512-BF16 or AMX runs bfloat16 matmuls natively; docs/quality.md says what it
+    gains here). Losses and metrics stay float32: the model casts its outputs before the loss. Raises
+    ValueError for any other name.
     """
-    if policy not in PRECISION_POLICIES:
-        raise ValueError(f"unsupported policy {policy!r}; expected one of {PRECISION_POLICIES}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"unsupported precision {precision!r}; expected one of {tuple(PRECISIONS)}")
     import keras  # here, not at module level: the CLI reads configs before TensorFlow loads
 
-    chosen = ("mixed_bfloat16" if device_has_gpu else "float32") if policy == "auto" else policy
+    chosen = PRECISIONS[precision] or ("mixed_bfloat16" if device_has_gpu else "float32")
     keras.mixed_precision.set_global_policy(chosen)
     return chosen

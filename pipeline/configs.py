@@ -16,9 +16,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from models.config import SimSiamConfig
-
-PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+from models.config import PRECISIONS, SimSiamConfig
 
 
 @dataclass(frozen=True)
@@ -61,7 +59,7 @@ class RunConfig:
             raise ValueError(f"min_collapse_std and min_rank_ratio must be >= 0, got {self.min_collapse_std}, "
                              f"{self.min_rank_ratio}")
         if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+            raise ValueError(f"precision must be one of {tuple(PRECISIONS)}, got {self.precision!r}")
 
     def replace(self, **changes: Any) -> RunConfig:
         """A copy with `changes` applied (None values ignored); SimSiamConfig fields go into `simsiam`."""
@@ -115,7 +113,7 @@ def add_recipe_arguments(group: argparse._ActionsContainer) -> None:
                             "rank is at least this many times the random-init encoder's (default: 1.5)")
     group.add_argument("--eval-percent", type=int, help="share of the images held out for evaluation, 1-99, by a hash "
                                                         "of the image id (default: 15)")
-    group.add_argument("--precision", choices=PRECISIONS,
+    group.add_argument("--precision", choices=tuple(PRECISIONS),
                        help="SimSiam Trainer precision: auto = bf16 with a GPU, float32 on a CPU; bf16 also runs on "
                             "CPUs with AVX512-BF16/AMX (about 1.3x faster on the 2-core Xeon of README)")
     group.add_argument("--checkpoint-io-fraction", type=float,

@@ -29,6 +29,7 @@ from components.evaluate.label_free import LabelFreeEvaluator
 from components.index.embedding_index import EmbeddingIndexer
 from components.ingest.inputs import ImageInput
 from components.ingest.splits import EVAL_SPLIT, TRAIN_SPLIT, output_splits
+from components.train.trainer_config import SimSiamTrainerConfig
 from pipeline.configs import RunConfig
 from pipeline.ingestion import ingestion_components
 from pipeline.report import RunReport
@@ -119,16 +120,16 @@ def create_pipeline(
         schema=schema_gen.outputs["schema"],
         train_args=tfx.proto.TrainArgs(splits=train_splits, num_steps=0),
         eval_args=tfx.proto.EvalArgs(splits=[eval_split], num_steps=0),
-        custom_config={
-            "simsiam": config.simsiam.to_dict(),
-            "checkpoint_root": os.path.join(pipeline_root, "checkpoints", SIMSIAM_TRAINER_ID),
-            "knn_every": config.knn_every,
-            "collapse_threshold": config.collapse_threshold,
-            "precision": config.precision,
-            "checkpoint_io_fraction": config.checkpoint_io_fraction,
+        custom_config=SimSiamTrainerConfig(
+            simsiam=config.simsiam,
+            checkpoint_root=os.path.join(pipeline_root, "checkpoints", SIMSIAM_TRAINER_ID),
+            knn_every=config.knn_every,
+            collapse_threshold=config.collapse_threshold,
+            precision=config.precision,
+            checkpoint_io_fraction=config.checkpoint_io_fraction,
             # Without labels this is the model the Pusher serves: embeddings only, from raw image bytes.
-            "export_serving_model": not labeled,
-        },
+            export_serving_model=not labeled,
+        ).to_custom_config(),
     ).with_id(SIMSIAM_TRAINER_ID)
     simsiam_config = json.dumps(config.simsiam.to_dict(), sort_keys=True)
     if labeled:

@@ -21,7 +21,7 @@ from components import features as F
 from components.export.serving_model import export_serving_model
 from components.train import data as trainer_data
 from components.train.encoder_io import load_encoder
-from models.evaluation import PROBE_ITERATIONS, LinearProbe, fit_linear_probe
+from models.evaluation import LinearProbe, fit_linear_probe
 from models.monitors import embed
 
 
@@ -57,7 +57,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     class_names = class_name_list({**eval_names, **train_names})
 
     train_f, eval_f = embed(encoder, train_x), embed(encoder, eval_x)
-    iterations = int(custom.get("probe_epochs", PROBE_ITERATIONS))
+    iterations = int(custom["probe_epochs"])  # set by create_pipeline from RunConfig.probe_epochs
     probe = fit_linear_probe(train_f, train_y, len(class_names), iterations=iterations)
     weight_decay = probe.weight_decay
     final = {"accuracy": float(np.mean(probe.predict(train_f) == train_y)),

@@ -29,13 +29,12 @@ from components.train import data as trainer_data
 from components.train.checkpoint import IntervalCheckpoint
 from components.train.encoder_io import load_encoder, save_encoder
 from components.train.history import HistoryFile
+from components.train.trainer_config import SimSiamTrainerConfig
 from models.baselines import cheap_baseline_scores
-from models.config import SimSiamConfig, configure_precision
+from models.config import configure_precision
 from models.evaluation import frozen_feature_scores
 from models.monitors import KNNMonitor, LearningRateLogger, embed
 from models.simsiam import EpochRandomStreams, build_simsiam, compile_simsiam
-
-PRECISION_POLICIES = {"auto": "auto", "bf16": "mixed_bfloat16", "fp16": "mixed_float16", "fp32": "float32"}
 
 
 class CollapseError(RuntimeError):
@@ -43,7 +42,7 @@ class CollapseError(RuntimeError):
 
 
 def training_devices(requested: list[str] | None = None) -> list[str]:
-    """The devices to train on: `requested` (e.g. from custom_config "devices"), else every GPU, else
+    """The devices to train on: `requested` (SimSiamTrainerConfig.devices), else every GPU, else
     none (the default strategy: the CPU)."""
     if requested:
         return list(requested)
@@ -114,10 +113,10 @@ class EpochPrinter(keras.callbacks.Callback):
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
-    custom = fn_args.custom_config or {}
-    config = SimSiamConfig.from_dict(custom["simsiam"])
+    settings = SimSiamTrainerConfig.from_custom_config(fn_args.custom_config)
+    config = settings.simsiam
     has_gpu = bool(tf.config.list_physical_devices("GPU"))
-    policy = configure_precision(has_gpu, PRECISION_POLICIES[custom.get("precision", "auto")])
+    policy = configure_precision(has_gpu, settings.precision)
     keras.utils.set_random_seed(config.seed)
 
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
@@ -139,7 +138,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         print("[simsiam] no labelled images to measure with: no kNN monitor, no random-init baseline "
               "(the label-free gate measures the model)", flush=True)
 
-    devices = training_devices(custom.get("devices"))
+    devices = training_devices(list(settings.devices))
     strategy = distribution_strategy(devices)
     replicas = strategy.num_replicas_in_sync
     with strategy.scope():
@@ -151,16 +150,16 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     # initialisation, and the untrained features of models/baselines.py.
     baselines = untrained_baselines(model.encoder, knn_data, config.image_size) if knn_data else {}
 
-    ckpt = checkpoint_dir(custom["checkpoint_root"], list(fn_args.train_files), custom["simsiam"])
+    ckpt = checkpoint_dir(settings.checkpoint_root, list(fn_args.train_files), config.to_dict())
     os.makedirs(ckpt, exist_ok=True)
     checkpoint = IntervalCheckpoint(os.path.join(ckpt, "state"),
-                                    io_fraction=float(custom.get("checkpoint_io_fraction", 0.05)))
+                                    io_fraction=settings.checkpoint_io_fraction)
     initial_epoch = checkpoint.restore(model)
     history = HistoryFile(os.path.join(ckpt, "history.json"), initial_epoch=initial_epoch)
     callbacks = [  # order matters: streams first, then the callbacks that add to the logs, then the writers
         EpochRandomStreams(),
         LearningRateLogger(),
-        *([KNNMonitor(*knn_data, every_n_epochs=int(custom.get("knn_every", 5)), evaluate_at_start=False)]
+        *([KNNMonitor(*knn_data, every_n_epochs=settings.knn_every, evaluate_at_start=False)]
           if knn_data else []),
         history,
         keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch"),
@@ -201,13 +200,13 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     with open(os.path.join(fn_args.model_run_dir, F.MONITOR_HISTORY_FILE), "w") as f:
         json.dump(summary, f, indent=2)
 
-    check_not_collapsed(summary["final"].get("collapse_std"), float(custom.get("collapse_threshold", 0.5)),
+    check_not_collapsed(summary["final"].get("collapse_std"), settings.collapse_threshold,
                         os.path.join(fn_args.model_run_dir, F.MONITOR_HISTORY_FILE))
     recipe = {"backbone": config.backbone, "image_size": config.image_size, "stored_size": config.stored_size,
               "width": config.width, "small_stem": config.small_stem,
               "mean": mean, "std": std, "random_init_knn_accuracy": random_init.get("knn")}
     save_encoder(model.encoder, fn_args.serving_model_dir, recipe)
-    if custom.get("export_serving_model"):  # no labels: this Trainer's model is what the Pusher serves
+    if settings.export_serving_model:  # no labels: this Trainer's model is what the Pusher serves
         encoder, _ = load_encoder(fn_args.serving_model_dir)  # a plain copy, outside any distribution strategy
         export_serving_model(fn_args.serving_model_dir, tft_output, encoder, None, None, config.stored_size)
         print(f"[simsiam] embedding-only serving model written to {fn_args.serving_model_dir}", flush=True)

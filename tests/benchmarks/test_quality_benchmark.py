@@ -270,3 +270,25 @@ def test_end_to_end_on_tensorflow(tmp_path: Path) -> None:
     assert set(rec["cheap_baselines"]) == {"random_filters", "colour_histograms"}
     assert summary["summary"]["random_filters.knn"]["mean"] == rec["cheap_baselines"]["random_filters"]["knn"]
     assert (tmp_path / "results" / "quality-tensorflow-resnet18-32px-1ep-45img.json").exists()
+
+
+def test_recipe_table_averages_the_seeds_of_a_tag_and_gains_over_the_strongest(tmp_path: Path) -> None:
+    from benchmarks import recipe_table
+
+    def result(seed: int, trained: float, filters: float) -> dict:
+        return {"seed": seed, "width": 0.5, "image_size": 64, "stored_size": 96, "batch_size": 64, "epochs": 20,
+                "steps": 820, "precision": "mixed_bfloat16", "train_s": 60.0 * (seed + 1), "wall_s": 120.0,
+                "views_per_s": 300.0, "trained": {"linear_probe": trained, "knn": 0.6},
+                "random_init": {"linear_probe": 0.45, "knn": 0.4},
+                "cheap_baselines": {"random_filters": {"linear_probe": filters, "knn": 0.62},
+                                    "colour_histograms": {"linear_probe": 0.5, "knn": 0.5}}}
+
+    (tmp_path / "quality-x-20ep-s7-ref.json").write_text(json.dumps({"runs": [result(0, 0.70, 0.65)]}))
+    (tmp_path / "quality-x-20ep-seed1-s7-ref.json").write_text(json.dumps({"runs": [result(1, 0.60, 0.66)]}))
+    assert recipe_table.tag_of(tmp_path / "quality-x-20ep-seed1-s7-ref.json") == "s7-ref"
+    runs = [result(0, 0.70, 0.65), result(1, 0.60, 0.66)]
+    line = recipe_table.row("s7-ref", runs)
+    # seeds 0 and 1; 1.5 min of training on average; strongest cheap 0.655 / 0.620; gain (0.05 - 0.06) / 2
+    # linear and 0.6 - 0.62 kNN.
+    assert "| s7-ref |" in line and "| 0,1 | 1.5 / 2.0 |" in line
+    assert "| 0.655 / 0.620 | 0.650 / 0.600 | -0.005 / -0.020 |" in line

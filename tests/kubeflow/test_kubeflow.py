@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from components.train.trainer_config import SimSiamTrainerConfig
 from kubeflow.config import GPU_MACHINES, GPU_TYPES, ConfigError, KubeflowOptions
 from pipeline.cli import main as cli_main
 
@@ -276,6 +277,8 @@ def test_vertex_training_job_has_the_gpu_worker_pool(vertex_training: dict[str, 
     assert config[gcp.ENABLE_VERTEX_KEY] is True
     assert config[gcp.VERTEX_REGION_KEY] == "us-central1"
     assert config["checkpoint_root"] == f"{ROOT}/checkpoints/SimSiamTrainer"  # the run_fn's own settings stay
+    # ... and the run_fn on Vertex reads them strictly, with TFX's own keys beside them.
+    assert SimSiamTrainerConfig.from_custom_config(config).checkpoint_root == config["checkpoint_root"]
     args = config[gcp.TRAINING_ARGS_KEY]
     assert args["project"] == "my-project"
     spec = CustomJobSpec(**args["job_spec"])  # what the Vertex AI API receives (proto-plus checks the fields)

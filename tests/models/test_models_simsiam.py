@@ -178,7 +178,10 @@ def test_mixed_precision_only_with_a_gpu_and_losses_stay_float32():
         loss = model.compute_loss(y_pred=out)
         assert keras.backend.standardize_dtype(loss.dtype) == "float32" and np.isfinite(float(loss))
         with pytest.raises(ValueError):
-            configure_precision(True, policy="float64")
+            configure_precision(True, precision="float64")
+        with pytest.raises(ValueError):
+            configure_precision(True, precision="mixed_bfloat16")  # a Keras policy name is not a precision
+        assert configure_precision(False, "bf16") == "mixed_bfloat16"
     finally:
         keras.mixed_precision.set_global_policy("float32")
 
