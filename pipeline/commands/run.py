@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import time
 
@@ -128,6 +129,11 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failure is not None else 0
 
 
+def search_command(index: str, model: str) -> str:
+    """The `simsiam-tfx search` command line for a run's index and pushed model (IMAGE: the query photo)."""
+    return shlex.join(["simsiam-tfx", "search", "--index", index, "--model", model, "--query", "IMAGE"])
+
+
 def _print_baselines(baselines: dict, trained: dict) -> None:
     """kNN and linear probe after SimSiam against each untrained baseline, and the gain over the strongest."""
     from models.baselines import strongest_baseline
@@ -164,7 +170,9 @@ def _print_summary(s: dict, out: str) -> None:
             print(f"    not blessed: {reason}")
     print(f"  blessed={s['blessed']} pushed={s['pushed']} serving_model_dir={s['serving_model_dir']}")
     if s.get("embedding_index"):
-        print(f"  embedding index: {s['embedding_index']}  (simsiam-tfx search --index ... --query IMAGE)")
+        print(f"  embedding index: {s['embedding_index']}")
+        if s.get("serving_model_dir"):  # a command that runs as printed, once IMAGE names a photo
+            print(f"  search it: {search_command(s['embedding_index'], s['serving_model_dir'])}")
     print(f"  wall {s['wall_s']:.0f}s, peak memory {s['peak_rss_mb']:.0f} MB")
     if s.get("error"):
         print(f"  FAILED: {s['error']}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import threading
 from pathlib import Path
 
@@ -261,8 +262,11 @@ def test_search_right_after_the_pipeline(smoke_run, tmp_path, capsys):
     assert (index.labels[np.char.startswith(index.splits.astype(str), "unlabeled")] == -1).all()
     eval_rows = np.flatnonzero(index.splits == "eval")
     query = data_dir / str(index.paths[eval_rows[0]])
-    assert main(["search", "--index", index_path, "--model", summary["serving_model_dir"], "--query", str(query),
-                 "--split", "train", "-k", "5", "--plot", str(tmp_path / "n.png")]) == 0
+    # The command the run printed, as printed, with IMAGE replaced by a photo.
+    (hint,) = [ln.split("search it: ", 1)[1] for ln in smoke_run["stdout"].splitlines() if "search it: " in ln]
+    command = [str(query) if arg == "IMAGE" else arg for arg in shlex.split(hint)]
+    assert command[:2] == ["simsiam-tfx", "search"] and summary["serving_model_dir"] in command
+    assert main([*command[1:], "--split", "train", "-k", "5", "--plot", str(tmp_path / "n.png")]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2 + 5 + 1 and lines[-1] == f"wrote {tmp_path / 'n.png'}"
     assert (tmp_path / "n.png").stat().st_size > 1000
