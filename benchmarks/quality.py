@@ -183,11 +183,11 @@ def run(args: argparse.Namespace, command: str) -> int:
         f"{len(data.rejected)} rejected, loaded in {time.perf_counter() - t0:.1f}s"
     )
     device, _ = describe_device(args.backend)
+    cheap = cheap_baselines(data, args.image_size)  # before the time plan: it counts against the budget
     plan = None
     if args.time_budget_min is not None:
         plan = plan_epochs(args, data, budget_s=60 * args.time_budget_min - (time.perf_counter() - t0))
         args.epochs = plan["epochs"]
-    cheap = cheap_baselines(data, args.image_size)
     runs, artifacts = [], None
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         record, seed_artifacts = run_seed(args, data, seed)

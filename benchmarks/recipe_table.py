@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -24,9 +25,9 @@ METRICS = ("linear_probe", "knn")
 
 
 def tag_of(path: Path) -> str:
-    """The study tag of a result file: the part of its name after `<E>ep-` (and after `seed<N>-`)."""
+    """The study tag of a result file: the part of its name after `<E>ep-`, without a `seed<N>` part."""
     tag = path.stem.rsplit("ep-", 1)[-1] if "ep-" in path.stem else path.stem
-    return tag.split("-", 1)[1] if tag.startswith("seed") and "-" in tag else tag
+    return re.sub(r"(^|-)seed\d+(?=-|$)", "", tag).lstrip("-")
 
 
 def settings(run: dict[str, Any]) -> str:
@@ -35,7 +36,8 @@ def settings(run: dict[str, Any]) -> str:
             f"jitter {run.get('jitter_strength', 1.0)}, gray {run.get('grayscale_prob', 0.2)}")
     if run.get("crop_min_scale", 0.2) != 0.2:
         text += f", crop >= {run['crop_min_scale']}"
-    if run.get("proj_dim", 2048) != 2048 or run.get("pred_hidden_dim", 512) != 512:
+    heads = (run.get("proj_hidden_dim", 2048), run.get("proj_dim", 2048), run.get("pred_hidden_dim", 512))
+    if heads != (2048, 2048, 512):
         text += f", heads {run['proj_hidden_dim']}/{run['proj_dim']}/{run['pred_hidden_dim']}"
     return f"{text}, {run['precision']}"
 

@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     from models.simsiam import build_simsiam
 
     device, has_gpu = describe_device("tensorflow")
-    configure_precision(has_gpu, args.precision)
+    policy = configure_precision(has_gpu, args.precision)
     config = SimSiamConfig(image_size=args.image_size, stored_size=args.stored_size, width=args.width)
     model = build_simsiam(config)
     rng = np.random.default_rng(0)
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(json.dumps({"benchmark": "step_profile", "unit": "ms per view of one batch", **ms,
                       "image_size": args.image_size, "stored_size": config.stored_size,
-                      "batch_size": args.batch_size, "width": args.width, "precision": args.precision,
+                      "batch_size": args.batch_size, "width": args.width, "precision": policy,
                       "device": device}))
     return 0
 

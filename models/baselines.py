@@ -13,8 +13,8 @@ and kNN (`models.evaluation.frozen_feature_scores`) on the same evaluation view 
 - `colour_histograms`: RGB mean/std and HSV histograms of the photo and of its 2x2 grid, the
   classic colour descriptor (Swain & Ballard, "Color indexing", IJCV 1991).
 
-Both features are numpy only and deterministic (the filters come from a seeded generator), so the
-same numbers come out on any machine and backend.
+Both features are numpy only and deterministic on a given machine (the filters come from a seeded
+generator); another CPU's float rounding may move them in the last digits.
 """
 
 from __future__ import annotations
@@ -27,7 +27,12 @@ RANDOM_FILTERS = 64
 RANDOM_FILTER_SEED = 0
 HISTOGRAM_BINS = 16
 CHEAP_BASELINES = ("random_filters", "colour_histograms")
-_CHUNK = 256  # images per block of the convolution (bounds its memory)
+_BLOCK_PIXELS = 1 << 20  # pixels per block of images: bounds the working memory (~0.7 GB) at any size
+
+
+def _block(height: int, width: int) -> int:
+    """Images per block, so that a block holds about _BLOCK_PIXELS pixels."""
+    return max(1, _BLOCK_PIXELS // (height * width))
 
 
 def _check_images(images) -> np.ndarray:
@@ -53,14 +58,17 @@ def random_filter_features(images, filters: int = RANDOM_FILTERS, seed: int = RA
     weights = np.random.default_rng(seed).standard_normal((3, 3, 3, filters)).astype(np.float32)
     kernel = weights.reshape(27, filters)  # rows in (dy, dx, channel) order, as the patches below
     out = np.empty((len(x), filters + 3), np.float32)
-    for start in range(0, len(x), _CHUNK):
-        block = x[start : start + _CHUNK]
+    step = _block(x.shape[1], x.shape[2])
+    for start in range(0, len(x), step):
+        block = x[start : start + step]
         mean = block.mean(axis=(1, 2), keepdims=True)
         std = np.maximum(block.std(axis=(1, 2), keepdims=True), 1e-6)
         z = (block - mean) / std
         h, w = z.shape[1] - 2, z.shape[2] - 2
         patches = np.concatenate([z[:, dy : dy + h, dx : dx + w, :] for dy in range(3) for dx in range(3)], axis=-1)
-        responses = np.maximum(patches.reshape(-1, 27) @ kernel, 0.0).reshape(len(block), h * w, filters)
+        responses = patches.reshape(-1, 27) @ kernel
+        np.maximum(responses, 0.0, out=responses)
+        responses = responses.reshape(len(block), h * w, filters)
         out[start : start + len(block), :filters] = responses.mean(axis=1)
         out[start : start + len(block), filters:] = block.mean(axis=(1, 2))
     return out
@@ -98,11 +106,16 @@ def colour_histogram_features(images, bins: int = HISTOGRAM_BINS) -> np.ndarray:
     1 per channel). Returns float32 `[N, 6 + 15 * bins]` (246 for 16 bins).
     """
     x = _check_images(images)
-    hsv = rgb_to_hsv(x)
     h2, w2 = x.shape[1] // 2, x.shape[2] // 2
-    regions = [hsv, hsv[:, :h2, :w2], hsv[:, :h2, w2:], hsv[:, h2:, :w2], hsv[:, h2:, w2:]]
-    parts = [x.mean(axis=(1, 2)), x.std(axis=(1, 2))] + [_hsv_histograms(r, bins) for r in regions]
-    return np.concatenate(parts, axis=1).astype(np.float32)
+    step = _block(x.shape[1], x.shape[2])
+    rows = []
+    for start in range(0, len(x), step):
+        block = x[start : start + step]
+        hsv = rgb_to_hsv(block)
+        regions = [hsv, hsv[:, :h2, :w2], hsv[:, :h2, w2:], hsv[:, h2:, :w2], hsv[:, h2:, w2:]]
+        parts = [block.mean(axis=(1, 2)), block.std(axis=(1, 2))] + [_hsv_histograms(r, bins) for r in regions]
+        rows.append(np.concatenate(parts, axis=1).astype(np.float32))
+    return np.concatenate(rows)
 
 
 FEATURES = {"random_filters": random_filter_features, "colour_histograms": colour_histogram_features}
@@ -119,14 +132,20 @@ def cheap_baseline_scores(train_images, train_labels, eval_images, eval_labels, 
     from models.augment import eval_view  # Keras only here: the features themselves are numpy
     from models.evaluation import frozen_feature_scores
 
-    def view(images) -> np.ndarray:
-        images = np.asarray(images)
-        return np.concatenate([np.asarray(eval_view(images[i : i + 512], image_size))
-                               for i in range(0, len(images), 512)])
+    def features(images) -> dict[str, np.ndarray]:
+        """Each feature of `images`, computed block by block: only the small feature rows are kept."""
+        import keras
 
-    train_view, eval_view_ = view(train_images), view(eval_images)
-    return {name: frozen_feature_scores(FEATURES[name](train_view), train_labels, FEATURES[name](eval_view_),
-                                        eval_labels, k=k)
+        images = np.asarray(images)
+        step = _block(image_size, image_size)
+        blocks = []
+        for i in range(0, len(images), step):
+            view = keras.ops.convert_to_numpy(eval_view(images[i : i + step], image_size))
+            blocks.append({name: FEATURES[name](view) for name in CHEAP_BASELINES})
+        return {name: np.concatenate([b[name] for b in blocks]) for name in CHEAP_BASELINES}
+
+    train_f, eval_f = features(train_images), features(eval_images)
+    return {name: frozen_feature_scores(train_f[name], train_labels, eval_f[name], eval_labels, k=k)
             for name in CHEAP_BASELINES}
 
 

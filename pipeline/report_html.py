@@ -113,6 +113,9 @@ BASELINES_EXPLAINED = (
     "histograms of the photo and its 2x2 grid: models/baselines.py). SimSiam is worth its training time only "
     "where it beats the strongest of them.")
 
+RANDOM_INIT_EXPLAINED = ("The random-init numbers are the SimSiam Trainer's, measured before training with the "
+                         "same encoder and scorer.")
+
 LABEL_FREE_EXPLAINED = (
     "Without labels nothing can be classified, so the gate looks at the shape of the embeddings of the held-out "
     "images. A collapsed encoder maps every image to about the same vector (collapse measure near 0, Chen & He "
@@ -169,6 +172,7 @@ def render_report(data: dict[str, Any], figures: dict[str, str]) -> str:
     quality = "<p>No labelled images: accuracy cannot be measured; see the label-free gate above.</p>" \
         if label_free and rknn is None else quality_table(
             baseline_scores(data), {"knn": monitor.get("knn_accuracy"), "linear_probe": ev.get("accuracy")})
+    explained = BASELINES_EXPLAINED if data.get("baselines") else RANDOM_INIT_EXPLAINED
     recomputed = data.get("random_init_knn_accuracy_recomputed")
     eval_counts = ingestion.get("counts", {}).get("eval", {})
     per_class = _table(["class", "eval images", "linear probe accuracy"],
@@ -187,7 +191,7 @@ def render_report(data: dict[str, Any], figures: dict[str, str]) -> str:
         + (f"<p>{html.escape(LABEL_FREE_EXPLAINED)}</p>" if label_free else ""),
         f"<h2>Quality vs untrained baselines</h2>{quality}"
         + ("" if rknn is None else
-           f"<p>{html.escape(BASELINES_EXPLAINED)} This step rebuilt the random-init encoder from the recipe and "
+           f"<p>{html.escape(explained)} This step rebuilt the random-init encoder from the recipe and "
            f"seed: its kNN accuracy here is {_num(recomputed)}.</p>"),
         f"<h2>Per-class accuracy</h2>{per_class if ev.get('per_class_accuracy') else '<p>none: no labels</p>'}",
         f"<h2>Training curves</h2>{figure_html.get('curves', missing)}",

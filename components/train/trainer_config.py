@@ -4,8 +4,8 @@ TFX hands a Trainer its `custom_config` as a JSON dict (exec property), so the t
 tree (pipeline/configs.py: RunConfig -> SimSiamConfig) would end at the Trainer if `run_fn` read
 loose keys with defaults of its own. Instead the pipeline builds one `SimSiamTrainerConfig` from the
 RunConfig, writes it with `to_custom_config`, and `run_fn` reads it back with the strict
-`from_custom_config`: a key missing, unknown or of a bad value fails the step at once with its name,
-and no default is repeated here. Nothing in this module imports TensorFlow.
+`from_custom_config`: a key missing or unknown fails the step at once with its name, a value out of
+range with the reason, and no default is repeated here. Nothing in this module imports TensorFlow.
 
 On Vertex AI, TFX's Google Cloud Trainer adds its own `ai_platform_*` keys to the same dict (the
 job's settings, `tfx.extensions.google_cloud_ai_platform.trainer.executor`) and the job's `run_fn`
@@ -61,5 +61,5 @@ class SimSiamTrainerConfig:
             raise ValueError(f"SimSiam Trainer custom_config: unknown keys {sorted(unknown)}, missing keys "
                              f"{sorted(missing)}")
         custom["simsiam"] = SimSiamConfig.from_dict(custom["simsiam"])
-        custom["devices"] = tuple(custom.get("devices", ()))
+        custom["devices"] = tuple(custom.get("devices") or ())
         return cls(**custom)

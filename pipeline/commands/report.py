@@ -10,10 +10,10 @@ import sys
 HELP = "write the run report (report.html) of an existing `simsiam-tfx run` folder"
 DESCRIPTION = """\
 Builds report.html from the latest pipeline run recorded in RUN/metadata.sqlite, the way the
-pipeline's RunReport step does (gate, quality vs the random-init encoder, per-class accuracy,
-curves, t-SNE maps, nearest-neighbour grids, rejected files, time per component). For runs made
-before that step existed, or to keep the figures as files (--figures DIR). Nothing in RUN changes
-unless --to points there.
+pipeline's RunReport step does (gate, quality vs the untrained baselines: random init, random
+filters, colour histograms; per-class accuracy, curves, t-SNE maps, nearest-neighbour grids,
+rejected files, time per component). For runs made before that step existed, or to keep the
+figures as files (--figures DIR). Nothing in RUN changes unless --to points there.
 """
 
 

@@ -10,6 +10,7 @@ import sys
 import time
 
 from pipeline.configs import add_recipe_arguments
+from pipeline.report_html import baseline_scores
 
 HELP = "run the whole pipeline locally: ingest, transform, SimSiam, linear probe, evaluate, push"
 DESCRIPTION = """\
@@ -138,6 +139,7 @@ def _print_baselines(baselines: dict, trained: dict) -> None:
     """kNN and linear probe after SimSiam against each untrained baseline, and the gain over the strongest."""
     from models.baselines import strongest_baseline
 
+    baselines = {name: values for name, values in baselines.items() if values and None not in values.values()}
     for metric, title in (("knn", "kNN accuracy"), ("linear_probe", "linear probe")):
         best = strongest_baseline(baselines, metric)
         if best is None or trained.get(metric) is None:
@@ -154,8 +156,8 @@ def _print_summary(s: dict, out: str) -> None:
         print(f"  {node:<32} {s['states'][node].lower():<9} {secs:>8.1f}s")
     if ev.get("accuracy") is not None:
         print(f"  eval accuracy (linear probe)     {ev['accuracy']:.4f}")
-    _print_baselines(s.get("baselines") or {}, {"knn": s["simsiam_monitor"].get("knn_accuracy"),
-                                                 "linear_probe": ev.get("accuracy")})
+    _print_baselines(baseline_scores(s), {"knn": s["simsiam_monitor"].get("knn_accuracy"),
+                                          "linear_probe": ev.get("accuracy")})
     if gate := s.get("label_free"):  # no labels: what the label-free gate measured on the held-out images
         candidate, random_init, limits = gate["candidate"], gate["random_init"], gate["thresholds"]
 

@@ -204,7 +204,7 @@ def test_train_batches_are_full_shuffled_epochs() -> None:
 
 @pytest.mark.parametrize(
     "bad", [["--epochs", "0"], ["--batch-size", "0"], ["--max-images", "1"], ["--backend", "torch"],
-            ["--eval-every", "-1"], ["--precision", "fp16"]],
+            ["--eval-every", "-1"], ["--precision", "float32"], ["--crop-min-scale", "0"], ["--first-seed", "-1"]],
 )  # fmt: skip
 def test_cli_rejects_bad_arguments(bad: list[str], capsys) -> None:
     with pytest.raises(SystemExit) as exc:
@@ -286,6 +286,7 @@ def test_recipe_table_averages_the_seeds_of_a_tag_and_gains_over_the_strongest(t
     (tmp_path / "quality-x-20ep-s7-ref.json").write_text(json.dumps({"runs": [result(0, 0.70, 0.65)]}))
     (tmp_path / "quality-x-20ep-seed1-s7-ref.json").write_text(json.dumps({"runs": [result(1, 0.60, 0.66)]}))
     assert recipe_table.tag_of(tmp_path / "quality-x-20ep-seed1-s7-ref.json") == "s7-ref"
+    assert recipe_table.tag_of(Path("quality-x-20ep-500img-seed1-s7-ref.json")) == "500img-s7-ref"
     runs = [result(0, 0.70, 0.65), result(1, 0.60, 0.66)]
     line = recipe_table.row("s7-ref", runs)
     # seeds 0 and 1; 1.5 min of training on average; strongest cheap 0.655 / 0.620; gain (0.05 - 0.06) / 2

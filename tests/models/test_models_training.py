@@ -58,7 +58,7 @@ def run(
 def test_training_raises_knn_accuracy_above_random_init():
     history, monitor = run(stop_gradient=True, steps=640, base_lr=0.15)
     final = history.history["knn_accuracy"][-1]
-    # Five seeds gained +0.22 to +0.39 here: the threshold is a quarter of the smallest gain.
+    # Five seeds gained +0.18 to +0.39 here (docs/development.md): the threshold is 0.27 of the smallest.
     assert final >= monitor.initial_accuracy + 0.05, (monitor.initial_accuracy, monitor.history)
     assert history.history["loss"][-1] < history.history["loss"][0] - 0.2
     assert min(history.history["collapse_std"]) > 0.8  # healthy: no collapse with stop-gradient
