@@ -55,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jitter-strength", type=float, default=None,
                    help="scales the paper's colour jitter (0.4, 0.4, 0.4, 0.1); default 1.0")
     p.add_argument("--grayscale-prob", type=float, default=None, help="random grayscale probability (default 0.2)")
+    p.add_argument("--small-stem", choices=("auto", "on", "off"), default="auto",
+                   help="the ResNet's 3x3 stem without max-pool (auto: below 64 px); several times the compute")
     p.add_argument("--crop-min-scale", type=float, default=None,
                    help="RandomResizedCrop's smallest crop as a share of the photo's area (default 0.2)")
     p.add_argument("--proj-dim", type=int, default=None, help="projector output width (default 2048, the paper's)")
@@ -256,6 +258,7 @@ def run_seed(args: argparse.Namespace, data: FlowerData, seed: int) -> tuple[dic
         "jitter_strength": config.jitter_strength, "grayscale_prob": config.grayscale_prob,
         "proj_dim": config.proj_dim, "proj_hidden_dim": config.proj_hidden_dim,
         "pred_hidden_dim": config.pred_hidden_dim, "crop_min_scale": config.crop_min_scale,
+        "small_stem": config.small_stem,
         "train_s": round(train_s, 1), "wall_s": round(time.perf_counter() - t0, 1),
         "views_per_s": views_per_second(steps, args.batch_size, train_s),
         "views_per_s_after_epoch_1": _steady_views_per_s(progress.epoch_ends, steps_per_epoch, args.batch_size),
@@ -327,6 +330,8 @@ def make_config(args: argparse.Namespace, seed: int):
                 ("proj_dim", args.proj_dim), ("proj_hidden_dim", args.proj_hidden_dim),
                 ("pred_hidden_dim", args.pred_hidden_dim), ("crop_min_scale", args.crop_min_scale))
     overrides = {k: v for k, v in optional if v is not None}
+    if args.small_stem != "auto":
+        overrides["small_stem"] = args.small_stem == "on"
     default_warmup = SimSiamConfig.__dataclass_fields__["warmup_epochs"].default
     warmup = args.warmup_epochs if args.warmup_epochs is not None else min(default_warmup, args.epochs // 10)
     return SimSiamConfig(backbone=args.backbone, image_size=args.image_size, batch_size=args.batch_size,
