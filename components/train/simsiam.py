@@ -30,7 +30,7 @@ from components.train.checkpoint import IntervalCheckpoint
 from components.train.encoder_io import load_encoder, save_encoder
 from components.train.history import HistoryFile
 from components.train.trainer_config import SimSiamTrainerConfig
-from models.baselines import cheap_baseline_scores
+from models.baselines import cheap_baseline_scores, strongest_baseline
 from models.config import configure_precision
 from models.evaluation import frozen_feature_scores
 from models.monitors import KNNMonitor, LearningRateLogger, embed
@@ -199,6 +199,10 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     os.makedirs(fn_args.model_run_dir, exist_ok=True)
     with open(os.path.join(fn_args.model_run_dir, F.MONITOR_HISTORY_FILE), "w") as f:
         json.dump(summary, f, indent=2)
+    knn, best = summary["final"].get("knn_accuracy"), strongest_baseline(baselines, "knn")
+    if knn is not None and best is not None:
+        print(f"[simsiam] kNN accuracy after training {knn:.4f}; the strongest untrained baseline, {best[0]}, "
+              f"{best[1]:.4f}: gain {knn - best[1]:+.4f}", flush=True)
 
     check_not_collapsed(summary["final"].get("collapse_std"), settings.collapse_threshold,
                         os.path.join(fn_args.model_run_dir, F.MONITOR_HISTORY_FILE))

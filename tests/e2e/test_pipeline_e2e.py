@@ -61,6 +61,7 @@ def test_every_component_executed(smoke_run) -> None:
     assert list(summary["baselines"]) == ["random_init", "random_filters", "colour_histograms"]
     assert all(0 <= s["knn"] <= 1 and 0 <= s["linear_probe"] <= 1 for s in summary["baselines"].values())
     assert "gain over the strongest" in smoke_run["stdout"]
+    assert "the strongest untrained baseline" in smoke_run["stdout"]  # the Trainer's own last word
     assert {"loss", "collapse_std"} <= set(summary["simsiam_monitor"])
     assert summary["peak_rss_mb"] > 0
     assert (smoke_run["out"] / "training_curves.png").stat().st_size > 1000
