@@ -31,12 +31,13 @@ def pca_2d(features: np.ndarray) -> np.ndarray:
 
 
 def plot_training_curves(history: dict[str, Sequence[float | None]], path: str | Path, title: str = "",
-                         references: dict[str, tuple[str, float]] | None = None) -> Path:
+                         references: dict[str, list[tuple[str, float | None]]] | None = None) -> Path:
     """One panel per metric, x = epoch (1-based). None/NaN entries (e.g. a metric logged only
     every N epochs) are skipped, so sparse metrics still draw as points joined by lines.
 
-    `references` {metric: (label, value)} draws a dashed horizontal line on that metric's panel: the
-    number the curve must beat, e.g. `{"knn_accuracy": ("random init", 0.41)}`."""
+    `references` {metric: [(label, value), ...]} draws a dashed horizontal line per entry on that
+    metric's panel (None values are skipped): the numbers the curve must beat, e.g.
+    `{"knn_accuracy": [("random init", 0.41), ("random filters", 0.61)]}`."""
     names = [k for k, v in history.items() if len(v) > 0]
     if not names:
         raise ValueError("history has no values to plot")
@@ -49,9 +50,10 @@ def plot_training_curves(history: dict[str, Sequence[float | None]], path: str |
         x = np.arange(1, len(y) + 1)
         keep = np.isfinite(y)
         ax.plot(x[keep], y[keep], marker="o" if keep.sum() <= 30 else None, markersize=3)
-        if references and name in references and references[name][1] is not None:
-            label, value = references[name]
-            ax.axhline(float(value), color="tab:red", linestyle="--", linewidth=1, label=f"{label} {value:.3f}")
+        lines = [(label, value) for label, value in (references or {}).get(name, []) if value is not None]
+        for (label, value), colour in zip(lines, ("tab:red", "tab:orange", "tab:purple", "tab:gray")):
+            ax.axhline(float(value), color=colour, linestyle="--", linewidth=1, label=f"{label} {value:.3f}")
+        if lines:
             ax.legend(fontsize=7, loc="best")
         ax.set_xlim(0.5, n_epochs + 0.5)  # the same epoch axis in every panel, sparse metrics included
         ax.set_title(name, fontsize=10)

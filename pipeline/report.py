@@ -157,9 +157,9 @@ def _images_by_id(split_uris: dict[str, str]) -> dict[str, bytes]:
     return images
 
 
-def _figures(index, random_emb: np.ndarray, history: dict[str, list], random_knn: float | None,
+def _figures(index, random_emb: np.ndarray, history: dict[str, list], knn_lines: list[tuple[str, float | None]],
              queries_per_class: int, folder: str) -> dict[str, str]:
-    """The report's PNGs in `folder`: {name: path}."""
+    """The report's PNGs in `folder`: {name: path}. `knn_lines`: the kNN curve's reference lines."""
     from pipeline.plots import plot_embedding_maps, plot_neighbour_grids, plot_training_curves
 
     names = list(index.class_names)
@@ -173,7 +173,7 @@ def _figures(index, random_emb: np.ndarray, history: dict[str, list], random_knn
     if history:
         figures["curves"] = str(plot_training_curves(
             history, os.path.join(folder, "training_curves.png"), title="SimSiam pre-training",
-            references={"knn_accuracy": ("random init", random_knn)} if random_knn is not None else None))
+            references={"knn_accuracy": knn_lines}))
     if len(evaluation) >= 4:
         figures["map"] = str(plot_embedding_maps(
             [("trained encoder (t-SNE)", index.embeddings[evaluation]),
@@ -203,7 +203,7 @@ def build_report(uris: dict[str, str], split_names: list[str], status: dict[str,
 
     from components.train.encoder_io import ENCODER_RECIPE
     from models.evaluation import knn_accuracy
-    from pipeline.report_html import render_report
+    from pipeline.report_html import baseline_scores, knn_references, render_report
     from serving.index import EmbeddingIndex
 
     index_path = index_file(uris["embedding_index"])
@@ -248,7 +248,7 @@ def build_report(uris: dict[str, str], split_names: list[str], status: dict[str,
     with tempfile.TemporaryDirectory() as tmp:
         if figures_dir:
             os.makedirs(figures_dir, exist_ok=True)
-        figures = _figures(index, random_emb, monitor.get("history", {}), data["random_init_knn_accuracy"],
+        figures = _figures(index, random_emb, monitor.get("history", {}), knn_references(baseline_scores(data)),
                            queries_per_class, figures_dir or tmp)
         return render_report(data, figures), data
 

@@ -16,8 +16,9 @@ from typing import Any
 
 TIMINGS_START, TIMINGS_END = "<!-- timings -->", "<!-- /timings -->"
 FIGURE_CAPTIONS = {
-    "curves": "Training curves of SimSiam pre-training. The dashed line on kNN accuracy is the same encoder at "
-              "its random initialisation: the curve must end above it.",
+    "curves": "Training curves of SimSiam pre-training. The dashed lines on kNN accuracy are the same encoder at "
+              "its random initialisation and the strongest feature that needs no training: the curve must end "
+              "above both.",
     "map": "t-SNE of the eval split's embeddings, coloured by class: the trained encoder (left) and the same "
            "encoder at its random initialisation (right).",
     "neighbours": "Eval-split queries (two per class) and their nearest train images by cosine similarity. Green: "
@@ -74,6 +75,15 @@ def baseline_scores(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
     `baselines`); a run made before the cheap baselines existed has random init alone."""
     return data.get("baselines") or {"random_init": {"knn": data.get("random_init_knn_accuracy"),
                                                      "linear_probe": data.get("random_init_linear_probe_accuracy")}}
+
+
+def knn_references(baselines: dict[str, dict[str, Any]]) -> list[tuple[str, float | None]]:
+    """The dashed lines of the kNN training curve: random init, and the strongest cheap baseline."""
+    from models.baselines import strongest_baseline
+
+    lines = [("random init", (baselines.get("random_init") or {}).get("knn"))]
+    cheap = strongest_baseline({n: v for n, v in baselines.items() if n != "random_init"}, "knn")
+    return lines + ([(BASELINE_TITLES.get(cheap[0], cheap[0]), cheap[1])] if cheap else [])
 
 
 def quality_table(baselines: dict[str, dict[str, Any]], trained: dict[str, float | None]) -> str:

@@ -83,14 +83,14 @@ def write_plots(summary: dict[str, Any], history: dict[str, list], out_dir: str)
     import numpy as np
 
     from pipeline.plots import plot_embedding_map, plot_training_curves
+    from pipeline.report_html import baseline_scores, knn_references
     from serving.index import EmbeddingIndex
 
     written = []
     if history:
-        baseline = summary.get("random_init_knn_accuracy")
         written.append(str(plot_training_curves(
             history, os.path.join(out_dir, "training_curves.png"), title="SimSiam pre-training",
-            references={"knn_accuracy": ("random init", baseline)} if baseline is not None else None)))
+            references={"knn_accuracy": knn_references(baseline_scores(summary))})))
     if summary.get("embedding_index") and os.path.exists(summary["embedding_index"]):
         index = EmbeddingIndex.load(summary["embedding_index"])
         rows = np.flatnonzero(index.splits == "eval") if index.splits is not None else np.arange(len(index))

@@ -118,3 +118,17 @@ def test_sprite_shrinks_tiles_to_the_size_limit():
     thumbs = np.full((9, 4, 4, 3), 255, np.uint8)
     image, side = sprite(thumbs, max_px=10)  # a 3 x 3 grid of 4-px tiles would be 12 px: tiles become 3 px
     assert side == 3 and image.shape == (9, 9, 3) and image.min() == 255
+
+
+def test_the_knn_curve_is_drawn_against_random_init_and_the_strongest_cheap_baseline(tmp_path):
+    from pipeline.plots import plot_training_curves
+    from pipeline.report_html import baseline_scores, knn_references
+
+    data = _data([])
+    lines = knn_references(baseline_scores(data))
+    assert lines == [("random init", 0.40625), ("colour histograms", 0.5125)]  # kNN 0.5125 beats the filters' 0.5
+    old_run = {"random_init_knn_accuracy": 0.4, "random_init_linear_probe_accuracy": 0.3}  # before the cheap ones
+    assert knn_references(baseline_scores(old_run)) == [("random init", 0.4)]
+    path = plot_training_curves({"loss": [-0.1, -0.5], "knn_accuracy": [None, 0.55]}, tmp_path / "c.png",
+                                references={"knn_accuracy": lines + [("missing", None)]})
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 1000
