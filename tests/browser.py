@@ -8,7 +8,9 @@ Network.responseReceived, Runtime.evaluate), spoken with websocket-client (in re
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -51,11 +53,15 @@ def open_page(path: Path, timeout: float = 20.0, width: int = 1280) -> dict[str,
     exe = chromium()
     if exe is None:
         raise RuntimeError("no chromium on PATH")
-    with tempfile.TemporaryDirectory() as user_dir:
+    # Chromium's helper processes (renderer, utility, crash handler) may still write into the profile
+    # folder after the browser process exits: a plain clean-up then fails now and then with "Directory
+    # not empty" (seen in CI, 2026-12-06). So the browser runs in its own process group, the whole group
+    # is stopped before the folder goes, and a file a straggler left behind does not fail the test.
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as user_dir:
         process = subprocess.Popen(
             [exe, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--remote-debugging-port=0",
              f"--user-data-dir={user_dir}", f"--window-size={width},900", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         try:
             port = _devtools_port(process, Path(user_dir), timeout)
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=timeout) as answer:
@@ -67,8 +73,28 @@ def open_page(path: Path, timeout: float = 20.0, width: int = 1280) -> dict[str,
             finally:
                 ws.close()
         finally:
-            process.terminate()
-            process.wait(timeout=10)
+            _stop_group(process)
+
+
+def _stop_group(process: subprocess.Popen, timeout: float = 10.0) -> None:
+    """SIGTERM to the browser's whole process group, SIGKILL to whatever is left after `timeout`."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:  # the group is gone already
+            break
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                os.killpg(process.pid, 0)  # anyone left in the group?
+            except ProcessLookupError:
+                break
+            process.poll()  # reap the browser itself, so the group can empty
+            time.sleep(0.05)
+        else:
+            continue
+        break
+    process.wait(timeout=timeout)
 
 
 def _load(ws, url: str, timeout: float) -> dict[str, Any]:
