@@ -71,6 +71,8 @@ class RunConfig:
             raise ValueError(f"unknown run settings: {sorted(unknown)}")
         if "image_size" in recipe and "stored_size" not in recipe:
             recipe["stored_size"] = None  # derived anew from the new image size
+        if "epochs" in recipe and "warmup_epochs" not in recipe and self.simsiam.warmup_epochs > recipe["epochs"]:
+            recipe["warmup_epochs"] = recipe["epochs"] // 10  # a profile's warm-up longer than the run: a tenth
         simsiam = dataclasses.replace(self.simsiam, **recipe) if recipe else self.simsiam
         return dataclasses.replace(self, simsiam=simsiam, **changes)
 
@@ -102,7 +104,8 @@ def profile_config(name: str, **overrides: Any) -> RunConfig:
 
 def add_recipe_arguments(group: argparse._ActionsContainer) -> None:
     """The recipe flags that `run` and `compile-kubeflow` share (each overrides the profile's value)."""
-    group.add_argument("--epochs", type=int, help="SimSiam pre-training epochs")
+    group.add_argument("--epochs", type=int, help="SimSiam pre-training epochs (a profile's learning-rate warm-up "
+                                                  "longer than that becomes a tenth of them)")
     group.add_argument("--probe-epochs", type=int, help="linear-probe epochs (full-batch solver iterations)")
     group.add_argument("--image-size", type=int, help="training/evaluation view size in px (stored 9/8 larger)")
     group.add_argument("--backbone", choices=["resnet18", "resnet50"])
