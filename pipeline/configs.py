@@ -16,6 +16,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from components.ingest.splits import DEFAULT_EVAL_PERCENT, DEFAULT_MAX_REJECTED_FRACTION
 from models.config import PRECISIONS, SimSiamConfig
 
 
@@ -27,8 +28,8 @@ class RunConfig:
     simsiam: SimSiamConfig = field(default_factory=SimSiamConfig)
     probe_epochs: int = 1000  # full-batch epochs (iterations) of the logistic-regression probe
     knn_every: int = 5  # epochs between kNN monitor evaluations
-    eval_percent: int = 15
-    max_rejected_fraction: float = 0.1
+    eval_percent: int = DEFAULT_EVAL_PERCENT
+    max_rejected_fraction: float = DEFAULT_MAX_REJECTED_FRACTION
     accuracy_floor: float = 0.5  # the Evaluator blesses only above this eval accuracy
     # collapse_std below this fails the SimSiam Trainer: healthy runs stay near 1 (0.97 in the cpu run);
     # without stop-gradient it falls to ~0.3 within 160 steps (tests/models/test_models_training.py).

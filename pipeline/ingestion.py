@@ -6,13 +6,13 @@ from tfx import v1 as tfx
 
 from components.ingest.component import image_example_gen, records_image_example_gen, tfds_image_example_gen
 from components.ingest.inputs import ImageInput
-from components.ingest.splits import output_splits
+from components.ingest.splits import DEFAULT_EVAL_PERCENT, DEFAULT_MAX_REJECTED_FRACTION, output_splits
 
 
 def ingestion_components(
     image_input: ImageInput,
-    eval_percent: int = 15,
-    max_rejected_fraction: float = 0.1,
+    eval_percent: int = DEFAULT_EVAL_PERCENT,
+    max_rejected_fraction: float = DEFAULT_MAX_REJECTED_FRACTION,
     min_train_examples: int = 0,
 ) -> list:
     """[example_gen, statistics_gen, schema_gen] for `image_input` (components/ingest/inputs.py).

@@ -30,7 +30,7 @@ from components.ingest.executor import (
     TfdsImageExampleGenExecutor,
 )
 from components.ingest.sources import split_glob
-from components.ingest.splits import DEFAULT_EVAL_PERCENT, split_buckets
+from components.ingest.splits import DEFAULT_EVAL_PERCENT, DEFAULT_MAX_REJECTED_FRACTION, split_buckets
 from components.ingest.tfds import DEFAULT_TFDS_NAME
 from serving.images import ImageLimits
 
@@ -67,7 +67,7 @@ def image_example_gen(
     data_dir: str | None = None,
     unlabeled_dir: str | None = None,
     eval_percent: int = DEFAULT_EVAL_PERCENT,
-    max_rejected_fraction: float = 0.1,
+    max_rejected_fraction: float = DEFAULT_MAX_REJECTED_FRACTION,
     limits: ImageLimits = ImageLimits(),
     min_train_examples: int = 0,
 ) -> FileBasedExampleGen:
@@ -79,7 +79,8 @@ def image_example_gen(
     if not data_dir and not unlabeled_dir:
         raise ValueError("give data_dir (class folders), unlabeled_dir (unlabelled images) or both")
     input_base = _local(data_dir or unlabeled_dir)
-    config = IngestConfig(max_rejected_fraction, limits, None, min_train_examples,
+    config = IngestConfig(max_rejected_fraction=max_rejected_fraction, limits=limits,
+                          min_train_examples=min_train_examples,
                           unlabeled_dir=_local(unlabeled_dir) if data_dir and unlabeled_dir else None,
                           labeled=bool(data_dir))
     return ImageFolderExampleGen(
@@ -97,7 +98,7 @@ def records_image_example_gen(
     image_key: str = "image",
     label_key: str | None = None,
     eval_percent: int = DEFAULT_EVAL_PERCENT,
-    max_rejected_fraction: float = 0.1,
+    max_rejected_fraction: float = DEFAULT_MAX_REJECTED_FRACTION,
     limits: ImageLimits = ImageLimits(),
     min_train_examples: int = 0,
 ) -> FileBasedExampleGen:
@@ -110,7 +111,8 @@ def records_image_example_gen(
         input_base=_local(base),
         input_config=example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="records", pattern=rest)]),
         output_config=output_config(eval_percent),
-        custom_config=IngestConfig(max_rejected_fraction, limits, None, min_train_examples, labeled=bool(label_key),
+        custom_config=IngestConfig(max_rejected_fraction=max_rejected_fraction, limits=limits,
+                                   min_train_examples=min_train_examples, labeled=bool(label_key),
                                    image_key=image_key, label_key=label_key).to_proto(),
         custom_executor_spec=executor_spec.BeamExecutorSpec(RecordsImageExampleGenExecutor),
     ).with_id(EXAMPLE_GEN_ID)
@@ -120,7 +122,7 @@ def tfds_image_example_gen(
     name: str = DEFAULT_TFDS_NAME,
     data_dir: str | None = None,
     eval_percent: int = DEFAULT_EVAL_PERCENT,
-    max_rejected_fraction: float = 0.1,
+    max_rejected_fraction: float = DEFAULT_MAX_REJECTED_FRACTION,
     limits: ImageLimits = ImageLimits(),
     min_train_examples: int = 0,
 ) -> QueryBasedExampleGen:
@@ -131,6 +133,7 @@ def tfds_image_example_gen(
     return QueryBasedExampleGen(
         input_config=example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="tfds", pattern=name)]),
         output_config=output_config(eval_percent),
-        custom_config=IngestConfig(max_rejected_fraction, limits, data_dir, min_train_examples).to_proto(),
+        custom_config=IngestConfig(max_rejected_fraction=max_rejected_fraction, limits=limits,
+                                   tfds_data_dir=data_dir, min_train_examples=min_train_examples).to_proto(),
         custom_executor_spec=executor_spec.BeamExecutorSpec(TfdsImageExampleGenExecutor),
     ).with_id(EXAMPLE_GEN_ID)

@@ -46,7 +46,7 @@ from components import features as F
 from components.image_decode import decode_problem
 from components.ingest.report import build_report, check_report, read_report, report_path, write_report
 from components.ingest.sources import ImageRecord, ImageSource, folder_source, records_source, tfds_source
-from components.ingest.splits import canonical_ids, split_name, split_of
+from components.ingest.splits import DEFAULT_MAX_REJECTED_FRACTION, canonical_ids, split_name, split_of
 from serving.images import ImageLimits, Problem, check_image_bytes
 
 METRICS_NAMESPACE = "ImageExampleGen"
@@ -61,7 +61,7 @@ _TFRECORD_PREFIX = write_split.DEFAULT_TF_RECORD_FILE_NAME
 class IngestConfig:
     """The executor's custom_config (a Struct packed in example_gen_pb2.CustomConfig)."""
 
-    max_rejected_fraction: float = 0.1
+    max_rejected_fraction: float = DEFAULT_MAX_REJECTED_FRACTION
     limits: ImageLimits = ImageLimits()
     tfds_data_dir: str | None = None
     # > 0: the examples will be trained on; fail unless the splits can train and evaluate

@@ -16,6 +16,9 @@ import hashlib
 TRAIN_SPLIT, EVAL_SPLIT = "train", "eval"
 SPLIT_NAMES = (TRAIN_SPLIT, EVAL_SPLIT)
 DEFAULT_EVAL_PERCENT = 15
+# Ingestion fails when more than this share of the listed files is rejected (a wrong folder, a
+# broken copy); below it, each rejected file is reported and the run goes on.
+DEFAULT_MAX_REJECTED_FRACTION = 0.1
 
 
 def split_buckets(eval_percent: int = DEFAULT_EVAL_PERCENT) -> list[tuple[str, int]]:
