@@ -48,10 +48,21 @@ def _available_commands() -> dict[str, object]:
     return modules
 
 
+def _version() -> str:
+    """This package's installed version (setup.py), without importing anything heavy."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("simsiam-tfx")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "(not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="simsiam-tfx", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module in _available_commands().items():
         cmd = sub.add_parser(

@@ -64,6 +64,14 @@ def test_console_script_help_exits_zero() -> None:
     assert "simsiam-tfx COMMAND --help" in result.stdout
 
 
+def test_console_script_version_is_the_installed_package() -> None:
+    from importlib.metadata import version
+
+    exe = Path(sys.executable).parent / "simsiam-tfx"
+    result = subprocess.run([str(exe), "--version"], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip() == f"simsiam-tfx {version('simsiam-tfx')}"
+
+
 def test_find_python_script_rejects_a_wrong_interpreter(tmp_path: Path) -> None:
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYENV_ROOT": str(tmp_path), "PYTHON": "/bin/false"}
     result = subprocess.run(["bash", str(REPO / "scripts/find-python310")], capture_output=True, text=True, env=env)
