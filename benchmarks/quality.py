@@ -276,8 +276,7 @@ def cheap_baselines(data: FlowerData, image_size: int) -> dict[str, dict[str, fl
     t0 = time.perf_counter()
     scores = cheap_baseline_scores(data.train.images, data.train.labels, data.eval.images, data.eval.labels,
                                    image_size, k=KNN_K)
-    scores = {name: {k: round(v, 4) if k != "probe_weight_decay" else v for k, v in s.items()}
-              for name, s in scores.items()}
+    scores = {name: _rounded(s) for name, s in scores.items()}
     _progress("cheap baselines: " + ", ".join(f"{n} linear_probe={s['linear_probe']:.4f} knn={s['knn']:.4f}"
                                               for n, s in scores.items()) + f" ({time.perf_counter() - t0:.0f}s)")
     return scores
@@ -347,7 +346,12 @@ def _score(encoder, data: FlowerData) -> tuple[dict[str, float], np.ndarray]:
 
     train_f, eval_f = embed(encoder, data.train.images), embed(encoder, data.eval.images)
     scores = frozen_feature_scores(train_f, data.train.labels, eval_f, data.eval.labels, k=KNN_K)
-    return {k: round(v, 4) if k != "probe_weight_decay" else v for k, v in scores.items()}, eval_f
+    return _rounded(scores), eval_f
+
+
+def _rounded(scores: dict[str, float]) -> dict[str, float]:
+    """`frozen_feature_scores` with the accuracies rounded to 4 digits (the chosen weight decay as is)."""
+    return {k: round(v, 4) if k != "probe_weight_decay" else v for k, v in scores.items()}
 
 
 def _epoch_progress(epochs: int, quiet: bool = False):
