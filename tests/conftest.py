@@ -1,4 +1,5 @@
-"""Shared fixtures: a small real sample of Flowers, and one smoke run of the whole pipeline."""
+"""Shared fixtures: a small real sample of Flowers, one smoke run of the whole pipeline, and the hooks
+that start the background checks (tests/background.py) and order the tests that read them last."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests import background
 
 REPO = Path(__file__).resolve().parents[1]
 FLOWERS = REPO.parent / "shared" / "flowers" / "flower_photos"
@@ -35,9 +38,30 @@ def pytest_xdist_make_scheduler(config, log):
     return SmokeRunScheduling(config, log)
 
 
+def _xdist(config) -> bool:
+    return bool(os.environ.get("PYTEST_XDIST_WORKER") or getattr(config.option, "numprocesses", None))
+
+
 def pytest_collection_modifyitems(config, items) -> None:
-    """The smoke run's tests first: the longest group of tests (about 6 minutes) starts at once."""
-    items.sort(key=lambda item: item.nodeid.split("::", 1)[0] not in SMOKE_RUN_MODULES)
+    """One process: the tests that read a background check last, in the checks' start order, so the
+    checks run beside the rest of the suite. Under pytest-xdist: the smoke run's tests first (the
+    longest group starts at once; the checks then run inline)."""
+    if _xdist(config):
+        items.sort(key=lambda item: item.nodeid.split("::", 1)[0] not in SMOKE_RUN_MODULES)
+        return
+    order = {name: i for i, name in enumerate(background.names())}
+    items.sort(key=lambda item: max((order[f] + 1 for f in item.fixturenames if f in order), default=0))
+
+
+def pytest_collection_finish(session) -> None:
+    """Starts the background checks that the collected tests read (none under xdist or --collect-only)."""
+    if _xdist(session.config) or session.config.option.collectonly:
+        return
+    background.LANE.start({f for item in session.items for f in item.fixturenames})
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    background.LANE.close()
 
 
 def flowers_sample(root: Path, per_class: int) -> Path:
@@ -58,11 +82,6 @@ def run_cli(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
     return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO)
 
 
-@pytest.fixture(scope="session")
-def flowers_small(tmp_path_factory) -> Path:
-    return flowers_sample(tmp_path_factory.mktemp("flowers_small"), SMOKE_PER_CLASS)
-
-
 def unlabeled_sample(root: Path, start: int, count: int) -> Path:
     """Links images `start` .. `start + count - 1` (sorted names) of each Flowers class into `root`, in
     folders named by camera-style numbers, not classes: unlabelled photos."""
@@ -76,17 +95,23 @@ def unlabeled_sample(root: Path, start: int, count: int) -> Path:
     return root
 
 
-@pytest.fixture(scope="session")
-def smoke_run(tmp_path_factory, flowers_small) -> dict:
+@background.background_check("smoke_run")
+def _smoke_run(workdir: Path) -> dict:
     """One `simsiam-tfx run --profile smoke` on 80 labelled real images plus 20 unlabelled ones (other
     Flowers photos); returns its summary and paths. `run_args` repeat its input options and `--workers 1`
     (Beam in the test's process: on this small data it saves about 30 s per run over 2 worker processes;
     tests/components/test_example_gen.py runs the 2-process path)."""
-    out = tmp_path_factory.mktemp("smoke_run")
-    unlabeled = unlabeled_sample(tmp_path_factory.mktemp("unlabeled_small"), SMOKE_PER_CLASS, 4)
-    run_args = ["--data-dir", str(flowers_small), "--unlabeled-dir", str(unlabeled), "--workers", "1"]
+    photos = flowers_sample(workdir / "flowers", SMOKE_PER_CLASS)
+    unlabeled = unlabeled_sample(workdir / "unlabeled", SMOKE_PER_CLASS, 4)
+    out = workdir / "run"
+    run_args = ["--data-dir", str(photos), "--unlabeled-dir", str(unlabeled), "--workers", "1"]
     result = run_cli("run", "--profile", "smoke", *run_args, "--output", str(out))
     assert result.returncode == 0, f"smoke run failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
     summary = json.loads((out / "summary.json").read_text())
-    return {"out": out, "summary": summary, "stdout": result.stdout, "data_dir": flowers_small,
+    return {"out": out, "summary": summary, "stdout": result.stdout, "data_dir": photos,
             "unlabeled_dir": unlabeled, "run_args": run_args}
+
+
+@pytest.fixture(scope="session")
+def smoke_run() -> dict:
+    return background.result("smoke_run")

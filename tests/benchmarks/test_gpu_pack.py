@@ -18,6 +18,7 @@ from PIL import Image
 from benchmarks import gpu_pack, quality
 from components.ingest.splits import split_of
 from pipeline.configs import profile_config
+from tests import background
 from tests.benchmarks.test_quality_benchmark import PNG_MAGIC, _pattern_folder
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,8 +36,9 @@ def test_run_sh_flags_are_the_gpu_profiles_recipe() -> None:
     assert (tiny.image_size, tiny.stored_size) == (32, None)  # the stored size follows the new image size
 
 
-@pytest.mark.slow
-def test_pack_runs_the_recipe_on_jax_without_tensorflow(tmp_path: Path) -> None:
+@background.background_check("gpu_pack_run")
+def _gpu_pack_run(tmp_path: Path) -> dict:
+    """`scripts/gpu-quality prepare` on a small pattern folder, then the pack's `run` with TensorFlow blocked."""
     data_dir = _pattern_folder(tmp_path / "data")
     pack = tmp_path / "pack"
     prepare = subprocess.run(
@@ -44,6 +46,27 @@ def test_pack_runs_the_recipe_on_jax_without_tensorflow(tmp_path: Path) -> None:
          "--no-wheels", "--max-images", "45", "--image-size", "32", "--batch-size", "8", "--epochs", "3",
          "--warmup-epochs", "0", "--eval-every", "1", "--width", "0.25"],
         capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHON": sys.executable})
+    if prepare.returncode != 0:
+        return {"tmp_path": tmp_path, "data_dir": data_dir, "pack": pack, "prepare": prepare, "run": None}
+    blocker = tmp_path / "no-tensorflow" / "tensorflow"  # importing TensorFlow fails in the run
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('the GPU pack must not import TensorFlow')\n")
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PYTHON": sys.executable, "OUT": str(tmp_path / "out"),
+           "BUDGET_MIN": "4", "TMPDIR": str(tmp_path), "PYTHONPATH": str(blocker.parent)}
+    run = subprocess.run([str(REPO / "scripts" / "gpu-quality"), "run"], capture_output=True, text=True,
+                         timeout=600, env={**env, "PACK": str(pack)})
+    return {"tmp_path": tmp_path, "data_dir": data_dir, "pack": pack, "prepare": prepare, "run": run}
+
+
+@pytest.fixture(scope="module")
+def gpu_pack_run() -> dict:
+    return background.result("gpu_pack_run")
+
+
+@pytest.mark.slow
+def test_pack_runs_the_recipe_on_jax_without_tensorflow(gpu_pack_run) -> None:
+    tmp_path, data_dir, pack = gpu_pack_run["tmp_path"], gpu_pack_run["data_dir"], gpu_pack_run["pack"]
+    prepare, run = gpu_pack_run["prepare"], gpu_pack_run["run"]
     assert prepare.returncode == 0, prepare.stderr[-3000:]
     assert "images: 45 at 40 px" in prepare.stdout
     assert (pack / "code" / "models" / "simsiam.py").read_bytes() == (REPO / "models" / "simsiam.py").read_bytes()
@@ -52,13 +75,6 @@ def test_pack_runs_the_recipe_on_jax_without_tensorflow(tmp_path: Path) -> None:
     with Image.open(pack / "flowers" / packed[0]) as img:
         assert img.size == (40, 40) and img.format == "JPEG"  # stored once at the recipe's stored size
 
-    blocker = tmp_path / "no-tensorflow" / "tensorflow"  # importing TensorFlow fails in the run
-    blocker.mkdir(parents=True)
-    (blocker / "__init__.py").write_text("raise ImportError('the GPU pack must not import TensorFlow')\n")
-    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PYTHON": sys.executable, "OUT": str(tmp_path / "out"),
-           "BUDGET_MIN": "4", "TMPDIR": str(tmp_path), "PYTHONPATH": str(blocker.parent)}
-    run = subprocess.run([str(REPO / "scripts" / "gpu-quality"), "run"], capture_output=True, text=True,
-                         timeout=600, env={**env, "PACK": str(pack)})
     assert run.returncode == 0, run.stderr[-4000:]
     assert "time plan:" in run.stderr and "epoch 1/" in run.stderr
 

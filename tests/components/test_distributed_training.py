@@ -12,6 +12,7 @@ import sys
 
 import pytest
 
+from tests import background
 from tests.conftest import REPO
 
 PRELUDE = r"""
@@ -91,13 +92,18 @@ print("RESULT " + json.dumps(out))
 """
 
 
-@pytest.fixture(scope="module")
-def two_devices() -> dict:
+@background.background_check("two_devices")
+def _two_devices(workdir) -> dict:
     """One fresh process (TensorFlow start-up, one MirroredStrategy) for all the checks below."""
     result = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, cwd=REPO, timeout=900,
                             env={"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
     assert result.returncode == 0, result.stderr[-4000:]
     return json.loads(result.stdout.split("RESULT ", 1)[1])
+
+
+@pytest.fixture(scope="module")
+def two_devices() -> dict:
+    return background.result("two_devices")
 
 
 @pytest.mark.slow

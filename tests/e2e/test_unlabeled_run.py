@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import background
 from tests.conftest import REPO, run_cli, unlabeled_sample
 
 pytestmark = pytest.mark.slow
@@ -44,15 +45,31 @@ EMBED_ONLY = textwrap.dedent("""
 """)
 
 
-@pytest.fixture(scope="module")
-def unlabeled_run(tmp_path_factory) -> dict:
-    photos = unlabeled_sample(tmp_path_factory.mktemp("photos"), 0, 16)  # 80 photos, folders are not classes
-    out = tmp_path_factory.mktemp("unlabeled_run")
+@background.background_check("unlabeled_run")
+def _unlabeled_run(workdir: Path) -> dict:
+    """The label-free run, its pushed model read in a fresh process, then the ablation in the same
+    folder; what each test below reads is captured before the ablation can change it."""
+    photos = unlabeled_sample(workdir / "photos", 0, 16)  # 80 photos, folders are not classes
+    out = workdir / "run"
     result = run_cli("run", "--profile", "smoke", "--unlabeled-dir", str(photos), "--eval-percent", "30",
                      "--workers", "1", "--output", str(out))
     assert result.returncode == 0, f"{result.stdout[-4000:]}\n{result.stderr[-3000:]}"
-    return {"out": out, "photos": photos, "stdout": result.stdout,
-            "summary": json.loads((out / "summary.json").read_text())}
+    summary = json.loads((out / "summary.json").read_text())
+    images = sorted(str(p) for p in photos.glob("card0/*.jpg"))[:2]
+    served = subprocess.run([sys.executable, "-c", EMBED_ONLY, summary["serving_model_dir"], *images],
+                            capture_output=True, text=True, timeout=300, cwd=REPO)
+    first = {"out": out, "photos": photos, "stdout": result.stdout, "summary": summary, "served": served,
+             "page": (out / "report.html").read_text()}
+    pushed_before = sorted(p.name for p in (out / "serving").iterdir())
+    ablation = subprocess.run([sys.executable, "-c", ABLATION, str(out), str(photos)],
+                              capture_output=True, text=True, timeout=900, cwd=REPO)
+    return {**first, "pushed_before": pushed_before, "ablation": ablation,
+            "pushed_after": sorted(p.name for p in (out / "serving").iterdir())}
+
+
+@pytest.fixture(scope="module")
+def unlabeled_run() -> dict:
+    return background.result("unlabeled_run")
 
 
 def _gate(out: Path) -> dict:
@@ -63,7 +80,7 @@ def _gate(out: Path) -> dict:
 
 
 def test_a_run_without_labels_is_gated_label_free_and_pushes_an_embedding_model(unlabeled_run) -> None:
-    summary, out = unlabeled_run["summary"], unlabeled_run["out"]
+    summary = unlabeled_run["summary"]
     states = summary["states"]
     assert "LinearProbeTrainer" not in states and "Evaluator" not in states
     assert all(states[n] == "COMPLETE" for n in ("SimSiamTrainer", "LabelFreeEvaluator", "Pusher", "RunReport"))
@@ -75,25 +92,20 @@ def test_a_run_without_labels_is_gated_label_free_and_pushes_an_embedding_model(
     assert gate["baseline"] is None  # the first blessed model
     assert "[simsiam] training on" in unlabeled_run["stdout"] and "(0 labelled" in unlabeled_run["stdout"]
     assert f"label-free gate: effective rank (RankMe) {ranks[0]:.3f} vs {ranks[1]:.3f}" in unlabeled_run["stdout"]
-    images = sorted(str(p) for p in unlabeled_run["photos"].glob("card0/*.jpg"))[:2]
-    result = subprocess.run([sys.executable, "-c", EMBED_ONLY, summary["serving_model_dir"], *images],
-                            capture_output=True, text=True, timeout=300, cwd=REPO)
+    result = unlabeled_run["served"]
     assert result.returncode == 0, result.stderr[-3000:]
     served = json.loads(result.stdout.split("RESULT ", 1)[1])
     assert served["signatures"] == ["embed_images", "serving_default"]  # no classifier without labels
     assert served["embed_images"]["embedding"][0] == 2
-    page = (out / "report.html").read_text()
+    page = unlabeled_run["page"]
     assert "Gate (label-free: no labels in the data)" in page and "RankMe" in page
 
 
 def test_the_collapsed_ablation_is_not_pushed(unlabeled_run) -> None:
-    out = unlabeled_run["out"]
-    pushed_before = sorted(p.name for p in (out / "serving").iterdir())
-    result = subprocess.run([sys.executable, "-c", ABLATION, str(out), str(unlabeled_run["photos"])],
-                            capture_output=True, text=True, timeout=900, cwd=REPO)
+    out, result = unlabeled_run["out"], unlabeled_run["ablation"]
     assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     gate = _gate(out)
     assert gate["blessed"] is False
     assert gate["rank_ratio"] < 1.5 and any("random-init encoder" in r for r in gate["reasons"]), gate
     assert gate["baseline"] is not None  # compared with the blessed model of the first run, too
-    assert sorted(p.name for p in (out / "serving").iterdir()) == pushed_before
+    assert unlabeled_run["pushed_after"] == unlabeled_run["pushed_before"]
