@@ -27,6 +27,9 @@ RANDOM_FILTERS = 64
 RANDOM_FILTER_SEED = 0
 HISTOGRAM_BINS = 16
 CHEAP_BASELINES = ("random_filters", "colour_histograms")
+# What a gate may compare a model with (components/evaluate/baseline_gate.py): the strongest of random
+# init and the cheap baselines, random init alone, or nothing.
+GATE_AGAINST = ("strongest", "random_init", "none")
 _BLOCK_PIXELS = 1 << 20  # pixels per block of images: bounds the working memory (~0.7 GB) at any size
 
 

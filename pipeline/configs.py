@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from components.ingest.splits import DEFAULT_EVAL_PERCENT, DEFAULT_MAX_REJECTED_FRACTION
+from models.baselines import GATE_AGAINST
 from models.config import PRECISIONS, SimSiamConfig
 
 
@@ -30,7 +31,13 @@ class RunConfig:
     knn_every: int = 5  # epochs between kNN monitor evaluations
     eval_percent: int = DEFAULT_EVAL_PERCENT
     max_rejected_fraction: float = DEFAULT_MAX_REJECTED_FRACTION
-    accuracy_floor: float = 0.5  # the Evaluator blesses only above this eval accuracy
+    # The labelled gate: the Evaluator's absolute floor (off by default: 0.5 is chance for 2 classes and
+    # out of reach for 30) and no regression against the last pushed model; then the BaselineGate
+    # (components/evaluate/baseline_gate.py): the linear probe and kNN must reach the untrained baseline
+    # named by gate_against ("strongest", "random_init" or "none") plus gate_margin.
+    accuracy_floor: float = 0.0
+    gate_against: str = "strongest"
+    gate_margin: float = 0.0
     # collapse_std below this fails the SimSiam Trainer: healthy runs stay near 1 (0.97 in the cpu run);
     # without stop-gradient it falls to ~0.3 within 160 steps (tests/models/test_models_training.py).
     collapse_threshold: float = 0.5
@@ -59,6 +66,9 @@ class RunConfig:
         if self.min_collapse_std < 0 or self.min_rank_ratio < 0:
             raise ValueError(f"min_collapse_std and min_rank_ratio must be >= 0, got {self.min_collapse_std}, "
                              f"{self.min_rank_ratio}")
+        if self.gate_against not in GATE_AGAINST or self.gate_margin < 0:
+            raise ValueError(f"gate_against must be one of {GATE_AGAINST} and gate_margin >= 0, got "
+                             f"{self.gate_against!r}, {self.gate_margin}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {tuple(PRECISIONS)}, got {self.precision!r}")
 
@@ -85,7 +95,7 @@ class RunConfig:
 PROFILES: dict[str, dict[str, Any]] = {
     # A few minutes on a 2-core CPU: proves the plumbing, not the quality (used by tests).
     "smoke": dict(image_size=32, batch_size=16, epochs=2, probe_epochs=200, warmup_epochs=0, width=0.25,
-                  knn_every=1, accuracy_floor=0.0, collapse_threshold=0.0),
+                  knn_every=1, gate_against="none", collapse_threshold=0.0),
     # All 3,119 Flowers images on a 2-core CPU, the recipe README's "A CPU recipe" study chose: ResNet-18
     # at half width (3x the steps per minute of the full one), bf16 where the CPU has it, photos stored
     # at 96 px and cropped to 64, batch 64 (more steps), weaker colour jitter, no grayscale; 150 epochs,
@@ -93,7 +103,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     "cpu": dict(image_size=64, stored_size=96, width=0.5, batch_size=64, epochs=150, warmup_epochs=5,
                 jitter_strength=0.5, grayscale_prob=0.0, precision="bf16", knn_every=10),
     # The small-data GPU recipe (docs/recipe.md): batch 128, lr 0.06, wd 5e-4, many epochs, bf16.
-    "gpu": dict(image_size=128, batch_size=128, epochs=400, knn_every=20, warmup_epochs=10, accuracy_floor=0.7),
+    "gpu": dict(image_size=128, batch_size=128, epochs=400, knn_every=20, warmup_epochs=10),
 }
 
 
@@ -112,7 +122,14 @@ def add_recipe_arguments(group: argparse._ActionsContainer) -> None:
     group.add_argument("--image-size", type=int, help="training/evaluation view size in px (stored 9/8 larger)")
     group.add_argument("--backbone", choices=["resnet18", "resnet50"])
     group.add_argument("--batch-size", type=int)
-    group.add_argument("--accuracy-floor", type=float, help="the Evaluator blesses only above this eval accuracy")
+    group.add_argument("--accuracy-floor", type=float,
+                       help="with labels, the Evaluator blesses only at or above this eval accuracy (default: 0, off; "
+                            "the gate below is the one that matters)")
+    group.add_argument("--gate-against", choices=GATE_AGAINST,
+                       help="with labels, push only when the linear probe and kNN reach the strongest untrained "
+                            "baseline (random init, random filters, colour histograms), only random init, or none "
+                            "(default: strongest; smoke profile: none)")
+    group.add_argument("--gate-margin", type=float, help="how far above that baseline they must be (default: 0)")
     group.add_argument("--min-rank-ratio", type=float,
                        help="without labels, the label-free gate blesses only when the held-out embeddings' effective "
                             "rank is at least this many times the random-init encoder's (default: 1.5)")
@@ -132,6 +149,7 @@ def config_from_args(args: argparse.Namespace, profile: str) -> RunConfig:
     return profile_config(
         profile, epochs=args.epochs, probe_epochs=args.probe_epochs, image_size=args.image_size,
         backbone=args.backbone, batch_size=args.batch_size, accuracy_floor=args.accuracy_floor,
+        gate_against=args.gate_against, gate_margin=args.gate_margin,
         eval_percent=args.eval_percent, min_rank_ratio=args.min_rank_ratio,
         precision=args.precision, checkpoint_io_fraction=args.checkpoint_io_fraction,
     )

@@ -1,7 +1,9 @@
 """The simsiam-tfx pipeline: one `create_pipeline(...)` that lists its components.
 
 ExampleGen -> StatisticsGen -> SchemaGen (-> ExampleValidator) -> Transform -> SimSiam Trainer
--> linear-probe Trainer -> Evaluator (gated by a floor and the last blessed model) -> Pusher,
+-> linear-probe Trainer -> Evaluator (no regression against the last pushed model, an optional floor)
+-> BaselineGate (the probe and kNN must beat the untrained baselines: components/evaluate/baseline_gate.py)
+-> Pusher,
 an EmbeddingIndexer that embeds every image for `simsiam-tfx search` (and TensorBoard's projector),
 and a RunReport that writes the run's report.html (pipeline/report.py).
 
@@ -24,6 +26,7 @@ from tfx import v1 as tfx
 from tfx.types import standard_artifacts
 
 from components import features as F
+from components.evaluate.baseline_gate import BaselineGate
 from components.evaluate.baseline_resolver import PreviousBlessedModelStrategy
 from components.evaluate.label_free import LabelFreeEvaluator
 from components.index.embedding_index import EmbeddingIndexer
@@ -41,6 +44,7 @@ PROBE_RUN_FN = "components.train.probe.run_fn"
 SIMSIAM_TRAINER_ID = "SimSiamTrainer"
 PROBE_TRAINER_ID = "LinearProbeTrainer"
 LABEL_FREE_EVALUATOR_ID = "LabelFreeEvaluator"
+BASELINE_GATE_ID = "BaselineGate"
 
 
 def eval_config(accuracy_floor: float) -> tfma.EvalConfig:
@@ -64,11 +68,13 @@ def eval_config(accuracy_floor: float) -> tfma.EvalConfig:
     )
 
 
-def _baseline_resolver(strategy: type, producer_id: str, candidate: Any) -> tfx.dsl.Resolver:
-    """The last blessed model of `producer_id` (not `candidate`, with this project's strategy)."""
+def _baseline_resolver(strategy: type, producer_id: str, gate_id: str, candidate: Any) -> tfx.dsl.Resolver:
+    """The last model of `producer_id` that the final gate `gate_id` blessed (not `candidate`, with this
+    project's strategy). Only that gate's blessings count: the Evaluator may bless a model that the
+    BaselineGate then refuses, and a refused model must not become the next run's baseline."""
     inputs = {
         "model": tfx.dsl.Channel(type=standard_artifacts.Model, producer_component_id=producer_id),
-        "model_blessing": tfx.dsl.Channel(type=standard_artifacts.ModelBlessing),
+        "model_blessing": tfx.dsl.Channel(type=standard_artifacts.ModelBlessing, producer_component_id=gate_id),
     }
     if strategy is PreviousBlessedModelStrategy:
         inputs["candidate"] = candidate
@@ -144,7 +150,7 @@ def create_pipeline(
             custom_config={"probe_epochs": config.probe_epochs},
         ).with_id(PROBE_TRAINER_ID)
         served = probe_trainer.outputs["model"]
-        model_resolver = _baseline_resolver(baseline_strategy, PROBE_TRAINER_ID, served)
+        model_resolver = _baseline_resolver(baseline_strategy, PROBE_TRAINER_ID, BASELINE_GATE_ID, served)
         evaluator = tfx.components.Evaluator(
             examples=example_gen.outputs["examples"],
             model=served,
@@ -152,10 +158,16 @@ def create_pipeline(
             eval_config=eval_config(config.accuracy_floor),
             example_splits=[EVAL_SPLIT],
         )
-        gate, trainers = evaluator, [simsiam_trainer, probe_trainer]
+        baseline_gate = BaselineGate(
+            evaluation=evaluator.outputs["evaluation"], evaluator_blessing=evaluator.outputs["blessing"],
+            model=served, simsiam_run=simsiam_trainer.outputs["model_run"],
+            against=config.gate_against, margin=config.gate_margin,
+        ).with_id(BASELINE_GATE_ID)
+        evaluation, blessing = evaluator.outputs["evaluation"], baseline_gate.outputs["blessing"]
+        gates, trainers = [evaluator, baseline_gate], [simsiam_trainer, probe_trainer]
     else:
         served = simsiam_trainer.outputs["model"]
-        model_resolver = _baseline_resolver(baseline_strategy, SIMSIAM_TRAINER_ID, served)
+        model_resolver = _baseline_resolver(baseline_strategy, SIMSIAM_TRAINER_ID, LABEL_FREE_EVALUATOR_ID, served)
         gate = LabelFreeEvaluator(
             examples=transform.outputs["transformed_examples"],
             model=served,
@@ -165,10 +177,11 @@ def create_pipeline(
             min_collapse_std=config.min_collapse_std,
             min_rank_ratio=config.min_rank_ratio,
         ).with_id(LABEL_FREE_EVALUATOR_ID)
-        trainers = [simsiam_trainer]
+        evaluation, blessing = gate.outputs["evaluation"], gate.outputs["blessing"]
+        gates, trainers = [gate], [simsiam_trainer]
     pusher = tfx.components.Pusher(
         model=served,
-        model_blessing=gate.outputs["blessing"],
+        model_blessing=blessing,
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)
         ),
@@ -178,8 +191,8 @@ def create_pipeline(
     run_report = RunReport(
         examples=example_gen.outputs["examples"], transform_graph=transform.outputs["transform_graph"],
         simsiam_model=simsiam_trainer.outputs["model"], simsiam_run=simsiam_trainer.outputs["model_run"],
-        probe_run=probe_trainer.outputs["model_run"] if labeled else None, evaluation=gate.outputs["evaluation"],
-        blessing=gate.outputs["blessing"], pushed_model=pusher.outputs["pushed_model"],
+        probe_run=probe_trainer.outputs["model_run"] if labeled else None, evaluation=evaluation,
+        blessing=blessing, pushed_model=pusher.outputs["pushed_model"],
         embedding_index=embedding_indexer.outputs["embedding_index"],
         simsiam_config=simsiam_config, accuracy_floor=config.accuracy_floor,
     )
@@ -187,7 +200,7 @@ def create_pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,
         components=[example_gen, statistics_gen, schema_gen, example_validator, transform, *trainers,
-                    model_resolver, gate, pusher, embedding_indexer, run_report],
+                    model_resolver, *gates, pusher, embedding_indexer, run_report],
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=beam_pipeline_args,

@@ -31,6 +31,8 @@ from tfx.types import standard_artifacts
 from tfx.types.value_artifact import ValueArtifact
 
 from components import features as F
+from components.evaluate.baseline_gate import read_decision
+from components.evaluate.tfma_results import evaluation_metrics, gate_result
 from components.index import embedding_index as indexer
 from components.index.embedding_index import EmbeddingIndexArtifact, example_feature, index_file, read_examples
 
@@ -48,40 +50,6 @@ class HtmlReport(ValueArtifact):
 
     def decode(self, serialized_value: bytes) -> str:
         return serialized_value.decode("utf-8")
-
-
-def evaluation_metrics(evaluation_uri: str) -> dict[str, Any]:
-    """Overall and per-class accuracy from the Evaluator's output (TFMA `load_eval_result`)."""
-    import tensorflow_model_analysis as tfma
-
-    result = tfma.load_eval_result(evaluation_uri)
-    metrics: dict[str, Any] = {"per_class_accuracy": {}}
-    for slice_key, values in result.slicing_metrics:
-        flat = values.get("", {}).get("", {})
-        accuracy = flat.get("sparse_categorical_accuracy", {}).get("doubleValue")
-        count = flat.get("example_count", {}).get("doubleValue")
-        if not slice_key:
-            metrics.update(accuracy=accuracy, example_count=count)
-        else:
-            name = slice_key[0][1]
-            metrics["per_class_accuracy"][name.decode() if isinstance(name, bytes) else str(name)] = accuracy
-    return metrics
-
-
-def gate_result(evaluation_uri: str) -> dict[str, Any]:
-    """The Evaluator's validation: {"validation_ok": bool, "failures": [message]} (TFMA `load_validation_result`)."""
-    import tensorflow_model_analysis as tfma
-
-    try:
-        result = tfma.load_validation_result(evaluation_uri)
-    except (OSError, ValueError, IndexError):  # an evaluation without thresholds writes no validation file
-        return {"validation_ok": None, "failures": []}
-    failures = []
-    for per_slice in result.metric_validations_per_slice:
-        for failure in per_slice.failures:
-            failures.append(f"{failure.metric_key.name}: {failure.metric_value.double_value.value:.4f} "
-                            f"({failure.message or 'threshold not met'})")
-    return {"validation_ok": bool(result.validation_ok), "failures": failures}
 
 
 def label_free_result(evaluation_uri: str | None) -> dict[str, Any]:
@@ -226,7 +194,8 @@ def build_report(uris: dict[str, str], split_names: list[str], status: dict[str,
         gate = {"label_free": True, "validation_ok": bool(label_free.get("blessed")),
                 "failures": list(label_free.get("reasons", []))}
     else:
-        gate = {"accuracy_floor": accuracy_floor, **gate_result(uris["evaluation"])}
+        gate = {"accuracy_floor": accuracy_floor, **gate_result(uris["evaluation"]),
+                "baseline_gate": read_decision(uris.get("blessing"))}
     data = {
         "blessed": bool(status.get("blessed")), "pushed": bool(status.get("pushed")),
         "serving_model_dir": status.get("serving_model_dir") or None,
@@ -275,7 +244,7 @@ def RunReport(  # noqa: N802 - TFX component names are class-like
 
     uris = {"examples": examples.uri, "transform_graph": transform_graph.uri, "simsiam_model": simsiam_model.uri,
             "simsiam_run": simsiam_run.uri, "probe_run": probe_run.uri if probe_run else None,
-            "evaluation": evaluation.uri,
+            "evaluation": evaluation.uri, "blessing": blessing.uri,
             "embedding_index": embedding_index.uri}
     status = {"blessed": blessing.get_int_custom_property("blessed") == 1,
               "pushed": pushed_model.get_int_custom_property("pushed") == 1,

@@ -66,6 +66,7 @@ def _gain(trained: float | None, baseline: float | None) -> float | None:
     return None if trained is None or baseline is None else trained - baseline
 
 
+MEASURES_SHOWN = {"linear_probe": "linear probe (Evaluator's accuracy)", "knn": "kNN (SimSiam Trainer's, k = 20)"}
 BASELINE_TITLES = {"random_init": "random init", "random_filters": "random 3x3 filters + mean RGB",
                    "colour_histograms": "colour histograms"}
 
@@ -155,6 +156,21 @@ def label_free_rows(result: dict[str, Any]) -> list[tuple[str, Any]]:
     return rows + [("reason", r) for r in result.get("reasons", [])]
 
 
+def baseline_gate_rows(decision: dict[str, Any] | None) -> list[tuple[str, Any]]:
+    """Rows for the BaselineGate's decision (components/evaluate/baseline_gate.py `baseline_decision`)."""
+    if not decision:
+        return []
+    if decision.get("against") == "none":
+        return [("compared with the untrained baselines", "no (this profile only proves the plumbing)")]
+    rows: list[tuple[str, Any]] = [("compared with", "the strongest untrained baseline" if decision["against"] ==
+                                    "strongest" else "the random-init encoder")]
+    for c in decision.get("comparisons", []):
+        verdict = "passed" if c["passed"] else "BELOW"
+        rows.append((MEASURES_SHOWN.get(c["measure"], c["measure"]),
+                     f"{c['trained']:.4f} vs {c['baseline'].replace('_', ' ')} {c['baseline_score']:.4f}: {verdict}"))
+    return rows + [("reason", r) for r in decision.get("reasons", []) if not r.startswith("Evaluator: ")]
+
+
 def render_report(data: dict[str, Any], figures: dict[str, str]) -> str:
     """The page for `data` (the keys pipeline/report.py's RunReport fills; the quality numbers are the ones
     summary.json has under the same names) and `figures` {"curves" | "map" | "neighbours": PNG/JPEG path}."""
@@ -162,7 +178,7 @@ def render_report(data: dict[str, Any], figures: dict[str, str]) -> str:
     ingestion, index = data.get("ingestion", {}), data.get("index", {})
     label_free = data.get("label_free") or {}
     summary = _table(["", ""], [
-        ("blessed by the " + ("label-free gate" if label_free else "Evaluator"), _flag(data["blessed"])),
+        ("blessed by the " + ("label-free gate" if label_free else "gate"), _flag(data["blessed"])),
         ("pushed", _flag(data["pushed"])),
         ("serving model", data.get("serving_model_dir") or "-"),
     ] + ([("held-out images measured (no labels)", label_free.get("examples_read"))] if label_free else [
@@ -172,12 +188,12 @@ def render_report(data: dict[str, Any], figures: dict[str, str]) -> str:
     if label_free:
         gate_title, gate_rows = "Gate (label-free: no labels in the data)", label_free_rows(label_free)
     else:
-        gate_title, gate_rows = "Gate (Evaluator)", [
-            ("accuracy floor (value threshold, lower bound)", gate.get("accuracy_floor")),
-            ("no regression (change threshold)", "accuracy no lower than the last blessed model's"),
+        gate_title, gate_rows = "Gate (Evaluator, then the untrained baselines)", [
+            ("accuracy floor (value threshold, lower bound; 0 = off)", gate.get("accuracy_floor")),
+            ("no regression (change threshold)", "accuracy no lower than the last pushed model's"),
             ("candidate accuracy", ev.get("accuracy")),
-            ("validation passed", _flag(gate.get("validation_ok"))),
-        ] + [("failure", f) for f in gate.get("failures", [])]
+            ("Evaluator's thresholds met", _flag(gate.get("validation_ok"))),
+        ] + [("Evaluator failure", f) for f in gate.get("failures", [])] + baseline_gate_rows(gate.get("baseline_gate"))
     rknn = data.get("random_init_knn_accuracy")
     quality = "<p>No labelled images: accuracy cannot be measured; see the label-free gate above.</p>" \
         if label_free and rknn is None else quality_table(

@@ -7,9 +7,10 @@ import os
 from typing import Any
 
 from components import features as F
+from components.evaluate.tfma_results import evaluation_metrics
 from components.index.embedding_index import index_file
-from pipeline.pipeline import LABEL_FREE_EVALUATOR_ID, PROBE_TRAINER_ID, SIMSIAM_TRAINER_ID
-from pipeline.report import evaluation_metrics, label_free_result
+from pipeline.pipeline import BASELINE_GATE_ID, LABEL_FREE_EVALUATOR_ID, PROBE_TRAINER_ID, SIMSIAM_TRAINER_ID
+from pipeline.report import label_free_result
 from pipeline.run_report import NodeExecution, custom_int, output_uri
 
 
@@ -28,9 +29,16 @@ def simsiam_monitor(executions: list[NodeExecution]) -> dict[str, Any]:
 
 def build_summary(executions: list[NodeExecution], peak_rss_mb: float, wall_s: float,
                   config: dict[str, Any]) -> dict[str, Any]:
+    from tfx.utils import path_utils
+
+    from components.evaluate.baseline_gate import read_decision
+
     label_free_uri = output_uri(executions, LABEL_FREE_EVALUATOR_ID, "evaluation")
-    gate_id = LABEL_FREE_EVALUATOR_ID if label_free_uri else "Evaluator"
+    gate_id = LABEL_FREE_EVALUATOR_ID if label_free_uri else BASELINE_GATE_ID
     blessed = custom_int(executions, gate_id, "blessing", "blessed") == 1
+    label_free = label_free_result(label_free_uri) if label_free_uri else None
+    baseline_gate = None if label_free_uri else read_decision(output_uri(executions, BASELINE_GATE_ID, "blessing"))
+    candidate_uri = output_uri(executions, SIMSIAM_TRAINER_ID if label_free_uri else PROBE_TRAINER_ID, "model")
     pushed = custom_int(executions, "Pusher", "pushed_model", "pushed") == 1
     pushed_uri = None
     for ex in executions:
@@ -43,10 +51,16 @@ def build_summary(executions: list[NodeExecution], peak_rss_mb: float, wall_s: f
         "blessed": blessed,
         "pushed": pushed,
         "serving_model_dir": pushed_uri if pushed else None,
+        # The model the gate judged, pushed or not: a SavedModel `embed` and `search` take as --model.
+        "candidate_model_dir": path_utils.serving_model_path(candidate_uri) if candidate_uri else None,
+        # Why the gate did not bless, in plain words ([] when it did, or did not run).
+        "gate_reasons": [] if blessed else (label_free or baseline_gate or {}).get("reasons", []),
         "embedding_index": index_file(output_uri(executions, "EmbeddingIndexer", "embedding_index")),
         "eval_metrics": evaluation_metrics(evaluation_uri) if evaluation_uri else {},
         # Without labels: the label-free gate's measures and decision (components/evaluate/label_free.py).
-        "label_free": label_free_result(label_free_uri) if label_free_uri else None,
+        "label_free": label_free,
+        # With labels: the BaselineGate's comparisons with the untrained baselines (baseline_gate.json).
+        "baseline_gate": baseline_gate,
         "simsiam_monitor": monitor.get("final", {}),
         "random_init_knn_accuracy": monitor.get("random_init_knn_accuracy"),
         "random_init_linear_probe_accuracy": monitor.get("random_init_linear_probe_accuracy"),

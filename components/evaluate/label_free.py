@@ -16,9 +16,7 @@ regress against the last blessed model (RankMe >= the baseline's, to the labelle
 The defaults come from benchmarks/label_free.py on the Flowers cpu run (docs/CONTRACTS.md).
 
 Outputs: `evaluation` (ModelEvaluation) holds `label_free_metrics.json`; `blessing` (ModelBlessing)
-is written as TFX's Evaluator writes it (tfx/components/evaluator/executor.py): a `BLESSED` or
-`NOT_BLESSED` file and the custom properties `blessed`, `current_model`, `current_model_id`,
-`baseline_model`, `baseline_model_id`, so the Pusher and LatestBlessedModelStrategy read it as usual.
+is written as TFX's Evaluator writes it (components/evaluate/blessing.py).
 
 No `from __future__ import annotations` here: TFX reads the component's type hints as objects.
 """
@@ -34,6 +32,7 @@ from tfx.dsl.io import fileio
 from tfx.types import artifact_utils, standard_artifacts
 
 from components import features as F
+from components.evaluate.blessing import write_blessing
 from models.evaluation import effective_rank, embedding_collapse_std
 
 METRICS_FILE = "label_free_metrics.json"
@@ -204,9 +203,6 @@ def LabelFreeEvaluator(  # noqa: N802 - TFX component names are class-like
     """Measures the candidate `model` on the transformed `examples` of `splits` (comma-separated) and
     blesses it or not (see the module docstring). `simsiam_config`: the SimSiamConfig as JSON (its seed
     rebuilds the random-init encoder); `baseline_model`: the last blessed SimSiam model, if any."""
-    from tfx.components.evaluator import constants
-    from tfx.utils import io_utils
-
     available = artifact_utils.decode_split_names(examples.split_names)
     wanted = [s.strip() for s in splits.split(",") if s.strip()]
     unknown = sorted(set(wanted) - set(available))
@@ -222,16 +218,7 @@ def LabelFreeEvaluator(  # noqa: N802 - TFX component names are class-like
     with fileio.open(f"{evaluation.uri.rstrip('/')}/{METRICS_FILE}", "w") as f:
         json.dump(report, f, indent=1)
 
-    # The blessing exactly as TFX's Evaluator writes it (tfx/components/evaluator/executor.py).
-    blessing.set_string_custom_property(constants.ARTIFACT_PROPERTY_CURRENT_MODEL_URI_KEY, model.uri)
-    blessing.set_int_custom_property(constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY, model.id)
-    if baseline_model is not None:
-        blessing.set_string_custom_property(constants.ARTIFACT_PROPERTY_BASELINE_MODEL_URI_KEY, baseline_model.uri)
-        blessing.set_int_custom_property(constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY, baseline_model.id)
-    name = constants.BLESSED_FILE_NAME if report["blessed"] else constants.NOT_BLESSED_FILE_NAME
-    io_utils.write_string_file(f"{blessing.uri.rstrip('/')}/{name}", "")
-    blessing.set_int_custom_property(constants.ARTIFACT_PROPERTY_BLESSED_KEY,
-                                     constants.BLESSED_VALUE if report["blessed"] else constants.NOT_BLESSED_VALUE)
+    write_blessing(blessing, model, bool(report["blessed"]), baseline_model)
 
     for who in ("candidate", "random_init", "baseline"):
         m = report[who]

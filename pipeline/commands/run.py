@@ -34,6 +34,10 @@ accuracy, curves, t-SNE map, nearest-neighbour grids, rejected files, time per s
 OUT/summary.json, OUT/training_curves.png, OUT/embedding_map.png, TensorBoard projector files
 under OUT/pipeline_root (tensorboard --logdir OUT) and, when the Evaluator blesses the model,
 a TF Serving model in OUT/serving/<version>/.
+Exit status: 0 the model was pushed; 1 a step failed; 2 bad arguments or input; 3 the run finished
+but the gate did not bless the model, so nothing was pushed (the reasons, the trained model's path
+and a command that uses it anyway are printed).
+
 Re-running with the same OUT reuses cached steps (any file added, removed or rewritten at any depth of
 the data folder re-runs ingestion and what follows) and resumes an interrupted SimSiam Trainer.
 """
@@ -55,6 +59,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--verbose", action="store_true", help="show TFX/TensorFlow logs")
 
 
+EXIT_FAILED, EXIT_USAGE, EXIT_NOT_PUSHED = 1, 2, 3
+
+
 def _peak_rss_mb() -> float:
     """Peak resident memory of this process and of its (Beam worker) children, whichever is larger."""
     from pipeline.memory import children_peak_rss_mb, own_peak_rss_mb
@@ -69,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         image_input = input_from_args(args)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     for flag, folder in (("--data-dir", args.data_dir), ("--unlabeled-dir", args.unlabeled_dir)):
         if folder and "://" not in folder and not os.path.isdir(folder):
             print(f"error: {flag} {folder} is not a folder", file=sys.stderr)
@@ -127,7 +134,13 @@ def run(args: argparse.Namespace) -> int:
     with open(os.path.join(out, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2, default=str)
     _print_summary(summary, out)
-    return 1 if failure is not None else 0
+    if failure is not None:
+        return EXIT_FAILED
+    if not summary["pushed"]:
+        reason = (summary.get("gate_reasons") or ["the gate did not bless the model"])[0]
+        print(f"simsiam-tfx run: finished, nothing pushed (exit status {EXIT_NOT_PUSHED}): {reason}", file=sys.stderr)
+        return EXIT_NOT_PUSHED
+    return 0
 
 
 def search_command(index: str, model: str) -> str:
@@ -168,13 +181,18 @@ def _print_summary(s: dict, out: str) -> None:
               f"{num(random_init.get('effective_rank'))} at random init (ratio {num(gate.get('rank_ratio'))}, "
               f"needed {limits['min_rank_ratio']:g}), collapse measure {num(candidate.get('collapse_std'))} "
               f"(floor {limits['min_collapse_std']:g}; 0 = collapsed)")
-        for reason in gate.get("reasons", []):
-            print(f"    not blessed: {reason}")
     print(f"  blessed={s['blessed']} pushed={s['pushed']} serving_model_dir={s['serving_model_dir']}")
+    if not s["pushed"] and not s.get("error"):
+        for reason in s.get("gate_reasons") or ["the gate did not bless the model"]:
+            print(f"  not pushed: {reason}")
+        if s.get("candidate_model_dir"):
+            print(f"  the trained model (not pushed): {s['candidate_model_dir']}")
     if s.get("embedding_index"):
         print(f"  embedding index: {s['embedding_index']}")
         if s.get("serving_model_dir"):  # a command that runs as printed, once IMAGE names a photo
             print(f"  search it: {search_command(s['embedding_index'], s['serving_model_dir'])}")
+        elif s.get("candidate_model_dir") and not s.get("error"):
+            print(f"  use it anyway: {search_command(s['embedding_index'], s['candidate_model_dir'])}")
     print(f"  wall {s['wall_s']:.0f}s, peak memory {s['peak_rss_mb']:.0f} MB")
     if s.get("error"):
         print(f"  FAILED: {s['error']}")

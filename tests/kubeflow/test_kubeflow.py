@@ -23,7 +23,7 @@ ROOT = "gs://simsiam-bucket/runs/flowers"
 IMAGE = "us-docker.pkg.dev/my-project/pipelines/simsiam-tfx:0.1.0"
 DATA = "gs://simsiam-bucket/data/flower_photos"
 ORDER = ["ImageExampleGen", "StatisticsGen", "SchemaGen", "Transform", "SimSiamTrainer", "LinearProbeTrainer",
-         "Evaluator", "Pusher"]
+         "Evaluator", "BaselineGate", "Pusher"]
 BLESSING_RESOLVER = "latest_blessed_model_resolver-model-blessing-resolver"
 MODEL_RESOLVER = "latest_blessed_model_resolver-model-resolver"
 BASE_ARGS = ["compile-kubeflow", "--pipeline-root", ROOT, "--image", IMAGE]
@@ -108,10 +108,11 @@ def test_every_component_is_present_with_its_exact_upstream_steps(gpu_dataflow: 
         BLESSING_RESOLVER: set(),
         MODEL_RESOLVER: {BLESSING_RESOLVER},
         "Evaluator": {"ImageExampleGen", "LinearProbeTrainer", MODEL_RESOLVER},
-        "Pusher": {"Evaluator", "LinearProbeTrainer"},
+        "BaselineGate": {"Evaluator", "LinearProbeTrainer", "SimSiamTrainer"},
+        "Pusher": {"BaselineGate", "LinearProbeTrainer"},
         "EmbeddingIndexer": {"ImageExampleGen", "LinearProbeTrainer"},
-        "RunReport": {"ImageExampleGen", "Transform", "SimSiamTrainer", "LinearProbeTrainer", "Evaluator", "Pusher",
-                      "EmbeddingIndexer"},
+        "RunReport": {"ImageExampleGen", "Transform", "SimSiamTrainer", "LinearProbeTrainer", "Evaluator",
+                      "BaselineGate", "Pusher", "EmbeddingIndexer"},
     }
 
 

@@ -14,3 +14,15 @@ def test_fewer_epochs_than_the_profiles_warmup_shorten_the_warmup():
     assert profile_config("gpu", epochs=8).simsiam.warmup_epochs == 0
     with pytest.raises(ValueError, match="warmup_epochs must lie in"):  # an explicit warm-up is never changed
         profile_config("cpu").replace(epochs=4, warmup_epochs=5)
+
+
+def test_the_labelled_gate_is_relative_except_in_the_smoke_profile():
+    for name in ("cpu", "gpu"):  # no absolute floor: 0.5 is chance for 2 classes and out of reach for 30
+        config = profile_config(name)
+        assert (config.accuracy_floor, config.gate_against, config.gate_margin) == (0.0, "strongest", 0.0)
+    assert profile_config("smoke").gate_against == "none"  # 2 epochs prove the plumbing, not the quality
+    assert profile_config("smoke", gate_against="random_init").gate_against == "random_init"
+    with pytest.raises(ValueError, match="gate_against must be one of"):
+        profile_config("cpu", gate_against="best")
+    with pytest.raises(ValueError, match="gate_margin >= 0"):
+        profile_config("cpu", gate_margin=-0.01)

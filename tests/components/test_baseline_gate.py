@@ -1,0 +1,56 @@
+"""The BaselineGate's decision (components/evaluate/baseline_gate.py) against hand-worked cases; the
+component itself runs in every labelled pipeline test (tests/e2e/test_pipeline_e2e.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from components.evaluate.baseline_gate import baseline_decision
+
+# The 150-epoch cpu run's untrained baselines on the Flowers eval split, rounded.
+BASELINES = {"random_init": {"linear_probe": 0.44, "knn": 0.41},
+             "random_filters": {"linear_probe": 0.65, "knn": 0.61},
+             "colour_histograms": {"linear_probe": 0.52, "knn": 0.52}}
+
+
+def test_a_model_above_the_strongest_baseline_on_both_measures_is_blessed() -> None:
+    decision = baseline_decision({"linear_probe": 0.70, "knn": 0.70}, BASELINES, "strongest")
+    assert decision["blessed"] is True and decision["reasons"] == []
+    assert [(c["measure"], c["baseline"], c["needed"], c["passed"]) for c in decision["comparisons"]] == [
+        ("linear_probe", "random_filters", 0.65, True), ("knn", "random_filters", 0.61, True)]
+
+
+def test_below_the_random_filters_on_one_measure_is_refused_with_the_numbers() -> None:
+    decision = baseline_decision({"linear_probe": 0.60, "knn": 0.70}, BASELINES, "strongest")
+    assert decision["blessed"] is False
+    assert decision["reasons"] == ["linear-probe accuracy 0.600 is below the untrained random filters (0.650): "
+                                   "a feature that needs no training does as well"]
+
+
+def test_against_random_init_only_the_encoder_at_initialisation_counts() -> None:
+    decision = baseline_decision({"linear_probe": 0.60, "knn": 0.50}, BASELINES, "random_init")
+    assert decision["blessed"] is True
+    assert {c["baseline"] for c in decision["comparisons"]} == {"random_init"}
+
+
+def test_the_margin_is_added_to_the_baseline() -> None:
+    decision = baseline_decision({"linear_probe": 0.70, "knn": 0.70}, BASELINES, "strongest", margin=0.1)
+    assert decision["blessed"] is False
+    assert [round(c["needed"], 6) for c in decision["comparisons"]] == [0.75, 0.71]
+    assert "(0.650 + margin 0.1)" in decision["reasons"][0]
+
+
+def test_none_compares_nothing_and_missing_scores_fail_closed() -> None:
+    assert baseline_decision({"linear_probe": None, "knn": None}, {}, "none")["blessed"] is True
+    decision = baseline_decision({"linear_probe": 0.9, "knn": None}, {}, "strongest")
+    assert decision["blessed"] is False and len(decision["reasons"]) == 2
+    assert decision["reasons"] == [
+        "linear-probe accuracy: no untrained baseline was scored, so nothing can be compared",
+        "kNN accuracy: the candidate has no score, so nothing can be compared"]
+
+
+@pytest.mark.parametrize(("against", "margin", "message"), [("best", 0.0, "against must be one of"),
+                                                              ("strongest", -0.1, "margin must be >= 0")])
+def test_bad_settings_are_rejected(against, margin, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        baseline_decision({}, BASELINES, against, margin)
