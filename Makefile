@@ -8,7 +8,7 @@ PROFILE     ?=
 PYTEST_ARGS ?=
 # WORKERS=N (or auto): pytest-xdist workers; a module, and all the modules that read the smoke run,
 # stay on one worker (tests/conftest.py). Off by default: one parallel run here hung inside a Keras
-# fit on TensorFlow (README, "Development"); CI runs the suite in one process.
+# fit on TensorFlow (docs/development.md); CI runs the suite in one process.
 WORKERS     ?= 0
 XDIST       := $(if $(filter 0,$(WORKERS)),,-n $(WORKERS) --dist loadscope)
 

@@ -3,13 +3,13 @@
     scripts/gpu-quality prepare [--out build/gpu-pack]      # here: code + wheels + images + run.sh
     OUT=/somewhere bash build/gpu-pack/run.sh               # there: the `gpu` recipe on JAX
 
-The machines this project may borrow (README, "The GPU recipe") run Python 3.12 with numpy 2, JAX
+The machines this project may borrow (docs/gpu.md) run Python 3.12 with numpy 2, JAX
 and PyTorch, reach no package registry, and accept at most 64 MiB of files per call. The pack holds:
 
 - ``code/``: the packages ``benchmarks.quality`` needs (``models``, ``serving``, ``components``,
   ``pipeline``, ``benchmarks``), as Python files of this checkout;
 - ``wheels/``: a Keras release that supports recent JAX (3.15.1, checked here on Python 3.11 with
-  numpy 2 and JAX 0.10: README) and what it needs beyond JAX and numpy, as Python 3.12 manylinux
+  numpy 2 and JAX 0.10: docs/gpu.md) and what it needs beyond JAX and numpy, as Python 3.12 manylinux
   wheels, plus Pillow; ``run.sh`` unpacks them into ``deps/`` (a wheel is a zip), no pip needed;
 - ``flowers/``: every image, decoded and resized once to the recipe's stored size exactly as
   ``benchmarks.image_data`` does, re-encoded as JPEG (quality 90) under its original class folder

@@ -18,7 +18,7 @@ pipeline's), eval queries are embedded again from their files when --data-dir is
 With --precision-at, the same train/eval embeddings also give the weighted kNN accuracy (k=20, the
 SimSiam Trainer's monitor), the linear-probe accuracy (the probe Trainer's fit) and the eval embeddings'
 effective rank (RankMe, the label-free gate's measure): how a model trained without labels is judged
-with the labels it never saw (README "Your own images").
+with the labels it never saw (docs/data.md "Your own images").
 
 stdout: one JSON line; also written to benchmarks/results/serving[-TAG].json.
 """

@@ -5,7 +5,7 @@
 Times, for one view of a batch: the augmentation (plain tf.function and XLA-compiled), the encoder's
 forward pass, its forward + backward pass, and the heads' forward + backward pass. A step is two
 views of all of it plus the optimizer. Prints one JSON line of milliseconds (mean of `--repeats`
-calls after one warm-up call). This is how README's "Training throughput" found that the
+calls after one warm-up call). This is how docs/measurements.md's "Training throughput" found that the
 augmentation, not the network, was worth compiling with XLA.
 """
 

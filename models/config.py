@@ -37,7 +37,7 @@ class SimSiamConfig:
     stop_gradient: bool = True
     # Augmentation strength. jitter_strength scales the paper's colour jitter (brightness, contrast,
     # saturation 0.4, hue 0.1): 1.0 is the paper's, 0.5 half as strong. Flowers are told apart by
-    # colour, so weaker colour invariance can help there (README, "A CPU recipe").
+    # colour, so weaker colour invariance can help there (docs/measurements.md, "A CPU recipe").
     jitter_strength: float = 1.0
     grayscale_prob: float = 0.2
     # RandomResizedCrop's smallest crop, as a share of the photo's area (the paper's 0.2).

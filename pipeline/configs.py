@@ -96,7 +96,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     # A few minutes on a 2-core CPU: proves the plumbing, not the quality (used by tests).
     "smoke": dict(image_size=32, batch_size=16, epochs=2, probe_epochs=200, warmup_epochs=0, width=0.25,
                   knn_every=1, gate_against="none", collapse_threshold=0.0),
-    # All 3,119 Flowers images on a 2-core CPU, the recipe README's "A CPU recipe" study chose: ResNet-18
+    # All 3,119 Flowers images on a 2-core CPU, the recipe docs/measurements.md' "A CPU recipe" study chose: ResNet-18
     # at half width (3x the steps per minute of the full one), bf16 where the CPU has it, photos stored
     # at 96 px and cropped to 64, batch 64 (more steps), weaker colour jitter, no grayscale; 150 epochs,
     # what the SimSiam Trainer's 45-minute budget holds with room (docs/quality.md gives the run's time).
@@ -137,7 +137,7 @@ def add_recipe_arguments(group: argparse._ActionsContainer) -> None:
                                                         "of the image id (default: 15)")
     group.add_argument("--precision", choices=tuple(PRECISIONS),
                        help="SimSiam Trainer precision: auto = bf16 with a GPU, float32 on a CPU; bf16 also runs on "
-                            "CPUs with AVX512-BF16/AMX (about 1.3x faster on the 2-core Xeon of README)")
+                            "CPUs with AVX512-BF16/AMX (about 1.3x faster on a 2-core Xeon: docs/measurements.md)")
     group.add_argument("--checkpoint-io-fraction", type=float,
                        help="the largest share of SimSiam training time that checkpoints may take (default 0.05: "
                             "save once more only when that keeps it; 1 saves after every epoch). A killed Trainer "

@@ -1,6 +1,6 @@
 """What a user points the pipeline at: `ImageInput`, one validated description of the images to ingest.
 
-The kinds of input (`simsiam-tfx ingest` and `simsiam-tfx run` take the same options, README "Your
+The kinds of input (`simsiam-tfx ingest` and `simsiam-tfx run` take the same options, docs/data.md "Your
 own images"):
 - `--data-dir DIR`: a folder of class folders (DIR/<class>/<image>): every image labelled;
 - `--unlabeled-dir DIR`: every JPEG/PNG image below DIR at any depth, none labelled (sub-folders by

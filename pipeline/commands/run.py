@@ -15,7 +15,9 @@ from pipeline.report_html import baseline_scores
 HELP = "run the whole pipeline locally: ingest, transform, SimSiam, linear probe, evaluate, push"
 DESCRIPTION = """\
 Runs ExampleGen -> StatisticsGen -> SchemaGen -> Transform -> SimSiam Trainer ->
-linear-probe Trainer -> Evaluator -> Pusher -> EmbeddingIndexer -> RunReport with LocalDagRunner.
+linear-probe Trainer -> Evaluator -> BaselineGate -> Pusher -> EmbeddingIndexer -> RunReport with
+LocalDagRunner. The BaselineGate pushes only a model whose linear probe and kNN accuracy reach the
+strongest untrained baseline (--gate-against; the smoke profile compares with nothing).
 
 Input (see `simsiam-tfx ingest --help`): --data-dir (class folders) and/or --unlabeled-dir (images at
 any depth, no labels), --examples GLOB --image-key KEY [--label-key KEY] (TFRecords), or --tfds NAME.
@@ -26,7 +28,7 @@ whether it is pushed.
 
 profiles (flags override their values):
   smoke  a few minutes on a 2-core CPU; proves the plumbing (tiny network, 2 epochs)
-  cpu    all images, ResNet-18 at 64 px: the CPU recipe of README's study, about an hour on 2 cores
+  cpu    all images, half-width ResNet-18 at 64 px, 150 epochs: about 35 min on 2 cores (docs/quality.md)
   gpu    the small-data GPU recipe (docs/recipe.md): ResNet-18 at 128 px, 400 epochs, bf16
 
 Writes OUT/report.html (the run report: gate, quality vs the random-init encoder, per-class
