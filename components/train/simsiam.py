@@ -155,6 +155,11 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     checkpoint = IntervalCheckpoint(os.path.join(ckpt, "state"),
                                     io_fraction=settings.checkpoint_io_fraction)
     initial_epoch = checkpoint.restore(model)
+    if initial_epoch == 0:  # a resume says so itself (HistoryFile); a fresh start says why it is one
+        others = [d for d in os.listdir(settings.checkpoint_root) if d != os.path.basename(ckpt)]
+        print(f"[simsiam] starting at epoch 1 of {config.epochs}: no checkpoint of this recipe and data yet"
+              + (f" ({len(others)} checkpoint folder(s) of other recipes or data in {settings.checkpoint_root} "
+                 "are not used)" if others else ""), flush=True)
     history = HistoryFile(os.path.join(ckpt, "history.json"), initial_epoch=initial_epoch)
     callbacks = [  # order matters: streams first, then the callbacks that add to the logs, then the writers
         EpochRandomStreams(),

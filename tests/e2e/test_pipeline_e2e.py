@@ -83,6 +83,8 @@ def test_simsiam_trains_on_every_image_and_the_probe_on_the_labelled_ones(smoke_
             in smoke_run["stdout"])
     assert f"on {labeled['train']} frozen features" in smoke_run["stdout"]  # the probe: labelled train only
     assert smoke_run["summary"]["eval_metrics"]["example_count"] == labeled["eval"]  # the Evaluator: labelled eval
+    # A fresh start says it is one (a resume says where it resumes: the kill test below).
+    assert "[simsiam] starting at epoch 1 of 2: no checkpoint of this recipe and data yet\n" in smoke_run["stdout"]
 
 
 def test_pushed_model_serves_three_signatures_in_a_fresh_process(smoke_run) -> None:
