@@ -12,6 +12,8 @@ import time
 from pipeline.configs import add_recipe_arguments
 from pipeline.report_html import baseline_scores
 
+INTERRUPTED = ("rerun the same command to go on: finished steps are reused from OUTPUT/metadata.sqlite and the "
+               "SimSiam Trainer resumes from its last checkpoint")
 HELP = "run the whole pipeline locally: ingest, transform, SimSiam, linear probe, evaluate, push"
 DESCRIPTION = """\
 Runs ExampleGen -> StatisticsGen -> SchemaGen -> Transform -> SimSiam Trainer ->

@@ -184,6 +184,23 @@ def test_killed_simsiam_trainer_resumes_from_its_checkpoint(smoke_run) -> None:
     assert len(monitor["history"]["loss"]) == 6  # the history spans the killed and the resumed run
 
 
+def test_ctrl_c_ends_a_run_at_once_with_130_and_says_what_a_rerun_reuses(smoke_run, tmp_path) -> None:
+    from pipeline.commands.run import INTERRUPTED
+
+    exe = Path(sys.executable).parent / "simsiam-tfx"
+    with open(tmp_path / "stderr", "w") as err:
+        proc = subprocess.Popen([str(exe), "run", "--profile", "smoke", *smoke_run["run_args"], "--output",
+                                 str(tmp_path / "run")], cwd=REPO, stdout=subprocess.PIPE, stderr=err, text=True)
+        for line in proc.stdout:  # TensorFlow loaded, the pipeline built: LocalDagRunner starts next
+            if line.startswith("simsiam-tfx run: profile="):
+                break
+        time.sleep(3)  # inside the first steps (Beam, TensorFlow), where a KeyboardInterrupt could be swallowed
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert (tmp_path / "stderr").read_text().rstrip().splitlines()[-1] == f"interrupted: {INTERRUPTED}"
+
+
 def _latest_monitor(out: Path) -> str:
     files = sorted((out / "pipeline_root" / "SimSiamTrainer" / "model_run").glob("*/monitor_history.json"),
                    key=lambda p: p.stat().st_mtime)
