@@ -38,6 +38,13 @@ def rate_line(embedded: int, skipped: int, seconds: float) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pipeline.preflight import PreflightError, check_output_file
+
+    try:  # before TensorFlow loads and any image is embedded
+        check_output_file("--output", args.output)
+    except PreflightError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import time
 

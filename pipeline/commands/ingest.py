@@ -34,7 +34,8 @@ and keeps the TFX outputs in OUT/pipeline_root and ML Metadata in OUT/metadata.s
 with the same OUT reuses the cached results unless a file changed: any file added, removed or
 rewritten at any depth re-runs ingestion).
 
-Exit status: 0 done; 1 the data cannot be ingested (the message says why); 2 bad arguments.
+Exit status: 0 done; 1 the data cannot be ingested (the message says why); 2 bad arguments, among them an
+--output that is a file or under one, cannot be written, is inside a photo folder or holds one.
 """
 
 
@@ -113,6 +114,7 @@ def describe_listing(listing) -> str:
 def run(args: argparse.Namespace) -> int:
     from components.ingest.files import DataError
     from components.ingest.inputs import input_from_args
+    from pipeline import preflight
 
     if not 1 <= args.eval_percent <= 99:
         return _error(f"--eval-percent must be from 1 to 99, got {args.eval_percent}", 2)
@@ -120,7 +122,8 @@ def run(args: argparse.Namespace) -> int:
         return _error(f"--max-rejected-fraction must be in [0, 1], got {args.max_rejected_fraction}", 2)
     try:
         image_input = input_from_args(args)
-    except ValueError as err:
+        out = preflight.check_output(args.output, {"--data-dir": args.data_dir, "--unlabeled-dir": args.unlabeled_dir})
+    except (ValueError, preflight.PreflightError) as err:
         return _error(str(err), 2)
     total, source = None, image_input.describe()
     try:  # fail in a second, before TensorFlow loads, when a folder cannot work
@@ -130,7 +133,10 @@ def run(args: argparse.Namespace) -> int:
     if listing is not None:
         total = len(listing.files)  # what the workers will validate
         source = describe_listing(listing)
-    out = os.path.abspath(args.output)
+    try:
+        preflight.claim_run_folder(out)
+    except preflight.PreflightError as err:
+        return _error(str(err), 2)
     print(f"simsiam-tfx ingest: {source} -> {out}", flush=True)
 
     from pipeline.local_runner import quiet_logs
@@ -144,7 +150,6 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.local_runner import beam_pipeline_args, latest_artifact_uri, metadata_connection, run_local
     from pipeline.progress import ComponentProgress
 
-    os.makedirs(out, exist_ok=True)
     metadata_path = os.path.join(out, "metadata.sqlite")
     components = ingestion_components(image_input, eval_percent=args.eval_percent,
                                       max_rejected_fraction=args.max_rejected_fraction)

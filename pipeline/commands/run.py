@@ -64,16 +64,28 @@ def _peak_rss_mb() -> float:
 
 def run(args: argparse.Namespace) -> int:
     from components.ingest.inputs import input_from_args
+    from components.ingest.splits import DEFAULT_EVAL_PERCENT
+    from pipeline import preflight
 
     try:  # checked before TensorFlow loads: answers at once
         image_input = input_from_args(args)
-    except ValueError as err:
+        out = preflight.check_output(args.output, {"--data-dir": args.data_dir, "--unlabeled-dir": args.unlabeled_dir})
+    except (ValueError, preflight.PreflightError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     for flag, folder in (("--data-dir", args.data_dir), ("--unlabeled-dir", args.unlabeled_dir)):
         if folder and "://" not in folder and not os.path.isdir(folder):
             print(f"error: {flag} {folder} is not a folder", file=sys.stderr)
             return 2
+    percent = args.eval_percent or DEFAULT_EVAL_PERCENT  # an empty or one-class folder: told before TF loads
+    if 0 < percent < 100 and (problem := image_input.split_problem(percent, batch_size=1)):
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
+    try:
+        preflight.claim_run_folder(out)
+    except preflight.PreflightError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     from pipeline.local_runner import quiet_logs
 
     quiet_logs(args.verbose)
@@ -93,8 +105,6 @@ def run(args: argparse.Namespace) -> int:
     if problem := image_input.split_problem(config.eval_percent, config.simsiam.batch_size):
         print(f"error: {problem}", file=sys.stderr)  # in a second, before any image is decoded
         return 1
-    out = os.path.abspath(args.output)
-    os.makedirs(out, exist_ok=True)
     metadata_path = os.path.join(out, "metadata.sqlite")
     pipeline = create_pipeline(
         pipeline_name=args.pipeline_name,
