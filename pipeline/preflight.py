@@ -24,9 +24,7 @@ def _local(path: str | None) -> bool:
 
 
 def _not_under_a_file(flag: str, path: str) -> None:
-    """Raises when `path` is a regular file, or a file stands where one of its parent folders should be."""
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise PreflightError(f"{flag} {path} is a file, not a folder")
+    """Raises when a file stands where one of the parent folders of `path` should be."""
     parent = os.path.dirname(path)
     while not os.path.isdir(parent):
         if os.path.exists(parent):
@@ -51,6 +49,8 @@ def check_output(output: str, inputs: Mapping[str, str | None]) -> str:
     under one, when it is inside an input folder (the next run would read the run's files as photos)
     or holds one. Creates nothing: `claim_run_folder` does, once the inputs are checked too."""
     out = os.path.abspath(output)
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise PreflightError(f"--output {output} is a file, not a folder")
     _not_under_a_file("--output", out)
     real_out = os.path.realpath(out)
     for flag, folder in inputs.items():

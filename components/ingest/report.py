@@ -19,6 +19,7 @@ from typing import Any
 from components import features as F
 from components.ingest.files import RUN_RULE, DataError
 from components.ingest.splits import SPLIT_NAMES, UNLABELED_PREFIX
+from serving.atomic import write_text_atomic
 
 DUPLICATE_EXAMPLES = 10  # groups of copies listed in the report
 
@@ -68,8 +69,12 @@ def unlabeled_counts(report: dict[str, Any]) -> dict[str, int]:
 
 
 def write_report(path: str, report: dict[str, Any]) -> None:
+    """Writes `report` as JSON; a local file whole or not at all (a failed write keeps the previous one)."""
+    text = json.dumps(report, indent=1, ensure_ascii=False) + "\n"
+    if "://" not in path:
+        return write_text_atomic(path, text)
     with _open(path, "w") as f:
-        f.write(json.dumps(report, indent=1, ensure_ascii=False) + "\n")
+        f.write(text)
 
 
 def read_report(examples_uri: str) -> dict[str, Any]:

@@ -102,7 +102,11 @@ def run(args: argparse.Namespace) -> int:
     fingerprint = backend.fingerprint() if hasattr(backend, "fingerprint") else ""
     index = EmbeddingIndex(paths=np.array(paths), embeddings=np.concatenate(embeddings).astype(np.float32),
                            model=args.model, model_fingerprint=fingerprint)
-    index.save(args.output)
+    try:
+        index.save(args.output)
+    except OSError as err:  # a full disk, a size limit: the previous file, if any, is still whole
+        print(f"error: cannot write {args.output}: {err.strerror or err}; nothing was changed there", file=sys.stderr)
+        return 1
     print(f"wrote {args.output}: {len(paths)} embeddings of dimension {index.embeddings.shape[1]}, "
           f"{len(skipped)} skipped")
     print(rate_line(len(paths), len(skipped), seconds))

@@ -95,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.progress import ComponentProgress
     from pipeline.run_report import latest_run
     from pipeline.summary import build_summary, simsiam_monitor, write_plots, write_report
+    from serving.atomic import write_text_atomic
 
     profile = args.profile or default_profile()
     try:
@@ -134,8 +135,7 @@ def run(args: argparse.Namespace) -> int:
     if failure is None and not args.no_plots:
         summary["plots"] = write_plots(summary, simsiam_monitor(executions).get("history", {}), out)
     summary["report"] = write_report(executions, summary, out) if failure is None else None
-    with open(os.path.join(out, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2, default=str)
+    write_text_atomic(os.path.join(out, "summary.json"), json.dumps(summary, indent=2, default=str))
     _print_summary(summary, out)
     return 1 if failure is not None else 0
 

@@ -61,6 +61,10 @@ def test_embed_output_under_a_file_or_on_a_folder_is_refused_before_any_work(tmp
         line = one_error_line(cli_without_tensorflow(tmp_path, "embed", "--model", str(tmp_path / "model"),
                                                      "--output", str(output), str(photos)))
         assert expected in line and "--output" in line
+    (tmp_path / "idx.npz").write_bytes(b"the previous index")  # an existing file is replaced: no error
+    result = cli_without_tensorflow(tmp_path, "embed", "--model", str(tmp_path / "model"), "--output",
+                                    str(tmp_path / "idx.npz"), str(photos))
+    assert STUB_MESSAGE in result.stderr  # past the checks: the stub stopped it
 
 
 @pytest.mark.parametrize("command", ["run", "ingest"])
