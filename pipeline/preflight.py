@@ -4,15 +4,26 @@
 --unlabeled-dir); `embed` writes one file. Without these checks an --output under a regular file
 ended in a `NotADirectoryError` traceback after TensorFlow had loaded (~40 s), an --output inside
 the photo folder was read back as photos by the next run (its plots, its projector sprite, or a
-class folder 'out' with no image). Each check raises `PreflightError`, whose message is the one
-line the command prints.
+class folder 'out' with no image), and a second command on a busy run folder died after ~40 s in
+ML Metadata ("Concurrent writes aborted"). Each check raises `PreflightError`, whose message is the
+one line the command prints.
+
+One command per run folder: `claim_run_folder` holds an exclusive `flock` on OUT/simsiam-tfx.lock
+(which names its holder: command, pid, start time) for as long as the command runs. The kernel
+drops the lock when the process ends, killed or not, so a killed run never blocks the next one;
+the file itself stays and means nothing without the lock.
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import tempfile
+import time
 from collections.abc import Mapping
+
+LOCK_FILE = "simsiam-tfx.lock"
 
 
 class PreflightError(Exception):
@@ -78,6 +89,45 @@ def check_output_file(flag: str, path: str) -> str:
     return target
 
 
-def claim_run_folder(out: str) -> None:
-    """Creates the run folder `out` and checks it is writable; raises PreflightError when it cannot."""
+class RunFolderLock:
+    """The open lock file of `claim_run_folder`; the lock lasts until `release()` or the process ends."""
+
+    def __init__(self, file) -> None:
+        self._file = file
+
+    def release(self) -> None:
+        self._file.close()
+
+
+def _holder(text: str) -> str:
+    """'`simsiam-tfx run` (pid 123) since 2026-12-06 11:20:03 UTC' from the lock file's JSON."""
+    try:
+        info = json.loads(text)
+        return f"`{info['command']}` (pid {info['pid']}) since {info['since']}"
+    except (ValueError, KeyError, TypeError):
+        return "another command (it has not written its name yet)"
+
+
+def claim_run_folder(out: str, command: str) -> RunFolderLock:
+    """Creates the run folder `out`, checks it is writable and takes its lock for `command`; raises
+    PreflightError when it cannot be made or written, or another process holds the lock."""
     _make_writable_folder("--output", out)
+    path = os.path.join(out, LOCK_FILE)
+    try:
+        file = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held open for the whole command
+    except OSError as err:
+        raise PreflightError(f"cannot open the lock file {path}: {err.strerror or err}") from None
+    try:
+        fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        file.seek(0)
+        holder = _holder(file.read())
+        file.close()
+        raise PreflightError(f"{out} is in use by {holder}: one command per output folder; wait for it to end or "
+                             "choose another --output") from None
+    file.seek(0)
+    file.truncate()
+    since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    file.write(json.dumps({"command": command, "pid": os.getpid(), "since": since}) + "\n")
+    file.flush()
+    return RunFolderLock(file)

@@ -35,7 +35,8 @@ with the same OUT reuses the cached results unless a file changed: any file adde
 rewritten at any depth re-runs ingestion).
 
 Exit status: 0 done; 1 the data cannot be ingested (the message says why); 2 bad arguments, among them an
---output that is a file or under one, cannot be written, is inside a photo folder or holds one.
+--output that is a file or under one, cannot be written, is inside a photo folder or holds one, or is in
+use by another `ingest` or `run` (OUT/simsiam-tfx.lock names it; one command per output folder).
 """
 
 
@@ -134,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
         total = len(listing.files)  # what the workers will validate
         source = describe_listing(listing)
     try:
-        preflight.claim_run_folder(out)
+        _lock = preflight.claim_run_folder(out, "simsiam-tfx ingest")  # held until run() returns or the process ends
     except preflight.PreflightError as err:
         return _error(str(err), 2)
     print(f"simsiam-tfx ingest: {source} -> {out}", flush=True)

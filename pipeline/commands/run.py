@@ -34,6 +34,8 @@ accuracy, curves, t-SNE map, nearest-neighbour grids, rejected files, time per s
 OUT/summary.json, OUT/training_curves.png, OUT/embedding_map.png, TensorBoard projector files
 under OUT/pipeline_root (tensorboard --logdir OUT) and, when the Evaluator blesses the model,
 a TF Serving model in OUT/serving/<version>/.
+One command at a time per OUT: a second `run` or `ingest` on it stops at once, naming the one that
+holds it (OUT/simsiam-tfx.lock; the lock ends with its process, even a killed one).
 Re-running with the same OUT reuses cached steps (any file added, removed or rewritten at any depth of
 the data folder re-runs ingestion and what follows) and resumes an interrupted SimSiam Trainer.
 """
@@ -82,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 1
     try:
-        preflight.claim_run_folder(out)
+        _lock = preflight.claim_run_folder(out, "simsiam-tfx run")  # held until run() returns or the process ends
     except preflight.PreflightError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

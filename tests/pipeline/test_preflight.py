@@ -7,8 +7,10 @@ answers with its one line on stderr has answered before TensorFlow (and TFX, whi
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -23,10 +25,14 @@ def cli_without_tensorflow(tmp_path: Path, *args: str) -> subprocess.CompletedPr
     """`simsiam-tfx ARGS` with a `tensorflow` package that raises on import ahead on the path."""
     stub = tmp_path / "stub" / "tensorflow"
     stub.mkdir(parents=True, exist_ok=True)
-    (stub / "__init__.py").write_text(f"raise ImportError({STUB_MESSAGE!r})\n")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(stub.parent), str(REPO)])}
+    (stub / "__init__.py").write_text("import os\nimport time\n\nif os.environ.get('TENSORFLOW_STUB_WAITS'):\n"
+                                      f"    time.sleep(600)\nraise ImportError({STUB_MESSAGE!r})\n")
     return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, cwd=REPO,
-                          env=env, timeout=120)
+                          env=stub_env(stub.parent), timeout=120)
+
+
+def stub_env(stub: Path, **extra: str) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(stub), str(REPO)]), **extra}
 
 
 def one_error_line(result: subprocess.CompletedProcess) -> str:
@@ -64,7 +70,7 @@ def test_embed_output_under_a_file_or_on_a_folder_is_refused_before_any_work(tmp
     (tmp_path / "idx.npz").write_bytes(b"the previous index")  # an existing file is replaced: no error
     result = cli_without_tensorflow(tmp_path, "embed", "--model", str(tmp_path / "model"), "--output",
                                     str(tmp_path / "idx.npz"), str(photos))
-    assert STUB_MESSAGE in result.stderr  # past the checks: the stub stopped it
+    assert "--output" not in result.stderr and "neither a SavedModel folder" in result.stderr  # past the checks
 
 
 @pytest.mark.parametrize("command", ["run", "ingest"])
@@ -112,3 +118,40 @@ def test_a_good_output_passes_the_checks_and_the_command_goes_on_to_tensorflow(t
     result = cli_without_tensorflow(tmp_path, "ingest", "--data-dir", str(photos), "--output", str(tmp_path / "o"))
     assert STUB_MESSAGE in result.stderr  # past every check: the stub stopped it
     assert (tmp_path / "o").is_dir()
+
+
+def test_one_command_per_output_folder_and_a_killed_holder_blocks_nothing(tmp_path: Path, photos: Path) -> None:
+    """Issue 28 item 5: a second `ingest` or `run` on a busy --output failed after ~40 s in ML Metadata."""
+    out = tmp_path / "out"
+    args = ["--data-dir", str(photos), "--output", str(out)]
+    cli_without_tensorflow(tmp_path / "first", "--help")  # writes the stub
+    # The first command holds the folder: it passed its checks and waits in the stub's `import tensorflow`.
+    first = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "ingest", *args], cwd=REPO, text=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             env=stub_env(tmp_path / "first" / "stub", TENSORFLOW_STUB_WAITS="1"))
+    try:
+        lock = out / "simsiam-tfx.lock"
+        while f'"pid": {first.pid}' not in (lock.read_text() if lock.exists() else ""):
+            assert first.poll() is None, first.stderr.read()
+            time.sleep(0.1)
+        for command in (["ingest"], ["run", "--profile", "smoke"]):
+            second = cli_without_tensorflow(tmp_path, *command, *args)
+            line = one_error_line(second)
+            assert line.startswith(f"error: {out} is in use by `simsiam-tfx ingest` (pid {first.pid}) since 20")
+            assert line.endswith("one command per output folder; wait for it to end or choose another --output")
+            assert second.returncode == 2
+    finally:
+        first.send_signal(signal.SIGKILL)  # no clean-up runs: the kernel releases the lock
+        first.wait()
+    third = cli_without_tensorflow(tmp_path, "ingest", *args)
+    assert STUB_MESSAGE in third.stderr and "in use" not in third.stderr  # past the lock, stopped by the stub
+
+
+def test_the_lock_is_released_when_its_holder_lets_go(tmp_path: Path) -> None:
+    from pipeline.preflight import PreflightError, claim_run_folder
+
+    held = claim_run_folder(str(tmp_path), "simsiam-tfx run")
+    with pytest.raises(PreflightError, match=f"in use by `simsiam-tfx run` \\(pid {os.getpid()}\\)"):
+        claim_run_folder(str(tmp_path), "simsiam-tfx ingest")
+    held.release()
+    claim_run_folder(str(tmp_path), "simsiam-tfx ingest").release()
