@@ -22,18 +22,22 @@ from serving.index import EmbeddingIndex
 REPO = Path(__file__).resolve().parents[2]
 LIMIT_BYTES = 4096
 
-# Each writer is given more than LIMIT_BYTES to write onto an existing file.
+# Each writer: (file name, what it imports and warms up before the limit, a write of more than LIMIT_BYTES
+# onto `path`).
 WRITERS = {
-    "embedding index (embed --output, the pipeline's index)": """
-from serving.index import EmbeddingIndex
+    "embedding index (embed --output, the pipeline's index)": ("idx.npz", "from serving.index import EmbeddingIndex",
+                                                               """\
 rows = np.random.default_rng(0).normal(size=(500, 64)).astype(np.float32)
-EmbeddingIndex(paths=np.array([f"photo_{i}.jpg" for i in range(500)]), embeddings=rows).save(path)""",
-    "ingestion.json": """
-from components.ingest.report import write_report
-write_report(path, {"rejected": [{"path": f"photo_{i}.jpg", "reason": "x" * 50} for i in range(500)]})""",
-    "summary.json and report.html": """
-from serving.atomic import write_text_atomic
-write_text_atomic(path, "<html>" + "x" * 100_000)""",
+EmbeddingIndex(paths=np.array([f"photo_{i}.jpg" for i in range(500)]), embeddings=rows).save(path)"""),
+    "ingestion.json": ("ingestion.json", "from components.ingest.report import write_report", """\
+write_report(path, {"rejected": [{"path": f"photo_{i}.jpg", "reason": "x" * 50} for i in range(500)]})"""),
+    "training_curves.png and embedding_map.png": ("training_curves.png", """\
+import os, tempfile
+from pipeline.plots import plot_training_curves
+plot_training_curves({"loss": [1.0]}, os.path.join(tempfile.mkdtemp(), "warm.png"))  # matplotlib's font cache""", """\
+plot_training_curves({"loss": [1.0, 0.8, 0.5], "knn_accuracy": [0.3, None, 0.5]}, path, title="curves")"""),
+    "summary.json and report.html": ("report.html", "from serving.atomic import write_text_atomic", """\
+write_text_atomic(path, "<html>" + "x" * 100_000)"""),
 }
 
 
@@ -45,27 +49,31 @@ def limit_file_size(limit: int):
     return preexec
 
 
-def write_under_a_size_limit(writer: str, path: Path) -> subprocess.CompletedProcess:
-    code = "import sys\nimport numpy as np\npath = sys.argv[1]\ntry:\n" + "".join(
-        f"    {line}\n" for line in writer.strip().splitlines()
-    ) + "except OSError as err:\n    print('OSError', err.errno)\n"
+def write_under_a_size_limit(setup: str, write: str, path: Path) -> subprocess.CompletedProcess:
+    """Runs `setup`, then `write` under the file size limit (so only the write can meet it)."""
+    code = "\n".join([
+        "import resource, signal, sys", "import numpy as np", "path = sys.argv[1]", setup,
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)",
+        f"resource.setrlimit(resource.RLIMIT_FSIZE, ({LIMIT_BYTES}, {LIMIT_BYTES}))", "try:",
+        *(f"    {line}" for line in write.splitlines()), "except OSError as err:", "    print('OSError', err.errno)",
+    ])
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(REPO)}
     return subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, cwd=REPO, env=env,
-                          timeout=120, preexec_fn=limit_file_size(LIMIT_BYTES))
+                          timeout=120)
 
 
-@pytest.mark.parametrize("writer", WRITERS.values(), ids=WRITERS.keys())
-def test_a_write_that_fails_keeps_the_previous_file_whole(tmp_path: Path, writer: str) -> None:
-    path = tmp_path / "kept"
+@pytest.mark.parametrize("name, setup, write", WRITERS.values(), ids=WRITERS.keys())
+def test_a_write_that_fails_keeps_the_previous_file_whole(tmp_path: Path, name: str, setup: str, write: str) -> None:
+    path = tmp_path / name
     EmbeddingIndex(paths=np.array(["a.jpg", "b.jpg"]), embeddings=np.eye(2, dtype=np.float32)).save(str(path))
     before = path.read_bytes()
     assert len(before) < LIMIT_BYTES
 
-    result = write_under_a_size_limit(writer, path)
+    result = write_under_a_size_limit(setup, write, path)
 
     assert result.stdout.strip() == f"OSError {errno.EFBIG}", result.stderr[-2000:]
     assert path.read_bytes() == before  # written in place, it was cut at the limit
-    assert os.listdir(tmp_path) == ["kept"]  # and no temporary file is left behind
+    assert os.listdir(tmp_path) == [name]  # and no temporary file is left behind
     assert EmbeddingIndex.load(str(path)).paths.tolist() == ["a.jpg", "b.jpg"]
 
 
