@@ -105,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         index.save(args.output)
     except OSError as err:  # a full disk, a size limit: the previous file, if any, is still whole
-        print(f"error: cannot write {args.output}: {err.strerror or err}; nothing was changed there", file=sys.stderr)
+        print(f"error: cannot write {args.output}: {err.strerror or err}; the previous file, if any, is unchanged",
+              file=sys.stderr)
         return 1
     print(f"wrote {args.output}: {len(paths)} embeddings of dimension {index.embeddings.shape[1]}, "
           f"{len(skipped)} skipped")

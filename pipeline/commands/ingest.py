@@ -105,6 +105,16 @@ def _error(message: str, status: int) -> int:
     return status
 
 
+def _write_ingestion_json(out: str, report: dict, write_report) -> str | None:
+    """Writes OUT/ingestion.json, whole or not at all; returns why it could not (one line), or None."""
+    path = os.path.join(out, "ingestion.json")
+    try:
+        write_report(path, report)
+    except OSError as err:
+        return f"cannot write {path}: {err.strerror or err}; the previous file, if any, is unchanged"
+    return None
+
+
 def describe_listing(listing) -> str:
     """'N files in C classes under DIR (U unlabelled)' for the start line of `ingest` and `run`."""
     unlabeled = f", {listing.unlabeled:,} of them unlabelled" if listing.unlabeled else ""
@@ -165,12 +175,14 @@ def run(args: argparse.Namespace) -> int:
             run_local(pipeline)
     except DataError as err:
         if err.report:  # show what was rejected, then why it failed
-            write_report(os.path.join(out, "ingestion.json"), err.report)
+            if problem := _write_ingestion_json(out, err.report, write_report):
+                print(problem, flush=True)
             print(f"\n{summary_table(err.report)}", flush=True)
         return _error(str(err), 1)
     report = read_report(latest_artifact_uri(metadata_path, EXAMPLE_GEN_ID))
-    write_report(os.path.join(out, "ingestion.json"), report)
     print(f"\n{summary_table(report)}")
+    if problem := _write_ingestion_json(out, report, write_report):
+        return _error(problem, 1)
     print(f"done in {time.time() - start:.0f}s: {os.path.join(out, 'ingestion.json')}")
     return 0
 

@@ -110,6 +110,6 @@ def test_embed_onto_a_full_disk_keeps_the_previous_index_and_says_so_in_one_line
 
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
     last = result.stderr.strip().splitlines()[-1]
-    assert last == f"error: cannot write {out}: File too large; nothing was changed there"
+    assert last == f"error: cannot write {out}: File too large; the previous file, if any, is unchanged"
     assert out.read_bytes() == before and os.listdir(out.parent) == ["idx.npz"]
     assert len(EmbeddingIndex.load(str(out))) == 2  # `search` still reads the previous index
