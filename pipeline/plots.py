@@ -12,6 +12,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from serving.atomic import atomic_file  # noqa: E402
+
 
 def pca_2d(features: np.ndarray) -> np.ndarray:
     """Project ``[N, F]`` features on their first two principal components -> ``[N, 2]``.
@@ -200,8 +202,12 @@ def plot_neighbour_grids(
 
 
 def _save(fig: plt.Figure, path: str | Path) -> Path:
+    """Writes the figure whole or not at all (serving/atomic.py), in the format of the file name's suffix."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    try:
+        with atomic_file(path, "wb") as file:
+            fig.savefig(file, dpi=90, format=path.suffix.lstrip(".").lower() or "png")
+    finally:
+        plt.close(fig)
     return path

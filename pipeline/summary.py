@@ -12,6 +12,7 @@ from components.index.embedding_index import index_file
 from pipeline.pipeline import BASELINE_GATE_ID, LABEL_FREE_EVALUATOR_ID, PROBE_TRAINER_ID, SIMSIAM_TRAINER_ID
 from pipeline.report import label_free_result
 from pipeline.run_report import NodeExecution, custom_int, output_uri
+from serving.atomic import write_text_atomic
 
 
 def _read_json(path: str | None) -> dict[str, Any]:
@@ -87,8 +88,7 @@ def write_report(executions: list[NodeExecution], summary: dict[str, Any], out_d
     with open(uri, encoding="utf-8") as f:
         page = with_timings(f.read(), summary["seconds_per_component"], summary["states"])
     path = os.path.join(out_dir, REPORT_FILE)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(page)
+    write_text_atomic(path, page)
     return path
 
 

@@ -10,11 +10,13 @@ Strings are stored as numpy unicode arrays, so the file loads without pickle.
 from __future__ import annotations
 
 import os
+import zipfile
 from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
 from models.evaluation import cosine_top_k
+from serving.atomic import atomic_file
 
 
 class IndexFileError(ValueError):
@@ -52,8 +54,12 @@ class EmbeddingIndex:
                 continue
             arrays[f.name] = np.asarray(value)
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        with open(path, "wb") as out:  # a file object: np.savez would otherwise append ".npz" to other names
-            np.savez_compressed(out, **arrays)
+        # np.savez_compressed's layout, written here: its ZipFile is left open when a write fails, and closing
+        # it later (after atomic_file removed the file) printed an "Exception ignored ... Traceback".
+        with atomic_file(path, "wb") as out, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
+            for name, value in arrays.items():
+                with zf.open(f"{name}.npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, value)
         return path
 
     @classmethod

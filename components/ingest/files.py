@@ -7,8 +7,9 @@ by camera...) being just folders, never classes (unlabelled images, class None).
 Layout (that of tf_flowers' `flower_photos`): `ROOT/<class>/<file>.jpg`; `.jpg`, `.jpeg` and `.png` in any
 letter case, and files in nested folders belong to the class folder they are in. Every file is accounted
 for: ingested, ignored by a rule (`ImageListing.ignored`: hidden files and folders, i.e. a leading dot, and
-files directly in ROOT such as LICENSE.txt), or rejected with a reason. Any other file in a class folder
-is a candidate image; the ones that are not JPEG/PNG files are rejected. Links to files and folders are
+files directly in ROOT such as LICENSE.txt; a folder holding a `simsiam-tfx` run, `RUN_RULE`), or rejected
+with a reason. Any other file in a class folder is a candidate image; the ones that are not JPEG/PNG files
+are rejected. Links to files and folders are
 followed (as `find -L`); a link back to a folder already listed, a folder that cannot be listed and a
 broken link are rejected with their reason. A name that is not valid UTF-8 (legal on Linux, e.g. Latin-1
 names from old archives) gets a stable escaped id, `caf\xe9.jpg` (text) for the bytes b"caf\xe9.jpg"
@@ -68,6 +69,20 @@ class ImageListing:
 
 HIDDEN_RULE = "hidden (the name starts with a dot)"
 ROOT_FILE_RULE = "not in a class folder (files directly in the data folder are not images of a class)"
+# What `simsiam-tfx run` and `ingest` write in their --output folder: a folder holding both is a run (its plots,
+# projector sprite and examples are not photos), never read, even as part of a larger data folder.
+RUN_FOLDER_MARKERS = ("metadata.sqlite", "pipeline_root")
+RUN_RULE = "holds a simsiam-tfx run (metadata.sqlite and pipeline_root/): its files are not photos"
+
+
+def _holds_run(dirnames: Iterable[str], filenames: Iterable[str]) -> bool:
+    return RUN_FOLDER_MARKERS[0] in filenames and RUN_FOLDER_MARKERS[1] in {d.rstrip("/") for d in dirnames}
+
+
+def _not_a_run(folder: str, what: str, top: tuple[str, list[str], list[str]]) -> None:
+    if _holds_run(top[1], top[2]):
+        raise DataError(f"{what} {folder} holds a simsiam-tfx run (metadata.sqlite and pipeline_root/), not photos: "
+                        "give the folder of the photos, not a run's --output")
 
 
 def _visible(name: str) -> bool:
@@ -104,12 +119,21 @@ def local_walk(problems: list[tuple[str, str]]) -> Walk:
 
 def _class_files(class_dir: str, walk: Walk, ignored: list[tuple[str, str]]) -> Iterator[str]:
     """Paths relative to `class_dir` (POSIX separators) of every visible file below it; hidden ones go to
-    `ignored` (relative to `class_dir`, folders with a trailing "/")."""
+    `ignored` (relative to `class_dir`, folders with a trailing "/"), and so does a folder holding a run
+    (RUN_RULE; `class_dir` itself as "")."""
+    runs: list[str] = []
     for dirpath, dirnames, filenames in walk(class_dir):
         rel_dir = dirpath[len(class_dir):].strip("/").replace(os.sep, "/")
         if any(not _visible(part) for part in rel_dir.split("/") if part):
             continue  # fileio.walk on some filesystems ignores the pruning
         prefix = f"{rel_dir}/" if rel_dir else ""
+        if any(prefix.startswith(run) for run in runs):
+            continue  # below a run folder (fileio.walk may ignore the pruning)
+        if _holds_run(dirnames, filenames):
+            dirnames[:] = []
+            runs.append(prefix)
+            ignored.append((prefix, RUN_RULE))
+            continue
         ignored.extend((f"{prefix}{d.rstrip('/')}/", HIDDEN_RULE) for d in dirnames if not _visible(d.rstrip("/")))
         dirnames[:] = [d for d in dirnames if _visible(d.rstrip("/"))]  # os.walk honours the pruning
         for name in filenames:
@@ -133,13 +157,8 @@ def list_image_folder(root: str, walk: Walk | None = None) -> ImageListing:
     folders = sorted(d.rstrip("/") for d in top[1] if _visible(d))
     ignored = [(f"{escape_name(d.rstrip('/'))}/", HIDDEN_RULE) for d in top[1] if not _visible(d.rstrip("/"))]
     ignored += [(escape_name(name), HIDDEN_RULE if not _visible(name) else ROOT_FILE_RULE) for name in top[2]]
-    classes = tuple(sorted(escape_name(d) for d in folders))
-    if not classes:
-        raise DataError(
-            f"data folder {root} holds no class folders: expected {root}/<class name>/<image file> "
-            f"(found {len(top[2])} files and no sub-folder)"
-        )
-    files, rejected, paths = [], [], {}
+    _not_a_run(root, "data folder", top)
+    files, rejected, paths, classes = [], [], {}, []
     for folder in folders:
         class_name, class_ignored = escape_name(folder), []
         for rel in _class_files(f"{root}/{folder}", walk, class_ignored):
@@ -148,6 +167,15 @@ def list_image_folder(root: str, walk: Walk | None = None) -> ImageListing:
                 paths[image_id] = f"{folder}/{rel}"
             _image_or_rejected(image_id, class_name, files, rejected)
         ignored += [(f"{class_name}/{escape_name(path)}", rule) for path, rule in class_ignored]
+        if ("", RUN_RULE) not in class_ignored:  # a run's folder is no class
+            classes.append(class_name)
+    classes = tuple(sorted(classes))
+    if not classes:
+        found = f"{len(folders)} sub-folder(s), each holding a simsiam-tfx run" if folders else "no sub-folder"
+        raise DataError(
+            f"data folder {root} holds no class folders: expected {root}/<class name>/<image file> "
+            f"(found {len(top[2])} files and {found})"
+        )
     rejected += _walk_problems(root, walk_problems)
     return ImageListing(root, classes, tuple(sorted(files)), tuple(sorted(rejected, key=lambda r: r[0])),
                         tuple(sorted(ignored)), paths)
@@ -178,8 +206,10 @@ def list_unlabeled_folder(root: str, walk: Walk | None = None) -> ImageListing:
     root = str(root).rstrip("/") or "/"
     walk_problems: list[tuple[str, str]] = []
     walk = walk or local_walk(walk_problems)
-    if next(iter(walk(root)), None) is None:
+    top = next(iter(walk(root)), None)
+    if top is None:
         raise DataError(f"unlabelled image folder {root} does not exist or is not a folder")
+    _not_a_run(root, "unlabelled image folder", top)
     files, rejected, paths, ignored = [], [], {}, []
     for rel in _class_files(root, walk, ignored):
         image_id = escape_name(rel)

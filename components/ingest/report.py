@@ -17,8 +17,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from components import features as F
-from components.ingest.files import DataError
+from components.ingest.files import RUN_RULE, DataError
 from components.ingest.splits import SPLIT_NAMES, UNLABELED_PREFIX
+from serving.atomic import write_text_atomic
 
 DUPLICATE_EXAMPLES = 10  # groups of copies listed in the report
 
@@ -68,8 +69,12 @@ def unlabeled_counts(report: dict[str, Any]) -> dict[str, int]:
 
 
 def write_report(path: str, report: dict[str, Any]) -> None:
+    """Writes `report` as JSON; a local file whole or not at all (a failed write keeps the previous one)."""
+    text = json.dumps(report, indent=1, ensure_ascii=False) + "\n"
+    if "://" not in path:
+        return write_text_atomic(path, text)
     with _open(path, "w") as f:
-        f.write(json.dumps(report, indent=1, ensure_ascii=False) + "\n")
+        f.write(text)
 
 
 def read_report(examples_uri: str) -> dict[str, Any]:
@@ -203,8 +208,13 @@ def summary_table(report: dict[str, Any], max_rejected_listed: int = 10) -> str:
         for group in duplicates["examples"][:3]:
             lines.append(f"  {' = '.join(group)}")
     rejected = report["rejected"]
-    if report.get("ignored"):
-        lines.append(f"ignored: {len(report['ignored'])} (hidden, or not in a class folder; listed in the report)")
+    ignored = report.get("ignored") or []
+    runs = [r["path"] for r in ignored if r["rule"] == RUN_RULE]
+    if runs:  # said once: the folders of earlier runs inside the data are not read
+        lines.append(f"not read: {len(runs)} folder(s) holding a simsiam-tfx run (metadata.sqlite and "
+                     f"pipeline_root/): {', '.join(runs[:3])}{' ...' if len(runs) > 3 else ''}")
+    if len(ignored) > len(runs):
+        lines.append(f"ignored: {len(ignored) - len(runs)} (hidden, or not in a class folder; listed in the report)")
     lines.append(f"rejected files: {len(rejected)}")
     for r in rejected[:max_rejected_listed]:
         lines.append(f"  {r['path']}: {r['reason']}")

@@ -38,6 +38,13 @@ def rate_line(embedded: int, skipped: int, seconds: float) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pipeline.preflight import PreflightError, check_output_file
+
+    try:  # before TensorFlow loads and any image is embedded
+        check_output_file("--output", args.output)
+    except PreflightError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import time
 
@@ -95,7 +102,12 @@ def run(args: argparse.Namespace) -> int:
     fingerprint = backend.fingerprint() if hasattr(backend, "fingerprint") else ""
     index = EmbeddingIndex(paths=np.array(paths), embeddings=np.concatenate(embeddings).astype(np.float32),
                            model=args.model, model_fingerprint=fingerprint)
-    index.save(args.output)
+    try:
+        index.save(args.output)
+    except OSError as err:  # a full disk, a size limit: the previous file, if any, is still whole
+        print(f"error: cannot write {args.output}: {err.strerror or err}; the previous file, if any, is unchanged",
+              file=sys.stderr)
+        return 1
     print(f"wrote {args.output}: {len(paths)} embeddings of dimension {index.embeddings.shape[1]}, "
           f"{len(skipped)} skipped")
     print(rate_line(len(paths), len(skipped), seconds))

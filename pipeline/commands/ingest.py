@@ -34,7 +34,9 @@ and keeps the TFX outputs in OUT/pipeline_root and ML Metadata in OUT/metadata.s
 with the same OUT reuses the cached results unless a file changed: any file added, removed or
 rewritten at any depth re-runs ingestion).
 
-Exit status: 0 done; 1 the data cannot be ingested (the message says why); 2 bad arguments.
+Exit status: 0 done; 1 the data cannot be ingested (the message says why); 2 bad arguments, among them an
+--output that is a file or under one, cannot be written, is inside a photo folder or holds one, or is in
+use by another `ingest` or `run` (OUT/simsiam-tfx.lock names it; one command per output folder).
 """
 
 
@@ -103,6 +105,16 @@ def _error(message: str, status: int) -> int:
     return status
 
 
+def _write_ingestion_json(out: str, report: dict, write_report) -> str | None:
+    """Writes OUT/ingestion.json, whole or not at all; returns why it could not (one line), or None."""
+    path = os.path.join(out, "ingestion.json")
+    try:
+        write_report(path, report)
+    except OSError as err:
+        return f"cannot write {path}: {err.strerror or err}; the previous file, if any, is unchanged"
+    return None
+
+
 def describe_listing(listing) -> str:
     """'N files in C classes under DIR (U unlabelled)' for the start line of `ingest` and `run`."""
     unlabeled = f", {listing.unlabeled:,} of them unlabelled" if listing.unlabeled else ""
@@ -113,6 +125,7 @@ def describe_listing(listing) -> str:
 def run(args: argparse.Namespace) -> int:
     from components.ingest.files import DataError
     from components.ingest.inputs import input_from_args
+    from pipeline import preflight
 
     if not 1 <= args.eval_percent <= 99:
         return _error(f"--eval-percent must be from 1 to 99, got {args.eval_percent}", 2)
@@ -120,7 +133,8 @@ def run(args: argparse.Namespace) -> int:
         return _error(f"--max-rejected-fraction must be in [0, 1], got {args.max_rejected_fraction}", 2)
     try:
         image_input = input_from_args(args)
-    except ValueError as err:
+        out = preflight.check_output(args.output, {"--data-dir": args.data_dir, "--unlabeled-dir": args.unlabeled_dir})
+    except (ValueError, preflight.PreflightError) as err:
         return _error(str(err), 2)
     total, source = None, image_input.describe()
     try:  # fail in a second, before TensorFlow loads, when a folder cannot work
@@ -130,7 +144,10 @@ def run(args: argparse.Namespace) -> int:
     if listing is not None:
         total = len(listing.files)  # what the workers will validate
         source = describe_listing(listing)
-    out = os.path.abspath(args.output)
+    try:
+        _lock = preflight.claim_run_folder(out, "simsiam-tfx ingest")  # held until run() returns or the process ends
+    except preflight.PreflightError as err:
+        return _error(str(err), 2)
     print(f"simsiam-tfx ingest: {source} -> {out}", flush=True)
 
     from pipeline.local_runner import quiet_logs
@@ -144,7 +161,6 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.local_runner import beam_pipeline_args, latest_artifact_uri, metadata_connection, run_local
     from pipeline.progress import ComponentProgress
 
-    os.makedirs(out, exist_ok=True)
     metadata_path = os.path.join(out, "metadata.sqlite")
     components = ingestion_components(image_input, eval_percent=args.eval_percent,
                                       max_rejected_fraction=args.max_rejected_fraction)
@@ -159,12 +175,14 @@ def run(args: argparse.Namespace) -> int:
             run_local(pipeline)
     except DataError as err:
         if err.report:  # show what was rejected, then why it failed
-            write_report(os.path.join(out, "ingestion.json"), err.report)
+            if problem := _write_ingestion_json(out, err.report, write_report):
+                print(problem, flush=True)
             print(f"\n{summary_table(err.report)}", flush=True)
         return _error(str(err), 1)
     report = read_report(latest_artifact_uri(metadata_path, EXAMPLE_GEN_ID))
-    write_report(os.path.join(out, "ingestion.json"), report)
     print(f"\n{summary_table(report)}")
+    if problem := _write_ingestion_json(out, report, write_report):
+        return _error(problem, 1)
     print(f"done in {time.time() - start:.0f}s: {os.path.join(out, 'ingestion.json')}")
     return 0
 

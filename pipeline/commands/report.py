@@ -48,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.report import build_report
     from pipeline.report_html import with_timings
     from pipeline.run_report import latest_run, output_uri
+    from serving.atomic import write_text_atomic
 
     with open(summary_path) as f:
         summary = json.load(f)
@@ -69,7 +70,6 @@ def run(args: argparse.Namespace) -> int:
                               args.queries_per_class, args.figures)
     page = with_timings(page, summary["seconds_per_component"], summary["states"])
     target = args.to or os.path.join(args.run_dir, "report.html")
-    with open(target, "w", encoding="utf-8") as f:
-        f.write(page)
+    write_text_atomic(target, page)
     print(f"wrote {target}" + (f" and the figures in {args.figures}" if args.figures else ""))
     return 0

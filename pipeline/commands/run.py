@@ -36,12 +36,14 @@ profiles (flags override their values):
 Writes OUT/report.html (the run report: gate, quality vs the random-init encoder, per-class
 accuracy, curves, t-SNE map, nearest-neighbour grids, rejected files, time per step),
 OUT/summary.json, OUT/training_curves.png, OUT/embedding_map.png, TensorBoard projector files
-under OUT/pipeline_root (tensorboard --logdir OUT) and, when the Evaluator blesses the model,
+under OUT/pipeline_root (tensorboard --logdir OUT) and, when the gate blesses the model,
 a TF Serving model in OUT/serving/<version>/.
-Exit status: 0 the model was pushed; 1 a step failed; 2 bad arguments or input; 3 the run finished
+Exit status: 0 the model was pushed; 1 a step failed; 2 bad arguments or input (data that cannot make
+train/eval splits, an unusable or busy --output); 3 the run finished
 but the gate did not bless the model, so nothing was pushed (the reasons, the trained model's path
 and a command that uses it anyway are printed).
-
+One command at a time per OUT: a second `run` or `ingest` on it stops at once, naming the one that
+holds it (OUT/simsiam-tfx.lock; the lock ends with its process, even a killed one).
 Re-running with the same OUT reuses cached steps (any file added, removed or rewritten at any depth of
 the data folder re-runs ingestion and what follows) and resumes an interrupted SimSiam Trainer.
 """
@@ -75,16 +77,28 @@ def _peak_rss_mb() -> float:
 
 def run(args: argparse.Namespace) -> int:
     from components.ingest.inputs import input_from_args
+    from components.ingest.splits import DEFAULT_EVAL_PERCENT
+    from pipeline import preflight
 
     try:  # checked before TensorFlow loads: answers at once
         image_input = input_from_args(args)
-    except ValueError as err:
+        out = preflight.check_output(args.output, {"--data-dir": args.data_dir, "--unlabeled-dir": args.unlabeled_dir})
+    except (ValueError, preflight.PreflightError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE
     for flag, folder in (("--data-dir", args.data_dir), ("--unlabeled-dir", args.unlabeled_dir)):
         if folder and "://" not in folder and not os.path.isdir(folder):
             print(f"error: {flag} {folder} is not a folder", file=sys.stderr)
-            return 2
+            return EXIT_USAGE
+    percent = args.eval_percent or DEFAULT_EVAL_PERCENT  # an empty or one-class folder: told before TF loads
+    if 0 < percent < 100 and (problem := image_input.split_problem(percent, batch_size=1)):
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        _lock = preflight.claim_run_folder(out, "simsiam-tfx run")  # held until run() returns or the process ends
+    except preflight.PreflightError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE
     from pipeline.local_runner import quiet_logs
 
     quiet_logs(args.verbose)
@@ -94,18 +108,17 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.progress import ComponentProgress
     from pipeline.run_report import latest_run
     from pipeline.summary import build_summary, simsiam_monitor, write_plots, write_report
+    from serving.atomic import write_text_atomic
 
     profile = args.profile or default_profile()
     try:
         config = config_from_args(args, profile)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     if problem := image_input.split_problem(config.eval_percent, config.simsiam.batch_size):
         print(f"error: {problem}", file=sys.stderr)  # in a second, before any image is decoded
-        return 1
-    out = os.path.abspath(args.output)
-    os.makedirs(out, exist_ok=True)
+        return EXIT_USAGE
     metadata_path = os.path.join(out, "metadata.sqlite")
     pipeline = create_pipeline(
         pipeline_name=args.pipeline_name,
@@ -135,8 +148,7 @@ def run(args: argparse.Namespace) -> int:
     if failure is None and not args.no_plots:
         summary["plots"] = write_plots(summary, simsiam_monitor(executions).get("history", {}), out)
     summary["report"] = write_report(executions, summary, out) if failure is None else None
-    with open(os.path.join(out, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2, default=str)
+    write_text_atomic(os.path.join(out, "summary.json"), json.dumps(summary, indent=2, default=str))
     _print_summary(summary, out)
     if failure is not None:
         return EXIT_FAILED

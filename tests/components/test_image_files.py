@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from components.ingest.files import DataError, check_listing, list_image_folder
+from components.ingest.files import (
+    RUN_RULE,
+    DataError,
+    check_listing,
+    folder_listing,
+    list_image_folder,
+    list_unlabeled_folder,
+)
+from components.ingest.report import build_report, summary_table
 from serving.images import ImageLimits, check_image_bytes
 from tests.fakes.images import bad_files, encode, make_image, make_image_folder, special_images
 
@@ -54,7 +62,52 @@ def test_listing_through_tfx_fileio_equals_os_walk(tmp_path: Path) -> None:
     (tmp_path / "a" / ".hidden").mkdir()
     (tmp_path / "a" / ".hidden" / "h.jpg").write_bytes(b"x")
     (tmp_path / "b" / "x.txt").write_text("x")
+    write_run_folder(tmp_path / "b" / "run")
+    write_run_folder(tmp_path / "out")
     assert list_image_folder(str(tmp_path), walk=fileio.walk) == list_image_folder(str(tmp_path))
+
+
+def write_run_folder(folder: Path) -> None:
+    """What `simsiam-tfx run --output FOLDER` leaves: ML Metadata, the pipeline root and PNG plots."""
+    (folder / "pipeline_root" / "RunReport" / "report" / "7").mkdir(parents=True)
+    (folder / "pipeline_root" / "RunReport" / "report" / "7" / "sprite.png").write_bytes(encode(make_image(), "PNG"))
+    (folder / "metadata.sqlite").write_bytes(b"SQLite format 3\0")
+    (folder / "training_curves.png").write_bytes(encode(make_image(), "PNG"))
+    (folder / "embedding_map.png").write_bytes(encode(make_image(), "PNG"))
+
+
+def test_a_run_folder_inside_the_photos_is_never_read_as_photos_and_said_once(tmp_path: Path) -> None:
+    """Issue 27: an --output inside the data folder became a class 'out' ('holds no .jpg'), or, without
+    labels, its plots and projector sprite were ingested as photos by the next run."""
+    make_image_folder(tmp_path, {"a": 2, "b": 1})
+    write_run_folder(tmp_path / "out")  # a run's folder where a class folder would be
+    write_run_folder(tmp_path / "a" / "old_run")  # and one inside a class folder
+    listing = list_image_folder(str(tmp_path))
+    check_listing(listing)
+    assert listing.classes == ("a", "b")
+    assert [i for i, _ in listing.files] == ["a/a_0.jpg", "a/a_1.jpg", "b/b_0.jpg"] and listing.rejected == ()
+    assert [i for i in listing.ignored if i[1] == RUN_RULE] == [("a/old_run/", RUN_RULE), ("out/", RUN_RULE)]
+
+    photos = tmp_path / "unlabelled"
+    make_image_folder(photos, {"2024": 2})
+    write_run_folder(photos / "2024" / "run")
+    listing = list_unlabeled_folder(str(photos))
+    assert [i for i, _ in listing.files] == ["2024/2024_0.jpg", "2024/2024_1.jpg"]
+    assert listing.ignored == (("2024/run/", RUN_RULE),)
+
+    report = build_report(["a", "b"], [], [], [{"path": p, "rule": r} for p, r in listing.ignored])
+    table = summary_table(report)
+    assert table.count("not read: 1 folder(s) holding a simsiam-tfx run") == 1 and "2024/run/" in table
+    assert "ignored:" not in table  # the run folder is said once, not also among the hidden files
+
+
+def test_pointing_at_a_run_folder_fails_clearly(tmp_path: Path) -> None:
+    write_run_folder(tmp_path / "run")
+    for data_dir, unlabeled_dir in ((tmp_path / "run", None), (None, tmp_path / "run")):
+        with pytest.raises(DataError, match=f"{tmp_path / 'run'} holds a simsiam-tfx run .*not photos"):
+            folder_listing(data_dir and str(data_dir), unlabeled_dir and str(unlabeled_dir))
+    with pytest.raises(DataError, match="holds no class folders.*1 sub-folder\\(s\\), each holding a simsiam-tfx run"):
+        list_image_folder(str(tmp_path))
 
 
 def test_missing_folder_and_folder_without_classes_fail_clearly(tmp_path: Path) -> None:
