@@ -10,8 +10,8 @@ through `embed_images` (the same client code as `simsiam-tfx embed`), and writes
   exact up to `exact_max_rows` rows, IVF above;
 - `index_report.json`: counts, rejected images and the gate's figures (`serving.ann.measure_index`:
   recall@10 against exact search on a seeded sample of rows, latency, queries/s, threads). The step
-  fails with those figures when recall@10 < `min_recall`, after writing the report, so a broken
-  index is never used;
+  fails, its error giving those figures, when recall@10 < `min_recall`, so a broken index is never
+  used (TFX removes a failed step's outputs, so the message is where they survive);
 - `projector/`: a seeded sample of at most `projector_rows` embeddings in TensorBoard's projector
   format with their thumbnails as a sprite (components/index/projector.py; the sprite is bounded by
   the projector's 8192-px side anyway): `tensorboard --logdir OUT` shows them.
@@ -192,10 +192,10 @@ def EmbeddingIndexer(  # noqa: N802 - TFX component names are class-like
                                 model_fingerprint=index.model_fingerprint)
     report["build_seconds"] = round(time.perf_counter() - start, 3)
     report["gate"] = ann.gate_result(ann.measure_index(ann_index, index.embeddings, gate_queries), min_recall)
+    ann.check_recall(report["gate"])  # TFX removes a failed step's outputs: the error carries the figures
     with tempfile.TemporaryDirectory() as tmp:  # written locally, then copied: the uri may be gs://...
         _write_local(tmp, index, ann_index, report, projector_rows)
         _copy_tree(tmp, embedding_index.uri)
-    ann.check_recall(report["gate"])  # after writing the report, so a failed index can be inspected
     path = index_file(embedding_index.uri)
     embedding_index.set_string_custom_property("index_path", path)
     embedding_index.set_int_custom_property("num_embeddings", len(index))
