@@ -77,6 +77,41 @@ def test_index_file_round_trip(tmp_path):
         EmbeddingIndex.load(str(tmp_path / "bad.npz"))
 
 
+def test_index_with_a_thumbnail_sample_by_hand(tmp_path):
+    thumbs = np.arange(2 * 2 * 2 * 3, dtype=np.uint8).reshape(2, 2, 2, 3)
+    index = EmbeddingIndex(paths=np.array(["a", "b", "c", "d"]), embeddings=np.eye(4, dtype=np.float32),
+                           splits=np.array(["train", "eval", "train", "eval"]), thumbnails=thumbs,
+                           thumbnail_rows=np.array([1, 2]))
+    assert index.thumbnail(0) is None and index.thumbnail(3) is None
+    np.testing.assert_array_equal(index.thumbnail(2), thumbs[1])
+    loaded = EmbeddingIndex.load(index.save(str(tmp_path / "t.npz")))
+    np.testing.assert_array_equal(loaded.thumbnail_rows, [1, 2])
+    train = loaded.select(loaded.splits == "train")  # rows a, c: c becomes row 1, keeps its thumbnail
+    assert train.paths.tolist() == ["a", "c"] and train.thumbnail_rows.tolist() == [1]
+    np.testing.assert_array_equal(train.thumbnail(1), thumbs[1])
+    assert train.thumbnail(0) is None
+    with pytest.raises(IndexFileError, match="one row < 4 per thumbnail"):
+        EmbeddingIndex(paths=index.paths, embeddings=index.embeddings, thumbnails=thumbs,
+                       thumbnail_rows=np.array([1, 4]))
+
+
+def test_thumbnails_of_a_seeded_sample_of_rows(model_dir, tmp_path):
+    from components.index.embedding_index import _thumbnail, build_index
+
+    images = [encode(make_image((40, 36), seed=i), "JPEG") for i in range(7)]
+    _write_examples(tmp_path, {"train": [(f"a/{i}.jpg", 0, data) for i, data in enumerate(images)]}, ["a", "b"])
+    split_uris = {"train": str(tmp_path / "Split-train")}
+    index, _ = build_index(model_dir, str(tmp_path), split_uris, batch_size=3, thumbnail_size=16, max_thumbnails=3)
+    rows = index.thumbnail_rows
+    assert len(rows) == 3 and rows.tolist() == sorted(set(rows.tolist())) and index.thumbnails.shape == (3, 16, 16, 3)
+    for row in rows:  # each sampled row's own picture
+        np.testing.assert_array_equal(index.thumbnail(row), _thumbnail(images[row], 16))
+    again, _ = build_index(model_dir, str(tmp_path), split_uris, batch_size=3, thumbnail_size=16, max_thumbnails=3)
+    assert again.thumbnail_rows.tolist() == rows.tolist()  # seeded
+    every, _ = build_index(model_dir, str(tmp_path), split_uris, batch_size=3, thumbnail_size=16, max_thumbnails=7)
+    assert every.thumbnail_rows is None and every.thumbnails.shape == (7, 16, 16, 3)
+
+
 # ---------------------------------------------------------------- the commands
 
 @pytest.fixture()
