@@ -41,6 +41,7 @@ def test_the_50k_benchmark_prints_a_table_and_writes_its_json(tmp_path):
     assert json.loads((tmp_path / "search-50000x128.json").read_text()) == record
     assert record["command"] == "python -m benchmarks.search " + " ".join(args)
     assert record["device"].startswith("cpu: ") and "faiss 1." in record["device"]
+    assert len(record["load_average_1min"]) == 2
     brute_c, ivf_c, brute_u, ivf_u = record["results"]
     assert [r["table"] for r in record["results"]] == ["clustered", "clustered", "uniform", "uniform"]
     assert brute_c["method"] == "numpy brute force" and brute_c["recall_at_10"] == 1.0
