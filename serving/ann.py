@@ -11,7 +11,8 @@ similarity, normalize the vectors and use METRIC_INNER_PRODUCT"):
   products (exact re-scoring); only the choice of cells is approximate. `nlist` follows faiss'
   guideline of 4*sqrt(N) to 16*sqrt(N) cells for N up to 1M (faiss wiki, "Guidelines to choose an
   index"), with at least 39 training points per cell; `nprobe` is doubled until recall@10 on a seeded
-  sample of the index's own rows reaches the target (`tune_nprobe`).
+  sample of the index's own rows reaches the target (`tune_nprobe`); when that takes every cell, the
+  exact index is used instead.
 
 On disk a built index is two files in one folder: `index.faiss` (`faiss.write_index`) and
 `index_meta.json` (`AnnMeta`: kind, metric, dimension, rows, nlist, nprobe, the model fingerprint).
@@ -133,7 +134,9 @@ def build_index(vectors: np.ndarray, exact_max_rows: int = EXACT_MAX_ROWS, nlist
 
     IVF: `nlist` defaults to `ivf_cells(N)`; k-means trains on a seeded sample of 64 points per cell;
     `nprobe`, unless given, is tuned to `target_recall` (a margin above the gate's 0.95, since the gate
-    then measures on another sample). Raises ValueError for an empty or non-2-d table."""
+    then measures on another sample). When the tuned nprobe has to scan every cell (vectors without
+    cluster structure, e.g. i.i.d. uniform), the exact index is returned instead: same answers as that
+    IVF, without the per-cell overhead. Raises ValueError for an empty or non-2-d table."""
     import faiss
 
     x = unit_rows(vectors)
@@ -157,6 +160,8 @@ def build_index(vectors: np.ndarray, exact_max_rows: int = EXACT_MAX_ROWS, nlist
     ann = AnnIndex(index, AnnMeta(kind="ivf", nlist=nlist, nprobe=nprobe or 1, **base))
     if nprobe is None:
         ann.meta = replace(ann.meta, nprobe=tune_nprobe(ann, x, target_recall, seed=seed + 1))
+        if ann.meta.nprobe >= nlist:  # no structure to exploit: scanning every cell is a slower flat scan
+            return build_index(x, exact_max_rows=n, model_fingerprint=model_fingerprint)
     return ann
 
 

@@ -97,6 +97,14 @@ def test_ivf_above_the_threshold_passes_the_gate(clusters):
     np.testing.assert_allclose(sims, np.einsum("qkd,qd->qk", clusters[rows], clusters[:50]), atol=1e-5)
 
 
+def test_ivf_that_must_scan_every_cell_falls_back_to_the_exact_index():
+    uniform = ann.unit_rows(np.random.default_rng(0).standard_normal((5000, 64)))  # no clusters to exploit
+    index = ann.build_index(uniform, exact_max_rows=0, model_fingerprint="fp")
+    assert (index.meta.kind, index.meta.nlist, index.meta.model_fingerprint) == ("exact", 0, "fp")
+    forced = ann.build_index(uniform, exact_max_rows=0, nprobe=2)  # given, not tuned: kept
+    assert forced.meta.kind == "ivf" and ann.measure_index(forced, uniform)["recall_at_10"] < 0.95
+
+
 def test_exact_index_scores_recall_one(clusters):
     report = ann.measure_index(ann.build_index(clusters[:3000]), clusters[:3000], queries=1000)
     assert report["recall_at_10"] == 1.0 and report["kind"] == "exact"
