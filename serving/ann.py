@@ -139,9 +139,9 @@ def build_index(vectors: np.ndarray, exact_max_rows: int = EXACT_MAX_ROWS, nlist
     IVF, without the per-cell overhead. Raises ValueError for an empty or non-2-d table."""
     import faiss
 
-    x = unit_rows(vectors)
-    if x.ndim != 2 or not len(x):
+    if np.ndim(vectors) != 2 or not len(vectors):
         raise ValueError(f"need a non-empty [N, D] table, got shape {np.shape(vectors)}")
+    x = unit_rows(vectors)
     n, d = x.shape
     base = {"dimension": int(d), "rows": int(n), "model_fingerprint": model_fingerprint,
             "faiss_version": faiss.__version__}

@@ -35,6 +35,8 @@ def test_exact_index_answers_cosine_neighbours_by_hand():
         index.search(np.ones((1, 3)), k=1)
     with pytest.raises(ValueError, match="non-empty"):
         ann.build_index(np.zeros((0, 4)))
+    with pytest.raises(ValueError, match=r"shape \(4,\)"):
+        ann.build_index(np.ones(4))
 
 
 def test_exact_top_k_excludes_the_query_row():
