@@ -17,6 +17,7 @@ setup(
     install_requires=[
         "tfx==1.16.0",
         "keras>=3.5,<4",
+        "faiss-cpu>=1.15,<2",
         "dill",
         "pillow",
         "matplotlib",

@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "run": "pipeline.commands.run",
     "embed": "pipeline.commands.embed",
     "search": "pipeline.commands.search",
+    "export-vector-search": "pipeline.commands.export_vector_search",
     "report": "pipeline.commands.report",
     "compile-kubeflow": "kubeflow.commands.compile_kubeflow",
     "submit-vertex": "kubeflow.commands.submit_vertex",

@@ -125,6 +125,18 @@ def _images_by_id(split_uris: dict[str, str]) -> dict[str, bytes]:
     return images
 
 
+class _Thumbnails:
+    """`thumbnails[row]` for `plot_neighbour_grids`: the index's thumbnail of `row`, or a grey tile for a
+    row outside its thumbnail sample (EmbeddingIndexer `max_thumbnails`)."""
+
+    def __init__(self, index):
+        self.index, self.grey = index, np.full(index.thumbnails.shape[1:], 200, np.uint8)
+
+    def __getitem__(self, row: int) -> np.ndarray:
+        thumbnail = self.index.thumbnail(row)
+        return self.grey if thumbnail is None else thumbnail
+
+
 def _figures(index, random_emb: np.ndarray, history: dict[str, list], knn_lines: list[tuple[str, float | None]],
              queries_per_class: int, folder: str) -> dict[str, str]:
     """The report's PNGs in `folder`: {name: path}. `knn_lines`: the kNN curve's reference lines."""
@@ -154,7 +166,7 @@ def _figures(index, random_emb: np.ndarray, history: dict[str, list], knn_lines:
         k = min(NEIGHBOURS, len(train))
         panels = [(title, *nearest(emb, queries, train, k))
                   for title, emb in (("trained encoder", index.embeddings), ("random-init encoder", random_emb))]
-        figures["neighbours"] = str(plot_neighbour_grids(panels, queries, index.thumbnails, index.labels, names,
+        figures["neighbours"] = str(plot_neighbour_grids(panels, queries, _Thumbnails(index), index.labels, names,
                                                          os.path.join(folder, "neighbour_grid.jpg")))
     return figures
 

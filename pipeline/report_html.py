@@ -171,6 +171,23 @@ def baseline_gate_rows(decision: dict[str, Any] | None) -> list[tuple[str, Any]]
     return rows + [("reason", r) for r in decision.get("reasons", []) if not r.startswith("Evaluator: ")]
 
 
+def index_gate_rows(gate: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The EmbeddingIndexer's gate (`index_report.json` "gate", serving/ann.py `measure_index`) as table rows."""
+    kind = {"exact": "exact (faiss IndexFlatIP)", "ivf": f"IVF (faiss IndexIVFFlat, nlist {gate.get('nlist')}, "
+                                                         f"nprobe {gate.get('nprobe')})"}
+    return [
+        ("index", f"{kind.get(gate.get('kind'), gate.get('kind'))}, {gate.get('rows')} rows"),
+        (f"recall@10 vs exact search on {gate.get('queries')} rows (needed: >= {_num(gate.get('min_recall'))})",
+         gate.get("recall_at_10")),
+        ("latency at batch 1, p50 / p95 (ms)",
+         f"{_num(gate.get('latency_ms_p50'))} / {_num(gate.get('latency_ms_p95'))}"),
+        ("queries/s at batch 64", "-" if gate.get("queries_per_s_batch64") is None
+         else f"{gate['queries_per_s_batch64']:.0f}"),
+        ("threads", gate.get("threads")),
+        ("passed", _flag(gate.get("passed"))),
+    ]
+
+
 def render_report(data: dict[str, Any], figures: dict[str, str]) -> str:
     """The page for `data` (the keys pipeline/report.py's RunReport fills; the quality numbers are the ones
     summary.json has under the same names) and `figures` {"curves" | "map" | "neighbours": PNG/JPEG path}."""
@@ -227,6 +244,8 @@ def render_report(data: dict[str, Any], figures: dict[str, str]) -> str:
         + (_table(["file", "step", "reason"], rejected) if rejected else "<p>none</p>"),
         f"<h2>Time per component</h2>{TIMINGS_START}<p>Filled in by <code>simsiam-tfx run</code> when the run "
         f"ends; on Kubeflow / Vertex AI the pipeline UI shows each step's time.</p>{TIMINGS_END}",
+        "<h2>Embedding index</h2>" + (_table(["", ""], index_gate_rows(index["gate"])) if index.get("gate")
+                                        else "<p>not measured (an index from before the gate)</p>"),
         "<h2>Embedding projector</h2><p>"
         + (f"TensorBoard projector files: <code>{html.escape(projector)}</code>. " if projector else "")
         + "Run <code>tensorboard --logdir OUT</code> and open the Projector tab.</p>",

@@ -2,8 +2,9 @@
 
 Keys: `paths` (str [N]; image ids for the pipeline's index, file paths for `simsiam-tfx embed`),
 `embeddings` (float32 [N, D]); optional: `labels` (int64 [N], -1 when unknown), `class_names`
-(str [C]), `splits` (str [N]), `thumbnails` (uint8 [N, T, T, 3], for drawing neighbours whose files
-are elsewhere), `model` (where the embeddings came from), `model_fingerprint` (SavedModel checksum).
+(str [C]), `splits` (str [N]), `thumbnails` (uint8 [M, T, T, 3], for drawing neighbours whose files
+are elsewhere; M = N, or a bounded sample whose rows are `thumbnail_rows`, int64 [M]), `model` (where
+the embeddings came from), `model_fingerprint` (SavedModel checksum).
 Strings are stored as numpy unicode arrays, so the file loads without pickle.
 """
 
@@ -33,15 +34,20 @@ class EmbeddingIndex:
     thumbnails: np.ndarray | None = None
     model: str = ""
     model_fingerprint: str = ""
+    thumbnail_rows: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.paths)
         if self.embeddings.ndim != 2 or len(self.embeddings) != n:
             raise IndexFileError(f"embeddings must be [N={n}, D], got shape {self.embeddings.shape}")
-        for name in ("labels", "splits", "thumbnails"):
+        for name in ("labels", "splits") + (("thumbnails",) if self.thumbnail_rows is None else ()):
             value = getattr(self, name)
             if value is not None and len(value) != n:
                 raise IndexFileError(f"{name} has {len(value)} rows for {n} paths")
+        if self.thumbnail_rows is not None and (
+                self.thumbnails is None or len(self.thumbnails) != len(self.thumbnail_rows)
+                or (len(self.thumbnail_rows) and not 0 <= self.thumbnail_rows.min() <= self.thumbnail_rows.max() < n)):
+            raise IndexFileError(f"thumbnail_rows must name one row < {n} per thumbnail")
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -83,10 +89,26 @@ class EmbeddingIndex:
         return cls(**values)
 
     def select(self, mask: np.ndarray) -> EmbeddingIndex:
-        """The rows where `mask` is true (all per-row arrays)."""
+        """The rows where `mask` (bool `[N]`) is true (all per-row arrays, and the sampled thumbnails among them)."""
+        mask = np.asarray(mask, bool)
         per_row = {k: (None if getattr(self, k) is None else getattr(self, k)[mask])
-                   for k in ("paths", "embeddings", "labels", "splits", "thumbnails")}
+                   for k in ("paths", "embeddings", "labels", "splits")}
+        if self.thumbnail_rows is None:
+            per_row["thumbnails"] = None if self.thumbnails is None else self.thumbnails[mask]
+        else:
+            kept = mask[self.thumbnail_rows]
+            per_row["thumbnails"] = self.thumbnails[kept]
+            per_row["thumbnail_rows"] = (np.cumsum(mask) - 1)[self.thumbnail_rows[kept]]
         return replace(self, **per_row)
+
+    def thumbnail(self, row: int) -> np.ndarray | None:
+        """uint8 `[T, T, 3]` of `row`, or None when the index has no thumbnail for it."""
+        if self.thumbnails is None:
+            return None
+        if self.thumbnail_rows is None:
+            return self.thumbnails[row]
+        at = int(np.searchsorted(self.thumbnail_rows, row))  # thumbnail_rows are sorted
+        return self.thumbnails[at] if at < len(self.thumbnail_rows) and self.thumbnail_rows[at] == row else None
 
     def class_of(self, row: int) -> str | None:
         if self.labels is None or self.labels[row] < 0:

@@ -32,7 +32,7 @@ def neighbour_picture(index: EmbeddingIndex, row: int) -> np.ndarray | None:
     path = str(index.paths[row])
     if os.path.isfile(path) and (picture := _thumbnail(path)) is not None:
         return picture
-    return None if index.thumbnails is None else index.thumbnails[row]
+    return index.thumbnail(row)
 
 
 def plot_neighbours(query_path: str, index: EmbeddingIndex, rows: np.ndarray, sims: np.ndarray, out: str) -> str:

@@ -23,7 +23,7 @@ def _pins() -> dict[str, str]:
 
 
 @pytest.mark.parametrize("package", ["tfx", "tensorflow", "keras", "apache-beam", "tensorflow-transform",
-                                     "tensorflow-model-analysis", "jax", "kfp", "dill", "numpy"])
+                                     "tensorflow-model-analysis", "jax", "kfp", "dill", "numpy", "faiss-cpu"])
 def test_installed_versions_equal_the_pins(package: str) -> None:
     pins = _pins()
     assert package in pins, f"{package} is not pinned in requirements.lock"

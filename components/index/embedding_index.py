@@ -1,13 +1,22 @@
-"""EmbeddingIndexer: embeds every example of the ExampleGen splits with the serving model -> `index.npz`.
+"""EmbeddingIndexer: embeds every example of the ExampleGen splits with the serving model, indexes and gates them.
 
 A Python-function TFX component. It loads the trained serving SavedModel (the linear-probe Trainer's
 `model` output, the very model the Pusher copies), streams the ExampleGen's tf.Examples batch by batch
-through `embed_images` (the same client code as `simsiam-tfx embed`), and writes one artifact file,
-`<uri>/index.npz` (format: serving/index.py) with `paths` = image_id, `embeddings`,
-`labels`, `class_names`, `splits`, 64-px `thumbnails` (so `search --plot` works without the data
-folder, e.g. for TFDS data), and the model's fingerprint. `simsiam-tfx search --index` reads it.
-It also writes `<uri>/projector/`, the same embeddings in TensorBoard's projector format with the
-thumbnails as a sprite (components/index/projector.py): `tensorboard --logdir OUT` shows them.
+through `embed_images` (the same client code as `simsiam-tfx embed`), and writes into its artifact:
+- `index.npz` (format: serving/index.py): the row table, `paths` = image_id, `embeddings`, `labels`,
+  `class_names`, `splits`, 64-px `thumbnails` for a seeded sample of at most `max_thumbnails` rows (so
+  `search --plot` and the report's neighbour grid work without the data folder, e.g. for TFDS data;
+  12 KB a row would be 12 GB at a million images), and the model's fingerprint;
+- `index.faiss` + `index_meta.json` (serving/ann.py): the nearest-neighbour index over those rows,
+  exact up to `exact_max_rows` rows, IVF above;
+- `index_report.json`: counts, rejected images and the gate's figures (`serving.ann.measure_index`:
+  recall@10 against exact search on a seeded sample of rows, latency, queries/s, threads). The step
+  fails, its error giving those figures, when recall@10 < `min_recall`, so a broken index is never
+  used (TFX removes a failed step's outputs, so the message is where they survive);
+- `projector/`: a seeded sample of at most `projector_rows` embeddings (among the thumbnail sample's
+  rows) in TensorBoard's projector format with their thumbnails as a sprite
+  (components/index/projector.py): `tensorboard --logdir OUT` shows them.
+`simsiam-tfx search --index` reads the artifact.
 
 No `from __future__ import annotations` here: TFX reads the component's type hints as objects.
 """
@@ -15,6 +24,7 @@ No `from __future__ import annotations` here: TFX reads the component's type hin
 import json
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 
 from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
@@ -23,7 +33,7 @@ from tfx.dsl.io import fileio
 from tfx.types import artifact, artifact_utils, standard_artifacts
 
 from components import features as F
-from components.index.projector import PROJECTOR_DIR, write_projector
+from components.index.projector import PROJECTOR_DIR
 
 REPORT_FILE = "index_report.json"
 
@@ -68,9 +78,49 @@ def example_feature(example, name: str):
     return (feature.bytes_list.value or feature.int64_list.value or [None])[0]
 
 
+class _Reservoir:
+    """A seeded uniform sample of at most `size` items of a stream of unknown length (Vitter's Algorithm R,
+    "Random sampling with a reservoir", ACM TOMS 1985): the i-th item (0-based) takes a random slot
+    with probability size / (i + 1). `slot()` decides before the item is made, so a thumbnail is decoded
+    only for the rows the sample keeps."""
+
+    def __init__(self, size: int, seed: int = 0):
+        import numpy as np
+
+        self.size, self.seen, self.rng = size, 0, np.random.default_rng(seed)
+        self.rows: list[int] = []
+        self.items: list = []
+
+    def slot(self) -> int | None:
+        """Where the next item goes (len(rows) for a new slot), or None when the sample skips it."""
+        self.seen += 1
+        if self.seen <= self.size:
+            return self.seen - 1
+        j = int(self.rng.integers(0, self.seen))
+        return j if j < self.size else None
+
+    def put(self, slot: int, row: int, item) -> None:
+        if slot == len(self.rows):
+            self.rows.append(row)
+            self.items.append(item)
+        else:
+            self.rows[slot], self.items[slot] = row, item
+
+    def sample(self):
+        """(thumbnails uint8 `[M, T, T, 3]` by row, their rows int64 `[M]` or None when every row is in)."""
+        import numpy as np
+
+        if not self.items:
+            return None, None
+        order = np.argsort(self.rows)
+        thumbnails = np.stack([self.items[i] for i in order])
+        return thumbnails, (None if self.seen <= self.size else np.asarray(self.rows, np.int64)[order])
+
+
 def build_index(serving_model_dir: str, examples_uri: str, split_uris: dict[str, str], batch_size: int = 64,
-                thumbnail_size: int = 64):
-    """(EmbeddingIndex of every example of `split_uris` {split: folder}, report dict)."""
+                thumbnail_size: int = 64, max_thumbnails: int = 10_000):
+    """(EmbeddingIndex of every example of `split_uris` {split: folder}, report dict). Thumbnails for a
+    seeded sample of at most `max_thumbnails` rows (all of them when fewer; 12 KB each at 64 px)."""
     import numpy as np
 
     from components.ingest.report import load_class_names
@@ -80,7 +130,8 @@ def build_index(serving_model_dir: str, examples_uri: str, split_uris: dict[str,
 
     backend = LocalBackend(serving_model_dir)
     client = EmbeddingClient(backend, batch_size=batch_size, validate=False)  # ExampleGen validated them
-    paths, labels, splits, embeddings, thumbnails, failed = [], [], [], [], [], []
+    paths, labels, splits, embeddings, failed = [], [], [], [], []
+    reservoir = _Reservoir(max_thumbnails if thumbnail_size else 0)
     names_seen: dict[int, str] = {}
     for split, uri in split_uris.items():
         for batch in read_examples(uri, batch_size):
@@ -96,8 +147,8 @@ def build_index(serving_model_dir: str, examples_uri: str, split_uris: dict[str,
                 if label is not None and example_feature(example, F.CLASS_NAME) is not None:
                     names_seen[int(label)] = example_feature(example, F.CLASS_NAME).decode()
                 splits.append(split)
-                if thumbnail_size:
-                    thumbnails.append(_thumbnail(images[row], thumbnail_size))
+                if (slot := reservoir.slot()) is not None:
+                    reservoir.put(slot, len(paths) - 1, _thumbnail(images[row], thumbnail_size))
             if result.indices:
                 embeddings.append(result["embedding"])
     try:
@@ -106,14 +157,56 @@ def build_index(serving_model_dir: str, examples_uri: str, split_uris: dict[str,
         class_names = [names_seen.get(i, str(i)) for i in range(max(names_seen, default=-1) + 1)]
     if not embeddings:
         raise ValueError(f"no example of {sorted(split_uris)} could be embedded ({len(failed)} rejected)")
+    thumbnails, thumbnail_rows = reservoir.sample()
     index = EmbeddingIndex(
         paths=np.array(paths), embeddings=np.concatenate(embeddings).astype(np.float32),
         labels=np.array(labels, dtype=np.int64), class_names=np.array(class_names), splits=np.array(splits),
-        thumbnails=np.stack(thumbnails) if thumbnails else None,
+        thumbnails=thumbnails, thumbnail_rows=thumbnail_rows,
         model=serving_model_dir, model_fingerprint=backend.fingerprint(),
     )
     counts = {s: int(np.sum(index.splits == s)) for s in split_uris}
     return index, {"counts": counts, "dimension": int(index.embeddings.shape[1]), "failed": failed}
+
+
+def _projector_rows(n: int, limit: int, seed: int = 0):
+    """Sorted row numbers of a seeded sample of at most `limit` of `n` rows (all when n <= limit)."""
+    import numpy as np
+
+    if n <= limit:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, limit, replace=False))
+
+
+def _write_local(tmp: str, index, ann_index, report: dict, projector_rows: int) -> list[str]:
+    """Writes the artifact's files into local folder `tmp`; returns their names (projector/ included)."""
+    import numpy as np
+
+    from components.index.projector import write_projector
+
+    index.save(os.path.join(tmp, F.INDEX_FILE))
+    ann_index.save(tmp)
+    with open(os.path.join(tmp, REPORT_FILE), "w") as f:
+        json.dump(report, f, indent=1)
+    if index.thumbnail_rows is None:  # every row has its thumbnail (or none has)
+        rows = _projector_rows(len(index), projector_rows)
+    else:  # the rows of the thumbnail sample, so that the sprite shows each point
+        rows = index.thumbnail_rows[_projector_rows(len(index.thumbnail_rows), projector_rows)]
+    thumbnails = None if index.thumbnails is None else np.stack([index.thumbnail(r) for r in rows])
+    write_projector(os.path.join(tmp, PROJECTOR_DIR), index.embeddings[rows], index.labels[rows],
+                    list(index.class_names), index.paths[rows], None if index.splits is None else index.splits[rows],
+                    thumbnails)
+    return sorted(os.listdir(tmp))
+
+
+def _copy_tree(local: str, uri: str) -> None:
+    """Copies local folder `local` and its sub-folders to `uri` (may be gs://...)."""
+    fileio.makedirs(uri)
+    for name in sorted(os.listdir(local)):
+        source, target = os.path.join(local, name), f"{uri.rstrip('/')}/{name}"
+        if os.path.isdir(source):
+            _copy_tree(source, target)
+        else:
+            fileio.copy(source, target, overwrite=True)
 
 
 @component
@@ -124,9 +217,17 @@ def EmbeddingIndexer(  # noqa: N802 - TFX component names are class-like
     splits: Parameter[str] = "",
     batch_size: Parameter[int] = 64,
     thumbnail_size: Parameter[int] = 64,
+    exact_max_rows: Parameter[int] = 100_000,
+    min_recall: Parameter[float] = 0.95,
+    gate_queries: Parameter[int] = 1000,
+    projector_rows: Parameter[int] = 10_000,
+    max_thumbnails: Parameter[int] = 10_000,
 ) -> None:
-    """Embeds the examples of `splits` (comma-separated; empty: every split of `examples`)."""
+    """Embeds the examples of `splits` (comma-separated; empty: every split of `examples`), indexes them
+    (exact up to `exact_max_rows` rows) and fails when recall@10 on `gate_queries` rows < `min_recall`."""
     from tfx.utils import path_utils
+
+    from serving import ann
 
     available = artifact_utils.decode_split_names(examples.split_names)
     wanted = [s.strip() for s in splits.split(",") if s.strip()] or available
@@ -135,25 +236,24 @@ def EmbeddingIndexer(  # noqa: N802 - TFX component names are class-like
         raise ValueError(f"splits {unknown} are not in the examples (they have {available})")
     split_uris = {s: artifact_utils.get_split_uri([examples], s) for s in wanted}
     index, report = build_index(path_utils.serving_model_path(model.uri), examples.uri, split_uris,
-                                batch_size, thumbnail_size)
-    path = index_file(embedding_index.uri)
+                                batch_size, thumbnail_size, max_thumbnails)
+    start = time.perf_counter()
+    ann_index = ann.build_index(index.embeddings, exact_max_rows=exact_max_rows,
+                                model_fingerprint=index.model_fingerprint)
+    report["build_seconds"] = round(time.perf_counter() - start, 3)
+    report["gate"] = ann.gate_result(ann.measure_index(ann_index, index.embeddings, gate_queries), min_recall)
+    ann.check_recall(report["gate"])  # TFX removes a failed step's outputs: the error carries the figures
     with tempfile.TemporaryDirectory() as tmp:  # written locally, then copied: the uri may be gs://...
-        index.save(os.path.join(tmp, F.INDEX_FILE))
-        with open(os.path.join(tmp, REPORT_FILE), "w") as f:
-            json.dump(report, f, indent=1)
-        projector = os.path.join(tmp, PROJECTOR_DIR)
-        write_projector(projector, index.embeddings, index.labels, list(index.class_names), index.paths,
-                        index.splits, index.thumbnails)
-        fileio.makedirs(embedding_index.uri)
-        for name in (F.INDEX_FILE, REPORT_FILE):
-            fileio.copy(os.path.join(tmp, name), f"{embedding_index.uri.rstrip('/')}/{name}", overwrite=True)
-        fileio.makedirs(f"{embedding_index.uri.rstrip('/')}/{PROJECTOR_DIR}")
-        for name in sorted(os.listdir(projector)):
-            fileio.copy(os.path.join(projector, name), f"{embedding_index.uri.rstrip('/')}/{PROJECTOR_DIR}/{name}",
-                        overwrite=True)
+        _write_local(tmp, index, ann_index, report, projector_rows)
+        _copy_tree(tmp, embedding_index.uri)
+    path = index_file(embedding_index.uri)
     embedding_index.set_string_custom_property("index_path", path)
     embedding_index.set_int_custom_property("num_embeddings", len(index))
     embedding_index.set_int_custom_property("num_failed", len(report["failed"]))
+    embedding_index.set_string_custom_property("index_kind", ann_index.meta.kind)
+    if report["gate"]["recall_at_10"] is not None:
+        embedding_index.set_float_custom_property("recall_at_10", report["gate"]["recall_at_10"])
     embedding_index.set_string_custom_property("projector_dir", f"{embedding_index.uri.rstrip('/')}/{PROJECTOR_DIR}")
     print(f"[EmbeddingIndexer] {len(index)} embeddings {report['counts']} -> {path}; "
-          f"{len(report['failed'])} rejected", flush=True)
+          f"{len(report['failed'])} rejected; {ann_index.meta.kind} index, recall@10 "
+          f"{report['gate']['recall_at_10']}", flush=True)

@@ -46,7 +46,11 @@ def _data(rejected):
         "baselines": {"random_init": {"knn": 0.40625, "linear_probe": 0.3},
                       "random_filters": {"knn": 0.5, "linear_probe": 0.6543},
                       "colour_histograms": {"knn": 0.5125, "linear_probe": 0.25}},
-        "index": {"failed": [{"path": "x/late.jpg", "reason": "model rejected it"}]},
+        "index": {"failed": [{"path": "x/late.jpg", "reason": "model rejected it"}],
+                  "gate": {"kind": "ivf", "rows": 200000, "nlist": 1789, "nprobe": 8, "queries": 1000, "k": 10,
+                           "recall_at_10": 0.9712, "min_recall": 0.95, "latency_ms_p50": 0.21,
+                           "latency_ms_p95": 0.35, "queries_per_s_batch64": 21000.5, "threads": 2,
+                           "passed": True}},
         "ingestion": {"counts": {"eval": {"roses": 4}}, "rejected": rejected}, "class_names": ["a&b", "roses"],
     }
 
@@ -64,7 +68,10 @@ def test_page_shows_the_numbers_embeds_the_images_and_lists_rejected_files(tmp_p
     # The gain is over the strongest baseline of each row: kNN 0.55 - 0.5125, linear 0.61234 - 0.6543.
     for text in ("0.6123", "0.4062", "0.0375", "-0.0420", "0.6543", "random 3x3 filters + mean RGB", "0.7500",
                  "Rejected files (3)", html.escape("roses/<bad>.jpg"),
-                 "truncated", "x/late.jpg", "model rejected it", "a&amp;b", "below the floor"):
+                 "truncated", "x/late.jpg", "model rejected it", "a&amp;b", "below the floor",
+                 "IVF (faiss IndexIVFFlat, nlist 1789, nprobe 8), 200000 rows",
+                 'recall@10 vs exact search on 1000 rows (needed: &gt;= 0.9500)</td><td class="n">0.9712',
+                 "0.2100 / 0.3500", "<td>queries/s at batch 64</td><td>21000</td>"):
         assert text in page, text
     filled = with_timings(page, {"Transform": 12.25, "Pusher": 0.5}, {"Transform": "COMPLETE", "Pusher": "CACHED"})
     assert "<td>Transform</td><td>complete</td><td>12.2</td>" in filled and "<td>Pusher</td><td>cached</td>" in filled

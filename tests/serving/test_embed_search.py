@@ -6,6 +6,8 @@ import json
 import os
 import re
 import shlex
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -13,11 +15,13 @@ import numpy as np
 import pytest
 
 from pipeline.cli import main
+from serving.ann import AnnIndex
 from serving.backends import LocalBackend
 from serving.index import EmbeddingIndex, IndexFileError, nearest, precision_at_k
 from tests.fakes.images import bad_files, encode, make_image, make_image_folder
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +75,41 @@ def test_index_file_round_trip(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     with pytest.raises(IndexFileError, match="not an embedding index"):
         EmbeddingIndex.load(str(tmp_path / "bad.npz"))
+
+
+def test_index_with_a_thumbnail_sample_by_hand(tmp_path):
+    thumbs = np.arange(2 * 2 * 2 * 3, dtype=np.uint8).reshape(2, 2, 2, 3)
+    index = EmbeddingIndex(paths=np.array(["a", "b", "c", "d"]), embeddings=np.eye(4, dtype=np.float32),
+                           splits=np.array(["train", "eval", "train", "eval"]), thumbnails=thumbs,
+                           thumbnail_rows=np.array([1, 2]))
+    assert index.thumbnail(0) is None and index.thumbnail(3) is None
+    np.testing.assert_array_equal(index.thumbnail(2), thumbs[1])
+    loaded = EmbeddingIndex.load(index.save(str(tmp_path / "t.npz")))
+    np.testing.assert_array_equal(loaded.thumbnail_rows, [1, 2])
+    train = loaded.select(loaded.splits == "train")  # rows a, c: c becomes row 1, keeps its thumbnail
+    assert train.paths.tolist() == ["a", "c"] and train.thumbnail_rows.tolist() == [1]
+    np.testing.assert_array_equal(train.thumbnail(1), thumbs[1])
+    assert train.thumbnail(0) is None
+    with pytest.raises(IndexFileError, match="one row < 4 per thumbnail"):
+        EmbeddingIndex(paths=index.paths, embeddings=index.embeddings, thumbnails=thumbs,
+                       thumbnail_rows=np.array([1, 4]))
+
+
+def test_thumbnails_of_a_seeded_sample_of_rows(model_dir, tmp_path):
+    from components.index.embedding_index import _thumbnail, build_index
+
+    images = [encode(make_image((40, 36), seed=i), "JPEG") for i in range(7)]
+    _write_examples(tmp_path, {"train": [(f"a/{i}.jpg", 0, data) for i, data in enumerate(images)]}, ["a", "b"])
+    split_uris = {"train": str(tmp_path / "Split-train")}
+    index, _ = build_index(model_dir, str(tmp_path), split_uris, batch_size=3, thumbnail_size=16, max_thumbnails=3)
+    rows = index.thumbnail_rows
+    assert len(rows) == 3 and rows.tolist() == sorted(set(rows.tolist())) and index.thumbnails.shape == (3, 16, 16, 3)
+    for row in rows:  # each sampled row's own picture
+        np.testing.assert_array_equal(index.thumbnail(row), _thumbnail(images[row], 16))
+    again, _ = build_index(model_dir, str(tmp_path), split_uris, batch_size=3, thumbnail_size=16, max_thumbnails=3)
+    assert again.thumbnail_rows.tolist() == rows.tolist()  # seeded
+    every, _ = build_index(model_dir, str(tmp_path), split_uris, batch_size=3, thumbnail_size=16, max_thumbnails=7)
+    assert every.thumbnail_rows is None and every.thumbnails.shape == (7, 16, 16, 3)
 
 
 # ---------------------------------------------------------------- the commands
@@ -164,6 +203,46 @@ def test_search_errors(photo_dir, model_dir, tmp_path, capsys):
     assert "no splits" in capsys.readouterr().err
 
 
+def test_search_refuses_another_models_index_an_empty_index_and_bad_embeddings(photo_dir, local, model_dir,
+                                                                                 tmp_path, capsys):
+    root, good, _ = photo_dir
+    query = str(root / good[0])
+    dim = embed_direct(local, [(root / good[0]).read_bytes()]).shape[1]
+    other = str(tmp_path / "other.npz")  # the right width, but another model's fingerprint
+    EmbeddingIndex(paths=np.array(["x", "y"]), embeddings=np.eye(2, dim, dtype=np.float32),
+                   model="elsewhere/1", model_fingerprint="0123").save(other)
+    assert main(["search", "--index", other, "--model", model_dir, "--query", query]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {other} was built by another model (elsewhere/1, fingerprint 0123) than ")
+    assert err.count("\n") == 1
+    empty = str(tmp_path / "empty.npz")
+    EmbeddingIndex(paths=np.array([], dtype=str), embeddings=np.zeros((0, dim), np.float32)).save(empty)
+    assert main(["search", "--index", empty, "--model", model_dir, "--query", query]) == 2
+    assert capsys.readouterr().err == f"error: index {empty} is empty: it has no row to search\n"
+    np.save(tmp_path / "short.npy", np.ones(dim - 1, np.float32))
+    assert main(["search", "--index", other, "--query-embedding", str(tmp_path / "short.npy")]) == 2
+    assert f"is {dim - 1}-d but the index holds {dim}-d embeddings: it comes from another model" in \
+        capsys.readouterr().err
+    (tmp_path / "text.npy").write_text("not numpy")
+    assert main(["search", "--index", other, "--query-embedding", str(tmp_path / "text.npy")]) == 2
+    assert "not a numpy .npy array" in capsys.readouterr().err
+    assert main(["search", "--index", other, "--query", query]) == 2
+    assert "--query needs --model" in capsys.readouterr().err
+
+
+def test_search_by_embedding_answers_every_row_when_k_is_larger(tmp_path, capsys):
+    vectors = np.array([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]], np.float32)
+    path = str(tmp_path / "e.npz")
+    EmbeddingIndex(paths=np.array(["a.jpg", "b.jpg", "c.jpg"]), embeddings=vectors).save(path)
+    np.save(tmp_path / "q.npy", np.array([3.0, 0.0], np.float32))
+    assert main(["search", "--index", path, "--query-embedding", str(tmp_path / "q.npy"), "-k", "10"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"3 nearest of 3 to {tmp_path / 'q.npy'} (all of them: -k 10 is more than the 3 rows searched):"
+    # cosines with (1, 0): 1, 0, 1/sqrt(2)
+    assert [line.split() for line in lines[2:]] == [["1", "1.0000", "-", "a.jpg"], ["2", "0.7071", "-", "c.jpg"],
+                                                   ["3", "0.0000", "-", "b.jpg"]]
+
+
 def test_embed_through_rest_equals_local(photo_dir, local, model_dir, tmp_path):
     from tests.fakes.tf_serving import make_rest_server
 
@@ -203,34 +282,40 @@ def _write_examples(root: Path, splits: dict[str, list[tuple[str, int, bytes]]],
     (root / "ingestion_report.json").write_text(json.dumps({"classes": classes, "counts": {}, "rejected": []}))
 
 
-def test_embedding_indexer_component_in_a_local_pipeline(model_dir, local, tmp_path):
+def _indexer_pipeline(model_dir: str, tmp_path: Path, rows: dict, **indexer_args):
+    """Importers of examples (`rows` per split, classes a and b) and a model, then the EmbeddingIndexer."""
     import shutil
 
     from tfx import v1 as tfx
     from tfx.orchestration import metadata
     from tfx.types import standard_artifacts
 
-    from components import features as F
     from components.index.embedding_index import EmbeddingIndexer
+
+    examples_dir = tmp_path / "examples"
+    _write_examples(examples_dir, rows, ["a", "b"])
+    model_artifact = tmp_path / "model_artifact"
+    shutil.copytree(model_dir, model_artifact / "Format-Serving")
+    examples = tfx.dsl.Importer(source_uri=str(examples_dir), artifact_type=standard_artifacts.Examples,
+                                properties={"split_names": json.dumps(list(rows))}).with_id("examples")
+    model = tfx.dsl.Importer(source_uri=str(model_artifact), artifact_type=standard_artifacts.Model).with_id("model")
+    indexer = EmbeddingIndexer(model=model.outputs["result"], examples=examples.outputs["result"], batch_size=2,
+                               thumbnail_size=16, **indexer_args)
+    return tfx.dsl.Pipeline(
+        pipeline_name="indexer-test", pipeline_root=str(tmp_path / "root"), components=[examples, model, indexer],
+        metadata_connection_config=metadata.sqlite_metadata_connection_config(str(tmp_path / "m.sqlite")))
+
+
+def test_embedding_indexer_component_in_a_local_pipeline(model_dir, local, tmp_path):
+    from tfx import v1 as tfx
+
+    from components import features as F
 
     classes = ["a", "b"]
     rows = {"train": [(f"{classes[i % 2]}/t{i}.jpg", i % 2, encode(make_image((40 + i, 36), seed=i), "JPEG"))
                       for i in range(5)],
             "eval": [("b/e0.png", 1, encode(make_image((30, 30), seed=9), "PNG"))]}
-    examples_dir = tmp_path / "examples"
-    _write_examples(examples_dir, rows, classes)
-    model_artifact = tmp_path / "model_artifact"
-    shutil.copytree(model_dir, model_artifact / "Format-Serving")
-
-    examples = tfx.dsl.Importer(source_uri=str(examples_dir), artifact_type=standard_artifacts.Examples,
-                                properties={"split_names": '["train", "eval"]'}).with_id("examples")
-    model = tfx.dsl.Importer(source_uri=str(model_artifact), artifact_type=standard_artifacts.Model).with_id("model")
-    indexer = EmbeddingIndexer(model=model.outputs["result"], examples=examples.outputs["result"], batch_size=2,
-                               thumbnail_size=16)
-    pipeline = tfx.dsl.Pipeline(
-        pipeline_name="indexer-test", pipeline_root=str(tmp_path / "root"), components=[examples, model, indexer],
-        metadata_connection_config=metadata.sqlite_metadata_connection_config(str(tmp_path / "m.sqlite")))
-    tfx.orchestration.LocalDagRunner().run(pipeline)
+    tfx.orchestration.LocalDagRunner().run(_indexer_pipeline(model_dir, tmp_path, rows))
 
     found = list((tmp_path / "root").glob(f"EmbeddingIndexer/embedding_index/*/{F.INDEX_FILE}"))
     assert len(found) == 1, found
@@ -243,7 +328,43 @@ def test_embedding_indexer_component_in_a_local_pipeline(model_dir, local, tmp_p
     assert index.thumbnails.shape == (6, 16, 16, 3) and index.thumbnails.dtype == np.uint8
     assert index.model_fingerprint == local.fingerprint()
     report = json.loads((found[0].parent / "index_report.json").read_text())
-    assert report == {"counts": {"train": 5, "eval": 1}, "dimension": index.embeddings.shape[1], "failed": []}
+    assert {k: report[k] for k in ("counts", "dimension", "failed")} == {
+        "counts": {"train": 5, "eval": 1}, "dimension": index.embeddings.shape[1], "failed": []}
+    gate = report["gate"]  # 6 rows: every row is a query, its 5 other rows the answer; exact search
+    assert (gate["kind"], gate["rows"], gate["queries"], gate["recall_at_10"], gate["passed"]) == (
+        "exact", 6, 6, 1.0, True)
+    assert gate["min_recall"] == 0.95 and gate["threads"] >= 1
+    ann_index = AnnIndex.load(str(found[0].parent))
+    assert (ann_index.meta.rows, ann_index.meta.model_fingerprint) == (6, local.fingerprint())
+
+    # `search --query-embedding` on that artifact: the faiss index's answer, without TensorFlow.
+    np.save(tmp_path / "q.npy", index.embeddings[5])
+    code = ("import sys; from pipeline.cli import main; "
+            f"rc = main(['search', '--index', {str(found[0])!r}, '--query-embedding', {str(tmp_path / 'q.npy')!r}, "
+            "'-k', '3', '--split', 'train']); "
+            "assert 'tensorflow' not in sys.modules, 'TensorFlow was imported'; sys.exit(rc)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0, done.stderr
+    train = index.embeddings[:5]
+    cos = train @ index.embeddings[5] / np.linalg.norm(train, axis=1) / np.linalg.norm(index.embeddings[5])
+    table = [line.split() for line in done.stdout.splitlines()[2:]]
+    assert [row[3] for row in table] == [index.paths[i] for i in np.argsort(-cos)[:3]]
+    np.testing.assert_allclose([float(row[1]) for row in table], np.sort(cos)[::-1][:3], atol=1e-4)
+
+
+def test_embedding_indexer_fails_below_the_recall_threshold(model_dir, tmp_path):
+    """An exact index scores recall 1.0, so a threshold above 1 must fail the step, with its figures,
+    and leave no index behind."""
+    from tfx import v1 as tfx
+
+    from serving.ann import IndexGateError
+
+    rows = {"train": [(f"a/t{i}.jpg", 0, encode(make_image((40, 36), seed=i), "JPEG")) for i in range(4)]}
+    pipeline = _indexer_pipeline(model_dir, tmp_path, rows, min_recall=1.5)
+    with pytest.raises(IndexGateError, match=r"recall_at_10 = 1\.0000 < 1\.5 \(exact index, 4 rows"):
+        tfx.orchestration.LocalDagRunner().run(pipeline)
+    assert not list((tmp_path / "root").glob("EmbeddingIndexer/embedding_index/*/index.*"))
 
 
 # ---------------------------------------------------------------- on the smoke pipeline's pushed model
