@@ -16,7 +16,8 @@ XDIST       := $(if $(filter 0,$(WORKERS)),,-n $(WORKERS) --dist loadscope)
 
 help:
 	@echo "make setup      create .venv (Python 3.10) with the pinned dependencies + this package"
-	@echo "make test       ruff + the whole pytest suite (slow end-to-end tests included)"
+	@echo "make test       make lint + the whole pytest suite (slow end-to-end tests included)"
+	@echo "make lint       ruff check, ruff format --check and vulture (dead code)"
 	@echo "make test-fast  ruff + pytest without the tests marked slow"
 	@echo "make run        the pipeline on $(DATA_DIR) (or TFDS tf_flowers) into $(OUTPUT)"
 	@echo "make torch-reference  .venv-torch (Python 3.11 + PyTorch) for benchmarks/torch_reference.py only"
@@ -36,6 +37,8 @@ $(STAMP): requirements.lock setup.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/vulture
 
 test: lint
 	$(VENV)/bin/pytest $(XDIST) $(PYTEST_ARGS)

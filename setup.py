@@ -9,8 +9,9 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.9,<3.11",
-    packages=find_packages(include=["models*", "serving*", "components*", "pipeline*", "kubeflow*"],
-                           exclude=["kubeflow.entrypoint_path*"]),
+    packages=find_packages(
+        include=["models*", "serving*", "components*", "pipeline*", "kubeflow*"], exclude=["kubeflow.entrypoint_path*"]
+    ),
     package_data={"kubeflow": ["Dockerfile"]},
     # Exact versions live in requirements.lock (installed with --no-deps by `make setup`);
     # these ranges only document what the code needs.

@@ -48,12 +48,17 @@ def seed_images() -> dict[str, bytes]:
 
     y, x = np.mgrid[0:24, 0:32]
     rgb = Image.fromarray(np.stack([x * 8, y * 10, (x + y) * 4], -1).astype(np.uint8))
-    seeds = {"plain.jpg": encode(rgb, "JPEG"), "plain.png": encode(rgb, "PNG"),
-             "progressive.jpg": encode(rgb, "JPEG", progressive=True),
-             "cmyk.jpg": encode(rgb.convert("CMYK"), "JPEG"), "gray.png": encode(rgb.convert("L"), "PNG"),
-             "palette.png": encode(rgb.convert("P"), "PNG"), "rgba.png": encode(rgb.convert("RGBA"), "PNG"),
-             "la.png": encode(rgb.convert("LA"), "PNG"),
-             "gray16.png": encode(Image.fromarray((x * 2000).astype(np.uint16)), "PNG")}
+    seeds = {
+        "plain.jpg": encode(rgb, "JPEG"),
+        "plain.png": encode(rgb, "PNG"),
+        "progressive.jpg": encode(rgb, "JPEG", progressive=True),
+        "cmyk.jpg": encode(rgb.convert("CMYK"), "JPEG"),
+        "gray.png": encode(rgb.convert("L"), "PNG"),
+        "palette.png": encode(rgb.convert("P"), "PNG"),
+        "rgba.png": encode(rgb.convert("RGBA"), "PNG"),
+        "la.png": encode(rgb.convert("LA"), "PNG"),
+        "gray16.png": encode(Image.fromarray((x * 2000).astype(np.uint16)), "PNG"),
+    }
     for orientation in range(1, 9):
         exif = Image.Exif()
         exif[0x0112] = orientation
@@ -78,6 +83,7 @@ def write_corpus(folder: Path, data_dir: Path | None, real: int = 6) -> int:
 
 # ---------------------------------------------------------------- the targets (run in the child process)
 
+
 class _RestBackend:
     """A back end that builds and serialises the REST request as `RestBackend` does, then answers zeros."""
 
@@ -92,6 +98,7 @@ class _RestBackend:
         rows = len(next(iter(inputs.values())))
         if b"\xff\xd8" not in body.encode() and rows > 1 and len(body) % 7 == 0:
             from serving.backends import InvalidInputError  # exercise the client's bisection too
+
             raise InvalidInputError("rejected by the stand-in")
         return {"embedding": np.zeros((rows, 4), np.float32)}
 
@@ -131,8 +138,9 @@ def _graph_target():
     from serving.images import ImageLimits
 
     limits = ImageLimits()
-    decode = tf.function(lambda data: tf.shape(decode_image(data, limits)),
-                         input_signature=[tf.TensorSpec([], tf.string)])
+    decode = tf.function(
+        lambda data: tf.shape(decode_image(data, limits)), input_signature=[tf.TensorSpec([], tf.string)]
+    )
 
     def test_one_input(data: bytes) -> None:
         try:
@@ -155,26 +163,45 @@ def child(target: str, libfuzzer_args: list[str]) -> None:
 
 # ---------------------------------------------------------------- the driver
 
+
 def run_target(target: str, seconds: int, corpus: Path, artifacts: Path, timeout: int, rss_limit_mb: int) -> dict:
     """Runs one target for `seconds` in a child process; parses libFuzzer's counts."""
     work = Path(tempfile.mkdtemp(prefix=f"fuzz-{target}-"))
-    args = [str(work), str(corpus), f"-max_total_time={seconds}", f"-timeout={timeout}",
-            f"-rss_limit_mb={rss_limit_mb}", f"-artifact_prefix={artifacts}/{target}-", "-print_final_stats=1"]
+    args = [
+        str(work),
+        str(corpus),
+        f"-max_total_time={seconds}",
+        f"-timeout={timeout}",
+        f"-rss_limit_mb={rss_limit_mb}",
+        f"-artifact_prefix={artifacts}/{target}-",
+        "-print_final_stats=1",
+    ]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    done = subprocess.run([sys.executable, "-m", "benchmarks.fuzz", "--child", target, "--", *args],
-                          capture_output=True, text=True, env=env, timeout=seconds + 300)
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.fuzz", "--child", target, "--", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=seconds + 300,
+    )
     log = done.stdout + done.stderr
     executions = re.findall(r"stat::number_of_executed_units:\s*(\d+)", log) or re.findall(r"#(\d+)\s", log)
     crash_files = re.findall(r"Test unit written to (\S+)", log)
-    return {"target": target, "executions": int(executions[-1]) if executions else 0,
-            "seconds": seconds, "crashes": len(crash_files) or int(done.returncode != 0),
-            "crash_files": crash_files, "returncode": done.returncode,
-            "log_tail": log[-3000:] if done.returncode else ""}
+    return {
+        "target": target,
+        "executions": int(executions[-1]) if executions else 0,
+        "seconds": seconds,
+        "crashes": len(crash_files) or int(done.returncode != 0),
+        "crash_files": crash_files,
+        "returncode": done.returncode,
+        "log_tail": log[-3000:] if done.returncode else "",
+    }
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.fuzz", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.fuzz", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--target", choices=(*TARGETS, "all"), default="all")
     parser.add_argument("--seconds", type=int, default=60, help="fuzzing time per target (default 60)")
     parser.add_argument("--timeout", type=int, default=10, help="seconds one input may run before it is a hang")
@@ -200,11 +227,15 @@ def main(argv: list[str] | None = None) -> int:
     args.artifacts.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         n_seeds = write_corpus(Path(tmp) / "corpus", args.data_dir)
-        results = [run_target(t, args.seconds, Path(tmp) / "corpus", args.artifacts.resolve(), args.timeout,
-                              args.rss_limit_mb) for t in (TARGETS if args.target == "all" else (args.target,))]
+        results = [
+            run_target(t, args.seconds, Path(tmp) / "corpus", args.artifacts.resolve(), args.timeout, args.rss_limit_mb)
+            for t in (TARGETS if args.target == "all" else (args.target,))
+        ]
     for r in results:
-        print(f"target={r['target']} executions={r['executions']} seconds={r['seconds']} crashes={r['crashes']} "
-              f"seeds={n_seeds}")
+        print(
+            f"target={r['target']} executions={r['executions']} seconds={r['seconds']} crashes={r['crashes']} "
+            f"seeds={n_seeds}"
+        )
         for path in r["crash_files"]:
             print(f"  crash file: {path} (python -m benchmarks.fuzz --target {r['target']} --reproduce {path})")
         if r["crashes"]:

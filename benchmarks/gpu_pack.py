@@ -39,8 +39,19 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("models", "serving", "components", "pipeline", "benchmarks")
 KERAS = "keras==3.15.1"
 # Keras' dependencies that a JAX install does not bring (numpy and ml-dtypes come with JAX), and Pillow.
-WHEELS = (KERAS, "absl-py", "namex", "optree", "h5py", "rich", "markdown-it-py", "mdurl", "pygments", "packaging",
-          "pillow")
+WHEELS = (
+    KERAS,
+    "absl-py",
+    "namex",
+    "optree",
+    "h5py",
+    "rich",
+    "markdown-it-py",
+    "mdurl",
+    "pygments",
+    "packaging",
+    "pillow",
+)
 MAX_PACK_BYTES = 64 * 2**20
 JPEG_QUALITY = 90
 
@@ -68,11 +79,21 @@ exec "$py" -m benchmarks.quality --data-dir "$here/flowers" --backend jax {flags
 def recipe_flags(profile: str, overrides: dict) -> list[str]:
     """`benchmarks.quality` flags for `profile`'s SimSiam recipe (pipeline/configs.py), with overrides."""
     recipe = profile_config(profile).simsiam
-    values = {"backbone": recipe.backbone, "image-size": recipe.image_size, "stored-size": recipe.stored_size,
-              "width": recipe.width, "batch-size": recipe.batch_size, "epochs": recipe.epochs,
-              "base-lr": recipe.base_lr, "weight-decay": recipe.weight_decay, "warmup-epochs": recipe.warmup_epochs,
-              "jitter-strength": recipe.jitter_strength, "grayscale-prob": recipe.grayscale_prob,
-              "precision": "auto", "eval-every": max(1, recipe.epochs // 8)}
+    values = {
+        "backbone": recipe.backbone,
+        "image-size": recipe.image_size,
+        "stored-size": recipe.stored_size,
+        "width": recipe.width,
+        "batch-size": recipe.batch_size,
+        "epochs": recipe.epochs,
+        "base-lr": recipe.base_lr,
+        "weight-decay": recipe.weight_decay,
+        "warmup-epochs": recipe.warmup_epochs,
+        "jitter-strength": recipe.jitter_strength,
+        "grayscale-prob": recipe.grayscale_prob,
+        "precision": "auto",
+        "eval-every": max(1, recipe.epochs // 8),
+    }
     values.update({k: v for k, v in overrides.items() if v is not None})
     if "image-size" in overrides and "stored-size" not in overrides:
         values.pop("stored-size")  # derived anew (9/8 of the new size)
@@ -110,9 +131,28 @@ def pack_images(data_dir: Path, dest: Path, stored_size: int, max_images: int | 
 
 def download_wheels(dest: Path, python_version: str) -> None:
     """`pip download` of WHEELS as manylinux wheels for `python_version` (needs the package index)."""
-    command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-               "--python-version", python_version, "--implementation", "cp", "--platform", "manylinux2014_x86_64",
-               "--platform", "manylinux_2_17_x86_64", "--platform", "manylinux_2_28_x86_64", "-d", str(dest), *WHEELS]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--python-version",
+        python_version,
+        "--implementation",
+        "cp",
+        "--platform",
+        "manylinux2014_x86_64",
+        "--platform",
+        "manylinux_2_17_x86_64",
+        "--platform",
+        "manylinux_2_28_x86_64",
+        "-d",
+        str(dest),
+        *WHEELS,
+    ]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         raise SystemExit(f"error: downloading the wheels failed ({shlex.join(command)}):\n{result.stderr[-2000:]}")
@@ -123,17 +163,29 @@ def folder_bytes(folder: Path) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="scripts/gpu-quality prepare", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="scripts/gpu-quality prepare", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--out", type=Path, default=REPO / "build" / "gpu-pack", help="the pack folder (replaced)")
-    p.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "flowers" / "flower_photos",
-                   help="a folder of class folders")
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=REPO.parent / "shared" / "flowers" / "flower_photos",
+        help="a folder of class folders",
+    )
     p.add_argument("--profile", default="gpu", help="the run profile whose SimSiam recipe run.sh trains")
-    p.add_argument("--budget-min", type=float, default=7.0,
-                   help="run.sh's default --time-budget-min (7: the run ends within 8 minutes with start-up)")
+    p.add_argument(
+        "--budget-min",
+        type=float,
+        default=7.0,
+        help="run.sh's default --time-budget-min (7: the run ends within 8 minutes with start-up)",
+    )
     p.add_argument("--python-version", default="3.12", help="the GPU machine's Python, for the wheels")
-    p.add_argument("--no-wheels", action="store_true",
-                   help="no wheels: run.sh then uses the Keras of the Python it runs with (tests, machines with Keras)")
+    p.add_argument(
+        "--no-wheels",
+        action="store_true",
+        help="no wheels: run.sh then uses the Keras of the Python it runs with (tests, machines with Keras)",
+    )
     p.add_argument("--max-images", type=int, help="pack at most N images (round-robin over classes; tests)")
     tiny = p.add_argument_group("recipe overrides (tests use a tiny setting)")
     for flag in ("image-size", "batch-size", "epochs", "warmup-epochs", "eval-every"):
@@ -144,8 +196,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    overrides = {k: getattr(args, k.replace("-", "_")) for k in
-                 ("image-size", "batch-size", "epochs", "warmup-epochs", "eval-every", "width")}
+    overrides = {
+        k: getattr(args, k.replace("-", "_"))
+        for k in ("image-size", "batch-size", "epochs", "warmup-epochs", "eval-every", "width")
+    }
     flags = recipe_flags(args.profile, overrides)
     stored_size = int(flags[flags.index("--stored-size") + 1]) if "--stored-size" in flags else None
     if stored_size is None:
@@ -163,13 +217,19 @@ def main(argv: list[str] | None = None) -> int:
     code_bytes = copy_code(out / "code")
     print(f"code: {code_bytes / 1e6:.1f} MB of Python from {', '.join(PACKAGES)}", flush=True)
     packed, rejected = pack_images(args.data_dir, out / "flowers", stored_size, args.max_images)
-    print(f"images: {packed} at {stored_size} px ({folder_bytes(out / 'flowers') / 1e6:.1f} MB), "
-          f"{rejected} rejected files left out", flush=True)
+    print(
+        f"images: {packed} at {stored_size} px ({folder_bytes(out / 'flowers') / 1e6:.1f} MB), "
+        f"{rejected} rejected files left out",
+        flush=True,
+    )
     (out / "wheels").mkdir()
     if not args.no_wheels:
         download_wheels(out / "wheels", args.python_version)
-        print(f"wheels: {len(list((out / 'wheels').glob('*.whl')))} for Python {args.python_version} "
-              f"({folder_bytes(out / 'wheels') / 1e6:.1f} MB)", flush=True)
+        print(
+            f"wheels: {len(list((out / 'wheels').glob('*.whl')))} for Python {args.python_version} "
+            f"({folder_bytes(out / 'wheels') / 1e6:.1f} MB)",
+            flush=True,
+        )
     run_sh = out / "run.sh"
     run_sh.write_text(RUN_SH.format(flags=shlex.join(flags), budget=args.budget_min))
     run_sh.chmod(0o755)

@@ -68,8 +68,9 @@ def machine() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.ingest", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.ingest", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--data-dir", required=True, help="a folder of class folders of images")
     p.add_argument("--workers", type=int, default=2, help="Beam DirectRunner worker processes (default: 2)")
     p.add_argument("--with-statistics", action="store_true", help="also run StatisticsGen on the examples")
@@ -104,8 +105,11 @@ def run(args: argparse.Namespace, work: Path) -> int:
         components.append(tfx.components.StatisticsGen(examples=example_gen.outputs["examples"]))
     metadata_path = str(work / "metadata.sqlite")
     pipeline = tfx.dsl.Pipeline(
-        pipeline_name="ingest-benchmark", pipeline_root=str(work / "pipeline_root"), components=components,
-        enable_cache=False, metadata_connection_config=metadata_connection(metadata_path),
+        pipeline_name="ingest-benchmark",
+        pipeline_root=str(work / "pipeline_root"),
+        components=components,
+        enable_cache=False,
+        metadata_connection_config=metadata_connection(metadata_path),
         beam_pipeline_args=beam_pipeline_args(args.workers),
     )
     load_before = os.getloadavg()[0]  # the machine is shared: other work slows the run down

@@ -39,16 +39,24 @@ DEFAULT_OUTPUT_DIR = Path(__file__).resolve().parent / "results"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.label_free", description=__doc__.split("\n\n")[0],
-                                epilog="See the module docstring for what each encoder is.",
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.label_free",
+        description=__doc__.split("\n\n")[0],
+        epilog="See the module docstring for what each encoder is.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--run", type=Path, help="a `simsiam-tfx run` output folder (summary.json + pipeline_root)")
-    source.add_argument("--synthetic", type=int, metavar="N",
-                        help="train the --profile recipe on N random-pattern images")
+    source.add_argument(
+        "--synthetic", type=int, metavar="N", help="train the --profile recipe on N random-pattern images"
+    )
     p.add_argument("--profile", default="smoke", help="recipe for --synthetic (pipeline/configs.py; default smoke)")
-    p.add_argument("--collapse-steps", type=int, default=200,
-                   help="with --run: steps of no-stop-gradient training for the collapsed encoder (0: skip)")
+    p.add_argument(
+        "--collapse-steps",
+        type=int,
+        default=200,
+        help="with --run: steps of no-stop-gradient training for the collapsed encoder (0: skip)",
+    )
     p.add_argument("--collapse-lr", type=float, help="base learning rate of that training (default: the recipe's)")
     p.add_argument("--output-dir", type=Path, default=DEFAULT_OUTPUT_DIR)
     p.add_argument("--name", help="result file stem suffix (default: the run folder's name, or synthetic-<profile>)")
@@ -58,10 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
 def measures(embeddings: np.ndarray) -> dict[str, Any]:
     from models.evaluation import effective_rank, embedding_collapse_std
 
-    return {"effective_rank": effective_rank(embeddings),
-            "effective_rank_centred": effective_rank(embeddings - embeddings.mean(axis=0)),
-            "collapse_std": embedding_collapse_std(embeddings),
-            "examples": int(embeddings.shape[0]), "dimension": int(embeddings.shape[1])}
+    return {
+        "effective_rank": effective_rank(embeddings),
+        "effective_rank_centred": effective_rank(embeddings - embeddings.mean(axis=0)),
+        "collapse_std": embedding_collapse_std(embeddings),
+        "examples": int(embeddings.shape[0]),
+        "dimension": int(embeddings.shape[1]),
+    }
 
 
 def latest_artifact(folder: Path) -> Path:
@@ -81,8 +92,9 @@ def train_encoder(config, images: np.ndarray, mean, std):
     steps_per_epoch = max(1, len(images) // config.batch_size)
     keras.utils.set_random_seed(config.seed)
     model = compile_simsiam(build_simsiam(config, mean=mean, std=std), config, steps_per_epoch)
-    history = model.fit(images[: steps_per_epoch * config.batch_size], batch_size=config.batch_size,
-                        epochs=config.epochs, verbose=0)
+    history = model.fit(
+        images[: steps_per_epoch * config.batch_size], batch_size=config.batch_size, epochs=config.epochs, verbose=0
+    )
     return model.encoder, {k: [round(float(v), 4) for v in vals] for k, vals in history.history.items()}
 
 
@@ -107,22 +119,28 @@ def from_run(run: Path, collapse_steps: int, collapse_lr: float | None = None) -
     encoder, recipe = load_encoder(str(model_dir))
     size = recipe["image_size"]
     out: dict[str, Any] = {"run": str(run), "model": str(model_dir), "examples": str(examples), "config": config_dict}
-    results = {"trained": measures(embed_stored_images(encoder, images, size)),
-               "random_init": measures(embed_stored_images(random_init_encoder(config_dict, recipe), images, size))}
+    results = {
+        "trained": measures(embed_stored_images(encoder, images, size)),
+        "random_init": measures(embed_stored_images(random_init_encoder(config_dict, recipe), images, size)),
+    }
     constant = np.tile(embed_stored_images(encoder, images[:1], size), (len(images), 1))
     results["constant"] = measures(constant)
     if collapse_steps:
         config = SimSiamConfig.from_dict(config_dict)
         train = read_stored_images([str(examples / "Split-train")])
         epochs = max(1, math.ceil(collapse_steps / max(1, len(train) // config.batch_size)))
-        config = dataclasses.replace(config, stop_gradient=False, epochs=epochs, warmup_epochs=0,
-                                     base_lr=collapse_lr or config.base_lr)
+        config = dataclasses.replace(
+            config, stop_gradient=False, epochs=epochs, warmup_epochs=0, base_lr=collapse_lr or config.base_lr
+        )
         start = time.time()
         collapsed, history = train_encoder(config, train, recipe["mean"], recipe["std"])
-        results["no_stop_gradient"] = {**measures(embed_stored_images(collapsed, images, size)),
-                                       "steps": epochs * (len(train) // config.batch_size),
-                                       "base_lr": config.base_lr, "train_s": round(time.time() - start, 1),
-                                       "history": history}
+        results["no_stop_gradient"] = {
+            **measures(embed_stored_images(collapsed, images, size)),
+            "steps": epochs * (len(train) // config.batch_size),
+            "base_lr": config.base_lr,
+            "train_s": round(time.time() - start, 1),
+            "history": history,
+        }
     out["encoders"] = results
     return out
 
@@ -140,10 +158,16 @@ def from_synthetic(n: int, profile: str) -> dict[str, Any]:
     start = time.time()
     trained, history = train_encoder(config, images, recipe["mean"], recipe["std"])
     train_s = round(time.time() - start, 1)
-    results = {"trained": {**measures(embed_stored_images(trained, held_out, config.image_size)),
-                           "train_s": train_s, "history": history},
-               "random_init": measures(embed_stored_images(random_init_encoder(config.to_dict(), recipe), held_out,
-                                                           config.image_size))}
+    results = {
+        "trained": {
+            **measures(embed_stored_images(trained, held_out, config.image_size)),
+            "train_s": train_s,
+            "history": history,
+        },
+        "random_init": measures(
+            embed_stored_images(random_init_encoder(config.to_dict(), recipe), held_out, config.image_size)
+        ),
+    }
     return {"synthetic": n, "profile": profile, "config": config.to_dict(), "encoders": results}
 
 
@@ -158,9 +182,11 @@ def main(argv: list[str] | None = None) -> int:
     for name, m in out["encoders"].items():
         m["rank_ratio"] = m["effective_rank"] / random_rank
         m["rank_ratio_centred"] = m["effective_rank_centred"] / random_centred
-        print(f"{name:>17}: RankMe {m['effective_rank']:8.3f} (x{m['rank_ratio']:.3f} random init)  centred "
-              f"{m['effective_rank_centred']:8.3f} (x{m['rank_ratio_centred']:.3f})  collapse_std "
-              f"{m['collapse_std']:.4f}  [{m['examples']} x {m['dimension']}]")
+        print(
+            f"{name:>17}: RankMe {m['effective_rank']:8.3f} (x{m['rank_ratio']:.3f} random init)  centred "
+            f"{m['effective_rank_centred']:8.3f} (x{m['rank_ratio_centred']:.3f})  collapse_std "
+            f"{m['collapse_std']:.4f}  [{m['examples']} x {m['dimension']}]"
+        )
     out["command"] = "python -m benchmarks.label_free " + " ".join(sys.argv[1:] if argv is None else argv)
     name = args.name or (args.run.resolve().name if args.run else f"synthetic-{args.profile}")
     args.output_dir.mkdir(parents=True, exist_ok=True)

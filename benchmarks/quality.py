@@ -49,16 +49,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=("tensorflow", "jax"), default="jax")
     p.add_argument("--backbone", default="resnet18")
     p.add_argument("--image-size", type=int, default=64, help="training/evaluation view size in px")
-    p.add_argument("--stored-size", type=int, default=None,
-                   help="stored image size in px, >= --image-size (default: image size x 9/8, as the pipeline)")
+    p.add_argument(
+        "--stored-size",
+        type=int,
+        default=None,
+        help="stored image size in px, >= --image-size (default: image size x 9/8, as the pipeline)",
+    )
     p.add_argument("--width", type=float, default=1.0, help="backbone channel multiplier (1.0: the full ResNet)")
-    p.add_argument("--jitter-strength", type=float, default=None,
-                   help="scales the paper's colour jitter (0.4, 0.4, 0.4, 0.1); default 1.0")
+    p.add_argument(
+        "--jitter-strength",
+        type=float,
+        default=None,
+        help="scales the paper's colour jitter (0.4, 0.4, 0.4, 0.1); default 1.0",
+    )
     p.add_argument("--grayscale-prob", type=float, default=None, help="random grayscale probability (default 0.2)")
-    p.add_argument("--small-stem", choices=("auto", "on", "off"), default="auto",
-                   help="the ResNet's 3x3 stem without max-pool (auto: below 64 px); several times the compute")
-    p.add_argument("--crop-min-scale", type=float, default=None,
-                   help="RandomResizedCrop's smallest crop as a share of the photo's area (default 0.2)")
+    p.add_argument(
+        "--small-stem",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="the ResNet's 3x3 stem without max-pool (auto: below 64 px); several times the compute",
+    )
+    p.add_argument(
+        "--crop-min-scale",
+        type=float,
+        default=None,
+        help="RandomResizedCrop's smallest crop as a share of the photo's area (default 0.2)",
+    )
     p.add_argument("--proj-dim", type=int, default=None, help="projector output width (default 2048, the paper's)")
     p.add_argument("--proj-hidden-dim", type=int, default=None, help="projector hidden width (default 2048)")
     p.add_argument("--pred-hidden-dim", type=int, default=None, help="predictor bottleneck width (default 512)")
@@ -66,8 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--seeds", type=int, default=1, help="number of seeds (0, 1, ...); each a full run")
-    p.add_argument("--first-seed", type=int, default=0,
-                   help="seeds run from this one on (another seed in its own run)")
+    p.add_argument("--first-seed", type=int, default=0, help="seeds run from this one on (another seed in its own run)")
     p.add_argument("--base-lr", type=float, default=None, help="override SimSiamConfig.base_lr")
     p.add_argument("--weight-decay", type=float, default=None, help="override SimSiamConfig.weight_decay")
     p.add_argument("--warmup-epochs", type=int, default=None,
@@ -79,9 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-images", type=int, default=None, help="use at most N images (round-robin by class)")
     p.add_argument("--output-dir", type=Path, default=DEFAULT_OUTPUT_DIR)
     p.add_argument("--cache-dir", type=Path, default=None, help="decoded-image cache (default ~/.cache/simsiam-tfx)")
-    p.add_argument("--time-budget-min", type=float, default=None,
-                   help="fit the whole run in this many minutes: a short timing run measures the step and the "
-                        "scoring first, then the schedule spans as many epochs as fit (at most --epochs); one seed")
+    p.add_argument(
+        "--time-budget-min",
+        type=float,
+        default=None,
+        help="fit the whole run in this many minutes: a short timing run measures the step and the "
+        "scoring first, then the schedule spans as many epochs as fit (at most --epochs); one seed",
+    )
     return p
 
 
@@ -157,8 +176,10 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
         out[f"gain.{metric}"] = {"mean": round(float(gain.mean()), 4)}
         strongest = [strongest_baseline(baselines_of(r), metric) for r in runs]
         over = np.array([r["trained"][metric] - best[1] for r, best in zip(runs, strongest)])
-        out[f"gain_over_strongest.{metric}"] = {"mean": round(float(over.mean()), 4),
-                                                "baselines": sorted({best[0] for best in strongest})}
+        out[f"gain_over_strongest.{metric}"] = {
+            "mean": round(float(over.mean()), 4),
+            "baselines": sorted({best[0] for best in strongest}),
+        }
     return out
 
 
@@ -274,11 +295,15 @@ def cheap_baselines(data: FlowerData, image_size: int) -> dict[str, dict[str, fl
     from models.baselines import cheap_baseline_scores
 
     t0 = time.perf_counter()
-    scores = cheap_baseline_scores(data.train.images, data.train.labels, data.eval.images, data.eval.labels,
-                                   image_size, k=KNN_K)
+    scores = cheap_baseline_scores(
+        data.train.images, data.train.labels, data.eval.images, data.eval.labels, image_size, k=KNN_K
+    )
     scores = {name: _rounded(s) for name, s in scores.items()}
-    _progress("cheap baselines: " + ", ".join(f"{n} linear_probe={s['linear_probe']:.4f} knn={s['knn']:.4f}"
-                                              for n, s in scores.items()) + f" ({time.perf_counter() - t0:.0f}s)")
+    _progress(
+        "cheap baselines: "
+        + ", ".join(f"{n} linear_probe={s['linear_probe']:.4f} knn={s['knn']:.4f}" for n, s in scores.items())
+        + f" ({time.perf_counter() - t0:.0f}s)"
+    )
     return scores
 
 
@@ -301,8 +326,13 @@ def plan_epochs(args: argparse.Namespace, data: FlowerData, budget_s: float) -> 
     model = build_simsiam(config, *data.pixel_mean_std())
     compile_simsiam(model, config, steps_per_epoch=steps_per_epoch)
     timer = _epoch_progress(3, quiet=True)
-    model.fit(train_batches(data.train.images, args.batch_size, 0), epochs=3, steps_per_epoch=probe_steps,
-              callbacks=[timer], verbose=0)
+    model.fit(
+        train_batches(data.train.images, args.batch_size, 0),
+        epochs=3,
+        steps_per_epoch=probe_steps,
+        callbacks=[timer],
+        verbose=0,
+    )
     step_s = (timer.epoch_ends[2] - timer.epoch_ends[0]) / (2 * probe_steps)
     compile_s = max(0.0, timer.epoch_ends[0] - step_s * probe_steps)
     score_started = time.perf_counter()
@@ -312,11 +342,20 @@ def plan_epochs(args: argparse.Namespace, data: FlowerData, budget_s: float) -> 
     train_budget = 0.9 * (left - compile_s - 2 * score_s)
     epoch_s = step_s * steps_per_epoch
     epochs = int(max(1, min(args.epochs, train_budget // epoch_s)))
-    plan = {"budget_s": round(budget_s, 1), "step_s": round(step_s, 5), "compile_s": round(compile_s, 1),
-            "score_s": round(score_s, 1), "epoch_s": round(epoch_s, 3), "requested_epochs": args.epochs,
-            "epochs": epochs, "planning_s": round(time.perf_counter() - started, 1)}
-    _progress(f"time plan: {epochs} of {args.epochs} epochs fit in {budget_s:.0f}s ({epoch_s:.2f}s per epoch, "
-              f"compile {compile_s:.0f}s, scoring {score_s:.0f}s)")
+    plan = {
+        "budget_s": round(budget_s, 1),
+        "step_s": round(step_s, 5),
+        "compile_s": round(compile_s, 1),
+        "score_s": round(score_s, 1),
+        "epoch_s": round(epoch_s, 3),
+        "requested_epochs": args.epochs,
+        "epochs": epochs,
+        "planning_s": round(time.perf_counter() - started, 1),
+    }
+    _progress(
+        f"time plan: {epochs} of {args.epochs} epochs fit in {budget_s:.0f}s ({epoch_s:.2f}s per epoch, "
+        f"compile {compile_s:.0f}s, scoring {score_s:.0f}s)"
+    )
     return plan
 
 
@@ -324,10 +363,17 @@ def make_config(args: argparse.Namespace, seed: int):
     """The SimSiamConfig of this run: the recipe's defaults, with the command line's overrides."""
     from models.config import SimSiamConfig
 
-    optional = (("base_lr", args.base_lr), ("weight_decay", args.weight_decay), ("stored_size", args.stored_size),
-                ("jitter_strength", args.jitter_strength), ("grayscale_prob", args.grayscale_prob),
-                ("proj_dim", args.proj_dim), ("proj_hidden_dim", args.proj_hidden_dim),
-                ("pred_hidden_dim", args.pred_hidden_dim), ("crop_min_scale", args.crop_min_scale))
+    optional = (
+        ("base_lr", args.base_lr),
+        ("weight_decay", args.weight_decay),
+        ("stored_size", args.stored_size),
+        ("jitter_strength", args.jitter_strength),
+        ("grayscale_prob", args.grayscale_prob),
+        ("proj_dim", args.proj_dim),
+        ("proj_hidden_dim", args.proj_hidden_dim),
+        ("pred_hidden_dim", args.pred_hidden_dim),
+        ("crop_min_scale", args.crop_min_scale),
+    )
     overrides = {k: v for k, v in optional if v is not None}
     if args.small_stem != "auto":
         overrides["small_stem"] = args.small_stem == "on"

@@ -31,9 +31,11 @@ def tag_of(path: Path) -> str:
 
 
 def settings(run: dict[str, Any]) -> str:
-    text = (f"w {run.get('width', 1.0)}, {run['image_size']}/{run.get('stored_size', run['image_size'])} px, "
-            f"b {run['batch_size']}, {run['epochs']} ep ({run['steps']} steps), lr {run.get('base_lr', 0.06)}, "
-            f"jitter {run.get('jitter_strength', 1.0)}, gray {run.get('grayscale_prob', 0.2)}")
+    text = (
+        f"w {run.get('width', 1.0)}, {run['image_size']}/{run.get('stored_size', run['image_size'])} px, "
+        f"b {run['batch_size']}, {run['epochs']} ep ({run['steps']} steps), lr {run.get('base_lr', 0.06)}, "
+        f"jitter {run.get('jitter_strength', 1.0)}, gray {run.get('grayscale_prob', 0.2)}"
+    )
     if run.get("crop_min_scale", 0.2) != 0.2:
         text += f", crop >= {run['crop_min_scale']}"
     heads = (run.get("proj_hidden_dim", 2048), run.get("proj_dim", 2048), run.get("pred_hidden_dim", 512))
@@ -65,10 +67,13 @@ def row(tag: str, runs: list[dict[str, Any]]) -> str:
         gains.append({m: r["trained"][m] - strongest_baseline(baselines, m)[1] for m in METRICS})
     seeds = ",".join(str(r["seed"]) for r in runs)
     views = first.get("views_per_s_after_epoch_1") or first["views_per_s"]
-    return (f"| {tag} | {settings(first)} | {seeds} | {_mean([r['train_s'] for r in runs]) / 60:.1f} / "
-            f"{_mean([r['wall_s'] for r in runs]) / 60:.1f} | {views} | {_pair([r['random_init'] for r in runs])} | "
-            f"{_pair(strongest_cheap)} | {_pair([r['trained'] for r in runs])} | "
-            + " / ".join(f"{_mean([g[m] for g in gains]):+.3f}" for m in METRICS) + " |")
+    return (
+        f"| {tag} | {settings(first)} | {seeds} | {_mean([r['train_s'] for r in runs]) / 60:.1f} / "
+        f"{_mean([r['wall_s'] for r in runs]) / 60:.1f} | {views} | {_pair([r['random_init'] for r in runs])} | "
+        f"{_pair(strongest_cheap)} | {_pair([r['trained'] for r in runs])} | "
+        + " / ".join(f"{_mean([g[m] for g in gains]):+.3f}" for m in METRICS)
+        + " |"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,8 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     by_tag: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for path in args.files:
         by_tag[tag_of(path)].extend(json.loads(path.read_text())["runs"])
-    print("| run | settings | seeds | minutes (train / all) | views/s | random init linear / kNN | "
-          "strongest cheap baseline linear / kNN | SimSiam linear / kNN | gain over the strongest linear / kNN |")
+    print(
+        "| run | settings | seeds | minutes (train / all) | views/s | random init linear / kNN | "
+        "strongest cheap baseline linear / kNN | SimSiam linear / kNN | gain over the strongest linear / kNN |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for tag, runs in by_tag.items():
         print(row(tag, runs))

@@ -66,7 +66,7 @@ def clustered_table(n: int, queries: int, dim: int, clusters: int, spread: float
     for start in range(0, n + queries, 65536):  # in chunks: the noise of 1M x 512 would double memory
         rows = min(65536, n + queries - start)
         noise = rng.standard_normal((rows, dim), dtype=np.float32) * (spread / np.sqrt(dim))
-        out[start:start + rows] = unit_rows(centres[rng.integers(0, clusters, rows)] + noise)
+        out[start : start + rows] = unit_rows(centres[rng.integers(0, clusters, rows)] + noise)
     return out[:n], out[n:]
 
 
@@ -78,7 +78,7 @@ def uniform_table(n: int, queries: int, dim: int, seed: int):
     out = np.empty((n + queries, dim), np.float32)
     for start in range(0, n + queries, 65536):
         rows = min(65536, n + queries - start)
-        out[start:start + rows] = unit_rows(rng.standard_normal((rows, dim), dtype=np.float32))
+        out[start : start + rows] = unit_rows(rng.standard_normal((rows, dim), dtype=np.float32))
     return out[:n], out[n:]
 
 
@@ -106,7 +106,7 @@ def _queries_per_s(search, queries: np.ndarray, batch: int, limit: int | None = 
     q = queries[:limit] if limit else queries
     start = time.perf_counter()
     for i in range(0, len(q), batch):
-        search(q[i:i + batch])
+        search(q[i : i + batch])
     return round(len(q) / (time.perf_counter() - start), 1)
 
 
@@ -116,9 +116,13 @@ def compare(name: str, vectors: np.ndarray, queries: np.ndarray, args: argparse.
 
     rows = []
     with PeakMemory() as memory:
-        brute = {"table": name, "method": "numpy brute force", "build_s": 0.0,
-                 "qps_batch1": _queries_per_s(lambda q: exact_top_k(vectors, q, K), queries, 1, args.batch1_queries),
-                 "qps_batch64": _queries_per_s(lambda q: exact_top_k(vectors, q, K), queries, 64)}
+        brute = {
+            "table": name,
+            "method": "numpy brute force",
+            "build_s": 0.0,
+            "qps_batch1": _queries_per_s(lambda q: exact_top_k(vectors, q, K), queries, 1, args.batch1_queries),
+            "qps_batch64": _queries_per_s(lambda q: exact_top_k(vectors, q, K), queries, 64),
+        }
         _, truth = exact_top_k(vectors, queries, K)
     rows.append({**brute, "recall_at_10": 1.0, "peak_added_mb": memory.added_mb})
     with PeakMemory() as memory:
@@ -126,16 +130,27 @@ def compare(name: str, vectors: np.ndarray, queries: np.ndarray, args: argparse.
         index = build_index(vectors, exact_max_rows=0, seed=args.seed)
         build_s = round(time.perf_counter() - start, 2)
         found, _ = index.search(queries, K)
-        method = (f"faiss IVF-Flat nlist {index.meta.nlist} nprobe {index.meta.nprobe}" if index.meta.kind == "ivf"
-                  else "faiss exact (IVF had to scan every cell)")
-        ivf = {"table": name, "method": method,
-               "build_s": build_s,
-               "qps_batch1": _queries_per_s(lambda q: index.search(q, K), queries, 1, args.batch1_queries),
-               "qps_batch64": _queries_per_s(lambda q: index.search(q, K), queries, 64),
-               "recall_at_10": round(recall_at_k(vectors, queries, found, truth), 4)}
-    rows.append({**ivf, "peak_added_mb": memory.added_mb,
-                 "speedup_batch1": round(ivf["qps_batch1"] / brute["qps_batch1"], 1),
-                 "speedup_batch64": round(ivf["qps_batch64"] / brute["qps_batch64"], 1)})
+        method = (
+            f"faiss IVF-Flat nlist {index.meta.nlist} nprobe {index.meta.nprobe}"
+            if index.meta.kind == "ivf"
+            else "faiss exact (IVF had to scan every cell)"
+        )
+        ivf = {
+            "table": name,
+            "method": method,
+            "build_s": build_s,
+            "qps_batch1": _queries_per_s(lambda q: index.search(q, K), queries, 1, args.batch1_queries),
+            "qps_batch64": _queries_per_s(lambda q: index.search(q, K), queries, 64),
+            "recall_at_10": round(recall_at_k(vectors, queries, found, truth), 4),
+        }
+    rows.append(
+        {
+            **ivf,
+            "peak_added_mb": memory.added_mb,
+            "speedup_batch1": round(ivf["qps_batch1"] / brute["qps_batch1"], 1),
+            "speedup_batch64": round(ivf["qps_batch64"] / brute["qps_batch64"], 1),
+        }
+    )
     return rows
 
 
@@ -143,8 +158,10 @@ def table(results: list[dict]) -> str:
     header = f"{'table':<10} {'method':<40} {'build s':>8} {'q/s b1':>9} {'q/s b64':>9} {'recall@10':>9} {'+MB':>7}"
     lines = [header, "-" * len(header)]
     for r in results:
-        lines.append(f"{r['table']:<10} {r['method']:<40} {r['build_s']:>8} {r['qps_batch1']:>9} "
-                     f"{r['qps_batch64']:>9} {r['recall_at_10']:>9} {r['peak_added_mb']:>7}")
+        lines.append(
+            f"{r['table']:<10} {r['method']:<40} {r['build_s']:>8} {r['qps_batch1']:>9} "
+            f"{r['qps_batch64']:>9} {r['recall_at_10']:>9} {r['peak_added_mb']:>7}"
+        )
     return "\n".join(lines)
 
 
@@ -153,21 +170,30 @@ def run(args: argparse.Namespace, command: str) -> dict:
 
     load_before = os.getloadavg()[0]
     results = []
-    results += compare("clustered", *clustered_table(args.vectors, args.queries, args.dim, args.clusters,
-                                                     args.spread, args.seed), args)
+    results += compare(
+        "clustered", *clustered_table(args.vectors, args.queries, args.dim, args.clusters, args.spread, args.seed), args
+    )
     results += compare("uniform", *uniform_table(args.vectors, args.queries, args.dim, args.seed + 1), args)
     ivf = results[1]
     return {
-        "benchmark": "search", "command": command,
+        "benchmark": "search",
+        "command": command,
         "device": f"cpu: {cpu_model()} ({os.cpu_count()} cores), faiss {faiss.__version__} with "
-                  f"{faiss.omp_get_max_threads()} threads, numpy {np.__version__}",
-        "vectors": args.vectors, "dim": args.dim, "queries": args.queries, "batch1_queries": args.batch1_queries,
-        "clusters": args.clusters, "spread": args.spread, "seed": args.seed,
+        f"{faiss.omp_get_max_threads()} threads, numpy {np.__version__}",
+        "vectors": args.vectors,
+        "dim": args.dim,
+        "queries": args.queries,
+        "batch1_queries": args.batch1_queries,
+        "clusters": args.clusters,
+        "spread": args.spread,
+        "seed": args.seed,
         # other work on the machine slows both methods; the 1-minute load average before and after says how much
         "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-        "target": {"recall_at_10": TARGET_RECALL, "speedup_batch1": TARGET_SPEEDUP,
-                   "met_on_clustered": ivf["recall_at_10"] >= TARGET_RECALL
-                   and ivf["speedup_batch1"] >= TARGET_SPEEDUP},
+        "target": {
+            "recall_at_10": TARGET_RECALL,
+            "speedup_batch1": TARGET_SPEEDUP,
+            "met_on_clustered": ivf["recall_at_10"] >= TARGET_RECALL and ivf["speedup_batch1"] >= TARGET_SPEEDUP,
+        },
         "results": results,
     }
 

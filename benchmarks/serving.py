@@ -98,15 +98,20 @@ def measure_speed(backend, images: list[bytes], repeats: int, batches: int, batc
         call(batch)
     elapsed = time.perf_counter() - start
     p50, p95 = np.percentile(latencies, [50, 95])
-    return {"p50_ms": round(float(p50), 2), "p95_ms": round(float(p95), 2),
-            "images_per_s": round(batches * batch_size / elapsed, 1), "batch_size": batch_size,
-            "latency_requests": repeats, "image_source": "data-dir" if len(images) > 1 else "synthetic 360x240 JPEG"}
+    return {
+        "p50_ms": round(float(p50), 2),
+        "p95_ms": round(float(p95), 2),
+        "images_per_s": round(batches * batch_size / elapsed, 1),
+        "batch_size": batch_size,
+        "latency_requests": repeats,
+        "image_source": "data-dir" if len(images) > 1 else "synthetic 360x240 JPEG",
+    }
 
 
 def _embed_files(client, root: Path, image_ids: list[str]) -> tuple[list[int], np.ndarray]:
     kept, chunks = [], []
     for start in range(0, len(image_ids), 256):
-        ids = image_ids[start:start + 256]
+        ids = image_ids[start : start + 256]
         result = client.embed([(root / i).read_bytes() for i in ids])
         kept.extend(start + i for i in result.indices)
         if result.indices:
@@ -148,17 +153,24 @@ def measure_precision(backend, args: argparse.Namespace) -> dict:
     rows, _ = nearest(train_embeddings, queries, args.precision_at)
     classes = np.union1d(train_labels, query_labels)
     chance = sum(np.mean(query_labels == c) * np.mean(train_labels == c) for c in classes)
-    per_class = {int(c): round(precision_at_k(train_labels[rows[query_labels == c]], query_labels[query_labels == c]),
-                               4) for c in np.unique(query_labels)}
+    per_class = {
+        int(c): round(precision_at_k(train_labels[rows[query_labels == c]], query_labels[query_labels == c]), 4)
+        for c in np.unique(query_labels)
+    }
     from models.evaluation import effective_rank, frozen_feature_scores
 
     scores = frozen_feature_scores(train_embeddings, train_labels, queries, query_labels)
-    return {"knn_accuracy": round(float(scores["knn"]), 4),
-            "linear_probe_accuracy": round(float(scores["linear_probe"]), 4),
-            "eval_effective_rank": round(float(effective_rank(queries)), 2),
-            f"precision_at_{args.precision_at}": round(precision_at_k(train_labels[rows], query_labels), 4),
-            "chance": round(float(chance), 4), "per_class": per_class, "train_rows": int(len(train_labels)),
-            "eval_queries": int(len(query_labels)), "queries_from": source}
+    return {
+        "knn_accuracy": round(float(scores["knn"]), 4),
+        "linear_probe_accuracy": round(float(scores["linear_probe"]), 4),
+        "eval_effective_rank": round(float(effective_rank(queries)), 2),
+        f"precision_at_{args.precision_at}": round(precision_at_k(train_labels[rows], query_labels), 4),
+        "chance": round(float(chance), 4),
+        "per_class": per_class,
+        "train_rows": int(len(train_labels)),
+        "eval_queries": int(len(query_labels)),
+        "queries_from": source,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

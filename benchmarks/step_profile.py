@@ -52,8 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     config = SimSiamConfig(image_size=args.image_size, stored_size=args.stored_size, width=args.width)
     model = build_simsiam(config)
     rng = np.random.default_rng(0)
-    stored = tf.constant(rng.integers(0, 256, (args.batch_size, config.stored_size, config.stored_size, 3))
-                         .astype("float32") / 255.0)
+    stored = tf.constant(
+        rng.integers(0, 256, (args.batch_size, config.stored_size, config.stored_size, 3)).astype("float32") / 255.0
+    )
     view = tf.random.uniform((args.batch_size, args.image_size, args.image_size, 3))
     features = tf.random.uniform((args.batch_size, int(model.encoder.output.shape[-1])))
 
@@ -75,10 +76,21 @@ def main(argv: list[str] | None = None) -> int:
         "encoder_forward_backward": _timed(tf.function(encoder_forward_backward), args.repeats),
         "heads_forward_backward": _timed(tf.function(heads_forward_backward), args.repeats),
     }
-    print(json.dumps({"benchmark": "step_profile", "unit": "ms per view of one batch", **ms,
-                      "image_size": args.image_size, "stored_size": config.stored_size,
-                      "batch_size": args.batch_size, "width": args.width, "precision": policy,
-                      "device": device}))
+    print(
+        json.dumps(
+            {
+                "benchmark": "step_profile",
+                "unit": "ms per view of one batch",
+                **ms,
+                "image_size": args.image_size,
+                "stored_size": config.stored_size,
+                "batch_size": args.batch_size,
+                "width": args.width,
+                "precision": policy,
+                "device": device,
+            }
+        )
+    )
     return 0
 
 

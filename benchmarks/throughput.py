@@ -34,11 +34,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--small-stem", choices=("auto", "on", "off"), default="auto")
     parser.add_argument("--width", type=float, default=1.0, help="backbone channel multiplier")
     parser.add_argument("--jit-compile", choices=("auto", "on", "off"), default="auto")
-    parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"),
-                        default="auto", help="auto: bf16 (mixed bfloat16) with a GPU, fp32 without")
-    parser.add_argument("--torch-python", metavar="PYTHON",
-                        help="also time benchmarks/torch_reference.py (the official PyTorch recipe) with this "
-                             "interpreter, right after this step, and report the ratio")
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16", "fp16"),
+        default="auto",
+        help="auto: bf16 (mixed bfloat16) with a GPU, fp32 without",
+    )
+    parser.add_argument(
+        "--torch-python",
+        metavar="PYTHON",
+        help="also time benchmarks/torch_reference.py (the official PyTorch recipe) with this "
+        "interpreter, right after this step, and report the ratio",
+    )
     parser.add_argument("--torch-workers", type=int, default=2, help="DataLoader workers of the PyTorch reference")
     parser.add_argument("--output-dir", type=Path, default=RESULTS_DIR)
     args = parser.parse_args(argv)
@@ -87,9 +94,14 @@ def run(args: argparse.Namespace) -> dict:
     precision = configure_precision(has_gpu, args.precision)
     small_stem = {"auto": None, "on": True, "off": False}[args.small_stem]
     config = SimSiamConfig(
-        backbone=args.backbone, image_size=args.image_size, stored_size=args.stored_size,
-        small_stem=small_stem, width=args.width,
-        batch_size=args.batch_size, epochs=1, warmup_epochs=0,
+        backbone=args.backbone,
+        image_size=args.image_size,
+        stored_size=args.stored_size,
+        small_stem=small_stem,
+        width=args.width,
+        batch_size=args.batch_size,
+        epochs=1,
+        warmup_epochs=0,
     )
     keras.utils.set_random_seed(0)
     model = build_simsiam(config)
@@ -132,9 +144,22 @@ def run(args: argparse.Namespace) -> dict:
 def torch_reference(args: argparse.Namespace, stored_size: int) -> dict:
     """The PyTorch reference step timed in a subprocess (its own Python with torch), as one JSON record."""
     script = Path(__file__).resolve().parent / "torch_reference.py"
-    command = [args.torch_python, str(script), "--image-size", str(args.image_size), "--stored-size",
-               str(stored_size), "--batch-size", str(args.batch_size), "--steps", str(args.steps),
-               "--warmup-steps", str(args.warmup_steps), "--workers", str(args.torch_workers)]
+    command = [
+        args.torch_python,
+        str(script),
+        "--image-size",
+        str(args.image_size),
+        "--stored-size",
+        str(stored_size),
+        "--batch-size",
+        str(args.batch_size),
+        "--steps",
+        str(args.steps),
+        "--warmup-steps",
+        str(args.warmup_steps),
+        "--workers",
+        str(args.torch_workers),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"error: the PyTorch reference failed ({' '.join(command)}):\n{done.stderr[-2000:]}")

@@ -125,12 +125,18 @@ class SimSiam(nn.Module):
         super().__init__()
         self.backbone = resnet18()
         self.projector = nn.Sequential(
-            nn.Linear(512, 512, bias=False), nn.BatchNorm1d(512), nn.ReLU(),
-            nn.Linear(512, 512, bias=False), nn.BatchNorm1d(512), nn.ReLU(),
-            nn.Linear(512, dim, bias=False), nn.BatchNorm1d(dim, affine=False),
+            nn.Linear(512, 512, bias=False),
+            nn.BatchNorm1d(512),
+            nn.ReLU(),
+            nn.Linear(512, 512, bias=False),
+            nn.BatchNorm1d(512),
+            nn.ReLU(),
+            nn.Linear(512, dim, bias=False),
+            nn.BatchNorm1d(dim, affine=False),
         )  # the official code widens the backbone's fc: prev_dim -> prev_dim -> prev_dim -> dim
-        self.predictor = nn.Sequential(nn.Linear(dim, pred_dim, bias=False), nn.BatchNorm1d(pred_dim), nn.ReLU(),
-                                       nn.Linear(pred_dim, dim))
+        self.predictor = nn.Sequential(
+            nn.Linear(dim, pred_dim, bias=False), nn.BatchNorm1d(pred_dim), nn.ReLU(), nn.Linear(pred_dim, dim)
+        )
 
     def forward(self, x1, x2):
         z1, z2 = self.projector(self.backbone(x1)), self.projector(self.backbone(x2))
@@ -154,9 +160,14 @@ def main() -> int:
     low = rng.integers(0, 256, (args.batch_size, 8, 8, 3)).astype(np.uint8)
     reps = args.stored_size // 8 + 1
     images = np.repeat(np.repeat(low, reps, 1), reps, 2)[:, : args.stored_size, : args.stored_size]
-    loader = torch.utils.data.DataLoader(TwoViews(images, args.image_size), batch_size=args.batch_size,
-                                         shuffle=True, drop_last=True, num_workers=args.workers,
-                                         persistent_workers=args.workers > 0)
+    loader = torch.utils.data.DataLoader(
+        TwoViews(images, args.image_size),
+        batch_size=args.batch_size,
+        shuffle=True,
+        drop_last=True,
+        num_workers=args.workers,
+        persistent_workers=args.workers > 0,
+    )
     model = SimSiam()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.06, momentum=0.9, weight_decay=5e-4)
     criterion = nn.CosineSimilarity(dim=1)
@@ -175,12 +186,23 @@ def main() -> int:
             if done == args.warmup_steps + args.steps:
                 break
     seconds = time.perf_counter() - start
-    print(json.dumps({
-        "benchmark": "torch_reference", "torch": torch.__version__, "image_size": args.image_size,
-        "stored_size": args.stored_size, "batch_size": args.batch_size, "steps": args.steps,
-        "workers": args.workers, "threads": args.threads, "seconds": round(seconds, 3),
-        "views_per_s": round(2 * args.batch_size * args.steps / seconds, 1), "final_loss": round(loss.item(), 4),
-    }))
+    print(
+        json.dumps(
+            {
+                "benchmark": "torch_reference",
+                "torch": torch.__version__,
+                "image_size": args.image_size,
+                "stored_size": args.stored_size,
+                "batch_size": args.batch_size,
+                "steps": args.steps,
+                "workers": args.workers,
+                "threads": args.threads,
+                "seconds": round(seconds, 3),
+                "views_per_s": round(2 * args.batch_size * args.steps / seconds, 1),
+                "final_loss": round(loss.item(), 4),
+            }
+        )
+    )
     return 0
 
 

@@ -66,12 +66,24 @@ def _jpeg_header(byte, n):
         fill = tf.equal(marker, 0xFF)
         standalone = ((marker >= 0xD0) & (marker <= 0xD8)) | tf.equal(marker, 0x01)
         end = tf.equal(marker, 0xDA) | tf.equal(marker, 0xD9)  # start of scan / end of image: no SOF
-        sof = ((marker >= 0xC0) & (marker <= 0xCF) & tf.not_equal(marker, 0xC4) & tf.not_equal(marker, 0xC8)
-               & tf.not_equal(marker, 0xCC))
+        sof = (
+            (marker >= 0xC0)
+            & (marker <= 0xCF)
+            & tf.not_equal(marker, 0xC4)
+            & tf.not_equal(marker, 0xC8)
+            & tf.not_equal(marker, 0xCC)
+        )
         length = u16(pos + 2)
-        exif = (tf.equal(marker, 0xE1) & (tiff < 0) & tf.equal(byte(pos + 4), 0x45) & tf.equal(byte(pos + 5), 0x78)
-                & tf.equal(byte(pos + 6), 0x69) & tf.equal(byte(pos + 7), 0x66) & tf.equal(byte(pos + 8), 0)
-                & tf.equal(byte(pos + 9), 0))
+        exif = (
+            tf.equal(marker, 0xE1)
+            & (tiff < 0)
+            & tf.equal(byte(pos + 4), 0x45)
+            & tf.equal(byte(pos + 5), 0x78)
+            & tf.equal(byte(pos + 6), 0x69)
+            & tf.equal(byte(pos + 7), 0x66)
+            & tf.equal(byte(pos + 8), 0)
+            & tf.equal(byte(pos + 9), 0)
+        )
         segment = ~(fill | standalone | end | not_marker)
         tiff = tf.where(segment & exif, pos + 10, tiff)
         width = tf.where(segment & sof, u16(pos + 7), width)
@@ -82,8 +94,11 @@ def _jpeg_header(byte, n):
 
     minus_one = tf.constant(-1, tf.int64)
     _, _, width, height, tiff = tf.while_loop(
-        cond, body, (tf.constant(2, tf.int64), tf.constant(False), minus_one, minus_one, minus_one),
-        maximum_iterations=_MAX_SEGMENTS)
+        cond,
+        body,
+        (tf.constant(2, tf.int64), tf.constant(False), minus_one, minus_one, minus_one),
+        maximum_iterations=_MAX_SEGMENTS,
+    )
     return width, height, tiff
 
 
@@ -102,8 +117,7 @@ def _exif_orientation(byte, tiff):
     count = tf.minimum(u16(ifd), _MAX_IFD_ENTRIES)
     entries = ifd + 2 + 12 * tf.range(_MAX_IFD_ENTRIES, dtype=tf.int64)
     tags, types, values = u16(entries), u16(entries + 2), u16(entries + 8)  # byte() gathers vectors too
-    match = (tf.equal(tags, ORIENTATION_TAG) & tf.equal(types, 3)
-             & (tf.range(_MAX_IFD_ENTRIES, dtype=tf.int64) < count))
+    match = tf.equal(tags, ORIENTATION_TAG) & tf.equal(types, 3) & (tf.range(_MAX_IFD_ENTRIES, dtype=tf.int64) < count)
     value = tf.reduce_max(tf.where(match, values, tf.zeros_like(values)))
     valid = (little | big) & tf.equal(u16(tiff + 2), 42) & (tiff >= 0) & (value >= 1) & (value <= 8)
     return tf.where(valid, value, tf.constant(1, tf.int64))
@@ -115,8 +129,11 @@ def read_header(encoded: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf
     byte, n = _reader(encoded)
     is_jpeg = tf.equal(byte(0), 0xFF) & tf.equal(byte(1), 0xD8) & tf.equal(byte(2), 0xFF)
     is_png = tf.reduce_all(tf.stack([tf.equal(byte(i), c) for i, c in enumerate(_PNG_SIGNATURE)]))
-    kind = tf.where(is_jpeg, tf.constant(JPEG, tf.int64), tf.where(is_png, tf.constant(PNG, tf.int64),
-                                                                     tf.constant(UNKNOWN, tf.int64)))
+    kind = tf.where(
+        is_jpeg,
+        tf.constant(JPEG, tf.int64),
+        tf.where(is_png, tf.constant(PNG, tf.int64), tf.constant(UNKNOWN, tf.int64)),
+    )
 
     def jpeg():
         width, height, tiff = _jpeg_header(byte, n)
@@ -126,8 +143,8 @@ def read_header(encoded: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf
     def png():
         def u32(i):
             return ((byte(i) * 256 + byte(i + 1)) * 256 + byte(i + 2)) * 256 + byte(i + 3)
-        ihdr = (tf.equal(byte(12), 0x49) & tf.equal(byte(13), 0x48) & tf.equal(byte(14), 0x44)
-                & tf.equal(byte(15), 0x52))
+
+        ihdr = tf.equal(byte(12), 0x49) & tf.equal(byte(13), 0x48) & tf.equal(byte(14), 0x44) & tf.equal(byte(15), 0x52)
         minus_one = tf.constant(-1, tf.int64)
         return tf.where(ihdr, u32(16), minus_one), tf.where(ihdr, u32(20), minus_one), tf.constant(1, tf.int64)
 
@@ -164,29 +181,52 @@ def decode_image(encoded: tf.Tensor, limits: ImageLimits = ImageLimits()) -> tf.
     # The first bytes as decimal numbers: raw bytes in the message would make it invalid UTF-8, which
     # Python (and a gRPC status) cannot decode (found by benchmarks/fuzz.py).
     head = tf.io.decode_raw(tf.strings.substr(encoded, 0, tf.minimum(8, tf.strings.length(encoded))), tf.uint8)
-    known = tf.Assert(tf.not_equal(kind, UNKNOWN), [tf.strings.join([
-        "Unknown image file format: only JPEG and PNG are accepted (the ",
-        tf.strings.as_string(tf.strings.length(encoded)), " bytes start with ",
-        tf.strings.reduce_join(tf.strings.as_string(tf.cast(head, tf.int32)), separator=" "), ")"])])
+    known = tf.Assert(
+        tf.not_equal(kind, UNKNOWN),
+        [
+            tf.strings.join(
+                [
+                    "Unknown image file format: only JPEG and PNG are accepted (the ",
+                    tf.strings.as_string(tf.strings.length(encoded)),
+                    " bytes start with ",
+                    tf.strings.reduce_join(tf.strings.as_string(tf.cast(head, tf.int32)), separator=" "),
+                    ")",
+                ]
+            )
+        ],
+    )
     with tf.control_dependencies([known]):
-        inside = ((tf.minimum(width, height) >= limits.min_side) & (tf.maximum(width, height) <= limits.max_side)
-                  & (width * height <= limits.max_pixels))
+        inside = (
+            (tf.minimum(width, height) >= limits.min_side)
+            & (tf.maximum(width, height) <= limits.max_side)
+            & (width * height <= limits.max_pixels)
+        )
         size = tf.strings.join([tf.strings.as_string(width), "x", tf.strings.as_string(height)])
-        message = tf.where(width < 0, "corrupt image: no width and height in its header (JPEG SOF / PNG IHDR)",
-                           tf.strings.join(["image size ", size, f" px is outside the limits ({limits.describe()}) "
-                                            "read from its header; nothing was decoded"]))
+        message = tf.where(
+            width < 0,
+            "corrupt image: no width and height in its header (JPEG SOF / PNG IHDR)",
+            tf.strings.join(
+                [
+                    "image size ",
+                    size,
+                    f" px is outside the limits ({limits.describe()}) read from its header; nothing was decoded",
+                ]
+            ),
+        )
         sized = tf.Assert(inside, [message])
     with tf.control_dependencies([sized]):
         return tf.cond(
             tf.equal(kind, PNG),
             lambda: composite(tf.io.decode_png(encoded, channels=4)),
-            lambda: orient(tf.io.decode_jpeg(encoded, channels=3), orientation))
+            lambda: orient(tf.io.decode_jpeg(encoded, channels=3), orientation),
+        )
 
 
 @functools.lru_cache(maxsize=8)
 def _eager_decoder(limits: ImageLimits):
-    return tf.function(lambda data: tf.shape(decode_image(data, limits)),
-                       input_signature=[tf.TensorSpec([], tf.string)])
+    return tf.function(
+        lambda data: tf.shape(decode_image(data, limits)), input_signature=[tf.TensorSpec([], tf.string)]
+    )
 
 
 def decode_problem(data: bytes, limits: ImageLimits = ImageLimits()) -> Problem | None:

@@ -16,8 +16,13 @@ GPU_MACHINES: dict[str, dict[int, str]] = {
     "NVIDIA_TESLA_P100": {1: "n1-standard-8", 2: "n1-standard-16", 4: "n1-standard-32"},
     "NVIDIA_TESLA_V100": {1: "n1-standard-8", 2: "n1-standard-16", 4: "n1-standard-32", 8: "n1-standard-64"},
     "NVIDIA_L4": {1: "g2-standard-8", 2: "g2-standard-24", 4: "g2-standard-48", 8: "g2-standard-96"},
-    "NVIDIA_TESLA_A100": {1: "a2-highgpu-1g", 2: "a2-highgpu-2g", 4: "a2-highgpu-4g", 8: "a2-highgpu-8g",
-                          16: "a2-megagpu-16g"},
+    "NVIDIA_TESLA_A100": {
+        1: "a2-highgpu-1g",
+        2: "a2-highgpu-2g",
+        4: "a2-highgpu-4g",
+        8: "a2-highgpu-8g",
+        16: "a2-megagpu-16g",
+    },
     "NVIDIA_A100_80GB": {1: "a2-ultragpu-1g", 2: "a2-ultragpu-2g", 4: "a2-ultragpu-4g", 8: "a2-ultragpu-8g"},
     "NVIDIA_H100_80GB": {1: "a3-highgpu-1g", 2: "a3-highgpu-2g", 4: "a3-highgpu-4g", 8: "a3-highgpu-8g"},
     "NVIDIA_H100_MEGA_80GB": {8: "a3-megagpu-8g"},
@@ -30,8 +35,10 @@ _PROJECT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")  # Google Cloud project
 _REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")  # us-central1, europe-west4, ...
 _MACHINE = re.compile(r"^[a-z][a-z0-9]*-[a-z0-9-]+$")  # n1-standard-8, g2-standard-8, ...
 # [registry[:port]/]path[:tag][@sha256:digest], lower-case path as Docker requires.
-_IMAGE = re.compile(r"^([a-zA-Z0-9.-]+(:[0-9]+)?/)?[a-z0-9]+([._/-][a-z0-9]+)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
-                    r"(@sha256:[0-9a-f]{64})?$")
+_IMAGE = re.compile(
+    r"^([a-zA-Z0-9.-]+(:[0-9]+)?/)?[a-z0-9]+([._/-][a-z0-9]+)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
+    r"(@sha256:[0-9a-f]{64})?$"
+)
 
 
 class ConfigError(ValueError):
@@ -100,9 +107,15 @@ class KubeflowOptions:
         """The `components.ingest.inputs.ImageInput` these options describe."""
         from components.ingest.inputs import ImageInput
 
-        return ImageInput(data_dir=self.data_dir, unlabeled_dir=self.unlabeled_dir, examples=self.examples,
-                          image_key=self.image_key, label_key=self.label_key, tfds_name=self.tfds_name,
-                          tfds_data_dir=self.tfds_dir)
+        return ImageInput(
+            data_dir=self.data_dir,
+            unlabeled_dir=self.unlabeled_dir,
+            examples=self.examples,
+            image_key=self.image_key,
+            label_key=self.label_key,
+            tfds_name=self.tfds_name,
+            tfds_data_dir=self.tfds_dir,
+        )
 
     @property
     def beam_temp_location(self) -> str:
@@ -117,11 +130,14 @@ def validate(o: KubeflowOptions) -> None:
     """Raises ConfigError (one line) on the first option that cannot work."""
     _gcs("--pipeline-root", o.pipeline_root)
     if not _IMAGE.match(o.image or "") or o.image.startswith(("/", ".")):
-        raise ConfigError(f"--image must be a container image reference such as "
-                          f"us-docker.pkg.dev/PROJECT/REPO/simsiam-tfx:TAG, not {o.image!r}")
+        raise ConfigError(
+            f"--image must be a container image reference such as "
+            f"us-docker.pkg.dev/PROJECT/REPO/simsiam-tfx:TAG, not {o.image!r}"
+        )
     if not _PIPELINE_NAME.match(o.pipeline_name):
-        raise ConfigError(f"--pipeline-name must be lower-case letters, digits and '-' (at most 128), "
-                          f"not {o.pipeline_name!r}")
+        raise ConfigError(
+            f"--pipeline-name must be lower-case letters, digits and '-' (at most 128), not {o.pipeline_name!r}"
+        )
     try:
         o.image_input  # noqa: B018 - validates the combination of input options
     except ValueError as err:
@@ -139,8 +155,9 @@ def validate(o: KubeflowOptions) -> None:
     if o.gpu_count < 1:
         raise ConfigError(f"--gpu-count must be at least 1, not {o.gpu_count}")
     if o.gpu_count not in counts:
-        raise ConfigError(f"Vertex AI offers {o.gpu_type} in counts of {', '.join(map(str, counts))}, "
-                          f"not {o.gpu_count}")
+        raise ConfigError(
+            f"Vertex AI offers {o.gpu_type} in counts of {', '.join(map(str, counts))}, not {o.gpu_count}"
+        )
     for flag, value in (("--trainer-cpu", o.trainer_cpu), ("--trainer-memory", o.trainer_memory_gb)):
         if value is not None and value <= 0:
             raise ConfigError(f"{flag} must be positive, not {value}")
@@ -154,8 +171,12 @@ def validate(o: KubeflowOptions) -> None:
         if machine is not None and not _MACHINE.match(machine):
             raise ConfigError(f"{flag} {machine!r} is not a Compute Engine machine type such as n1-standard-8")
     if o.vertex_training and (o.trainer_cpu or o.trainer_memory_gb):
-        raise ConfigError("--trainer-cpu/--trainer-memory size the SimSiam Trainer's pipeline step; with "
-                          "--vertex-training choose the job's --machine-type instead")
+        raise ConfigError(
+            "--trainer-cpu/--trainer-memory size the SimSiam Trainer's pipeline step; with "
+            "--vertex-training choose the job's --machine-type instead"
+        )
     if o.machine_type and not o.vertex_training:
-        raise ConfigError("--machine-type applies only with --vertex-training (otherwise Vertex AI Pipelines "
-                          "picks the machine from the GPU request)")
+        raise ConfigError(
+            "--machine-type applies only with --vertex-training (otherwise Vertex AI Pipelines "
+            "picks the machine from the GPU request)"
+        )

@@ -114,8 +114,12 @@ class SimSiamAugmentation(keras.layers.Layer):
         super().__init__(**kwargs)
         if not 0 < crop_scale[0] <= crop_scale[1] <= 1 or not 0 < crop_ratio[0] <= crop_ratio[1]:
             raise ValueError(f"bad crop_scale {crop_scale} or crop_ratio {crop_ratio}")
-        for name, p in (("flip", flip_prob), ("jitter", jitter_prob), ("grayscale", grayscale_prob),
-                        ("blur", blur_prob)):
+        for name, p in (
+            ("flip", flip_prob),
+            ("jitter", jitter_prob),
+            ("grayscale", grayscale_prob),
+            ("blur", blur_prob),
+        ):
             if not 0 <= p <= 1:
                 raise ValueError(f"{name}_prob must lie in [0, 1], got {p}")
         self.output_size = int(output_size)
@@ -256,10 +260,19 @@ class SimSiamAugmentation(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(
-            output_size=self.output_size, crop_scale=self.crop_scale, crop_ratio=self.crop_ratio,
-            flip_prob=self.flip_prob, jitter_prob=self.jitter_prob, brightness=self.brightness,
-            contrast=self.contrast, saturation=self.saturation, hue=self.hue,
-            grayscale_prob=self.grayscale_prob, blur_prob=self.blur_prob, blur_sigma=self.blur_sigma,
-            blur_reference_size=self.blur_reference_size, seed=self.seed,
+            output_size=self.output_size,
+            crop_scale=self.crop_scale,
+            crop_ratio=self.crop_ratio,
+            flip_prob=self.flip_prob,
+            jitter_prob=self.jitter_prob,
+            brightness=self.brightness,
+            contrast=self.contrast,
+            saturation=self.saturation,
+            hue=self.hue,
+            grayscale_prob=self.grayscale_prob,
+            blur_prob=self.blur_prob,
+            blur_sigma=self.blur_sigma,
+            blur_reference_size=self.blur_reference_size,
+            seed=self.seed,
         )
         return config

@@ -29,7 +29,10 @@ def _conv(filters: int, kernel: int, stride: int, name: str) -> Conv2D:
 def _bn(name: str, zero_init: bool = False, synchronized: bool = False) -> layers.BatchNormalization:
     # momentum 0.9 / eps 1e-5 are PyTorch's BatchNorm defaults (its momentum 0.1 = 1 - 0.9).
     return layers.BatchNormalization(
-        momentum=0.9, epsilon=1e-5, gamma_initializer="zeros" if zero_init else "ones", name=name,
+        momentum=0.9,
+        epsilon=1e-5,
+        gamma_initializer="zeros" if zero_init else "ones",
+        name=name,
         synchronized=synchronized,
     )
 
@@ -69,7 +72,11 @@ def resolve_small_stem(image_size: int, small_stem: bool | None) -> bool:
 
 
 def build_backbone(
-    name: str, image_size: int, small_stem: bool | None = None, width: float = 1.0, sync_batch_norm: bool = False,
+    name: str,
+    image_size: int,
+    small_stem: bool | None = None,
+    width: float = 1.0,
+    sync_batch_norm: bool = False,
 ) -> keras.Model:
     """Normalised float images `[B, S, S, 3]` -> globally average-pooled features `[B, F]`.
 

@@ -124,8 +124,9 @@ def colour_histogram_features(images, bins: int = HISTOGRAM_BINS) -> np.ndarray:
 FEATURES = {"random_filters": random_filter_features, "colour_histograms": colour_histogram_features}
 
 
-def cheap_baseline_scores(train_images, train_labels, eval_images, eval_labels, image_size: int,
-                          k: int = 20) -> dict[str, dict[str, float]]:
+def cheap_baseline_scores(
+    train_images, train_labels, eval_images, eval_labels, image_size: int, k: int = 20
+) -> dict[str, dict[str, float]]:
     """Each cheap feature scored as the encoder is: `{name: frozen_feature_scores(...)}` for the names
     in CHEAP_BASELINES.
 
@@ -148,8 +149,10 @@ def cheap_baseline_scores(train_images, train_labels, eval_images, eval_labels, 
         return {name: np.concatenate([b[name] for b in blocks]) for name in CHEAP_BASELINES}
 
     train_f, eval_f = features(train_images), features(eval_images)
-    return {name: frozen_feature_scores(train_f[name], train_labels, eval_f[name], eval_labels, k=k)
-            for name in CHEAP_BASELINES}
+    return {
+        name: frozen_feature_scores(train_f[name], train_labels, eval_f[name], eval_labels, k=k)
+        for name in CHEAP_BASELINES
+    }
 
 
 def strongest_baseline(scores: dict[str, dict[str, Any]], metric: str) -> tuple[str, float] | None:

@@ -31,8 +31,13 @@ class Conv2D(keras.layers.Layer):
     """`filters` outputs, odd square `kernel_size`, stride 1 or 2, padding `kernel_size // 2`, no bias."""
 
     def __init__(
-        self, filters: int, kernel_size: int, strides: int = 1, kernel_initializer="he_normal",
-        implementation: str = "auto", **kwargs,
+        self,
+        filters: int,
+        kernel_size: int,
+        strides: int = 1,
+        kernel_initializer="he_normal",
+        implementation: str = "auto",
+        **kwargs,
     ):
         super().__init__(**kwargs)
         if kernel_size % 2 != 1 or strides not in (1, 2):
@@ -48,7 +53,9 @@ class Conv2D(keras.layers.Layer):
     def build(self, input_shape):
         k = self.kernel_size
         self.kernel = self.add_weight(
-            name="kernel", shape=(k, k, input_shape[-1], self.filters), initializer=self.kernel_initializer,
+            name="kernel",
+            shape=(k, k, input_shape[-1], self.filters),
+            initializer=self.kernel_initializer,
         )
 
     def compute_output_shape(self, input_shape):
@@ -98,7 +105,9 @@ class Conv2D(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(
-            filters=self.filters, kernel_size=self.kernel_size, strides=self.strides,
+            filters=self.filters,
+            kernel_size=self.kernel_size,
+            strides=self.strides,
             kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
             implementation=self.implementation,
         )
@@ -149,4 +158,3 @@ def _index(x, axis: int, index):
     key = [slice(None)] * len(x.shape)
     key[axis] = index
     return x[tuple(key)]
-

@@ -8,9 +8,7 @@ import keras
 import numpy as np
 
 
-def build_encoder(
-    backbone: keras.Model, image_size: int, mean: Sequence[float], std: Sequence[float]
-) -> keras.Model:
+def build_encoder(backbone: keras.Model, image_size: int, mean: Sequence[float], std: Sequence[float]) -> keras.Model:
     """float images `[B, S, S, 3]` in [0, 1] -> backbone features; `mean`/`std` per channel in [0, 1] units."""
     mean, std = np.asarray(mean, "float32"), np.asarray(std, "float32")
     if mean.shape != (3,) or std.shape != (3,) or np.any(std <= 0):

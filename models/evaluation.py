@@ -101,7 +101,10 @@ class LinearProbe:
 
 
 def fit_linear_probe(
-    train_x, train_y, num_classes: int | None = None, weight_decay: float | None = None,
+    train_x,
+    train_y,
+    num_classes: int | None = None,
+    weight_decay: float | None = None,
     iterations: int = PROBE_ITERATIONS,
 ) -> LinearProbe:
     """Multinomial logistic regression on standardised features (train statistics), L2-regularised.
@@ -177,16 +180,6 @@ def frozen_feature_scores(train_x, train_y, test_x, test_y, k: int = 20) -> dict
         "knn": knn_accuracy(train_x, train_y, test_x, test_y, k=k),
         "probe_weight_decay": probe.weight_decay,
     }
-
-
-def linear_probe_accuracy(
-    train_x, train_y, test_x, test_y, iterations: int = PROBE_ITERATIONS, weight_decay: float | None = None
-) -> float:
-    """Test accuracy of `fit_linear_probe(train_x, train_y)` on `(test_x, test_y)`."""
-    train_x, train_y, test_x, test_y = _check(train_x, train_y, test_x, test_y)
-    num_classes = int(max(train_y.max(), test_y.max())) + 1
-    probe = fit_linear_probe(train_x, train_y, num_classes, weight_decay=weight_decay, iterations=iterations)
-    return float(np.mean(probe.predict(test_x) == test_y))
 
 
 # --- Label-free measures: is an encoder worth serving when there are no labels to probe with? ---

@@ -14,8 +14,9 @@ def _linear(units: int, name: str, use_bias: bool = False) -> layers.Dense:
 
 
 def _bn(name: str, affine: bool = True, synchronized: bool = False) -> layers.BatchNormalization:
-    return layers.BatchNormalization(momentum=0.9, epsilon=1e-5, center=affine, scale=affine, name=name,
-                                     synchronized=synchronized)
+    return layers.BatchNormalization(
+        momentum=0.9, epsilon=1e-5, center=affine, scale=affine, name=name, synchronized=synchronized
+    )
 
 
 class _MLP(keras.layers.Layer):
@@ -47,9 +48,14 @@ class SimSiamProjectionHead(_MLP):
         super().__init__(output_dim, hidden_dim, sync_batch_norm, **kwargs)
         sync = sync_batch_norm
         self.blocks = [
-            _linear(hidden_dim, "fc1"), _bn("bn1", synchronized=sync), layers.ReLU(name="relu1"),
-            _linear(hidden_dim, "fc2"), _bn("bn2", synchronized=sync), layers.ReLU(name="relu2"),
-            _linear(output_dim, "fc3"), _bn("bn3", affine=False, synchronized=sync),
+            _linear(hidden_dim, "fc1"),
+            _bn("bn1", synchronized=sync),
+            layers.ReLU(name="relu1"),
+            _linear(hidden_dim, "fc2"),
+            _bn("bn2", synchronized=sync),
+            layers.ReLU(name="relu2"),
+            _linear(output_dim, "fc3"),
+            _bn("bn3", affine=False, synchronized=sync),
         ]
 
 
@@ -60,6 +66,8 @@ class SimSiamPredictionHead(_MLP):
     def __init__(self, output_dim: int = 2048, hidden_dim: int = 512, sync_batch_norm: bool = False, **kwargs):
         super().__init__(output_dim, hidden_dim, sync_batch_norm, **kwargs)
         self.blocks = [
-            _linear(hidden_dim, "fc1"), _bn("bn1", synchronized=sync_batch_norm), layers.ReLU(name="relu1"),
+            _linear(hidden_dim, "fc1"),
+            _bn("bn1", synchronized=sync_batch_norm),
+            layers.ReLU(name="relu1"),
             _linear(output_dim, "fc2", use_bias=True),
         ]

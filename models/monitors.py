@@ -20,8 +20,9 @@ def embed(encoder: keras.Model, images: np.ndarray, batch_size: int = 256, chunk
     images = np.asarray(images)
     size = int(encoder.input_shape[1])
     features = [
-        encoder.predict(keras.ops.convert_to_numpy(eval_view(images[i : i + chunk], size)),
-                        batch_size=batch_size, verbose=0)
+        encoder.predict(
+            keras.ops.convert_to_numpy(eval_view(images[i : i + chunk], size)), batch_size=batch_size, verbose=0
+        )
         for i in range(0, len(images), chunk)
     ]
     return np.concatenate(features).astype("float32")
@@ -43,8 +44,16 @@ class KNNMonitor(keras.callbacks.Callback):
     """
 
     def __init__(
-        self, train_images, train_labels, eval_images, eval_labels, every_n_epochs: int = 10,
-        k: int = 20, temperature: float = 0.1, batch_size: int = 256, evaluate_at_start: bool = True,
+        self,
+        train_images,
+        train_labels,
+        eval_images,
+        eval_labels,
+        every_n_epochs: int = 10,
+        k: int = 20,
+        temperature: float = 0.1,
+        batch_size: int = 256,
+        evaluate_at_start: bool = True,
     ):
         super().__init__()
         if every_n_epochs < 1:
@@ -59,9 +68,12 @@ class KNNMonitor(keras.callbacks.Callback):
     def accuracy(self) -> float:
         encoder = self.model.encoder
         return knn_accuracy(
-            embed(encoder, self.train_images, self.batch_size), self.train_labels,
-            embed(encoder, self.eval_images, self.batch_size), self.eval_labels,
-            k=self.k, temperature=self.temperature,
+            embed(encoder, self.train_images, self.batch_size),
+            self.train_labels,
+            embed(encoder, self.eval_images, self.batch_size),
+            self.eval_labels,
+            k=self.k,
+            temperature=self.temperature,
         )
 
     def on_train_begin(self, logs=None):

@@ -17,8 +17,15 @@ class SimSiamSGD(keras.optimizers.SGD):
       Matched by path when the optimizer is built, so a reloaded model keeps the split.
     """
 
-    def __init__(self, learning_rate=0.01, momentum: float = 0.9, l2: float = 0.0,
-                 fixed_learning_rate: float | None = None, fixed_scope: str = "predictor", **kwargs):
+    def __init__(
+        self,
+        learning_rate=0.01,
+        momentum: float = 0.9,
+        l2: float = 0.0,
+        fixed_learning_rate: float | None = None,
+        fixed_scope: str = "predictor",
+        **kwargs,
+    ):
         super().__init__(learning_rate=learning_rate, momentum=momentum, **kwargs)
         self.l2 = float(l2)
         self.fixed_learning_rate = fixed_learning_rate
@@ -42,5 +49,9 @@ class SimSiamSGD(keras.optimizers.SGD):
         super().update_step(gradient, variable, learning_rate)
 
     def get_config(self):
-        return {**super().get_config(), "l2": self.l2, "fixed_learning_rate": self.fixed_learning_rate,
-                "fixed_scope": self.fixed_scope}
+        return {
+            **super().get_config(),
+            "l2": self.l2,
+            "fixed_learning_rate": self.fixed_learning_rate,
+            "fixed_scope": self.fixed_scope,
+        }

@@ -130,15 +130,22 @@ def build_simsiam(
     BatchNorm's statistics over the global batch, in the backbone and both heads, as the official
     code's `SyncBatchNorm` does; with per-replica statistics the loss depends on how the batch is split.
     """
-    backbone = build_backbone(config.backbone, config.image_size, small_stem=config.small_stem, width=config.width,
-                              sync_batch_norm=sync_batch_norm)
+    backbone = build_backbone(
+        config.backbone,
+        config.image_size,
+        small_stem=config.small_stem,
+        width=config.width,
+        sync_batch_norm=sync_batch_norm,
+    )
     encoder = build_encoder(backbone, config.image_size, mean, std)
     model = SimSiam(
         encoder=encoder,
-        projector=SimSiamProjectionHead(config.proj_dim, config.proj_hidden_dim, sync_batch_norm=sync_batch_norm,
-                                        name="projector"),
-        predictor=SimSiamPredictionHead(config.proj_dim, config.pred_hidden_dim, sync_batch_norm=sync_batch_norm,
-                                        name="predictor"),
+        projector=SimSiamProjectionHead(
+            config.proj_dim, config.proj_hidden_dim, sync_batch_norm=sync_batch_norm, name="projector"
+        ),
+        predictor=SimSiamPredictionHead(
+            config.proj_dim, config.pred_hidden_dim, sync_batch_norm=sync_batch_norm, name="predictor"
+        ),
         augmentation=build_augmentation(config),
         stop_gradient=config.stop_gradient,
         name="simsiam",
@@ -152,9 +159,15 @@ def build_augmentation(config: SimSiamConfig) -> SimSiamAugmentation:
     smallest crop."""
     s = config.jitter_strength
     return SimSiamAugmentation(
-        config.image_size, crop_scale=(config.crop_min_scale, 1.0),
-        brightness=0.4 * s, contrast=0.4 * s, saturation=0.4 * s, hue=0.1 * s,
-        grayscale_prob=config.grayscale_prob, seed=config.seed, name="augmentation",
+        config.image_size,
+        crop_scale=(config.crop_min_scale, 1.0),
+        brightness=0.4 * s,
+        contrast=0.4 * s,
+        saturation=0.4 * s,
+        hue=0.1 * s,
+        grayscale_prob=config.grayscale_prob,
+        seed=config.seed,
+        name="augmentation",
     )
 
 
@@ -167,8 +180,10 @@ def make_schedule(config: SimSiamConfig, steps_per_epoch: int) -> keras.optimize
         raise ValueError(f"steps_per_epoch must be >= 1, got {steps_per_epoch}")
     warmup, total = config.warmup_epochs * steps_per_epoch, config.epochs * steps_per_epoch
     return keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=0.0 if warmup else config.base_lr, decay_steps=max(total - warmup, 1),
-        alpha=config.final_lr / config.base_lr, warmup_target=config.base_lr if warmup else None,
+        initial_learning_rate=0.0 if warmup else config.base_lr,
+        decay_steps=max(total - warmup, 1),
+        alpha=config.final_lr / config.base_lr,
+        warmup_target=config.base_lr if warmup else None,
         warmup_steps=warmup,
     )
 
@@ -176,8 +191,11 @@ def make_schedule(config: SimSiamConfig, steps_per_epoch: int) -> keras.optimize
 def make_optimizer(model: SimSiam, config: SimSiamConfig, steps_per_epoch: int) -> SimSiamSGD:
     """SimSiamSGD with `make_schedule` over `config.epochs`; the predictor (by layer name) keeps base_lr."""
     return SimSiamSGD(
-        learning_rate=make_schedule(config, steps_per_epoch), momentum=config.momentum, l2=config.weight_decay,
-        fixed_learning_rate=config.base_lr if config.fix_pred_lr else None, fixed_scope=model.predictor.name,
+        learning_rate=make_schedule(config, steps_per_epoch),
+        momentum=config.momentum,
+        l2=config.weight_decay,
+        fixed_learning_rate=config.base_lr if config.fix_pred_lr else None,
+        fixed_scope=model.predictor.name,
     )
 
 
@@ -191,4 +209,3 @@ def compile_simsiam(
     """
     model.compile(optimizer=make_optimizer(model, config, steps_per_epoch), jit_compile=jit_compile)
     return model
-

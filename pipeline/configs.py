@@ -59,16 +59,20 @@ class RunConfig:
         if not 0 < self.eval_percent < 100:
             raise ValueError(f"eval_percent must lie in 1..99, got {self.eval_percent}")
         if not 0 <= self.max_rejected_fraction <= 1 or self.accuracy_floor < 0:
-            raise ValueError("max_rejected_fraction must lie in [0, 1] and accuracy_floor be >= 0 "
-                             "(a floor above 1 blesses nothing)")
+            raise ValueError(
+                "max_rejected_fraction must lie in [0, 1] and accuracy_floor be >= 0 (a floor above 1 blesses nothing)"
+            )
         if not 0 < self.checkpoint_io_fraction <= 1:
             raise ValueError(f"checkpoint_io_fraction must lie in (0, 1], got {self.checkpoint_io_fraction}")
         if self.min_collapse_std < 0 or self.min_rank_ratio < 0:
-            raise ValueError(f"min_collapse_std and min_rank_ratio must be >= 0, got {self.min_collapse_std}, "
-                             f"{self.min_rank_ratio}")
+            raise ValueError(
+                f"min_collapse_std and min_rank_ratio must be >= 0, got {self.min_collapse_std}, {self.min_rank_ratio}"
+            )
         if self.gate_against not in GATE_AGAINST or self.gate_margin < 0:
-            raise ValueError(f"gate_against must be one of {GATE_AGAINST} and gate_margin >= 0, got "
-                             f"{self.gate_against!r}, {self.gate_margin}")
+            raise ValueError(
+                f"gate_against must be one of {GATE_AGAINST} and gate_margin >= 0, got "
+                f"{self.gate_against!r}, {self.gate_margin}"
+            )
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {tuple(PRECISIONS)}, got {self.precision!r}")
 
@@ -94,14 +98,33 @@ class RunConfig:
 # Profiles are data: each a set of RunConfig / SimSiamConfig values over the defaults.
 PROFILES: dict[str, dict[str, Any]] = {
     # A few minutes on a 2-core CPU: proves the plumbing, not the quality (used by tests).
-    "smoke": dict(image_size=32, batch_size=16, epochs=2, probe_epochs=200, warmup_epochs=0, width=0.25,
-                  knn_every=1, gate_against="none", collapse_threshold=0.0),
+    "smoke": dict(
+        image_size=32,
+        batch_size=16,
+        epochs=2,
+        probe_epochs=200,
+        warmup_epochs=0,
+        width=0.25,
+        knn_every=1,
+        gate_against="none",
+        collapse_threshold=0.0,
+    ),
     # All 3,119 Flowers images on a 2-core CPU, the recipe docs/measurements.md' "A CPU recipe" study chose: ResNet-18
     # at half width (3x the steps per minute of the full one), bf16 where the CPU has it, photos stored
     # at 96 px and cropped to 64, batch 64 (more steps), weaker colour jitter, no grayscale; 150 epochs,
     # what the SimSiam Trainer's 45-minute budget holds with room (docs/quality.md gives the run's time).
-    "cpu": dict(image_size=64, stored_size=96, width=0.5, batch_size=64, epochs=150, warmup_epochs=5,
-                jitter_strength=0.5, grayscale_prob=0.0, precision="bf16", knn_every=10),
+    "cpu": dict(
+        image_size=64,
+        stored_size=96,
+        width=0.5,
+        batch_size=64,
+        epochs=150,
+        warmup_epochs=5,
+        jitter_strength=0.5,
+        grayscale_prob=0.0,
+        precision="bf16",
+        knn_every=10,
+    ),
     # The small-data GPU recipe (docs/recipe.md): batch 128, lr 0.06, wd 5e-4, many epochs, bf16.
     "gpu": dict(image_size=128, batch_size=128, epochs=400, knn_every=20, warmup_epochs=10),
 }
@@ -116,42 +139,71 @@ def profile_config(name: str, **overrides: Any) -> RunConfig:
 
 def add_recipe_arguments(group: argparse._ActionsContainer) -> None:
     """The recipe flags that `run` and `compile-kubeflow` share (each overrides the profile's value)."""
-    group.add_argument("--epochs", type=int, help="SimSiam pre-training epochs (a profile's learning-rate warm-up "
-                                                  "longer than that becomes a tenth of them)")
+    group.add_argument(
+        "--epochs",
+        type=int,
+        help="SimSiam pre-training epochs (a profile's learning-rate warm-up longer than that becomes a tenth of them)",
+    )
     group.add_argument("--probe-epochs", type=int, help="linear-probe epochs (full-batch solver iterations)")
     group.add_argument("--image-size", type=int, help="training/evaluation view size in px (stored 9/8 larger)")
     group.add_argument("--backbone", choices=["resnet18", "resnet50"])
     group.add_argument("--batch-size", type=int)
-    group.add_argument("--accuracy-floor", type=float,
-                       help="with labels, the Evaluator blesses only at or above this eval accuracy (default: 0, off; "
-                            "the gate below is the one that matters)")
-    group.add_argument("--gate-against", choices=GATE_AGAINST,
-                       help="with labels, push only when the linear probe and kNN reach the strongest untrained "
-                            "baseline (random init, random filters, colour histograms), only random init, or none "
-                            "(default: strongest; smoke profile: none)")
+    group.add_argument(
+        "--accuracy-floor",
+        type=float,
+        help="with labels, the Evaluator blesses only at or above this eval accuracy (default: 0, off; "
+        "the gate below is the one that matters)",
+    )
+    group.add_argument(
+        "--gate-against",
+        choices=GATE_AGAINST,
+        help="with labels, push only when the linear probe and kNN reach the strongest untrained "
+        "baseline (random init, random filters, colour histograms), only random init, or none "
+        "(default: strongest; smoke profile: none)",
+    )
     group.add_argument("--gate-margin", type=float, help="how far above that baseline they must be (default: 0)")
-    group.add_argument("--min-rank-ratio", type=float,
-                       help="without labels, the label-free gate blesses only when the held-out embeddings' effective "
-                            "rank is at least this many times the random-init encoder's (default: 1.5)")
-    group.add_argument("--eval-percent", type=int, help="share of the images held out for evaluation, 1-99, by a hash "
-                                                        "of the image id (default: 15)")
-    group.add_argument("--precision", choices=tuple(PRECISIONS),
-                       help="SimSiam Trainer precision: auto = bf16 with a GPU, float32 on a CPU; bf16 also runs on "
-                            "CPUs with AVX512-BF16/AMX (about 1.3x faster on a 2-core Xeon: docs/measurements.md)")
-    group.add_argument("--checkpoint-io-fraction", type=float,
-                       help="the largest share of SimSiam training time that checkpoints may take (default 0.05: "
-                            "save once more only when that keeps it; 1 saves after every epoch). A killed Trainer "
-                            "resumes from the latest checkpoint")
+    group.add_argument(
+        "--min-rank-ratio",
+        type=float,
+        help="without labels, the label-free gate blesses only when the held-out embeddings' effective "
+        "rank is at least this many times the random-init encoder's (default: 1.5)",
+    )
+    group.add_argument(
+        "--eval-percent",
+        type=int,
+        help="share of the images held out for evaluation, 1-99, by a hash of the image id (default: 15)",
+    )
+    group.add_argument(
+        "--precision",
+        choices=tuple(PRECISIONS),
+        help="SimSiam Trainer precision: auto = bf16 with a GPU, float32 on a CPU; bf16 also runs on "
+        "CPUs with AVX512-BF16/AMX (about 1.3x faster on a 2-core Xeon: docs/measurements.md)",
+    )
+    group.add_argument(
+        "--checkpoint-io-fraction",
+        type=float,
+        help="the largest share of SimSiam training time that checkpoints may take (default 0.05: "
+        "save once more only when that keeps it; 1 saves after every epoch). A killed Trainer "
+        "resumes from the latest checkpoint",
+    )
 
 
 def config_from_args(args: argparse.Namespace, profile: str) -> RunConfig:
     """`profile` with the flags of `add_recipe_arguments` applied."""
     return profile_config(
-        profile, epochs=args.epochs, probe_epochs=args.probe_epochs, image_size=args.image_size,
-        backbone=args.backbone, batch_size=args.batch_size, accuracy_floor=args.accuracy_floor,
-        gate_against=args.gate_against, gate_margin=args.gate_margin,
-        eval_percent=args.eval_percent, min_rank_ratio=args.min_rank_ratio,
-        precision=args.precision, checkpoint_io_fraction=args.checkpoint_io_fraction,
+        profile,
+        epochs=args.epochs,
+        probe_epochs=args.probe_epochs,
+        image_size=args.image_size,
+        backbone=args.backbone,
+        batch_size=args.batch_size,
+        accuracy_floor=args.accuracy_floor,
+        gate_against=args.gate_against,
+        gate_margin=args.gate_margin,
+        eval_percent=args.eval_percent,
+        min_rank_ratio=args.min_rank_ratio,
+        precision=args.precision,
+        checkpoint_io_fraction=args.checkpoint_io_fraction,
     )
 
 

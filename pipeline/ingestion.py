@@ -23,17 +23,20 @@ def ingestion_components(
     the checks guarantee it holds a training batch, while another split may be empty (a few unlabelled
     images may all hash to train), and TFDV marks every feature DEPRECATED from an empty split's
     statistics. Every example has every feature, so one split's schema fits all."""
-    common = dict(eval_percent=eval_percent, max_rejected_fraction=max_rejected_fraction,
-                  min_train_examples=min_train_examples)
+    common = dict(
+        eval_percent=eval_percent, max_rejected_fraction=max_rejected_fraction, min_train_examples=min_train_examples
+    )
     if image_input.examples:
-        example_gen = records_image_example_gen(image_input.examples, image_input.image_key, image_input.label_key,
-                                                **common)
+        example_gen = records_image_example_gen(
+            image_input.examples, image_input.image_key, image_input.label_key, **common
+        )
     elif image_input.tfds_name:
         example_gen = tfds_image_example_gen(image_input.tfds_name, image_input.tfds_data_dir, **common)
     else:
         example_gen = image_example_gen(*image_input.folders(), **common)
     splits = output_splits(image_input.labeled, image_input.unlabeled)
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-    schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True,
-                                          exclude_splits=splits[1:])
+    schema_gen = tfx.components.SchemaGen(
+        statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True, exclude_splits=splits[1:]
+    )
     return [example_gen, statistics_gen, schema_gen]

@@ -12,8 +12,11 @@ def beam_pipeline_args(direct_num_workers: int = 2) -> list[str]:
     """DirectRunner in worker processes (one per core): Python threads would share one core (the GIL)."""
     if direct_num_workers <= 1:
         return ["--runner=DirectRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1"]
-    return ["--runner=DirectRunner", "--direct_running_mode=multi_processing",
-            f"--direct_num_workers={direct_num_workers}"]
+    return [
+        "--runner=DirectRunner",
+        "--direct_running_mode=multi_processing",
+        f"--direct_num_workers={direct_num_workers}",
+    ]
 
 
 def metadata_connection(path: str) -> Any:

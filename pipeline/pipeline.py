@@ -61,8 +61,9 @@ def eval_config(accuracy_floor: float) -> tfma.EvalConfig:
         per_slice_thresholds=[tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=gate)],
     )
     return tfma.EvalConfig(
-        model_specs=[tfma.ModelSpec(signature_name="serving_default", label_key=F.LABEL,
-                                    prediction_key="probabilities")],
+        model_specs=[
+            tfma.ModelSpec(signature_name="serving_default", label_key=F.LABEL, prediction_key="probabilities")
+        ],
         metrics_specs=[tfma.MetricsSpec(metrics=[accuracy, tfma.MetricConfig(class_name="ExampleCount")])],
         slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=[F.CLASS_NAME])],
     )
@@ -103,7 +104,9 @@ def create_pipeline(
     train_splits = [s for s in splits if s.endswith(TRAIN_SPLIT)]
     eval_split = EVAL_SPLIT if labeled else f"unlabeled_{EVAL_SPLIT}"
     example_gen, statistics_gen, schema_gen = ingestion_components(
-        image_input, eval_percent=config.eval_percent, max_rejected_fraction=config.max_rejected_fraction,
+        image_input,
+        eval_percent=config.eval_percent,
+        max_rejected_fraction=config.max_rejected_fraction,
         min_train_examples=config.simsiam.batch_size,
     )
     # Schema drift between runs (a feature missing, a type changed) shows up as anomalies here.
@@ -159,9 +162,12 @@ def create_pipeline(
             example_splits=[EVAL_SPLIT],
         )
         baseline_gate = BaselineGate(
-            evaluation=evaluator.outputs["evaluation"], evaluator_blessing=evaluator.outputs["blessing"],
-            model=served, simsiam_run=simsiam_trainer.outputs["model_run"],
-            against=config.gate_against, margin=config.gate_margin,
+            evaluation=evaluator.outputs["evaluation"],
+            evaluator_blessing=evaluator.outputs["blessing"],
+            model=served,
+            simsiam_run=simsiam_trainer.outputs["model_run"],
+            against=config.gate_against,
+            margin=config.gate_margin,
         ).with_id(BASELINE_GATE_ID)
         evaluation, blessing = evaluator.outputs["evaluation"], baseline_gate.outputs["blessing"]
         gates, trainers = [evaluator, baseline_gate], [simsiam_trainer, probe_trainer]
@@ -189,18 +195,34 @@ def create_pipeline(
     # The Trainer's model is the one the Pusher copies; the index is built even when it is not blessed.
     embedding_indexer = EmbeddingIndexer(model=served, examples=example_gen.outputs["examples"])
     run_report = RunReport(
-        examples=example_gen.outputs["examples"], transform_graph=transform.outputs["transform_graph"],
-        simsiam_model=simsiam_trainer.outputs["model"], simsiam_run=simsiam_trainer.outputs["model_run"],
-        probe_run=probe_trainer.outputs["model_run"] if labeled else None, evaluation=evaluation,
-        blessing=blessing, pushed_model=pusher.outputs["pushed_model"],
+        examples=example_gen.outputs["examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        simsiam_model=simsiam_trainer.outputs["model"],
+        simsiam_run=simsiam_trainer.outputs["model_run"],
+        probe_run=probe_trainer.outputs["model_run"] if labeled else None,
+        evaluation=evaluation,
+        blessing=blessing,
+        pushed_model=pusher.outputs["pushed_model"],
         embedding_index=embedding_indexer.outputs["embedding_index"],
-        simsiam_config=simsiam_config, accuracy_floor=config.accuracy_floor,
+        simsiam_config=simsiam_config,
+        accuracy_floor=config.accuracy_floor,
     )
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,
-        components=[example_gen, statistics_gen, schema_gen, example_validator, transform, *trainers,
-                    model_resolver, *gates, pusher, embedding_indexer, run_report],
+        components=[
+            example_gen,
+            statistics_gen,
+            schema_gen,
+            example_validator,
+            transform,
+            *trainers,
+            model_resolver,
+            *gates,
+            pusher,
+            embedding_indexer,
+            run_report,
+        ],
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=beam_pipeline_args,

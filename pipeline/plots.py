@@ -32,8 +32,12 @@ def pca_2d(features: np.ndarray) -> np.ndarray:
     return out
 
 
-def plot_training_curves(history: dict[str, Sequence[float | None]], path: str | Path, title: str = "",
-                         references: dict[str, list[tuple[str, float | None]]] | None = None) -> Path:
+def plot_training_curves(
+    history: dict[str, Sequence[float | None]],
+    path: str | Path,
+    title: str = "",
+    references: dict[str, list[tuple[str, float | None]]] | None = None,
+) -> Path:
     """One panel per metric, x = epoch (1-based). None/NaN entries (e.g. a metric logged only
     every N epochs) are skipped, so sparse metrics still draw as points joined by lines.
 
@@ -94,8 +98,9 @@ def plot_embedding_map(
     return _save(fig, path)
 
 
-def _scatter_by_class(ax, xy: np.ndarray, labels: np.ndarray, class_names: Sequence[str], size: float,
-                      alpha: float) -> None:
+def _scatter_by_class(
+    ax, xy: np.ndarray, labels: np.ndarray, class_names: Sequence[str], size: float, alpha: float
+) -> None:
     """Points ``[N, 2]`` coloured by class; unlabelled ones (label -1 or unknown) in grey."""
     cmap = plt.get_cmap("tab10" if len(class_names) <= 10 else "tab20")
     for c, name in enumerate(class_names):
@@ -166,13 +171,15 @@ def plot_neighbour_grids(
     from PIL import Image, ImageDraw, ImageFont
 
     font = ImageFont.truetype(font_manager.findfont("DejaVu Sans"), 11)
-    bold = ImageFont.truetype(font_manager.findfont(font_manager.FontProperties(family="DejaVu Sans",
-                                                                                 weight="bold")), 13)
+    bold = ImageFont.truetype(
+        font_manager.findfont(font_manager.FontProperties(family="DejaVu Sans", weight="bold")), 13
+    )
     k, caption, gap, head = panels[0][1].shape[1], 16, 4, 24
     panel_w = (k + 1) * (tile + gap) + 12  # a wider gap after the query column
     margin = 10  # captions a little wider than a tile stay inside the image
-    canvas = Image.new("RGB", (len(panels) * (panel_w + 20) + margin, head + len(queries) * (tile + caption + gap)),
-                       "white")
+    canvas = Image.new(
+        "RGB", (len(panels) * (panel_w + 20) + margin, head + len(queries) * (tile + caption + gap)), "white"
+    )
     draw = ImageDraw.Draw(canvas)
 
     def name(row: int) -> str:
@@ -192,8 +199,13 @@ def plot_neighbour_grids(
                     text, colour = f"query: {name(row)}", "black"
                 else:
                     text = f"{name(row)} {sim:.2f}"
-                    colour = ((120, 120, 120) if min(labels[row], labels[query]) < 0
-                              else (19, 115, 51) if labels[row] == labels[query] else (179, 38, 30))
+                    colour = (
+                        (120, 120, 120)
+                        if min(labels[row], labels[query]) < 0
+                        else (19, 115, 51)
+                        if labels[row] == labels[query]
+                        else (179, 38, 30)
+                    )
                 draw.text((x + tile // 2, y + 1), text, fill=colour, font=font, anchor="ma")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

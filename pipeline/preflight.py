@@ -70,11 +70,15 @@ def check_output(output: str, inputs: Mapping[str, str | None]) -> str:
         real_in = os.path.realpath(folder)
         common = os.path.commonpath([real_out, real_in])
         if common == real_in:
-            raise PreflightError(f"--output {output} is inside {flag} {folder}: the run's files would be read as "
-                                 "photos by the next run; choose an --output outside the photo folders")
+            raise PreflightError(
+                f"--output {output} is inside {flag} {folder}: the run's files would be read as "
+                "photos by the next run; choose an --output outside the photo folders"
+            )
         if common == real_out:
-            raise PreflightError(f"{flag} {folder} is inside --output {output}: a run folder holds the run's own files "
-                                 "and must not hold photos; choose an --output outside the photo folders")
+            raise PreflightError(
+                f"{flag} {folder} is inside --output {output}: a run folder holds the run's own files "
+                "and must not hold photos; choose an --output outside the photo folders"
+            )
     return out
 
 
@@ -123,8 +127,9 @@ def claim_run_folder(out: str, command: str) -> RunFolderLock:
         file.seek(0)
         holder = _holder(file.read())
         file.close()
-        raise PreflightError(f"{out} is in use by {holder}: one command per output folder; wait for it to end or "
-                             "choose another --output") from None
+        raise PreflightError(
+            f"{out} is in use by {holder}: one command per output folder; wait for it to end or choose another --output"
+        ) from None
     file.seek(0)
     file.truncate()
     since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())

@@ -47,8 +47,11 @@ class ComponentProgress:
             if ex.state == "RUNNING":
                 self.printer(f"[{stamp}] > {ex.node_id} running", flush=True)
             else:
-                self.printer(f"[{stamp}] {'x' if ex.state == 'FAILED' else '+'} {ex.node_id} "
-                             f"{ex.state.lower()} ({ex.seconds:.0f}s)", flush=True)
+                self.printer(
+                    f"[{stamp}] {'x' if ex.state == 'FAILED' else '+'} {ex.node_id} "
+                    f"{ex.state.lower()} ({ex.seconds:.0f}s)",
+                    flush=True,
+                )
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_s):

@@ -84,8 +84,13 @@ def nearest(embeddings: np.ndarray, queries: np.ndarray, base: np.ndarray, k: in
     return base[order], np.take_along_axis(sims, order, axis=1)
 
 
-def random_init_embeddings(simsiam_config: dict[str, Any], recipe: dict[str, Any], transform_uri: str,
-                           images: list[bytes], batch_size: int = 64) -> np.ndarray:
+def random_init_embeddings(
+    simsiam_config: dict[str, Any],
+    recipe: dict[str, Any],
+    transform_uri: str,
+    images: list[bytes],
+    batch_size: int = 64,
+) -> np.ndarray:
     """float32 [N, D] embeddings of encoded `images` by the encoder at its random initialisation.
 
     The SimSiam Trainer's recipe: `keras.utils.set_random_seed(seed)`, then `build_simsiam(config, mean, std)`
@@ -106,12 +111,14 @@ def random_init_embeddings(simsiam_config: dict[str, Any], recipe: dict[str, Any
     @tf.function
     def embed(batch: tf.Tensor) -> tf.Tensor:
         transformed = tft_layer({F.IMAGE: tf.reshape(batch, [-1, 1])})
-        u8 = tf.map_fn(lambda s: tf.ensure_shape(tf.io.parse_tensor(s, tf.uint8), [stored, stored, 3]),
-                       tf.reshape(transformed[F.IMAGE_U8], [-1]),
-                       fn_output_signature=tf.TensorSpec([stored, stored, 3], tf.uint8))
+        u8 = tf.map_fn(
+            lambda s: tf.ensure_shape(tf.io.parse_tensor(s, tf.uint8), [stored, stored, 3]),
+            tf.reshape(transformed[F.IMAGE_U8], [-1]),
+            fn_output_signature=tf.TensorSpec([stored, stored, 3], tf.uint8),
+        )
         return tf.cast(encoder(eval_view(u8, config.image_size), training=False), tf.float32)
 
-    out = [embed(tf.constant(images[i:i + batch_size])).numpy() for i in range(0, len(images), batch_size)]
+    out = [embed(tf.constant(images[i : i + batch_size])).numpy() for i in range(0, len(images), batch_size)]
     return np.concatenate(out).astype(np.float32)
 
 
@@ -137,8 +144,14 @@ class _Thumbnails:
         return self.grey if thumbnail is None else thumbnail
 
 
-def _figures(index, random_emb: np.ndarray, history: dict[str, list], knn_lines: list[tuple[str, float | None]],
-             queries_per_class: int, folder: str) -> dict[str, str]:
+def _figures(
+    index,
+    random_emb: np.ndarray,
+    history: dict[str, list],
+    knn_lines: list[tuple[str, float | None]],
+    queries_per_class: int,
+    folder: str,
+) -> dict[str, str]:
     """The report's PNGs in `folder`: {name: path}. `knn_lines`: the kNN curve's reference lines."""
     from pipeline.plots import plot_embedding_maps, plot_neighbour_grids, plot_training_curves
 
@@ -151,28 +164,55 @@ def _figures(index, random_emb: np.ndarray, history: dict[str, list], knn_lines:
         train, evaluation = (np.flatnonzero(np.char.endswith(splits.astype(str), s)) for s in ("train", "eval"))
     figures = {}
     if history:
-        figures["curves"] = str(plot_training_curves(
-            history, os.path.join(folder, "training_curves.png"), title="SimSiam pre-training",
-            references={"knn_accuracy": knn_lines}))
+        figures["curves"] = str(
+            plot_training_curves(
+                history,
+                os.path.join(folder, "training_curves.png"),
+                title="SimSiam pre-training",
+                references={"knn_accuracy": knn_lines},
+            )
+        )
     if len(evaluation) >= 4:
-        figures["map"] = str(plot_embedding_maps(
-            [("trained encoder (t-SNE)", index.embeddings[evaluation]),
-             ("random-init encoder (t-SNE)", random_emb[evaluation])],
-            index.labels[evaluation], names, os.path.join(folder, "embedding_map_tsne.png")))
+        figures["map"] = str(
+            plot_embedding_maps(
+                [
+                    ("trained encoder (t-SNE)", index.embeddings[evaluation]),
+                    ("random-init encoder (t-SNE)", random_emb[evaluation]),
+                ],
+                index.labels[evaluation],
+                names,
+                os.path.join(folder, "embedding_map_tsne.png"),
+            )
+        )
     if len(evaluation) and len(train) and index.thumbnails is not None:
         # Without labels there are no classes to balance: the first eval images by id, as many as 5 classes give.
-        queries = (select_queries(index.labels, index.paths, evaluation, queries_per_class) if labeled.any()
-                   else evaluation[np.argsort(index.paths[evaluation], kind="stable")][:5 * queries_per_class])
+        queries = (
+            select_queries(index.labels, index.paths, evaluation, queries_per_class)
+            if labeled.any()
+            else evaluation[np.argsort(index.paths[evaluation], kind="stable")][: 5 * queries_per_class]
+        )
         k = min(NEIGHBOURS, len(train))
-        panels = [(title, *nearest(emb, queries, train, k))
-                  for title, emb in (("trained encoder", index.embeddings), ("random-init encoder", random_emb))]
-        figures["neighbours"] = str(plot_neighbour_grids(panels, queries, _Thumbnails(index), index.labels, names,
-                                                         os.path.join(folder, "neighbour_grid.jpg")))
+        panels = [
+            (title, *nearest(emb, queries, train, k))
+            for title, emb in (("trained encoder", index.embeddings), ("random-init encoder", random_emb))
+        ]
+        figures["neighbours"] = str(
+            plot_neighbour_grids(
+                panels, queries, _Thumbnails(index), index.labels, names, os.path.join(folder, "neighbour_grid.jpg")
+            )
+        )
     return figures
 
 
-def build_report(uris: dict[str, str], split_names: list[str], status: dict[str, Any], simsiam_config: dict[str, Any],
-                 accuracy_floor: float, queries_per_class: int = 2, figures_dir: str | None = None) -> tuple[str, dict]:
+def build_report(
+    uris: dict[str, str],
+    split_names: list[str],
+    status: dict[str, Any],
+    simsiam_config: dict[str, Any],
+    accuracy_floor: float,
+    queries_per_class: int = 2,
+    figures_dir: str | None = None,
+) -> tuple[str, dict]:
     """(report page, its data) from a run's artifacts.
 
     `uris`: the artifact URIs {"examples", "transform_graph", "simsiam_model", "simsiam_run", "probe_run",
@@ -194,22 +234,33 @@ def build_report(uris: dict[str, str], split_names: list[str], status: dict[str,
     # TFX's split folder layout (`artifact_utils.get_split_uri`): <examples uri>/Split-<name>
     images = _images_by_id({s: f"{uris['examples'].rstrip('/')}/Split-{s}" for s in split_names})
     recipe = read_json(os.path.join(path_utils.serving_model_path(uris["simsiam_model"]), ENCODER_RECIPE))
-    random_emb = random_init_embeddings(simsiam_config, recipe, uris["transform_graph"],
-                                        [images[str(p)] for p in index.paths])
+    random_emb = random_init_embeddings(
+        simsiam_config, recipe, uris["transform_graph"], [images[str(p)] for p in index.paths]
+    )
     monitor = read_json(os.path.join(uris["simsiam_run"], F.MONITOR_HISTORY_FILE))
     splits = index.splits if index.splits is not None else np.full(len(index), "train")
     train, ev = splits == "train", splits == "eval"  # the labelled splits
-    recomputed = (knn_accuracy(random_emb[train], index.labels[train], random_emb[ev], index.labels[ev])
-                  if train.any() and ev.any() else None)
+    recomputed = (
+        knn_accuracy(random_emb[train], index.labels[train], random_emb[ev], index.labels[ev])
+        if train.any() and ev.any()
+        else None
+    )
     label_free = label_free_result(uris["evaluation"])
     if label_free:  # no labels: the LabelFreeEvaluator's decision, no TFMA result
-        gate = {"label_free": True, "validation_ok": bool(label_free.get("blessed")),
-                "failures": list(label_free.get("reasons", []))}
+        gate = {
+            "label_free": True,
+            "validation_ok": bool(label_free.get("blessed")),
+            "failures": list(label_free.get("reasons", [])),
+        }
     else:
-        gate = {"accuracy_floor": accuracy_floor, **gate_result(uris["evaluation"]),
-                "baseline_gate": read_decision(uris.get("blessing"))}
+        gate = {
+            "accuracy_floor": accuracy_floor,
+            **gate_result(uris["evaluation"]),
+            "baseline_gate": read_decision(uris.get("blessing")),
+        }
     data = {
-        "blessed": bool(status.get("blessed")), "pushed": bool(status.get("pushed")),
+        "blessed": bool(status.get("blessed")),
+        "pushed": bool(status.get("pushed")),
         "serving_model_dir": status.get("serving_model_dir") or None,
         "gate": gate,
         "label_free": label_free,
@@ -219,18 +270,28 @@ def build_report(uris: dict[str, str], split_names: list[str], status: dict[str,
         "random_init_linear_probe_accuracy": monitor.get("random_init_linear_probe_accuracy"),
         "baselines": monitor.get("baselines", {}),
         "random_init_knn_accuracy_recomputed": recomputed,
-        "probe": read_json(os.path.join(uris["probe_run"], F.PROBE_HISTORY_FILE) if uris.get("probe_run") else None)
-        .get("final", {}),
-        "index": {**read_json(f"{uris['embedding_index'].rstrip('/')}/{indexer.REPORT_FILE}"), "path": index_path,
-                  "projector_dir": status.get("projector_dir") or None},
+        "probe": read_json(
+            os.path.join(uris["probe_run"], F.PROBE_HISTORY_FILE) if uris.get("probe_run") else None
+        ).get("final", {}),
+        "index": {
+            **read_json(f"{uris['embedding_index'].rstrip('/')}/{indexer.REPORT_FILE}"),
+            "path": index_path,
+            "projector_dir": status.get("projector_dir") or None,
+        },
         "ingestion": read_json(f"{uris['examples'].rstrip('/')}/{F.INGESTION_REPORT_FILE}"),
         "class_names": [str(c) for c in index.class_names],
     }
     with tempfile.TemporaryDirectory() as tmp:
         if figures_dir:
             os.makedirs(figures_dir, exist_ok=True)
-        figures = _figures(index, random_emb, monitor.get("history", {}), knn_references(baseline_scores(data)),
-                           queries_per_class, figures_dir or tmp)
+        figures = _figures(
+            index,
+            random_emb,
+            monitor.get("history", {}),
+            knn_references(baseline_scores(data)),
+            queries_per_class,
+            figures_dir or tmp,
+        )
         return render_report(data, figures), data
 
 
@@ -254,19 +315,36 @@ def RunReport(  # noqa: N802 - TFX component names are class-like
     the data has no labels; `evaluation` and `blessing` are then the LabelFreeEvaluator's."""
     from tfx.types import artifact_utils
 
-    uris = {"examples": examples.uri, "transform_graph": transform_graph.uri, "simsiam_model": simsiam_model.uri,
-            "simsiam_run": simsiam_run.uri, "probe_run": probe_run.uri if probe_run else None,
-            "evaluation": evaluation.uri, "blessing": blessing.uri,
-            "embedding_index": embedding_index.uri}
-    status = {"blessed": blessing.get_int_custom_property("blessed") == 1,
-              "pushed": pushed_model.get_int_custom_property("pushed") == 1,
-              "serving_model_dir": pushed_model.get_string_custom_property("pushed_destination"),
-              "projector_dir": embedding_index.get_string_custom_property("projector_dir")}
-    page, data = build_report(uris, artifact_utils.decode_split_names(examples.split_names), status,
-                              json.loads(simsiam_config), accuracy_floor, queries_per_class)
+    uris = {
+        "examples": examples.uri,
+        "transform_graph": transform_graph.uri,
+        "simsiam_model": simsiam_model.uri,
+        "simsiam_run": simsiam_run.uri,
+        "probe_run": probe_run.uri if probe_run else None,
+        "evaluation": evaluation.uri,
+        "blessing": blessing.uri,
+        "embedding_index": embedding_index.uri,
+    }
+    status = {
+        "blessed": blessing.get_int_custom_property("blessed") == 1,
+        "pushed": pushed_model.get_int_custom_property("pushed") == 1,
+        "serving_model_dir": pushed_model.get_string_custom_property("pushed_destination"),
+        "projector_dir": embedding_index.get_string_custom_property("projector_dir"),
+    }
+    page, data = build_report(
+        uris,
+        artifact_utils.decode_split_names(examples.split_names),
+        status,
+        json.loads(simsiam_config),
+        accuracy_floor,
+        queries_per_class,
+    )
     with fileio.open(report.uri, "w") as f:
         f.write(page)
     recomputed = data["random_init_knn_accuracy_recomputed"]
-    print(f"[RunReport] {report.uri} ({len(page) / 1e6:.1f} MB; random-init kNN recomputed "
-          f"{recomputed if recomputed is None else round(recomputed, 4)}, Trainer's "
-          f"{data['random_init_knn_accuracy']})", flush=True)
+    print(
+        f"[RunReport] {report.uri} ({len(page) / 1e6:.1f} MB; random-init kNN recomputed "
+        f"{recomputed if recomputed is None else round(recomputed, 4)}, Trainer's "
+        f"{data['random_init_knn_accuracy']})",
+        flush=True,
+    )

@@ -17,12 +17,12 @@ from typing import Any
 TIMINGS_START, TIMINGS_END = "<!-- timings -->", "<!-- /timings -->"
 FIGURE_CAPTIONS = {
     "curves": "Training curves of SimSiam pre-training. The dashed lines on kNN accuracy are the same encoder at "
-              "its random initialisation and the strongest feature that needs no training: the curve must end "
-              "above both.",
+    "its random initialisation and the strongest feature that needs no training: the curve must end "
+    "above both.",
     "map": "t-SNE of the eval split's embeddings, coloured by class: the trained encoder (left) and the same "
-           "encoder at its random initialisation (right).",
+    "encoder at its random initialisation (right).",
     "neighbours": "Eval-split queries (two per class) and their nearest train images by cosine similarity. Green: "
-                  "same class as the query; red: another class. Left: trained encoder; right: random init.",
+    "same class as the query; red: another class. Left: trained encoder; right: random init.",
 }
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 24px auto; max-width: 1200px; color: #222; }
@@ -41,9 +41,17 @@ def _num(value: Any) -> str:
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(
-        f'<td class="n">{_num(c)}</td>' if isinstance(c, (int, float)) and not isinstance(c, bool)
-        else f"<td>{c if isinstance(c, Raw) else html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f'<td class="n">{_num(c)}</td>'
+            if isinstance(c, (int, float)) and not isinstance(c, bool)
+            else f"<td>{c if isinstance(c, Raw) else html.escape(str(c))}</td>"
+            for c in row
+        )
+        + "</tr>"
+        for row in rows
+    )
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
@@ -67,15 +75,22 @@ def _gain(trained: float | None, baseline: float | None) -> float | None:
 
 
 MEASURES_SHOWN = {"linear_probe": "linear probe (Evaluator's accuracy)", "knn": "kNN (SimSiam Trainer's, k = 20)"}
-BASELINE_TITLES = {"random_init": "random init", "random_filters": "random 3x3 filters + mean RGB",
-                   "colour_histograms": "colour histograms"}
+BASELINE_TITLES = {
+    "random_init": "random init",
+    "random_filters": "random 3x3 filters + mean RGB",
+    "colour_histograms": "colour histograms",
+}
 
 
 def baseline_scores(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The run's untrained baselines `{name: {"knn", "linear_probe"}}` (the SimSiam Trainer's
     `baselines`); a run made before the cheap baselines existed has random init alone."""
-    return data.get("baselines") or {"random_init": {"knn": data.get("random_init_knn_accuracy"),
-                                                     "linear_probe": data.get("random_init_linear_probe_accuracy")}}
+    return data.get("baselines") or {
+        "random_init": {
+            "knn": data.get("random_init_knn_accuracy"),
+            "linear_probe": data.get("random_init_linear_probe_accuracy"),
+        }
+    }
 
 
 def knn_references(baselines: dict[str, dict[str, Any]]) -> list[tuple[str, float | None]]:
@@ -96,10 +111,22 @@ def quality_table(baselines: dict[str, dict[str, Any]], trained: dict[str, float
     rows = []
     for metric, title in (("knn", "kNN accuracy (k=20, cosine)"), ("linear_probe", "linear probe accuracy")):
         best = strongest_baseline({n: baselines[n] for n in names}, metric)
-        rows.append((title, *[(baselines[n] or {}).get(metric) for n in names], trained.get(metric),
-                     _gain(trained.get(metric), best and best[1]), BASELINE_TITLES[best[0]] if best else "-"))
-    header = ["metric (eval split)", *[BASELINE_TITLES[n] for n in names], "after SimSiam",
-              "gain over the strongest", "strongest baseline"]
+        rows.append(
+            (
+                title,
+                *[(baselines[n] or {}).get(metric) for n in names],
+                trained.get(metric),
+                _gain(trained.get(metric), best and best[1]),
+                BASELINE_TITLES[best[0]] if best else "-",
+            )
+        )
+    header = [
+        "metric (eval split)",
+        *[BASELINE_TITLES[n] for n in names],
+        "after SimSiam",
+        "gain over the strongest",
+        "strongest baseline",
+    ]
     return _table(header, rows)
 
 
@@ -122,10 +149,12 @@ BASELINES_EXPLAINED = (
     "view: the same encoder at its random initialisation, and two features that need no training at all "
     "(64 random 3x3 filters with ReLU and global averaging plus the mean colour; RGB statistics and HSV colour "
     "histograms of the photo and its 2x2 grid: models/baselines.py). SimSiam is worth its training time only "
-    "where it beats the strongest of them.")
+    "where it beats the strongest of them."
+)
 
-RANDOM_INIT_EXPLAINED = ("The random-init numbers are the SimSiam Trainer's, measured before training with the "
-                         "same encoder and scorer.")
+RANDOM_INIT_EXPLAINED = (
+    "The random-init numbers are the SimSiam Trainer's, measured before training with the same encoder and scorer."
+)
 
 LABEL_FREE_EXPLAINED = (
     "Without labels nothing can be classified, so the gate looks at the shape of the embeddings of the held-out "
@@ -133,7 +162,8 @@ LABEL_FREE_EXPLAINED = (
     "2021 Sec. 4.1). The effective rank (RankMe, Garrido et al. 2023) counts how many directions the embeddings "
     "really use; it tracks downstream accuracy across methods and settings. The model is pushed only when it is "
     "not collapsed, its effective rank is clearly above that of the same encoder at random initialisation, and it "
-    "is not below the last pushed model's.")
+    "is not below the last pushed model's."
+)
 
 
 def label_free_rows(result: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -144,12 +174,18 @@ def label_free_rows(result: dict[str, Any]) -> list[tuple[str, Any]]:
     rows = [
         ("effective rank (RankMe): candidate", candidate.get("effective_rank")),
         ("effective rank: same encoder at random init", random_init.get("effective_rank")),
-        ("ratio candidate / random init (needed: >= "
-         f"{_num(thresholds.get('min_rank_ratio'))})", result.get("rank_ratio")),
-        ("effective rank: last blessed model (candidate must not be lower)",
-         baseline.get("effective_rank") if baseline else "none yet"),
-        (f"collapse measure: candidate (needed: >= {_num(thresholds.get('min_collapse_std'))})",
-         candidate.get("collapse_std")),
+        (
+            f"ratio candidate / random init (needed: >= {_num(thresholds.get('min_rank_ratio'))})",
+            result.get("rank_ratio"),
+        ),
+        (
+            "effective rank: last blessed model (candidate must not be lower)",
+            baseline.get("effective_rank") if baseline else "none yet",
+        ),
+        (
+            f"collapse measure: candidate (needed: >= {_num(thresholds.get('min_collapse_std'))})",
+            candidate.get("collapse_std"),
+        ),
         ("collapse measure: random init", random_init.get("collapse_std")),
         ("blessed", _flag(result.get("blessed"))),
     ]
@@ -162,27 +198,43 @@ def baseline_gate_rows(decision: dict[str, Any] | None) -> list[tuple[str, Any]]
         return []
     if decision.get("against") == "none":
         return [("compared with the untrained baselines", "no (this profile only proves the plumbing)")]
-    rows: list[tuple[str, Any]] = [("compared with", "the strongest untrained baseline" if decision["against"] ==
-                                    "strongest" else "the random-init encoder")]
+    rows: list[tuple[str, Any]] = [
+        (
+            "compared with",
+            "the strongest untrained baseline" if decision["against"] == "strongest" else "the random-init encoder",
+        )
+    ]
     for c in decision.get("comparisons", []):
         verdict = "passed" if c["passed"] else "BELOW"
-        rows.append((MEASURES_SHOWN.get(c["measure"], c["measure"]),
-                     f"{c['trained']:.4f} vs {c['baseline'].replace('_', ' ')} {c['baseline_score']:.4f}: {verdict}"))
+        rows.append(
+            (
+                MEASURES_SHOWN.get(c["measure"], c["measure"]),
+                f"{c['trained']:.4f} vs {c['baseline'].replace('_', ' ')} {c['baseline_score']:.4f}: {verdict}",
+            )
+        )
     return rows + [("reason", r) for r in decision.get("reasons", []) if not r.startswith("Evaluator: ")]
 
 
 def index_gate_rows(gate: dict[str, Any]) -> list[tuple[str, Any]]:
     """The EmbeddingIndexer's gate (`index_report.json` "gate", serving/ann.py `measure_index`) as table rows."""
-    kind = {"exact": "exact (faiss IndexFlatIP)", "ivf": f"IVF (faiss IndexIVFFlat, nlist {gate.get('nlist')}, "
-                                                         f"nprobe {gate.get('nprobe')})"}
+    kind = {
+        "exact": "exact (faiss IndexFlatIP)",
+        "ivf": f"IVF (faiss IndexIVFFlat, nlist {gate.get('nlist')}, nprobe {gate.get('nprobe')})",
+    }
     return [
         ("index", f"{kind.get(gate.get('kind'), gate.get('kind'))}, {gate.get('rows')} rows"),
-        (f"recall@10 vs exact search on {gate.get('queries')} rows (needed: >= {_num(gate.get('min_recall'))})",
-         gate.get("recall_at_10")),
-        ("latency at batch 1, p50 / p95 (ms)",
-         f"{_num(gate.get('latency_ms_p50'))} / {_num(gate.get('latency_ms_p95'))}"),
-        ("queries/s at batch 64", "-" if gate.get("queries_per_s_batch64") is None
-         else f"{gate['queries_per_s_batch64']:.0f}"),
+        (
+            f"recall@10 vs exact search on {gate.get('queries')} rows (needed: >= {_num(gate.get('min_recall'))})",
+            gate.get("recall_at_10"),
+        ),
+        (
+            "latency at batch 1, p50 / p95 (ms)",
+            f"{_num(gate.get('latency_ms_p50'))} / {_num(gate.get('latency_ms_p95'))}",
+        ),
+        (
+            "queries/s at batch 64",
+            "-" if gate.get("queries_per_s_batch64") is None else f"{gate['queries_per_s_batch64']:.0f}",
+        ),
         ("threads", gate.get("threads")),
         ("passed", _flag(gate.get("passed"))),
     ]
@@ -194,48 +246,71 @@ def render_report(data: dict[str, Any], figures: dict[str, str]) -> str:
     ev, monitor, gate = data["eval_metrics"], data["simsiam_monitor"], data["gate"]
     ingestion, index = data.get("ingestion", {}), data.get("index", {})
     label_free = data.get("label_free") or {}
-    summary = _table(["", ""], [
-        ("blessed by the " + ("label-free gate" if label_free else "gate"), _flag(data["blessed"])),
-        ("pushed", _flag(data["pushed"])),
-        ("serving model", data.get("serving_model_dir") or "-"),
-    ] + ([("held-out images measured (no labels)", label_free.get("examples_read"))] if label_free else [
-        ("eval accuracy (linear probe, Evaluator)", ev.get("accuracy")),
-        ("eval examples", ev.get("example_count")),
-    ]))
+    summary = _table(
+        ["", ""],
+        [
+            ("blessed by the " + ("label-free gate" if label_free else "gate"), _flag(data["blessed"])),
+            ("pushed", _flag(data["pushed"])),
+            ("serving model", data.get("serving_model_dir") or "-"),
+        ]
+        + (
+            [("held-out images measured (no labels)", label_free.get("examples_read"))]
+            if label_free
+            else [
+                ("eval accuracy (linear probe, Evaluator)", ev.get("accuracy")),
+                ("eval examples", ev.get("example_count")),
+            ]
+        ),
+    )
     if label_free:
         gate_title, gate_rows = "Gate (label-free: no labels in the data)", label_free_rows(label_free)
     else:
-        gate_title, gate_rows = "Gate (Evaluator, then the untrained baselines)", [
-            ("accuracy floor (value threshold, lower bound; 0 = off)", gate.get("accuracy_floor")),
-            ("no regression (change threshold)", "accuracy no lower than the last pushed model's"),
-            ("candidate accuracy", ev.get("accuracy")),
-            ("Evaluator's thresholds met", _flag(gate.get("validation_ok"))),
-        ] + [("Evaluator failure", f) for f in gate.get("failures", [])] + baseline_gate_rows(gate.get("baseline_gate"))
+        gate_title, gate_rows = (
+            "Gate (Evaluator, then the untrained baselines)",
+            [
+                ("accuracy floor (value threshold, lower bound; 0 = off)", gate.get("accuracy_floor")),
+                ("no regression (change threshold)", "accuracy no lower than the last pushed model's"),
+                ("candidate accuracy", ev.get("accuracy")),
+                ("Evaluator's thresholds met", _flag(gate.get("validation_ok"))),
+            ]
+            + [("Evaluator failure", f) for f in gate.get("failures", [])]
+            + baseline_gate_rows(gate.get("baseline_gate")),
+        )
     rknn = data.get("random_init_knn_accuracy")
-    quality = "<p>No labelled images: accuracy cannot be measured; see the label-free gate above.</p>" \
-        if label_free and rknn is None else quality_table(
-            baseline_scores(data), {"knn": monitor.get("knn_accuracy"), "linear_probe": ev.get("accuracy")})
+    quality = (
+        "<p>No labelled images: accuracy cannot be measured; see the label-free gate above.</p>"
+        if label_free and rknn is None
+        else quality_table(
+            baseline_scores(data), {"knn": monitor.get("knn_accuracy"), "linear_probe": ev.get("accuracy")}
+        )
+    )
     explained = BASELINES_EXPLAINED if data.get("baselines") else RANDOM_INIT_EXPLAINED
     recomputed = data.get("random_init_knn_accuracy_recomputed")
     eval_counts = ingestion.get("counts", {}).get("eval", {})
-    per_class = _table(["class", "eval images", "linear probe accuracy"],
-                       [(name, eval_counts.get(name, "-"), acc) for name, acc in
-                        sorted(ev.get("per_class_accuracy", {}).items())])
+    per_class = _table(
+        ["class", "eval images", "linear probe accuracy"],
+        [(name, eval_counts.get(name, "-"), acc) for name, acc in sorted(ev.get("per_class_accuracy", {}).items())],
+    )
     rejected = [(r.get("path", "?"), "ingestion", r.get("reason", "")) for r in ingestion.get("rejected", [])]
     rejected += [(r.get("path", "?"), "indexing", r.get("reason", "")) for r in index.get("failed", [])]
     figure_html = {
         name: f'<figure><img src="{data_uri(path)}" alt="{name}"><figcaption>{html.escape(FIGURE_CAPTIONS[name])}'
-              "</figcaption></figure>" for name, path in figures.items()}
-    missing = '<p>(not drawn: too few images)</p>'
+        "</figcaption></figure>"
+        for name, path in figures.items()
+    }
+    missing = "<p>(not drawn: too few images)</p>"
     projector = index.get("projector_dir")
     sections = [
         f"<h1>simsiam-tfx run report</h1>{summary}",
         f"<h2>{gate_title}</h2>{_table(['', ''], gate_rows)}"
         + (f"<p>{html.escape(LABEL_FREE_EXPLAINED)}</p>" if label_free else ""),
         f"<h2>Quality vs untrained baselines</h2>{quality}"
-        + ("" if rknn is None else
-           f"<p>{html.escape(explained)} This step rebuilt the random-init encoder from the recipe and "
-           f"seed: its kNN accuracy here is {_num(recomputed)}.</p>"),
+        + (
+            ""
+            if rknn is None
+            else f"<p>{html.escape(explained)} This step rebuilt the random-init encoder from the recipe and "
+            f"seed: its kNN accuracy here is {_num(recomputed)}.</p>"
+        ),
         f"<h2>Per-class accuracy</h2>{per_class if ev.get('per_class_accuracy') else '<p>none: no labels</p>'}",
         f"<h2>Training curves</h2>{figure_html.get('curves', missing)}",
         f"<h2>Map of the eval embeddings</h2>{figure_html.get('map', missing)}",
@@ -244,13 +319,19 @@ def render_report(data: dict[str, Any], figures: dict[str, str]) -> str:
         + (_table(["file", "step", "reason"], rejected) if rejected else "<p>none</p>"),
         f"<h2>Time per component</h2>{TIMINGS_START}<p>Filled in by <code>simsiam-tfx run</code> when the run "
         f"ends; on Kubeflow / Vertex AI the pipeline UI shows each step's time.</p>{TIMINGS_END}",
-        "<h2>Embedding index</h2>" + (_table(["", ""], index_gate_rows(index["gate"])) if index.get("gate")
-                                        else "<p>not measured (an index from before the gate)</p>"),
+        "<h2>Embedding index</h2>"
+        + (
+            _table(["", ""], index_gate_rows(index["gate"]))
+            if index.get("gate")
+            else "<p>not measured (an index from before the gate)</p>"
+        ),
         "<h2>Embedding projector</h2><p>"
         + (f"TensorBoard projector files: <code>{html.escape(projector)}</code>. " if projector else "")
         + "Run <code>tensorboard --logdir OUT</code> and open the Projector tab.</p>",
     ]
     blob = json.dumps(data, default=str).replace("</", "<\\/")
-    return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>simsiam-tfx run report</title>"
-            f"<style>{STYLE}</style></head><body>{''.join(sections)}"
-            f'<script type="application/json" id="report-data">{blob}</script></body></html>')
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>simsiam-tfx run report</title>'
+        f"<style>{STYLE}</style></head><body>{''.join(sections)}"
+        f'<script type="application/json" id="report-data">{blob}</script></body></html>'
+    )

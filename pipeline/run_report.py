@@ -44,8 +44,11 @@ def run_executions(
         node = next((c.name for c in store.get_contexts_by_execution(execution.id) if c.type == "node"), "?")
         node_id = node.split(".", 1)[-1]
         end = execution.last_update_time_since_epoch or int(time.time() * 1000)
-        info = NodeExecution(node_id, STATE_NAMES.get(execution.last_known_state, "UNKNOWN"),
-                             (end - execution.create_time_since_epoch) / 1000.0)
+        info = NodeExecution(
+            node_id,
+            STATE_NAMES.get(execution.last_known_state, "UNKNOWN"),
+            (end - execution.create_time_since_epoch) / 1000.0,
+        )
         if with_outputs:
             events = store.get_events_by_execution_ids([execution.id])
             outputs = [e for e in events if e.type == metadata_store_pb2.Event.OUTPUT]

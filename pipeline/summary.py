@@ -28,8 +28,9 @@ def simsiam_monitor(executions: list[NodeExecution]) -> dict[str, Any]:
     return _read_json(os.path.join(run_dir, F.MONITOR_HISTORY_FILE))
 
 
-def build_summary(executions: list[NodeExecution], peak_rss_mb: float, wall_s: float,
-                  config: dict[str, Any]) -> dict[str, Any]:
+def build_summary(
+    executions: list[NodeExecution], peak_rss_mb: float, wall_s: float, config: dict[str, Any]
+) -> dict[str, Any]:
     from tfx.utils import path_utils
 
     from components.evaluate.baseline_gate import read_decision
@@ -66,8 +67,9 @@ def build_summary(executions: list[NodeExecution], peak_rss_mb: float, wall_s: f
         "random_init_knn_accuracy": monitor.get("random_init_knn_accuracy"),
         "random_init_linear_probe_accuracy": monitor.get("random_init_linear_probe_accuracy"),
         "baselines": monitor.get("baselines", {}),
-        "probe": _read_json(os.path.join(output_uri(executions, PROBE_TRAINER_ID, "model_run") or "",
-                                         F.PROBE_HISTORY_FILE)).get("final", {}),
+        "probe": _read_json(
+            os.path.join(output_uri(executions, PROBE_TRAINER_ID, "model_run") or "", F.PROBE_HISTORY_FILE)
+        ).get("final", {}),
         "seconds_per_component": {ex.node_id: round(ex.seconds, 1) for ex in executions},
         "states": {ex.node_id: ex.state for ex in executions},
         "wall_s": round(wall_s, 1),
@@ -102,14 +104,29 @@ def write_plots(summary: dict[str, Any], history: dict[str, list], out_dir: str)
 
     written = []
     if history:
-        written.append(str(plot_training_curves(
-            history, os.path.join(out_dir, "training_curves.png"), title="SimSiam pre-training",
-            references={"knn_accuracy": knn_references(baseline_scores(summary))})))
+        written.append(
+            str(
+                plot_training_curves(
+                    history,
+                    os.path.join(out_dir, "training_curves.png"),
+                    title="SimSiam pre-training",
+                    references={"knn_accuracy": knn_references(baseline_scores(summary))},
+                )
+            )
+        )
     if summary.get("embedding_index") and os.path.exists(summary["embedding_index"]):
         index = EmbeddingIndex.load(summary["embedding_index"])
         rows = np.flatnonzero(index.splits == "eval") if index.splits is not None else np.arange(len(index))
         if not len(rows):  # no labels: the held-out unlabelled images
             rows = np.flatnonzero(np.char.endswith(index.splits.astype(str), "eval"))
-        written.append(str(plot_embedding_map(index.embeddings[rows], index.labels[rows], list(index.class_names),
-                                              os.path.join(out_dir, "embedding_map.png"))))
+        written.append(
+            str(
+                plot_embedding_map(
+                    index.embeddings[rows],
+                    index.labels[rows],
+                    list(index.class_names),
+                    os.path.join(out_dir, "embedding_map.png"),
+                )
+            )
+        )
     return written

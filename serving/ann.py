@@ -77,8 +77,9 @@ class AnnIndex:
     def __len__(self) -> int:
         return int(self.index.ntotal)
 
-    def search(self, queries: np.ndarray, k: int, rows: np.ndarray | None = None,
-               nprobe: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, queries: np.ndarray, k: int, rows: np.ndarray | None = None, nprobe: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """float `[Q, D]` -> (rows int64 `[Q, k']`, cosines float32 `[Q, k']`), best first, k' = min(k, allowed rows).
 
         `rows`: search only these row numbers (faiss `IDSelectorBatch`). Raises IndexFileError when
@@ -87,8 +88,10 @@ class AnnIndex:
 
         queries = np.atleast_2d(np.asarray(queries))
         if queries.shape[1] != self.meta.dimension:
-            raise IndexFileError(f"the index holds {self.meta.dimension}-d embeddings but the query is "
-                                 f"{queries.shape[1]}-d: was the index built with another model?")
+            raise IndexFileError(
+                f"the index holds {self.meta.dimension}-d embeddings but the query is "
+                f"{queries.shape[1]}-d: was the index built with another model?"
+            )
         k = min(k, len(self) if rows is None else len(rows))
         selector = None if rows is None else faiss.IDSelectorBatch(np.asarray(rows, np.int64))
         if self.meta.kind == "ivf":
@@ -122,14 +125,21 @@ class AnnIndex:
         except RuntimeError as err:
             raise IndexFileError(f"{paths[0]} is not a faiss index: {str(err).splitlines()[0]}") from err
         if index.d != meta.dimension or index.ntotal != meta.rows:
-            raise IndexFileError(f"{paths[0]} holds {index.ntotal} x {index.d} but {META_FILE} says "
-                                 f"{meta.rows} x {meta.dimension}")
+            raise IndexFileError(
+                f"{paths[0]} holds {index.ntotal} x {index.d} but {META_FILE} says {meta.rows} x {meta.dimension}"
+            )
         return cls(index, meta)
 
 
-def build_index(vectors: np.ndarray, exact_max_rows: int = EXACT_MAX_ROWS, nlist: int | None = None,
-                nprobe: int | None = None, target_recall: float = 0.96, model_fingerprint: str = "",
-                seed: int = 0) -> AnnIndex:
+def build_index(
+    vectors: np.ndarray,
+    exact_max_rows: int = EXACT_MAX_ROWS,
+    nlist: int | None = None,
+    nprobe: int | None = None,
+    target_recall: float = 0.96,
+    model_fingerprint: str = "",
+    seed: int = 0,
+) -> AnnIndex:
     """An AnnIndex over float `[N, D]` embeddings (normalised here): exact up to `exact_max_rows` rows, else IVF.
 
     IVF: `nlist` defaults to `ivf_cells(N)`; k-means trains on a seeded sample of 64 points per cell;
@@ -143,8 +153,12 @@ def build_index(vectors: np.ndarray, exact_max_rows: int = EXACT_MAX_ROWS, nlist
         raise ValueError(f"need a non-empty [N, D] table, got shape {np.shape(vectors)}")
     x = unit_rows(vectors)
     n, d = x.shape
-    base = {"dimension": int(d), "rows": int(n), "model_fingerprint": model_fingerprint,
-            "faiss_version": faiss.__version__}
+    base = {
+        "dimension": int(d),
+        "rows": int(n),
+        "model_fingerprint": model_fingerprint,
+        "faiss_version": faiss.__version__,
+    }
     if n <= exact_max_rows:
         index = faiss.IndexFlatIP(d)
         index.add(x)
@@ -153,8 +167,11 @@ def build_index(vectors: np.ndarray, exact_max_rows: int = EXACT_MAX_ROWS, nlist
     index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
     index.cp.seed = seed
     rng = np.random.default_rng(seed)
-    train = x if n <= TRAIN_POINTS_PER_CELL * nlist else x[np.sort(rng.choice(n, TRAIN_POINTS_PER_CELL * nlist,
-                                                                              replace=False))]
+    train = (
+        x
+        if n <= TRAIN_POINTS_PER_CELL * nlist
+        else x[np.sort(rng.choice(n, TRAIN_POINTS_PER_CELL * nlist, replace=False))]
+    )
     index.train(train)
     index.add(x)
     ann = AnnIndex(index, AnnMeta(kind="ivf", nlist=nlist, nprobe=nprobe or 1, **base))
@@ -165,8 +182,9 @@ def build_index(vectors: np.ndarray, exact_max_rows: int = EXACT_MAX_ROWS, nlist
     return ann
 
 
-def exact_top_k(vectors: np.ndarray, queries: np.ndarray, k: int, exclude: np.ndarray | None = None,
-                chunk: int = 64) -> tuple[np.ndarray, np.ndarray]:
+def exact_top_k(
+    vectors: np.ndarray, queries: np.ndarray, k: int, exclude: np.ndarray | None = None, chunk: int = 64
+) -> tuple[np.ndarray, np.ndarray]:
     """numpy brute force: (rows int64 `[Q, k]`, inner products float32 `[Q, k]`), best first.
 
     `vectors` `[N, D]` and `queries` `[Q, D]` unit float32; `exclude` int `[Q]`: a row each query may not
@@ -174,9 +192,9 @@ def exact_top_k(vectors: np.ndarray, queries: np.ndarray, k: int, exclude: np.nd
     the fair baseline (a full sort is O(N log N))."""
     rows, sims = [], []
     for start in range(0, len(queries), chunk):
-        s = queries[start:start + chunk] @ vectors.T
+        s = queries[start : start + chunk] @ vectors.T
         if exclude is not None:
-            s[np.arange(len(s)), exclude[start:start + chunk]] = -np.inf
+            s[np.arange(len(s)), exclude[start : start + chunk]] = -np.inf
         top = np.argpartition(-s, k - 1, axis=1)[:, :k]
         top_s = np.take_along_axis(s, top, axis=1)
         order = np.argsort(-top_s, axis=1, kind="stable")
@@ -204,8 +222,9 @@ def _search_without_self(ann: AnnIndex, queries: np.ndarray, own: np.ndarray, k:
     return np.stack([r[m][:k] for r, m in zip(rows, keep)])
 
 
-def tune_nprobe(ann: AnnIndex, vectors: np.ndarray, target: float, queries: int = 500, k: int = 10,
-                seed: int = 1) -> int:
+def tune_nprobe(
+    ann: AnnIndex, vectors: np.ndarray, target: float, queries: int = 500, k: int = 10, seed: int = 1
+) -> int:
     """The smallest power-of-two `nprobe` (capped at nlist) whose recall@k on a seeded sample of rows
     reaches `target`. `vectors`: the index's unit rows `[N, D]`."""
     rng = np.random.default_rng(seed)
@@ -232,8 +251,16 @@ def measure_index(ann: AnnIndex, vectors: np.ndarray, queries: int = 1000, k: in
     rng = np.random.default_rng(seed)
     own = np.sort(rng.choice(len(x), min(queries, len(x)), replace=False))
     k_eff = min(k, len(x) - 1)
-    report = {"kind": ann.meta.kind, "rows": len(x), "queries": len(own), "k": k, "nlist": ann.meta.nlist,
-              "nprobe": ann.meta.nprobe, "threads": int(faiss.omp_get_max_threads()), "seed": seed}
+    report = {
+        "kind": ann.meta.kind,
+        "rows": len(x),
+        "queries": len(own),
+        "k": k,
+        "nlist": ann.meta.nlist,
+        "nprobe": ann.meta.nprobe,
+        "threads": int(faiss.omp_get_max_threads()),
+        "seed": seed,
+    }
     q = x[own]
     recall = None
     if k_eff >= 1:
@@ -246,12 +273,15 @@ def measure_index(ann: AnnIndex, vectors: np.ndarray, queries: int = 1000, k: in
         latencies.append(time.perf_counter() - start)
     start = time.perf_counter()
     for i in range(0, len(q), 64):
-        ann.search(q[i:i + 64], k_eff + 1)
+        ann.search(q[i : i + 64], k_eff + 1)
     seconds = time.perf_counter() - start
-    return {**report, f"recall_at_{k}": None if recall is None else round(recall, 4),
-            "latency_ms_p50": round(1e3 * float(np.percentile(latencies, 50)), 4),
-            "latency_ms_p95": round(1e3 * float(np.percentile(latencies, 95)), 4),
-            "queries_per_s_batch64": round(len(q) / max(seconds, 1e-9), 1)}
+    return {
+        **report,
+        f"recall_at_{k}": None if recall is None else round(recall, 4),
+        "latency_ms_p50": round(1e3 * float(np.percentile(latencies, 50)), 4),
+        "latency_ms_p95": round(1e3 * float(np.percentile(latencies, 95)), 4),
+        "queries_per_s_batch64": round(len(q) / max(seconds, 1e-9), 1),
+    }
 
 
 def gate_result(report: dict, min_recall: float) -> dict:
@@ -270,4 +300,5 @@ def check_recall(result: dict) -> None:
         f"index gate failed: {key} = {result[key]:.4f} < {result['min_recall']} ({result['kind']} index, "
         f"{result['rows']} rows, nlist {result['nlist']}, nprobe {result['nprobe']}, {result['queries']} queries; "
         f"p50 {result['latency_ms_p50']} ms, p95 {result['latency_ms_p95']} ms at batch 1, "
-        f"{result['queries_per_s_batch64']} queries/s at batch 64, {result['threads']} threads)")
+        f"{result['queries_per_s_batch64']} queries/s at batch 64, {result['threads']} threads)"
+    )

@@ -82,8 +82,9 @@ class LocalBackend:
         try:
             return self._model.signatures[signature]
         except KeyError:
-            raise ServingError(f"{self.model_dir} has no signature {signature!r} "
-                               f"(it has {', '.join(self.signatures)})") from None
+            raise ServingError(
+                f"{self.model_dir} has no signature {signature!r} (it has {', '.join(self.signatures)})"
+            ) from None
 
     def predict(
         self, signature: str, inputs: Mapping[str, np.ndarray], output_names: Sequence[str] = ()
@@ -114,11 +115,13 @@ def _model_path(url_path: str, spec: str) -> tuple[str, int | None]:
     """`/v1/models/NAME[/versions/N]` (REST) or `/NAME[/versions/N]` (gRPC) -> (NAME, N)."""
     path = url_path.split(":", 1)[0].strip("/")
     if path.startswith("v1/models/"):
-        path = path[len("v1/models/"):]
+        path = path[len("v1/models/") :]
     match = re.fullmatch(r"([^/]+)(?:/versions/(\d+))?", path)
     if not match:
-        raise ServingError(f"{spec}: cannot find the model name; use http://HOST:{REST_PORT}/v1/models/NAME "
-                           f"or grpc://HOST:{GRPC_PORT}/NAME (optionally .../versions/N)")
+        raise ServingError(
+            f"{spec}: cannot find the model name; use http://HOST:{REST_PORT}/v1/models/NAME "
+            f"or grpc://HOST:{GRPC_PORT}/NAME (optionally .../versions/N)"
+        )
     return match.group(1), int(match.group(2)) if match.group(2) else None
 
 
@@ -137,8 +140,12 @@ class RestBackend:
         self, signature: str, inputs: Mapping[str, np.ndarray], output_names: Sequence[str]
     ) -> dict[str, np.ndarray]:
         body = rest_json.build_predict_body(signature, inputs, self.row_format)
-        request = urllib.request.Request(self.predict_url, data=json.dumps(body).encode("utf-8"),
-                                         headers={"Content-Type": "application/json"}, method="POST")
+        request = urllib.request.Request(
+            self.predict_url,
+            data=json.dumps(body).encode("utf-8"),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as reply:
                 payload = json.loads(reply.read())

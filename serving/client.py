@@ -37,13 +37,15 @@ class PredictResult:
 
 
 class EmbeddingClient:
-    def __init__(
-        self, backend: Backend, batch_size: int = 64, max_batch_bytes: int = 32 << 20, validate: bool = True
-    ):
+    def __init__(self, backend: Backend, batch_size: int = 64, max_batch_bytes: int = 32 << 20, validate: bool = True):
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         self.backend, self.batch_size, self.max_batch_bytes, self.validate = (
-            backend, batch_size, max_batch_bytes, validate)
+            backend,
+            batch_size,
+            max_batch_bytes,
+            validate,
+        )
 
     def embed(self, images: Sequence[bytes]) -> PredictResult:
         """`embedding` [n_ok, D] for encoded JPEG/PNG images."""
@@ -68,8 +70,9 @@ class EmbeddingClient:
             self._run(signature, batch, values, rows, failed)
         result = PredictResult(indices=sorted(rows), failed=sorted(failed.items()))
         if rows:
-            result.outputs = {name: np.stack([rows[i][name] for i in result.indices])
-                              for name in SIGNATURE_OUTPUTS[signature]}
+            result.outputs = {
+                name: np.stack([rows[i][name] for i in result.indices]) for name in SIGNATURE_OUTPUTS[signature]
+            }
         return result
 
     def _batches(self, indices: list[int], values: Sequence[bytes]) -> Iterator[list[int]]:

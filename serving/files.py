@@ -40,4 +40,4 @@ def read_file(path: str) -> tuple[bytes | None, str | None]:
 
 def chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]

@@ -55,13 +55,13 @@ def _png_structure_problem(data: bytes) -> str | None:
     critical ones; Pillow decodes a PNG whose IEND is cut off, so walk the chunks here."""
     view, pos = memoryview(data), len(_PNG_SIGNATURE)
     while pos + 12 <= len(data):
-        length = int.from_bytes(view[pos:pos + 4], "big")
-        chunk_type = bytes(view[pos + 4:pos + 8])
+        length = int.from_bytes(view[pos : pos + 4], "big")
+        chunk_type = bytes(view[pos + 4 : pos + 8])
         end = pos + 12 + length
         if end > len(data):
             return f"truncated PNG: chunk {chunk_type.decode('latin-1')} is cut off after {len(data)} bytes"
         critical = not chunk_type[0] & 0x20
-        if critical and zlib.crc32(view[pos + 4:end - 4]) != int.from_bytes(view[end - 4:end], "big"):
+        if critical and zlib.crc32(view[pos + 4 : end - 4]) != int.from_bytes(view[end - 4 : end], "big"):
             return f"corrupt PNG: bad checksum in chunk {chunk_type.decode('latin-1')}"
         if chunk_type == b"IEND":
             return None
@@ -83,7 +83,7 @@ def _jpeg_structure_problem(data: bytes) -> str | None:
         elif 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
             pos += 2
         else:
-            pos += 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
+            pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
     return None  # not a layout we can follow: decoding decides
 
 
@@ -98,19 +98,25 @@ def check_image_bytes(data: bytes, limits: ImageLimits = ImageLimits()) -> Probl
         with Image.open(io.BytesIO(data)) as image:
             image_format = ACCEPTED_FORMATS.get(image.format or "")
             if image_format is None:
-                return Problem("unsupported_format",
-                               f"unsupported image format {image.format} (only JPEG and PNG are accepted)")
+                return Problem(
+                    "unsupported_format", f"unsupported image format {image.format} (only JPEG and PNG are accepted)"
+                )
             width, height = image.size
-            if (min(width, height) < limits.min_side or max(width, height) > limits.max_side
-                    or width * height > limits.max_pixels):
+            if (
+                min(width, height) < limits.min_side
+                or max(width, height) > limits.max_side
+                or width * height > limits.max_pixels
+            ):
                 return Problem("bad_dimensions", f"absurd dimensions {width}x{height} ({limits.describe()})")
             structure = _png_structure_problem if image_format == "PNG" else _jpeg_structure_problem
             if problem := structure(data):
                 return Problem("corrupt", problem)
             image.load()
     except UnidentifiedImageError:
-        return Problem("not_an_image", f"not an image: the content ({len(data)} bytes, starting "
-                                       f"{bytes(data[:8])!r}) is no format Pillow knows")
+        return Problem(
+            "not_an_image",
+            f"not an image: the content ({len(data)} bytes, starting {bytes(data[:8])!r}) is no format Pillow knows",
+        )
     except Image.DecompressionBombError as err:  # Pillow refuses to open beyond ~179M pixels
         pixels = re.search(r"\((\d+) pixels\)", str(err))
         size = f"{int(pixels.group(1)):,} pixels" if pixels else str(err)

@@ -45,8 +45,10 @@ class EmbeddingIndex:
             if value is not None and len(value) != n:
                 raise IndexFileError(f"{name} has {len(value)} rows for {n} paths")
         if self.thumbnail_rows is not None and (
-                self.thumbnails is None or len(self.thumbnails) != len(self.thumbnail_rows)
-                or (len(self.thumbnail_rows) and not 0 <= self.thumbnail_rows.min() <= self.thumbnail_rows.max() < n)):
+            self.thumbnails is None
+            or len(self.thumbnails) != len(self.thumbnail_rows)
+            or (len(self.thumbnail_rows) and not 0 <= self.thumbnail_rows.min() <= self.thumbnail_rows.max() < n)
+        ):
             raise IndexFileError(f"thumbnail_rows must name one row < {n} per thumbnail")
 
     def __len__(self) -> int:
@@ -91,8 +93,10 @@ class EmbeddingIndex:
     def select(self, mask: np.ndarray) -> EmbeddingIndex:
         """The rows where `mask` (bool `[N]`) is true (all per-row arrays, and the sampled thumbnails among them)."""
         mask = np.asarray(mask, bool)
-        per_row = {k: (None if getattr(self, k) is None else getattr(self, k)[mask])
-                   for k in ("paths", "embeddings", "labels", "splits")}
+        per_row = {
+            k: (None if getattr(self, k) is None else getattr(self, k)[mask])
+            for k in ("paths", "embeddings", "labels", "splits")
+        }
         if self.thumbnail_rows is None:
             per_row["thumbnails"] = None if self.thumbnails is None else self.thumbnails[mask]
         else:
@@ -119,16 +123,16 @@ class EmbeddingIndex:
         return str(label)
 
 
-def nearest(
-    embeddings: np.ndarray, queries: np.ndarray, k: int, chunk: int = 1024
-) -> tuple[np.ndarray, np.ndarray]:
+def nearest(embeddings: np.ndarray, queries: np.ndarray, k: int, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
     """(row indices [Q, k], cosine similarities [Q, k]) of the k most similar rows, most similar first.
 
     Ties go to the lower row index, so results are deterministic. Raises IndexFileError when the
     embedding widths differ (an index built with another model)."""
     if embeddings.shape[1] != queries.shape[1]:
-        raise IndexFileError(f"the index holds {embeddings.shape[1]}-d embeddings but the model gives "
-                          f"{queries.shape[1]}-d ones: was the index built with another model?")
+        raise IndexFileError(
+            f"the index holds {embeddings.shape[1]}-d embeddings but the model gives "
+            f"{queries.shape[1]}-d ones: was the index built with another model?"
+        )
     return cosine_top_k(np.asarray(queries, np.float32), np.asarray(embeddings, np.float32), k, chunk)
 
 

@@ -28,6 +28,7 @@ class RestFormatError(ValueError):
 
 # ---------------------------------------------------------------- client side
 
+
 def _b64(value: bytes) -> dict[str, str]:
     return {"b64": base64.b64encode(value).decode("ascii")}
 
@@ -39,8 +40,10 @@ def build_predict_body(
     encoded = {name: [_b64(bytes(v)) for v in values] for name, values in inputs.items()}
     if row_format:
         rows = len(next(iter(encoded.values())))
-        return {"signature_name": signature_name,
-                "instances": [{name: column[i] for name, column in encoded.items()} for i in range(rows)]}
+        return {
+            "signature_name": signature_name,
+            "instances": [{name: column[i] for name, column in encoded.items()} for i in range(rows)],
+        }
     return {"signature_name": signature_name, "inputs": encoded}
 
 

@@ -31,25 +31,35 @@ RECORD_SCHEMA = {
     "properties": {
         "id": {"type": "string", "minLength": 1},
         "embedding": {"type": "array", "items": {"type": "number"}, "minItems": 1},
-        "restricts": {"type": "array", "items": {
-            "type": "object", "required": ["namespace", "allow"], "additionalProperties": False,
-            "properties": {"namespace": {"type": "string"},
-                           "allow": {"type": "array", "items": {"type": "string"}, "minItems": 1}}}},
+        "restricts": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["namespace", "allow"],
+                "additionalProperties": False,
+                "properties": {
+                    "namespace": {"type": "string"},
+                    "allow": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                },
+            },
+        },
     },
 }
 
 
 def record(image_id: str, vector: np.ndarray, class_name: str | None, split: str | None) -> str:
     """One JSON line (no newline) for float32 `vector` `[D]` (already unit-norm)."""
-    restricts = [{"namespace": name, "allow": [value]} for name, value in (("class", class_name), ("split", split))
-                 if value]
+    restricts = [
+        {"namespace": name, "allow": [value]} for name, value in (("class", class_name), ("split", split)) if value
+    ]
     head = json.dumps({"id": image_id})[:-1]  # '{"id": "..."', escaped by json
     tail = f', "restricts": {json.dumps(restricts)}' if restricts else ""
     return f'{head}, "embedding": [{",".join(f"{v:.9g}" for v in vector.tolist())}]{tail}}}'
 
 
-def export_jsonl(index: EmbeddingIndex, output: str, rows_per_file: int = ROWS_PER_FILE,
-                 max_files: int = MAX_FILES) -> list[str]:
+def export_jsonl(
+    index: EmbeddingIndex, output: str, rows_per_file: int = ROWS_PER_FILE, max_files: int = MAX_FILES
+) -> list[str]:
     """Writes `index` into folder `output` (local or gs://, through tf.io.gfile) as `embeddings-XXXXX.json`
     files of `rows_per_file` records (more per file when that would pass `max_files`); returns their paths.
 

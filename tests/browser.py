@@ -59,15 +59,26 @@ def open_page(path: Path, timeout: float = 20.0, width: int = 1280) -> dict[str,
     # is stopped before the folder goes, and a file a straggler left behind does not fail the test.
     with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as user_dir:
         process = subprocess.Popen(
-            [exe, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--remote-debugging-port=0",
-             f"--user-data-dir={user_dir}", f"--window-size={width},900", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            [
+                exe,
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--remote-debugging-port=0",
+                f"--user-data-dir={user_dir}",
+                f"--window-size={width},900",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         try:
             port = _devtools_port(process, Path(user_dir), timeout)
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=timeout) as answer:
                 target = next(t for t in json.load(answer) if t["type"] == "page")
-            ws = websocket.create_connection(target["webSocketDebuggerUrl"], timeout=timeout,
-                                             suppress_origin=True)
+            ws = websocket.create_connection(target["webSocketDebuggerUrl"], timeout=timeout, suppress_origin=True)
             try:
                 return _load(ws, path.resolve().as_uri(), timeout)
             finally:

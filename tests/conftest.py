@@ -90,7 +90,7 @@ def unlabeled_sample(root: Path, start: int, count: int) -> Path:
     for i, class_dir in enumerate(sorted(p for p in FLOWERS.iterdir() if p.is_dir())):
         target = root / f"card{i}"
         target.mkdir(parents=True, exist_ok=True)
-        for image in sorted(class_dir.glob("*.jpg"))[start:start + count]:
+        for image in sorted(class_dir.glob("*.jpg"))[start : start + count]:
             (target / image.name).symlink_to(image)
     return root
 
@@ -108,8 +108,14 @@ def _smoke_run(workdir: Path) -> dict:
     result = run_cli("run", "--profile", "smoke", *run_args, "--output", str(out))
     assert result.returncode == 0, f"smoke run failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
     summary = json.loads((out / "summary.json").read_text())
-    return {"out": out, "summary": summary, "stdout": result.stdout, "data_dir": photos,
-            "unlabeled_dir": unlabeled, "run_args": run_args}
+    return {
+        "out": out,
+        "summary": summary,
+        "stdout": result.stdout,
+        "data_dir": photos,
+        "unlabeled_dir": unlabeled,
+        "run_args": run_args,
+    }
 
 
 @pytest.fixture(scope="session")

@@ -57,8 +57,10 @@ def test_packages_import_only_layers_below_them(package: str) -> None:
         for module, _ in _imports(path):
             if module in LAYERS and module not in ALLOWED[package] or module == "tests":
                 wrong.append(f"{path.relative_to(REPO)} imports {module}")
-    assert not wrong, "imports against the layering (models <- serving <- components <- pipeline <- kubeflow "\
-                      "<- benchmarks):\n" + "\n".join(wrong)
+    assert not wrong, (
+        "imports against the layering (models <- serving <- components <- pipeline <- kubeflow "
+        "<- benchmarks):\n" + "\n".join(wrong)
+    )
 
 
 def test_models_need_neither_tensorflow_nor_tfx() -> None:

@@ -22,8 +22,22 @@ def _pins() -> dict[str, str]:
     return pins
 
 
-@pytest.mark.parametrize("package", ["tfx", "tensorflow", "keras", "apache-beam", "tensorflow-transform",
-                                     "tensorflow-model-analysis", "jax", "kfp", "dill", "numpy", "faiss-cpu"])
+@pytest.mark.parametrize(
+    "package",
+    [
+        "tfx",
+        "tensorflow",
+        "keras",
+        "apache-beam",
+        "tensorflow-transform",
+        "tensorflow-model-analysis",
+        "jax",
+        "kfp",
+        "dill",
+        "numpy",
+        "faiss-cpu",
+    ],
+)
 def test_installed_versions_equal_the_pins(package: str) -> None:
     pins = _pins()
     assert package in pins, f"{package} is not pinned in requirements.lock"

@@ -38,8 +38,9 @@ GATE_FILE = "baseline_gate.json"
 MEASURES = {"linear_probe": "linear-probe accuracy", "knn": "kNN accuracy"}
 
 
-def baseline_decision(trained: dict[str, Any], baselines: dict[str, dict[str, Any]], against: str,
-                      margin: float = 0.0) -> dict[str, Any]:
+def baseline_decision(
+    trained: dict[str, Any], baselines: dict[str, dict[str, Any]], against: str, margin: float = 0.0
+) -> dict[str, Any]:
     """Compares the candidate's `trained` scores `{"linear_probe": float, "knn": float}` (accuracies in
     [0, 1]; None when not measured) with `baselines` `{name: {"linear_probe": ..., "knn": ...}}`.
 
@@ -52,8 +53,7 @@ def baseline_decision(trained: dict[str, Any], baselines: dict[str, dict[str, An
         raise ValueError(f"against must be one of {GATE_AGAINST}, got {against!r}")
     if margin < 0:
         raise ValueError(f"margin must be >= 0, got {margin}")
-    decision: dict[str, Any] = {"blessed": True, "against": against, "margin": margin, "comparisons": [],
-                                "reasons": []}
+    decision: dict[str, Any] = {"blessed": True, "against": against, "margin": margin, "comparisons": [], "reasons": []}
     if against == "none":
         return decision
     pool = baselines if against == "strongest" else {"random_init": baselines.get("random_init") or {}}
@@ -66,13 +66,22 @@ def baseline_decision(trained: dict[str, Any], baselines: dict[str, dict[str, An
             continue
         name, value = best
         passed = score >= value + margin
-        decision["comparisons"].append({"measure": measure, "trained": score, "baseline": name,
-                                        "baseline_score": value, "needed": value + margin, "passed": passed})
+        decision["comparisons"].append(
+            {
+                "measure": measure,
+                "trained": score,
+                "baseline": name,
+                "baseline_score": value,
+                "needed": value + margin,
+                "passed": passed,
+            }
+        )
         if not passed:
             plus = f" + margin {margin:g}" if margin else ""
             decision["reasons"].append(
                 f"{title} {score:.3f} is below the untrained {name.replace('_', ' ')} ({value:.3f}{plus}): "
-                f"a feature that needs no training does as well")
+                f"a feature that needs no training does as well"
+            )
             decision["blessed"] = False
     return decision
 
@@ -104,13 +113,19 @@ def BaselineGate(  # noqa: N802 - TFX component names are class-like
 
     with fileio.open(os.path.join(simsiam_run.uri, F.MONITOR_HISTORY_FILE), "r") as f:
         monitor = json.load(f)
-    trained = {"linear_probe": evaluation_metrics(evaluation.uri).get("accuracy"),
-               "knn": (monitor.get("final") or {}).get("knn_accuracy")}
+    trained = {
+        "linear_probe": evaluation_metrics(evaluation.uri).get("accuracy"),
+        "knn": (monitor.get("final") or {}).get("knn_accuracy"),
+    }
     decision = baseline_decision(trained, monitor.get("baselines") or {}, against, float(margin))
-    evaluator_blessed = evaluator_blessing.get_int_custom_property(
-        constants.ARTIFACT_PROPERTY_BLESSED_KEY) == constants.BLESSED_VALUE
-    evaluator_reasons = [] if evaluator_blessed else (gate_result(evaluation.uri)["failures"]
-                                                       or ["the Evaluator did not bless the model"])
+    evaluator_blessed = (
+        evaluator_blessing.get_int_custom_property(constants.ARTIFACT_PROPERTY_BLESSED_KEY) == constants.BLESSED_VALUE
+    )
+    evaluator_reasons = (
+        []
+        if evaluator_blessed
+        else (gate_result(evaluation.uri)["failures"] or ["the Evaluator did not bless the model"])
+    )
     decision["evaluator_blessed"] = evaluator_blessed
     decision["reasons"] = [f"Evaluator: {r}" for r in evaluator_reasons] + decision["reasons"]
     decision["blessed"] = evaluator_blessed and decision["blessed"]
@@ -119,7 +134,13 @@ def BaselineGate(  # noqa: N802 - TFX component names are class-like
         json.dump(decision, f, indent=1)
     write_blessing(blessing, model, decision["blessed"])
     for c in decision["comparisons"]:
-        print(f"[BaselineGate] {MEASURES[c['measure']]} {c['trained']:.4f} vs untrained {c['baseline']} "
-              f"{c['baseline_score']:.4f}: {'ok' if c['passed'] else 'BELOW'}", flush=True)
-    print(f"[BaselineGate] {'BLESSED' if decision['blessed'] else 'NOT BLESSED'}"
-          + "".join(f"\n  - {r}" for r in decision["reasons"]), flush=True)
+        print(
+            f"[BaselineGate] {MEASURES[c['measure']]} {c['trained']:.4f} vs untrained {c['baseline']} "
+            f"{c['baseline_score']:.4f}: {'ok' if c['passed'] else 'BELOW'}",
+            flush=True,
+        )
+    print(
+        f"[BaselineGate] {'BLESSED' if decision['blessed'] else 'NOT BLESSED'}"
+        + "".join(f"\n  - {r}" for r in decision["reasons"]),
+        flush=True,
+    )

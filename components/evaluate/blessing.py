@@ -21,5 +21,6 @@ def write_blessing(blessing: Artifact, model: Artifact, blessed: bool, baseline_
         blessing.set_int_custom_property(constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY, baseline_model.id)
     name = constants.BLESSED_FILE_NAME if blessed else constants.NOT_BLESSED_FILE_NAME
     io_utils.write_string_file(f"{blessing.uri.rstrip('/')}/{name}", "")
-    blessing.set_int_custom_property(constants.ARTIFACT_PROPERTY_BLESSED_KEY,
-                                     constants.BLESSED_VALUE if blessed else constants.NOT_BLESSED_VALUE)
+    blessing.set_int_custom_property(
+        constants.ARTIFACT_PROPERTY_BLESSED_KEY, constants.BLESSED_VALUE if blessed else constants.NOT_BLESSED_VALUE
+    )

@@ -85,7 +85,7 @@ def embed_stored_images(encoder, images: np.ndarray, image_size: int, batch_size
     def embed(batch: tf.Tensor) -> tf.Tensor:
         return tf.cast(encoder(eval_view(batch, image_size), training=False), tf.float32)
 
-    out = [embed(tf.constant(images[i:i + batch_size])).numpy() for i in range(0, len(images), batch_size)]
+    out = [embed(tf.constant(images[i : i + batch_size])).numpy() for i in range(0, len(images), batch_size)]
     return np.concatenate(out).astype(np.float32)
 
 
@@ -109,12 +109,18 @@ def measure(embeddings: np.ndarray) -> dict[str, Any]:
     return {
         "effective_rank": effective_rank(embeddings) if finite else None,
         "collapse_std": embedding_collapse_std(embeddings) if finite else None,
-        "examples": int(embeddings.shape[0]), "dimension": int(embeddings.shape[1]), "finite": finite,
+        "examples": int(embeddings.shape[0]),
+        "dimension": int(embeddings.shape[1]),
+        "finite": finite,
     }
 
 
-def label_free_decision(candidate: dict[str, Any], random_init: dict[str, Any], baseline: dict[str, Any] | None,
-                        thresholds: dict[str, float]) -> tuple[bool, list[str]]:
+def label_free_decision(
+    candidate: dict[str, Any],
+    random_init: dict[str, Any],
+    baseline: dict[str, Any] | None,
+    thresholds: dict[str, float],
+) -> tuple[bool, list[str]]:
     """(blessed, reasons): bless only if every condition holds; one reason per failed condition.
 
     `candidate`, `random_init`, `baseline` (None: no blessed model yet): `measure` dicts (keys
@@ -129,23 +135,33 @@ def label_free_decision(candidate: dict[str, Any], random_init: dict[str, Any], 
     collapse, rank = candidate["collapse_std"], candidate["effective_rank"]
     floor = thresholds["min_collapse_std"]
     if not collapse >= floor:
-        reasons.append(f"collapse_std {collapse:.4f} is below the floor {floor:g}: the embeddings have collapsed "
-                       "towards one direction (SimSiam paper, Sec. 4.1)")
+        reasons.append(
+            f"collapse_std {collapse:.4f} is below the floor {floor:g}: the embeddings have collapsed "
+            "towards one direction (SimSiam paper, Sec. 4.1)"
+        )
     ratio = thresholds["min_rank_ratio"]
     random_rank = random_init.get("effective_rank")
     if random_rank is None:
         reasons.append("the random-init encoder's embeddings hold NaN or inf: there is no reference to beat")
     elif not rank >= ratio * random_rank:
         n, d = candidate.get("examples"), candidate.get("dimension")
-        capped = (f"; note RankMe is at most min(N, D) and only N={n} eval images (D={d}) were measured: add images, "
-                  "raise --eval-percent or lower --min-rank-ratio" if n and d and n < d else "")
-        reasons.append(f"effective_rank {rank:.2f} is below {ratio:g} x the random-init encoder's {random_rank:.2f} "
-                       f"(= {ratio * random_rank:.2f}): training did not clearly enrich the representation{capped}")
+        capped = (
+            f"; note RankMe is at most min(N, D) and only N={n} eval images (D={d}) were measured: add images, "
+            "raise --eval-percent or lower --min-rank-ratio"
+            if n and d and n < d
+            else ""
+        )
+        reasons.append(
+            f"effective_rank {rank:.2f} is below {ratio:g} x the random-init encoder's {random_rank:.2f} "
+            f"(= {ratio * random_rank:.2f}): training did not clearly enrich the representation{capped}"
+        )
     if baseline is not None and baseline.get("effective_rank") is not None:
         tolerance = thresholds.get("baseline_tolerance", BASELINE_TOLERANCE)
         if not rank >= baseline["effective_rank"] - tolerance:
-            reasons.append(f"effective_rank {rank:.4f} is below the last blessed model's "
-                           f"{baseline['effective_rank']:.4f}: a regression")
+            reasons.append(
+                f"effective_rank {rank:.4f} is below the last blessed model's "
+                f"{baseline['effective_rank']:.4f}: a regression"
+            )
     return not reasons, reasons
 
 
@@ -155,9 +171,14 @@ def _encoder_dir(model_uri: str) -> str:
     return path_utils.serving_model_path(model_uri)
 
 
-def evaluate_label_free(model_dir: str, split_uris: list[str], simsiam_config: dict[str, Any],
-                        thresholds: dict[str, float], baseline_dir: str | None = None,
-                        max_examples: int = DEFAULT_MAX_EXAMPLES) -> dict[str, Any]:
+def evaluate_label_free(
+    model_dir: str,
+    split_uris: list[str],
+    simsiam_config: dict[str, Any],
+    thresholds: dict[str, float],
+    baseline_dir: str | None = None,
+    max_examples: int = DEFAULT_MAX_EXAMPLES,
+) -> dict[str, Any]:
     """The gate's whole report: measures of candidate, random init and baseline on the stored images
     of `split_uris`, the thresholds, `blessed` and `reasons`. `model_dir`/`baseline_dir`: folders with
     encoder.weights.h5 + encoder.json (components/train/encoder_io.py). The baseline's encoder sees
@@ -167,8 +188,9 @@ def evaluate_label_free(model_dir: str, split_uris: list[str], simsiam_config: d
     images = read_stored_images(split_uris, max_examples)
     encoder, recipe = load_encoder(model_dir)
     candidate = measure(embed_stored_images(encoder, images, recipe["image_size"]))
-    random_init = measure(embed_stored_images(random_init_encoder(simsiam_config, recipe), images,
-                                              recipe["image_size"]))
+    random_init = measure(
+        embed_stored_images(random_init_encoder(simsiam_config, recipe), images, recipe["image_size"])
+    )
     baseline = None
     if baseline_dir:
         base_encoder, base_recipe = load_encoder(baseline_dir)
@@ -176,11 +198,21 @@ def evaluate_label_free(model_dir: str, split_uris: list[str], simsiam_config: d
     thresholds = {"baseline_tolerance": BASELINE_TOLERANCE, **thresholds}
     blessed, reasons = label_free_decision(candidate, random_init, baseline, thresholds)
     random_rank = random_init["effective_rank"]
-    rank_ratio = (candidate["effective_rank"] / random_rank
-                  if candidate["effective_rank"] is not None and random_rank else None)
-    return {"candidate": candidate, "random_init": random_init, "baseline": baseline, "rank_ratio": rank_ratio,
-            "thresholds": thresholds, "blessed": blessed, "reasons": reasons,
-            "model": model_dir, "baseline_model": baseline_dir, "examples_read": int(len(images))}
+    rank_ratio = (
+        candidate["effective_rank"] / random_rank if candidate["effective_rank"] is not None and random_rank else None
+    )
+    return {
+        "candidate": candidate,
+        "random_init": random_init,
+        "baseline": baseline,
+        "rank_ratio": rank_ratio,
+        "thresholds": thresholds,
+        "blessed": blessed,
+        "reasons": reasons,
+        "model": model_dir,
+        "baseline_model": baseline_dir,
+        "examples_read": int(len(images)),
+    }
 
 
 def _fmt(value: float | None) -> str:
@@ -210,9 +242,14 @@ def LabelFreeEvaluator(  # noqa: N802 - TFX component names are class-like
         raise ValueError(f"splits {splits!r}: {unknown or 'none given'} not in the examples (they have {available})")
     split_uris = [artifact_utils.get_split_uri([examples], s) for s in wanted]
     thresholds = {"min_collapse_std": float(min_collapse_std), "min_rank_ratio": float(min_rank_ratio)}
-    report = evaluate_label_free(_encoder_dir(model.uri), split_uris, json.loads(simsiam_config), thresholds,
-                                 _encoder_dir(baseline_model.uri) if baseline_model is not None else None,
-                                 max_examples)
+    report = evaluate_label_free(
+        _encoder_dir(model.uri),
+        split_uris,
+        json.loads(simsiam_config),
+        thresholds,
+        _encoder_dir(baseline_model.uri) if baseline_model is not None else None,
+        max_examples,
+    )
     report["splits"] = wanted
     fileio.makedirs(evaluation.uri)
     with fileio.open(f"{evaluation.uri.rstrip('/')}/{METRICS_FILE}", "w") as f:
@@ -223,8 +260,14 @@ def LabelFreeEvaluator(  # noqa: N802 - TFX component names are class-like
     for who in ("candidate", "random_init", "baseline"):
         m = report[who]
         if m is not None:
-            print(f"[LabelFreeEvaluator] {who}: effective_rank {_fmt(m['effective_rank'])}, "
-                  f"collapse_std {_fmt(m['collapse_std'])} ({m['examples']} x {m['dimension']})", flush=True)
-    print(f"[LabelFreeEvaluator] rank ratio {_fmt(report['rank_ratio'])} (min {min_rank_ratio:g}), collapse floor "
-          f"{min_collapse_std:g}: {'BLESSED' if report['blessed'] else 'NOT BLESSED'}"
-          + "".join(f"\n  - {r}" for r in report["reasons"]), flush=True)
+            print(
+                f"[LabelFreeEvaluator] {who}: effective_rank {_fmt(m['effective_rank'])}, "
+                f"collapse_std {_fmt(m['collapse_std'])} ({m['examples']} x {m['dimension']})",
+                flush=True,
+            )
+    print(
+        f"[LabelFreeEvaluator] rank ratio {_fmt(report['rank_ratio'])} (min {min_rank_ratio:g}), collapse floor "
+        f"{min_collapse_std:g}: {'BLESSED' if report['blessed'] else 'NOT BLESSED'}"
+        + "".join(f"\n  - {r}" for r in report["reasons"]),
+        flush=True,
+    )

@@ -71,8 +71,11 @@ def export_serving_model(
     def empty_heads() -> dict[str, tf.Tensor]:
         out = {"embedding": tf.zeros([0, feature_dim])}
         if with_classifier:
-            out.update(probabilities=tf.zeros([0, num_classes]), class_ids=tf.zeros([0], tf.int64),
-                       class_names=tf.zeros([0], tf.string))
+            out.update(
+                probabilities=tf.zeros([0, num_classes]),
+                class_ids=tf.zeros([0], tf.int64),
+                class_names=tf.zeros([0], tf.string),
+            )
         return out
 
     def run_heads(images: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -82,8 +85,12 @@ def export_serving_model(
             return {"embedding": embedding}
         probabilities = tf.nn.softmax(tf.cast(classifier(embedding, training=False), tf.float32), axis=-1)
         class_ids = tf.argmax(probabilities, axis=-1)
-        return {"embedding": embedding, "probabilities": probabilities, "class_ids": class_ids,
-                "class_names": tf.gather(names, class_ids)}
+        return {
+            "embedding": embedding,
+            "probabilities": probabilities,
+            "class_ids": class_ids,
+            "class_names": tf.gather(names, class_ids),
+        }
 
     def serving_default(examples: tf.Tensor) -> dict[str, tf.Tensor]:
         parsed = tf.io.parse_example(examples, {F.IMAGE: tf.io.FixedLenFeature([], tf.string)})
@@ -102,8 +109,9 @@ def export_serving_model(
     if with_classifier:
         archive.track(classifier)
     archive.track(tft_layer)
-    archive.add_endpoint("serving_default", serving_default,
-                         input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    archive.add_endpoint(
+        "serving_default", serving_default, input_signature=[tf.TensorSpec([None], tf.string, name="examples")]
+    )
     image_endpoints = [("embed_images", embed_images)]
     if with_classifier:
         image_endpoints.append(("classify_images", classify_images))

@@ -117,8 +117,14 @@ class _Reservoir:
         return thumbnails, (None if self.seen <= self.size else np.asarray(self.rows, np.int64)[order])
 
 
-def build_index(serving_model_dir: str, examples_uri: str, split_uris: dict[str, str], batch_size: int = 64,
-                thumbnail_size: int = 64, max_thumbnails: int = 10_000):
+def build_index(
+    serving_model_dir: str,
+    examples_uri: str,
+    split_uris: dict[str, str],
+    batch_size: int = 64,
+    thumbnail_size: int = 64,
+    max_thumbnails: int = 10_000,
+):
     """(EmbeddingIndex of every example of `split_uris` {split: folder}, report dict). Thumbnails for a
     seeded sample of at most `max_thumbnails` rows (all of them when fewer; 12 KB each at 64 px)."""
     import numpy as np
@@ -137,8 +143,9 @@ def build_index(serving_model_dir: str, examples_uri: str, split_uris: dict[str,
         for batch in read_examples(uri, batch_size):
             images = [example_feature(e, F.IMAGE) for e in batch]
             result = client.embed(images)
-            failed.extend({"path": example_feature(batch[i], F.IMAGE_ID).decode(), "reason": r}
-                          for i, r in result.failed)
+            failed.extend(
+                {"path": example_feature(batch[i], F.IMAGE_ID).decode(), "reason": r} for i, r in result.failed
+            )
             for row in result.indices:
                 example = batch[row]
                 paths.append(example_feature(example, F.IMAGE_ID).decode())
@@ -159,10 +166,15 @@ def build_index(serving_model_dir: str, examples_uri: str, split_uris: dict[str,
         raise ValueError(f"no example of {sorted(split_uris)} could be embedded ({len(failed)} rejected)")
     thumbnails, thumbnail_rows = reservoir.sample()
     index = EmbeddingIndex(
-        paths=np.array(paths), embeddings=np.concatenate(embeddings).astype(np.float32),
-        labels=np.array(labels, dtype=np.int64), class_names=np.array(class_names), splits=np.array(splits),
-        thumbnails=thumbnails, thumbnail_rows=thumbnail_rows,
-        model=serving_model_dir, model_fingerprint=backend.fingerprint(),
+        paths=np.array(paths),
+        embeddings=np.concatenate(embeddings).astype(np.float32),
+        labels=np.array(labels, dtype=np.int64),
+        class_names=np.array(class_names),
+        splits=np.array(splits),
+        thumbnails=thumbnails,
+        thumbnail_rows=thumbnail_rows,
+        model=serving_model_dir,
+        model_fingerprint=backend.fingerprint(),
     )
     counts = {s: int(np.sum(index.splits == s)) for s in split_uris}
     return index, {"counts": counts, "dimension": int(index.embeddings.shape[1]), "failed": failed}
@@ -192,9 +204,15 @@ def _write_local(tmp: str, index, ann_index, report: dict, projector_rows: int) 
     else:  # the rows of the thumbnail sample, so that the sprite shows each point
         rows = index.thumbnail_rows[_projector_rows(len(index.thumbnail_rows), projector_rows)]
     thumbnails = None if index.thumbnails is None else np.stack([index.thumbnail(r) for r in rows])
-    write_projector(os.path.join(tmp, PROJECTOR_DIR), index.embeddings[rows], index.labels[rows],
-                    list(index.class_names), index.paths[rows], None if index.splits is None else index.splits[rows],
-                    thumbnails)
+    write_projector(
+        os.path.join(tmp, PROJECTOR_DIR),
+        index.embeddings[rows],
+        index.labels[rows],
+        list(index.class_names),
+        index.paths[rows],
+        None if index.splits is None else index.splits[rows],
+        thumbnails,
+    )
     return sorted(os.listdir(tmp))
 
 
@@ -235,11 +253,13 @@ def EmbeddingIndexer(  # noqa: N802 - TFX component names are class-like
     if unknown:
         raise ValueError(f"splits {unknown} are not in the examples (they have {available})")
     split_uris = {s: artifact_utils.get_split_uri([examples], s) for s in wanted}
-    index, report = build_index(path_utils.serving_model_path(model.uri), examples.uri, split_uris,
-                                batch_size, thumbnail_size, max_thumbnails)
+    index, report = build_index(
+        path_utils.serving_model_path(model.uri), examples.uri, split_uris, batch_size, thumbnail_size, max_thumbnails
+    )
     start = time.perf_counter()
-    ann_index = ann.build_index(index.embeddings, exact_max_rows=exact_max_rows,
-                                model_fingerprint=index.model_fingerprint)
+    ann_index = ann.build_index(
+        index.embeddings, exact_max_rows=exact_max_rows, model_fingerprint=index.model_fingerprint
+    )
     report["build_seconds"] = round(time.perf_counter() - start, 3)
     report["gate"] = ann.gate_result(ann.measure_index(ann_index, index.embeddings, gate_queries), min_recall)
     ann.check_recall(report["gate"])  # TFX removes a failed step's outputs: the error carries the figures
@@ -254,6 +274,9 @@ def EmbeddingIndexer(  # noqa: N802 - TFX component names are class-like
     if report["gate"]["recall_at_10"] is not None:
         embedding_index.set_float_custom_property("recall_at_10", report["gate"]["recall_at_10"])
     embedding_index.set_string_custom_property("projector_dir", f"{embedding_index.uri.rstrip('/')}/{PROJECTOR_DIR}")
-    print(f"[EmbeddingIndexer] {len(index)} embeddings {report['counts']} -> {path}; "
-          f"{len(report['failed'])} rejected; {ann_index.meta.kind} index, recall@10 "
-          f"{report['gate']['recall_at_10']}", flush=True)
+    print(
+        f"[EmbeddingIndexer] {len(index)} embeddings {report['counts']} -> {path}; "
+        f"{len(report['failed'])} rejected; {ann_index.meta.kind} index, recall@10 "
+        f"{report['gate']['recall_at_10']}",
+        flush=True,
+    )

@@ -38,7 +38,7 @@ def sprite(thumbnails: np.ndarray, max_px: int = MAX_SPRITE_PX) -> tuple[np.ndar
     for i, thumb in enumerate(thumbnails):
         tile = thumb if side == h else np.asarray(Image.fromarray(thumb).resize((side, side), Image.BILINEAR))
         r, c = divmod(i, grid)
-        out[r * side:(r + 1) * side, c * side:(c + 1) * side] = tile
+        out[r * side : (r + 1) * side, c * side : (c + 1) * side] = tile
     return out, side
 
 
@@ -47,8 +47,15 @@ def _cell(value: str) -> str:
     return str(value).replace("\t", " ").replace("\n", " ")
 
 
-def write_projector(folder: str, embeddings: np.ndarray, labels: np.ndarray, class_names: list[str],
-                    image_ids: np.ndarray, splits: np.ndarray | None, thumbnails: np.ndarray | None) -> str:
+def write_projector(
+    folder: str,
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    class_names: list[str],
+    image_ids: np.ndarray,
+    splits: np.ndarray | None,
+    thumbnails: np.ndarray | None,
+) -> str:
     """Writes the projector files for `embeddings` (float `[N, D]`) into local `folder`; returns the config's path.
 
     `labels` int `[N]` index `class_names` (-1: unlabelled); `thumbnails` uint8 `[N, H, W, 3]` or None
@@ -60,8 +67,10 @@ def write_projector(folder: str, embeddings: np.ndarray, labels: np.ndarray, cla
 
     n = len(embeddings)
     if not len(labels) == len(image_ids) == n or (thumbnails is not None and len(thumbnails) != n):
-        raise ValueError(f"{n} embeddings but {len(labels)} labels, {len(image_ids)} ids"
-                         + (f", {len(thumbnails)} thumbnails" if thumbnails is not None else ""))
+        raise ValueError(
+            f"{n} embeddings but {len(labels)} labels, {len(image_ids)} ids"
+            + (f", {len(thumbnails)} thumbnails" if thumbnails is not None else "")
+        )
     os.makedirs(folder, exist_ok=True)
     np.savetxt(os.path.join(folder, TENSOR_FILE), np.asarray(embeddings, np.float32), fmt="%.5g", delimiter="\t")
     with open(os.path.join(folder, METADATA_FILE), "w") as f:

@@ -46,11 +46,14 @@ class ImageFolderExampleGen(FileBasedExampleGen):
 
 def output_config(eval_percent: int = DEFAULT_EVAL_PERCENT) -> example_gen_pb2.Output:
     """TFX's hash split on image_id: train gets 100 - eval_percent of 100 buckets."""
-    return example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(
-        splits=[example_gen_pb2.SplitConfig.Split(name=name, hash_buckets=n)
-                for name, n in split_buckets(eval_percent)],
-        partition_feature_name=F.IMAGE_ID,
-    ))
+    return example_gen_pb2.Output(
+        split_config=example_gen_pb2.SplitConfig(
+            splits=[
+                example_gen_pb2.SplitConfig.Split(name=name, hash_buckets=n) for name, n in split_buckets(eval_percent)
+            ],
+            partition_feature_name=F.IMAGE_ID,
+        )
+    )
 
 
 def _check_fraction(max_rejected_fraction: float) -> None:
@@ -79,14 +82,16 @@ def image_example_gen(
     if not data_dir and not unlabeled_dir:
         raise ValueError("give data_dir (class folders), unlabeled_dir (unlabelled images) or both")
     input_base = _local(data_dir or unlabeled_dir)
-    config = IngestConfig(max_rejected_fraction=max_rejected_fraction, limits=limits,
-                          min_train_examples=min_train_examples,
-                          unlabeled_dir=_local(unlabeled_dir) if data_dir and unlabeled_dir else None,
-                          labeled=bool(data_dir))
+    config = IngestConfig(
+        max_rejected_fraction=max_rejected_fraction,
+        limits=limits,
+        min_train_examples=min_train_examples,
+        unlabeled_dir=_local(unlabeled_dir) if data_dir and unlabeled_dir else None,
+        labeled=bool(data_dir),
+    )
     return ImageFolderExampleGen(
         input_base=input_base,
-        input_config=example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="images",
-                                                                              pattern=FOLDER_PATTERN)]),
+        input_config=example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="images", pattern=FOLDER_PATTERN)]),
         output_config=output_config(eval_percent),
         custom_config=config.to_proto(),
         custom_executor_spec=executor_spec.BeamExecutorSpec(ImageExampleGenExecutor),
@@ -111,9 +116,14 @@ def records_image_example_gen(
         input_base=_local(base),
         input_config=example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="records", pattern=rest)]),
         output_config=output_config(eval_percent),
-        custom_config=IngestConfig(max_rejected_fraction=max_rejected_fraction, limits=limits,
-                                   min_train_examples=min_train_examples, labeled=bool(label_key),
-                                   image_key=image_key, label_key=label_key).to_proto(),
+        custom_config=IngestConfig(
+            max_rejected_fraction=max_rejected_fraction,
+            limits=limits,
+            min_train_examples=min_train_examples,
+            labeled=bool(label_key),
+            image_key=image_key,
+            label_key=label_key,
+        ).to_proto(),
         custom_executor_spec=executor_spec.BeamExecutorSpec(RecordsImageExampleGenExecutor),
     ).with_id(EXAMPLE_GEN_ID)
 
@@ -133,7 +143,11 @@ def tfds_image_example_gen(
     return QueryBasedExampleGen(
         input_config=example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="tfds", pattern=name)]),
         output_config=output_config(eval_percent),
-        custom_config=IngestConfig(max_rejected_fraction=max_rejected_fraction, limits=limits,
-                                   tfds_data_dir=data_dir, min_train_examples=min_train_examples).to_proto(),
+        custom_config=IngestConfig(
+            max_rejected_fraction=max_rejected_fraction,
+            limits=limits,
+            tfds_data_dir=data_dir,
+            min_train_examples=min_train_examples,
+        ).to_proto(),
         custom_executor_spec=executor_spec.BeamExecutorSpec(TfdsImageExampleGenExecutor),
     ).with_id(EXAMPLE_GEN_ID)

@@ -68,7 +68,8 @@ class ImageFolderDriver(driver.FileBasedDriver):
         exec_properties = super().resolve_exec_properties(exec_properties, pipeline_info, component_info)
         if config.unlabeled_dir and "://" not in config.unlabeled_dir:
             exec_properties[utils.FINGERPRINT_PROPERTY_NAME] += (
-                f"\nunlabeled_folder:{folder_fingerprint(config.unlabeled_dir, labeled=False)}")
+                f"\nunlabeled_folder:{folder_fingerprint(config.unlabeled_dir, labeled=False)}"
+            )
         elif config.unlabeled_dir:
             exec_properties[utils.FINGERPRINT_PROPERTY_NAME] += f"\nunlabeled_folder:{config.unlabeled_dir}"
         return exec_properties

@@ -57,6 +57,7 @@ _EXAMPLES, _REJECTED = "examples", "rejected"
 _REPORT_PATH_KEY = "_ingestion_report_path"  # added to exec_properties by Do for the Beam graph
 _TFRECORD_PREFIX = write_split.DEFAULT_TF_RECORD_FILE_NAME
 
+
 @dataclass(frozen=True)
 class IngestConfig:
     """The executor's custom_config (a Struct packed in example_gen_pb2.CustomConfig)."""
@@ -74,15 +75,17 @@ class IngestConfig:
 
     def to_proto(self) -> example_gen_pb2.CustomConfig:
         struct = struct_pb2.Struct()
-        struct.update({
-            "max_rejected_fraction": self.max_rejected_fraction,
-            "min_side": self.limits.min_side,
-            "max_side": self.limits.max_side,
-            "max_pixels": self.limits.max_pixels,
-            "min_train_examples": self.min_train_examples,
-            "labeled": self.labeled,
-            "image_key": self.image_key,
-        })
+        struct.update(
+            {
+                "max_rejected_fraction": self.max_rejected_fraction,
+                "min_side": self.limits.min_side,
+                "max_side": self.limits.max_side,
+                "max_pixels": self.limits.max_pixels,
+                "min_train_examples": self.min_train_examples,
+                "labeled": self.labeled,
+                "image_key": self.image_key,
+            }
+        )
         for key in ("tfds_data_dir", "unlabeled_dir", "label_key"):
             if getattr(self, key):
                 struct[key] = getattr(self, key)
@@ -101,10 +104,16 @@ class IngestConfig:
         config.custom_config.Unpack(struct)
         values = json_format.MessageToDict(struct)
         limits = ImageLimits(**{k: int(values[k]) for k in ("min_side", "max_side", "max_pixels") if k in values})
-        return cls(float(values.get("max_rejected_fraction", cls.max_rejected_fraction)), limits,
-                   values.get("tfds_data_dir"), int(values.get("min_train_examples", 0)), values.get("unlabeled_dir"),
-                   bool(values.get("labeled", True)), values.get("image_key", cls.image_key), values.get("label_key"))
-
+        return cls(
+            float(values.get("max_rejected_fraction", cls.max_rejected_fraction)),
+            limits,
+            values.get("tfds_data_dir"),
+            int(values.get("min_train_examples", 0)),
+            values.get("unlabeled_dir"),
+            bool(values.get("labeled", True)),
+            values.get("image_key", cls.image_key),
+            values.get("label_key"),
+        )
 
 
 def make_example(image_id: str, class_name: str | None, label: int, data: bytes) -> tf.train.Example:
@@ -116,12 +125,16 @@ def make_example(image_id: str, class_name: str | None, label: int, data: bytes)
     def _bytes(value: bytes) -> tf.train.Feature:
         return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
 
-    return tf.train.Example(features=tf.train.Features(feature={
-        F.IMAGE: _bytes(data),
-        F.LABEL: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
-        F.CLASS_NAME: _bytes(class_name.encode("utf-8")),
-        F.IMAGE_ID: _bytes(image_id.encode("utf-8")),
-    }))
+    return tf.train.Example(
+        features=tf.train.Features(
+            feature={
+                F.IMAGE: _bytes(data),
+                F.LABEL: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+                F.CLASS_NAME: _bytes(class_name.encode("utf-8")),
+                F.IMAGE_ID: _bytes(image_id.encode("utf-8")),
+            }
+        )
+    )
 
 
 def source_path(root: str | None, paths: dict[str, str], image_id: str) -> str:
@@ -188,11 +201,13 @@ class DigestImage(beam.DoFn):
 
 def duplicate_groups(digests: beam.PCollection) -> beam.PCollection:
     """(digest, image_id) -> one element: the sorted groups of ids with identical bytes, sorted."""
-    return (digests
-            | "GroupByDigest" >> beam.GroupByKey()
-            | "KeepCopies" >> beam.FlatMap(lambda kv: [sorted(kv[1])] if len(kv[1]) > 1 else [])
-            | "GroupsToList" >> beam.combiners.ToList()
-            | "SortGroups" >> beam.Map(sorted))
+    return (
+        digests
+        | "GroupByDigest" >> beam.GroupByKey()
+        | "KeepCopies" >> beam.FlatMap(lambda kv: [sorted(kv[1])] if len(kv[1]) > 1 else [])
+        | "GroupsToList" >> beam.combiners.ToList()
+        | "SortGroups" >> beam.Map(sorted)
+    )
 
 
 def class_vocabulary(class_names) -> tuple[str, ...]:
@@ -260,10 +275,10 @@ def _serialize(split_example: tuple[str, tf.train.Example]) -> bytes:
     return split_example[1].SerializeToString()
 
 
-def _write_report(_, path: str, classes: tuple[str, ...], counts: list, rejected: list, ignored: tuple,
-                  groups: list[list[str]]) -> None:
+def _write_report(
+    _, path: str, classes: tuple[str, ...], counts: list, rejected: list, ignored: tuple, groups: list[list[str]]
+) -> None:
     write_report(path, build_report(classes, counts, rejected, ignored, groups))
-
 
 
 class ImageExampleGenExecutor(BaseExampleGenExecutor):
@@ -300,17 +315,23 @@ class ImageExampleGenExecutor(BaseExampleGenExecutor):
         if source.classes is not None:
             classes = pipeline | "Classes" >> beam.Create([tuple(source.classes)])
         else:
-            classes = (first
-                       | "ClassNames" >> beam.FlatMap(lambda r: [r.class_name] if r.class_name is not None else [])
-                       | "DistinctClasses" >> beam.Distinct()
-                       | "ClassesToList" >> beam.combiners.ToList()
-                       | "LabelOrder" >> beam.Map(class_vocabulary))
-        outputs = (pipeline
-                   | "ListImages" >> source.records
-                   | "ValidateAndEncode" >> beam.ParDo(
-                       ToImageExample(source.root, limits, _eval_percent(exec_properties) or 0, source.paths),
-                       beam.pvalue.AsSingleton(classes), beam.pvalue.AsSingleton(groups))
-                   .with_outputs(_REJECTED, main=_EXAMPLES))
+            classes = (
+                first
+                | "ClassNames" >> beam.FlatMap(lambda r: [r.class_name] if r.class_name is not None else [])
+                | "DistinctClasses" >> beam.Distinct()
+                | "ClassesToList" >> beam.combiners.ToList()
+                | "LabelOrder" >> beam.Map(class_vocabulary)
+            )
+        outputs = (
+            pipeline
+            | "ListImages" >> source.records
+            | "ValidateAndEncode"
+            >> beam.ParDo(
+                ToImageExample(source.root, limits, _eval_percent(exec_properties) or 0, source.paths),
+                beam.pvalue.AsSingleton(classes),
+                beam.pvalue.AsSingleton(groups),
+            ).with_outputs(_REJECTED, main=_EXAMPLES)
+        )
         return source, outputs, classes, groups
 
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
@@ -334,27 +355,44 @@ class ImageExampleGenExecutor(BaseExampleGenExecutor):
         proto_utils.json_to_proto(exec_properties[standard_component_specs.OUTPUT_CONFIG_KEY], output_config)
         split_config = output_config.split_config
         hash_splits = [s.name for s in split_config.splits]
-        if (hash_splits != ["train", "eval"] or split_config.partition_feature_name != F.IMAGE_ID
-                or sum(s.hash_buckets for s in split_config.splits) != 100):
-            raise ValueError("ImageExampleGen needs an output_config that hash-splits on image_id into train and eval "
-                             "over 100 buckets; build it with components.ingest.component.output_config()")
+        if (
+            hash_splits != ["train", "eval"]
+            or split_config.partition_feature_name != F.IMAGE_ID
+            or sum(s.hash_buckets for s in split_config.splits) != 100
+        ):
+            raise ValueError(
+                "ImageExampleGen needs an output_config that hash-splits on image_id into train and eval "
+                "over 100 buckets; build it with components.ingest.component.output_config()"
+            )
         source, outputs, classes, groups = self._read_and_validate(pipeline, exec_properties)
         self._source = source  # Do's checks name it and need to know whether labels were expected
         names = self.split_names(source)
         parts = outputs[_EXAMPLES] | "SplitData" >> beam.Partition(lambda kv, n: names.index(kv[0]), len(names))
-        counts = ([part | f"ClassOf[{name}]" >> beam.Map(_split_and_class) for name, part in zip(names, parts)]
-                  | "AllClasses" >> beam.Flatten()
-                  | "CountPerSplitAndClass" >> beam.combiners.Count.PerElement()
-                  | "CountsToList" >> beam.combiners.ToList())
-        rejected = ((outputs[_REJECTED], pipeline | "ListedRejections" >> beam.Create(source.listed_rejections))
-                    | "AllRejections" >> beam.Flatten()
-                    | "RejectionsToList" >> beam.combiners.ToList())
-        _ = (pipeline
-             | "ReportTrigger" >> beam.Create([None])
-             | "WriteReport" >> beam.Map(_write_report, exec_properties[_REPORT_PATH_KEY],
-                                         beam.pvalue.AsSingleton(classes), beam.pvalue.AsSingleton(counts),
-                                         beam.pvalue.AsSingleton(rejected), source.ignored,
-                                         beam.pvalue.AsSingleton(groups)))
+        counts = (
+            [part | f"ClassOf[{name}]" >> beam.Map(_split_and_class) for name, part in zip(names, parts)]
+            | "AllClasses" >> beam.Flatten()
+            | "CountPerSplitAndClass" >> beam.combiners.Count.PerElement()
+            | "CountsToList" >> beam.combiners.ToList()
+        )
+        rejected = (
+            (outputs[_REJECTED], pipeline | "ListedRejections" >> beam.Create(source.listed_rejections))
+            | "AllRejections" >> beam.Flatten()
+            | "RejectionsToList" >> beam.combiners.ToList()
+        )
+        _ = (
+            pipeline
+            | "ReportTrigger" >> beam.Create([None])
+            | "WriteReport"
+            >> beam.Map(
+                _write_report,
+                exec_properties[_REPORT_PATH_KEY],
+                beam.pvalue.AsSingleton(classes),
+                beam.pvalue.AsSingleton(counts),
+                beam.pvalue.AsSingleton(rejected),
+                source.ignored,
+                beam.pvalue.AsSingleton(groups),
+            )
+        )
         return dict(zip(names, parts))
 
     def Do(self, input_dict, output_dict, exec_properties) -> None:
@@ -371,16 +409,26 @@ class ImageExampleGenExecutor(BaseExampleGenExecutor):
             splits = self.GenerateExamplesByBeam(pipeline, properties)
             examples.split_names = artifact_utils.encode_split_names(list(splits))
             for name, split in splits.items():
-                _ = (split
-                     | f"Serialize[{name}]" >> beam.Map(_serialize)
-                     | f"WriteSplit[{name}]" >> beam.io.WriteToTFRecord(
-                         os.path.join(artifact_utils.get_split_uri([examples], name), _TFRECORD_PREFIX),
-                         file_name_suffix=".gz"))
+                _ = (
+                    split
+                    | f"Serialize[{name}]" >> beam.Map(_serialize)
+                    | f"WriteSplit[{name}]"
+                    >> beam.io.WriteToTFRecord(
+                        os.path.join(artifact_utils.get_split_uri([examples], name), _TFRECORD_PREFIX),
+                        file_name_suffix=".gz",
+                    )
+                )
         examples_utils.set_payload_format(examples, example_gen_pb2.FORMAT_TF_EXAMPLE)
         examples_utils.set_file_format(examples, write_split.to_file_format_str(example_gen_pb2.FORMAT_TFRECORDS_GZIP))
         config = IngestConfig.from_exec_properties(exec_properties)
-        check_report(read_report(examples.uri), config.max_rejected_fraction, self._source.description,
-                     _eval_percent(exec_properties), config.min_train_examples, labeled=self._source.labeled)
+        check_report(
+            read_report(examples.uri),
+            config.max_rejected_fraction,
+            self._source.description,
+            _eval_percent(exec_properties),
+            config.min_train_examples,
+            labeled=self._source.labeled,
+        )
 
 
 class TfdsImageExampleGenExecutor(ImageExampleGenExecutor):
@@ -391,12 +439,15 @@ class TfdsImageExampleGenExecutor(ImageExampleGenExecutor):
         return tfds_source(self._input_pattern(exec_properties), config.tfds_data_dir)
 
 
-
 class RecordsImageExampleGenExecutor(ImageExampleGenExecutor):
     """Reads TFRecord files of tf.Examples: `input_base` / the input split's pattern, the image under the
     custom config's `image_key`, the label under its `label_key` (none: unlabelled images)."""
 
     def source(self, exec_properties: dict[str, Any]) -> ImageSource:
         config = IngestConfig.from_exec_properties(exec_properties)
-        return records_source(exec_properties[standard_component_specs.INPUT_BASE_KEY],
-                              self._input_pattern(exec_properties), config.image_key, config.label_key)
+        return records_source(
+            exec_properties[standard_component_specs.INPUT_BASE_KEY],
+            self._input_pattern(exec_properties),
+            config.image_key,
+            config.label_key,
+        )

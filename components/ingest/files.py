@@ -81,8 +81,10 @@ def _holds_run(dirnames: Iterable[str], filenames: Iterable[str]) -> bool:
 
 def _not_a_run(folder: str, what: str, top: tuple[str, list[str], list[str]]) -> None:
     if _holds_run(top[1], top[2]):
-        raise DataError(f"{what} {folder} holds a simsiam-tfx run (metadata.sqlite and pipeline_root/), not photos: "
-                        "give the folder of the photos, not a run's --output")
+        raise DataError(
+            f"{what} {folder} holds a simsiam-tfx run (metadata.sqlite and pipeline_root/), not photos: "
+            "give the folder of the photos, not a run's --output"
+        )
 
 
 def _visible(name: str) -> bool:
@@ -123,7 +125,7 @@ def _class_files(class_dir: str, walk: Walk, ignored: list[tuple[str, str]]) -> 
     (RUN_RULE; `class_dir` itself as "")."""
     runs: list[str] = []
     for dirpath, dirnames, filenames in walk(class_dir):
-        rel_dir = dirpath[len(class_dir):].strip("/").replace(os.sep, "/")
+        rel_dir = dirpath[len(class_dir) :].strip("/").replace(os.sep, "/")
         if any(not _visible(part) for part in rel_dir.split("/") if part):
             continue  # fileio.walk on some filesystems ignores the pruning
         prefix = f"{rel_dir}/" if rel_dir else ""
@@ -177,8 +179,9 @@ def list_image_folder(root: str, walk: Walk | None = None) -> ImageListing:
             f"(found {len(top[2])} files and {found})"
         )
     rejected += _walk_problems(root, walk_problems)
-    return ImageListing(root, classes, tuple(sorted(files)), tuple(sorted(rejected, key=lambda r: r[0])),
-                        tuple(sorted(ignored)), paths)
+    return ImageListing(
+        root, classes, tuple(sorted(files)), tuple(sorted(rejected, key=lambda r: r[0])), tuple(sorted(ignored)), paths
+    )
 
 
 def _image_or_rejected(image_id: str, class_name: str | None, files: list, rejected: list) -> None:
@@ -186,15 +189,23 @@ def _image_or_rejected(image_id: str, class_name: str | None, files: list, rejec
     if extension in IMAGE_EXTENSIONS:
         files.append((image_id, class_name))
     else:
-        rejected.append((image_id, Problem(
-            "unsupported_extension",
-            f"not an image file name: extension {extension or '(none)'!r} is not one of {', '.join(IMAGE_EXTENSIONS)}",
-        )))
+        rejected.append(
+            (
+                image_id,
+                Problem(
+                    "unsupported_extension",
+                    f"not an image file name: extension {extension or '(none)'!r} is not one of "
+                    f"{', '.join(IMAGE_EXTENSIONS)}",
+                ),
+            )
+        )
 
 
 def _walk_problems(root: str, walk_problems: list[tuple[str, str]]) -> list[tuple[str, Problem]]:
-    return [(escape_name(os.path.relpath(path, root)).replace(os.sep, "/") + "/", Problem("unlistable_folder", reason))
-            for path, reason in walk_problems]
+    return [
+        (escape_name(os.path.relpath(path, root)).replace(os.sep, "/") + "/", Problem("unlistable_folder", reason))
+        for path, reason in walk_problems
+    ]
 
 
 def list_unlabeled_folder(root: str, walk: Walk | None = None) -> ImageListing:
@@ -218,10 +229,17 @@ def list_unlabeled_folder(root: str, walk: Walk | None = None) -> ImageListing:
         _image_or_rejected(image_id, None, files, rejected)
     rejected += _walk_problems(root, walk_problems)
     if not files:
-        raise DataError(f"unlabelled image folder {root} holds no {'/'.join(IMAGE_EXTENSIONS)} file "
-                        f"({len(rejected)} other files)")
-    return ImageListing(root, (), tuple(sorted(files)), tuple(sorted(rejected, key=lambda r: r[0])),
-                        tuple(sorted((escape_name(p), rule) for p, rule in ignored)), paths)
+        raise DataError(
+            f"unlabelled image folder {root} holds no {'/'.join(IMAGE_EXTENSIONS)} file ({len(rejected)} other files)"
+        )
+    return ImageListing(
+        root,
+        (),
+        tuple(sorted(files)),
+        tuple(sorted(rejected, key=lambda r: r[0])),
+        tuple(sorted((escape_name(p), rule) for p, rule in ignored)),
+        paths,
+    )
 
 
 def combine_listings(labeled: ImageListing, unlabeled: ImageListing) -> ImageListing:
@@ -230,16 +248,24 @@ def combine_listings(labeled: ImageListing, unlabeled: ImageListing) -> ImageLis
     other: ids must name one file)."""
     clash = sorted({i for i, _ in labeled.files} & {i for i, _ in unlabeled.files})
     if clash:
-        raise DataError(f"{len(clash)} image path(s) appear both under the labelled folder {labeled.root} and the "
-                        f"unlabelled folder {unlabeled.root} (e.g. {clash[0]!r}); an image id is its path below its "
-                        "folder and must name one file: move the unlabelled images into a folder of their own")
-    return ImageListing(labeled.root, labeled.classes, tuple(sorted(labeled.files + unlabeled.files)),
-                        tuple(sorted(labeled.rejected + unlabeled.rejected, key=lambda r: r[0])),
-                        tuple(sorted(labeled.ignored + unlabeled.ignored)), {**labeled.paths, **unlabeled.paths})
+        raise DataError(
+            f"{len(clash)} image path(s) appear both under the labelled folder {labeled.root} and the "
+            f"unlabelled folder {unlabeled.root} (e.g. {clash[0]!r}); an image id is its path below its "
+            "folder and must name one file: move the unlabelled images into a folder of their own"
+        )
+    return ImageListing(
+        labeled.root,
+        labeled.classes,
+        tuple(sorted(labeled.files + unlabeled.files)),
+        tuple(sorted(labeled.rejected + unlabeled.rejected, key=lambda r: r[0])),
+        tuple(sorted(labeled.ignored + unlabeled.ignored)),
+        {**labeled.paths, **unlabeled.paths},
+    )
 
 
-def folder_listing(data_dir: str | None, unlabeled_dir: str | None,
-                   walk_for: Callable[[str], Walk | None] = lambda root: None) -> ImageListing:
+def folder_listing(
+    data_dir: str | None, unlabeled_dir: str | None, walk_for: Callable[[str], Walk | None] = lambda root: None
+) -> ImageListing:
     """The listing of a folder of class folders, a folder of unlabelled images, or both (`walk_for(root)`:
     the walk for that folder, None for `local_walk`). Raises DataError when a folder is missing, a class
     folder holds no image, or an image path is in both; ValueError without a folder."""

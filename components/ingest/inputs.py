@@ -39,8 +39,10 @@ class ImageInput:
         if sum(kinds) != 1:
             raise ValueError("give --data-dir and/or --unlabeled-dir, or --examples, or --tfds (one kind of input)")
         if self.label_key and not self.examples:
-            raise ValueError("--label-key names the label feature of --examples records; folders take the label "
-                             "from the class folder")
+            raise ValueError(
+                "--label-key names the label feature of --examples records; folders take the label "
+                "from the class folder"
+            )
         if self.tfds_data_dir and not self.tfds_name:
             raise ValueError("--tfds-data-dir is where a --tfds dataset is kept; give --tfds NAME with it")
         if self.examples and not self.image_key:
@@ -48,9 +50,11 @@ class ImageInput:
         if self.data_dir and self.unlabeled_dir and "://" not in self.data_dir + self.unlabeled_dir:
             labeled, unlabeled = (os.path.realpath(p) for p in (self.data_dir, self.unlabeled_dir))
             if os.path.commonpath([labeled, unlabeled]) in (labeled, unlabeled):
-                raise ValueError(f"--data-dir {self.data_dir} and --unlabeled-dir {self.unlabeled_dir} are one inside "
-                                 "the other: a folder inside the data folder would be a class, and class folders "
-                                 "inside the unlabelled folder would be read twice; give two separate folders")
+                raise ValueError(
+                    f"--data-dir {self.data_dir} and --unlabeled-dir {self.unlabeled_dir} are one inside "
+                    "the other: a folder inside the data folder would be a class, and class folders "
+                    "inside the unlabelled folder would be read twice; give two separate folders"
+                )
 
     @property
     def labeled(self) -> bool:
@@ -64,6 +68,7 @@ class ImageInput:
 
     def folders(self) -> tuple[str | None, str | None]:
         """(data_dir, unlabeled_dir), local paths made absolute."""
+
         def local(path: str | None) -> str | None:
             return path if not path or "://" in path else os.path.abspath(path)
 
@@ -99,9 +104,15 @@ class ImageInput:
             listing = self.listing()
             if listing is None:
                 return None
-            check_splits(list(listing.classes), predicted_counts(listing.files, eval_percent), self.describe(),
-                         eval_percent, batch_size, unlabeled=predicted_unlabeled(listing.files, eval_percent),
-                         labeled=self.labeled)
+            check_splits(
+                list(listing.classes),
+                predicted_counts(listing.files, eval_percent),
+                self.describe(),
+                eval_percent,
+                batch_size,
+                unlabeled=predicted_unlabeled(listing.files, eval_percent),
+                labeled=self.labeled,
+            )
         except DataError as err:
             return str(err)
         return None
@@ -110,24 +121,45 @@ class ImageInput:
 def add_input_arguments(parser) -> None:
     """The input options `ingest`, `run` and `compile-kubeflow` share (argparse)."""
     group = parser.add_argument_group("input (one kind; --data-dir and --unlabeled-dir may go together)")
-    group.add_argument("--data-dir", help="a folder of class sub-folders of JPEG/PNG images (flower_photos layout): "
-                                          "labelled images")
-    group.add_argument("--unlabeled-dir", help="a folder of JPEG/PNG images without labels, read at any depth "
-                                               "(its sub-folders are never classes); with --data-dir, extra images "
-                                               "SimSiam also trains on")
-    group.add_argument("--examples", metavar="GLOB", help="TFRecord files (GZIP or not) of tf.Examples holding encoded "
-                                                          "JPEG/PNG images, e.g. 'data/train-*.tfrecord.gz'")
-    group.add_argument("--image-key", default="image", help="with --examples: the bytes feature holding the encoded "
-                                                            "image (default: %(default)s)")
-    group.add_argument("--label-key", help="with --examples: the int64 or bytes label feature; leave it out for "
-                                           "unlabelled records")
-    group.add_argument("--tfds", metavar="NAME", help="a TFDS image-classification dataset, e.g. tf_flowers "
-                                                      "(downloaded on first use: needs internet)")
+    group.add_argument(
+        "--data-dir", help="a folder of class sub-folders of JPEG/PNG images (flower_photos layout): labelled images"
+    )
+    group.add_argument(
+        "--unlabeled-dir",
+        help="a folder of JPEG/PNG images without labels, read at any depth "
+        "(its sub-folders are never classes); with --data-dir, extra images "
+        "SimSiam also trains on",
+    )
+    group.add_argument(
+        "--examples",
+        metavar="GLOB",
+        help="TFRecord files (GZIP or not) of tf.Examples holding encoded "
+        "JPEG/PNG images, e.g. 'data/train-*.tfrecord.gz'",
+    )
+    group.add_argument(
+        "--image-key",
+        default="image",
+        help="with --examples: the bytes feature holding the encoded image (default: %(default)s)",
+    )
+    group.add_argument(
+        "--label-key", help="with --examples: the int64 or bytes label feature; leave it out for unlabelled records"
+    )
+    group.add_argument(
+        "--tfds",
+        metavar="NAME",
+        help="a TFDS image-classification dataset, e.g. tf_flowers (downloaded on first use: needs internet)",
+    )
     group.add_argument("--tfds-data-dir", help="where TFDS keeps its data (default: ~/tensorflow_datasets)")
 
 
 def input_from_args(args) -> ImageInput:
     """The ImageInput of `add_input_arguments`' options; raises ValueError on a bad combination."""
-    return ImageInput(data_dir=args.data_dir, unlabeled_dir=args.unlabeled_dir, examples=args.examples,
-                      image_key=args.image_key, label_key=args.label_key, tfds_name=args.tfds,
-                      tfds_data_dir=args.tfds_data_dir)
+    return ImageInput(
+        data_dir=args.data_dir,
+        unlabeled_dir=args.unlabeled_dir,
+        examples=args.examples,
+        image_key=args.image_key,
+        label_key=args.label_key,
+        tfds_name=args.tfds,
+        tfds_data_dir=args.tfds_data_dir,
+    )

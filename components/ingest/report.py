@@ -51,16 +51,21 @@ def build_report(
     unlabeled = dict.fromkeys(SPLIT_NAMES, 0)
     for (split, class_name), n in split_class_counts:
         if split.startswith(UNLABELED_PREFIX):
-            unlabeled[split[len(UNLABELED_PREFIX):]] = unlabeled.get(split[len(UNLABELED_PREFIX):], 0) + n
+            unlabeled[split[len(UNLABELED_PREFIX) :]] = unlabeled.get(split[len(UNLABELED_PREFIX) :], 0) + n
         else:
             counts.setdefault(split, dict.fromkeys(classes, 0))[class_name] += n
     rejected = sorted(({"path": r["path"], "reason": r["reason"]} for r in rejected), key=lambda r: r["path"])
     ignored = sorted(({"path": r["path"], "rule": r["rule"]} for r in ignored), key=lambda r: r["path"])
     groups = sorted(sorted(g) for g in duplicate_groups)
-    duplicates = {"groups": len(groups), "images": sum(len(g) for g in groups),
-                  "examples": groups[:DUPLICATE_EXAMPLES]}
-    return {"classes": classes, "counts": counts, "unlabeled": unlabeled, "rejected": rejected, "ignored": ignored,
-            "duplicates": duplicates}
+    duplicates = {"groups": len(groups), "images": sum(len(g) for g in groups), "examples": groups[:DUPLICATE_EXAMPLES]}
+    return {
+        "classes": classes,
+        "counts": counts,
+        "unlabeled": unlabeled,
+        "rejected": rejected,
+        "ignored": ignored,
+        "duplicates": duplicates,
+    }
 
 
 def unlabeled_counts(report: dict[str, Any]) -> dict[str, int]:
@@ -92,9 +97,16 @@ def _examples(rejected: list[dict[str, str]], n: int = 3) -> str:
     return shown + (f"; and {len(rejected) - n} more" if len(rejected) > n else "")
 
 
-def check_splits(classes: list[str], counts: dict[str, dict[str, int]], source: str, eval_percent: int | None = None,
-                 min_train_examples: int = 1, report: dict[str, Any] | None = None,
-                 unlabeled: dict[str, int] | None = None, labeled: bool = True) -> None:
+def check_splits(
+    classes: list[str],
+    counts: dict[str, dict[str, int]],
+    source: str,
+    eval_percent: int | None = None,
+    min_train_examples: int = 1,
+    report: dict[str, Any] | None = None,
+    unlabeled: dict[str, int] | None = None,
+    labeled: bool = True,
+) -> None:
     """Raises DataError, one line naming the numbers and the fix, when the splits cannot train and evaluate.
 
     `counts` is {split: {class: n}} of the labelled images, `unlabeled` {split: n} of the others (the
@@ -110,25 +122,39 @@ def check_splits(classes: list[str], counts: dict[str, dict[str, int]], source: 
     n_train, n_eval = sum(train.values()), sum(evaluation.values())
     if labeled:
         if len(classes) < 2:
-            raise DataError(f"{source} has {len(classes)} class folder(s) ({', '.join(map(repr, classes)) or 'none'}): "
-                            "classification and its evaluation need at least two; add a class folder", report)
+            raise DataError(
+                f"{source} has {len(classes)} class folder(s) ({', '.join(map(repr, classes)) or 'none'}): "
+                "classification and its evaluation need at least two; add a class folder",
+                report,
+            )
         if n_eval == 0 or n_train == 0:
             empty, full, n = ("eval", "train", n_train) if n_eval == 0 else ("train", "eval", n_eval)
-            raise DataError(f"the {empty} split of {source} has no labelled image: all {n} labelled images hash to "
-                            f"{full}; add images or {'raise' if empty == 'eval' else 'lower'} {percent}", report)
+            raise DataError(
+                f"the {empty} split of {source} has no labelled image: all {n} labelled images hash to "
+                f"{full}; add images or {'raise' if empty == 'eval' else 'lower'} {percent}",
+                report,
+            )
         missing = [c for c in classes if evaluation.get(c, 0) == 0]
         if missing:
             detail = ", ".join(f"{c!r} ({train.get(c, 0)} train images)" for c in missing[:5])
-            raise DataError(f"class(es) {detail} of {source} have no image in the eval split, so their accuracy "
-                            f"cannot be measured: add images to them or raise {percent}", report)
+            raise DataError(
+                f"class(es) {detail} of {source} have no image in the eval split, so their accuracy "
+                f"cannot be measured: add images to them or raise {percent}",
+                report,
+            )
     elif unlabeled.get("eval", 0) == 0:
-        raise DataError(f"the eval split of {source} is empty: all {unlabeled.get('train', 0)} images hash to train, "
-                        f"and the label-free gate measures the model on eval images; add images or raise {percent}",
-                        report)
+        raise DataError(
+            f"the eval split of {source} is empty: all {unlabeled.get('train', 0)} images hash to train, "
+            f"and the label-free gate measures the model on eval images; add images or raise {percent}",
+            report,
+        )
     n_all = n_train + unlabeled.get("train", 0)
     if n_all < min_train_examples:
-        raise DataError(f"{source} has {n_all} training images, fewer than one training batch "
-                        f"({min_train_examples}): add images or choose a smaller --batch-size", report)
+        raise DataError(
+            f"{source} has {n_all} training images, fewer than one training batch "
+            f"({min_train_examples}): add images or choose a smaller --batch-size",
+            report,
+        )
 
 
 def predicted_counts(files: Iterable[tuple[str, str | None]], eval_percent: int) -> dict[str, dict[str, int]]:
@@ -156,8 +182,14 @@ def predicted_unlabeled(files: Iterable[tuple[str, str | None]], eval_percent: i
     return counts
 
 
-def check_report(report: dict[str, Any], max_rejected_fraction: float, source: str, eval_percent: int | None = None,
-                 min_train_examples: int = 0, labeled: bool = True) -> None:
+def check_report(
+    report: dict[str, Any],
+    max_rejected_fraction: float,
+    source: str,
+    eval_percent: int | None = None,
+    min_train_examples: int = 0,
+    labeled: bool = True,
+) -> None:
     """Raises DataError (carrying the report) when a class has no valid image or too large a share of
     the files was rejected; `source` names the input in the message, which quotes a few rejections.
     Then, when `min_train_examples` > 0 (a run that trains on these examples), `check_splits`."""
@@ -166,18 +198,30 @@ def check_report(report: dict[str, Any], max_rejected_fraction: float, source: s
     for class_name, n in accepted.items():
         if n == 0:
             bad = [r for r in rejected if r["path"].split("/", 1)[0] == class_name]
-            detail = (f"all {len(bad)} of its files were rejected ({_examples(bad)})" if bad else
-                      f"all of its records were rejected (the report lists {len(rejected)} rejections by id)")
+            detail = (
+                f"all {len(bad)} of its files were rejected ({_examples(bad)})"
+                if bad
+                else f"all of its records were rejected (the report lists {len(rejected)} rejections by id)"
+            )
             raise DataError(f"class {class_name!r} in {source} has no valid image: {detail}", report)
     total = sum(accepted.values()) + sum(unlabeled_counts(report).values()) + len(rejected)
     if total and len(rejected) / total > max_rejected_fraction:
         raise DataError(
             f"{len(rejected)} of {total} files ({len(rejected) / total:.1%}) in {source} were rejected, more "
-            f"than the allowed {max_rejected_fraction:.1%} (max_rejected_fraction): {_examples(rejected)}", report
+            f"than the allowed {max_rejected_fraction:.1%} (max_rejected_fraction): {_examples(rejected)}",
+            report,
         )
     if min_train_examples > 0:
-        check_splits(report["classes"], report["counts"], source, eval_percent, min_train_examples, report,
-                     unlabeled_counts(report), labeled)
+        check_splits(
+            report["classes"],
+            report["counts"],
+            source,
+            eval_percent,
+            min_train_examples,
+            report,
+            unlabeled_counts(report),
+            labeled,
+        )
 
 
 def summary_table(report: dict[str, Any], max_rejected_listed: int = 10) -> str:
@@ -199,20 +243,25 @@ def summary_table(report: dict[str, Any], max_rejected_listed: int = 10) -> str:
             totals[s] += n
         lines.append(f"{'-':>5}  {'(unlabelled)':<{width}}" + "".join(f"{n:>8,}" for n in row) + f"{sum(row):>8,}")
     lines.append("-" * len(header))
-    lines.append(f"{'':>5}  {'total':<{width}}" + "".join(f"{totals[s]:>8,}" for s in splits)
-                 + f"{sum(totals.values()):>8,}")
+    lines.append(
+        f"{'':>5}  {'total':<{width}}" + "".join(f"{totals[s]:>8,}" for s in splits) + f"{sum(totals.values()):>8,}"
+    )
     duplicates = report.get("duplicates") or {}
     if duplicates.get("groups"):
-        lines.append(f"byte-identical copies: {duplicates['images']} images in {duplicates['groups']} groups, each "
-                     "group kept in one split (listed in the report)")
+        lines.append(
+            f"byte-identical copies: {duplicates['images']} images in {duplicates['groups']} groups, each "
+            "group kept in one split (listed in the report)"
+        )
         for group in duplicates["examples"][:3]:
             lines.append(f"  {' = '.join(group)}")
     rejected = report["rejected"]
     ignored = report.get("ignored") or []
     runs = [r["path"] for r in ignored if r["rule"] == RUN_RULE]
     if runs:  # said once: the folders of earlier runs inside the data are not read
-        lines.append(f"not read: {len(runs)} folder(s) holding a simsiam-tfx run (metadata.sqlite and "
-                     f"pipeline_root/): {', '.join(runs[:3])}{' ...' if len(runs) > 3 else ''}")
+        lines.append(
+            f"not read: {len(runs)} folder(s) holding a simsiam-tfx run (metadata.sqlite and "
+            f"pipeline_root/): {', '.join(runs[:3])}{' ...' if len(runs) > 3 else ''}"
+        )
     if len(ignored) > len(runs):
         lines.append(f"ignored: {len(ignored) - len(runs)} (hidden, or not in a class folder; listed in the report)")
     lines.append(f"rejected files: {len(rejected)}")
@@ -221,4 +270,3 @@ def summary_table(report: dict[str, Any], max_rejected_listed: int = 10) -> str:
     if len(rejected) > max_rejected_listed:
         lines.append(f"  ... and {len(rejected) - max_rejected_listed} more (all in the report)")
     return "\n".join(lines)
-

@@ -85,21 +85,26 @@ def tfds_source(name: str, data_dir: str | None) -> ImageSource:
 
     @beam.ptransform_fn
     def ReadTfds(pbegin, spread: bool):  # noqa: N802 (Beam's naming of transforms)
-        records = (pbegin | "Start" >> beam.Create([None])
-                   | "Records" >> beam.FlatMap(_tfds_records, name, data_dir))
+        records = pbegin | "Start" >> beam.Create([None]) | "Records" >> beam.FlatMap(_tfds_records, name, data_dir)
         return records | "Spread" >> beam.Reshuffle() if spread else records
 
     # Spread over the workers for validation only: a Reshuffle holds every image's bytes in the runner,
     # and the digest pass needs no parallelism.
-    return ImageSource(f"TFDS dataset {name}", dataset.classes, ReadTfds(True), labeled=True, unlabeled=False,
-                       digest_records=ReadTfds(False))
+    return ImageSource(
+        f"TFDS dataset {name}",
+        dataset.classes,
+        ReadTfds(True),
+        labeled=True,
+        unlabeled=False,
+        digest_records=ReadTfds(False),
+    )
 
 
 # --- TFRecord files of tf.Examples ---------------------------------------------------------------------
 
 
 def _compression(path: str) -> str:
-    """"GZIP" for gzip files (by their magic bytes, whatever the name), else "" (uncompressed)."""
+    """ "GZIP" for gzip files (by their magic bytes, whatever the name), else "" (uncompressed)."""
     with fileio.open(path, "rb") as f:
         return "GZIP" if f.read(2) == b"\x1f\x8b" else ""
 
@@ -128,26 +133,45 @@ def parse_image_record(image_id: str, serialized: bytes, image_key: str, label_k
     features = example.features.feature
     if image_key not in features or not features[image_key].bytes_list.value:
         shown = ", ".join(sorted(features)[:8]) or "none"
-        return ImageRecord(image_id, None, None, Problem(
-            "no_image_feature", f"no bytes feature {image_key!r} (--image-key); the record's features: {shown}"))
+        return ImageRecord(
+            image_id,
+            None,
+            None,
+            Problem(
+                "no_image_feature", f"no bytes feature {image_key!r} (--image-key); the record's features: {shown}"
+            ),
+        )
     data = features[image_key].bytes_list.value[0]
     if not label_key:
         return ImageRecord(image_id, None, data)
     label = _feature_value(example, label_key)
     if label is None or isinstance(label, float):
-        return ImageRecord(image_id, None, None, Problem(
-            "no_label", f"no int64 or bytes feature {label_key!r} (--label-key): every record needs its label; "
-                        "leave --label-key out to train on all records without labels"))
+        return ImageRecord(
+            image_id,
+            None,
+            None,
+            Problem(
+                "no_label",
+                f"no int64 or bytes feature {label_key!r} (--label-key): every record needs its label; "
+                "leave --label-key out to train on all records without labels",
+            ),
+        )
     class_name = label.decode("utf-8", "backslashreplace") if isinstance(label, bytes) else str(int(label))
     if not class_name or class_name.startswith("-"):  # "" and -1 are this project's marks of "no label"
-        return ImageRecord(image_id, None, None, Problem(
-            "no_label", f"label {class_name!r} in {label_key!r} (--label-key) marks no class: give every record a "
-                        "class (a non-negative int or a non-empty name), or leave --label-key out"))
+        return ImageRecord(
+            image_id,
+            None,
+            None,
+            Problem(
+                "no_label",
+                f"label {class_name!r} in {label_key!r} (--label-key) marks no class: give every record a "
+                "class (a non-negative int or a non-empty name), or leave --label-key out",
+            ),
+        )
     return ImageRecord(image_id, class_name, data)
 
 
-def read_image_records(path: str, image_id_prefix: str, image_key: str,
-                       label_key: str | None) -> Iterator[ImageRecord]:
+def read_image_records(path: str, image_id_prefix: str, image_key: str, label_key: str | None) -> Iterator[ImageRecord]:
     """Every record of one TFRecord file (GZIP or not) as ImageRecords with ids `<prefix>:<index>`
     (index from 0, in file order). A record whose framing or checksum is broken ends the file with one
     record carrying the problem: what follows it cannot be located reliably."""
@@ -160,9 +184,16 @@ def read_image_records(path: str, image_id_prefix: str, image_key: str,
             index += 1
     except (tf.errors.DataLossError, tf.errors.OutOfRangeError) as err:
         message = str(err).splitlines()[0] if str(err) else type(err).__name__
-        yield ImageRecord(f"{image_id_prefix}:{index}", None, None, Problem(
-            "corrupt_record", f"the file is corrupt from record {index} on ({type(err).__name__}: {message}); "
-                              "later records of this file are not read"))
+        yield ImageRecord(
+            f"{image_id_prefix}:{index}",
+            None,
+            None,
+            Problem(
+                "corrupt_record",
+                f"the file is corrupt from record {index} on ({type(err).__name__}: {message}); "
+                "later records of this file are not read",
+            ),
+        )
 
 
 def split_glob(pattern: str) -> tuple[str, str]:
@@ -185,12 +216,16 @@ def records_source(input_base: str, pattern: str, image_key: str, label_key: str
     files = sorted(fileio.glob(f"{base}/{pattern}"))
     if not files:
         raise DataError(f"no TFRecord file matches {base}/{pattern} (--examples)")
-    ids = {path: os.path.relpath(path, base) if "://" not in path else path[len(base) + 1:] for path in files}
+    ids = {path: os.path.relpath(path, base) if "://" not in path else path[len(base) + 1 :] for path in files}
 
     @beam.ptransform_fn
     def ReadRecords(pbegin):  # noqa: N802
-        return (pbegin | "Files" >> beam.Create(files)
-                | "Records" >> beam.FlatMap(lambda path: read_image_records(path, ids[path], image_key, label_key)))
+        return (
+            pbegin
+            | "Files" >> beam.Create(files)
+            | "Records" >> beam.FlatMap(lambda path: read_image_records(path, ids[path], image_key, label_key))
+        )
 
-    return ImageSource(f"TFRecord files {base}/{pattern}", None, ReadRecords(), labeled=bool(label_key),
-                       unlabeled=not label_key)
+    return ImageSource(
+        f"TFRecord files {base}/{pattern}", None, ReadRecords(), labeled=bool(label_key), unlabeled=not label_key
+    )

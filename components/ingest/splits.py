@@ -69,8 +69,9 @@ def output_splits(labeled: bool, unlabeled: bool) -> list[str]:
     """The ExampleGen's split names, in order, for data with labelled and/or unlabelled images."""
     if not (labeled or unlabeled):
         raise ValueError("the data must hold labelled or unlabelled images")
-    return [split_name(s, True) for s in SPLIT_NAMES if labeled] + [split_name(s, False) for s in SPLIT_NAMES
-                                                                     if unlabeled]
+    return [split_name(s, True) for s in SPLIT_NAMES if labeled] + [
+        split_name(s, False) for s in SPLIT_NAMES if unlabeled
+    ]
 
 
 def canonical_ids(duplicate_groups: list[list[str]]) -> dict[str, str]:

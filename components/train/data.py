@@ -27,8 +27,12 @@ def _files(file_patterns: str | Sequence[str]) -> list[str]:
     return patterns
 
 
-def _batches(data_accessor: DataAccessor, file_patterns: str | Sequence[str], tft_output: tft.TFTransformOutput,
-             batch_size: int = 256) -> tf.data.Dataset:
+def _batches(
+    data_accessor: DataAccessor,
+    file_patterns: str | Sequence[str],
+    tft_output: tft.TFTransformOutput,
+    batch_size: int = 256,
+) -> tf.data.Dataset:
     """One pass, in file order: dicts of transformed features, batched (`[B]` per scalar feature)."""
     options = tfxio.TensorFlowDatasetOptions(batch_size=batch_size, num_epochs=1, shuffle=False)
     return data_accessor.tf_dataset_factory(_files(file_patterns), options, tft_output.transformed_metadata.schema)
@@ -57,14 +61,20 @@ def image_dataset(
     Epoch e's order is a full shuffle seeded by (`shuffle_seed`, e) alone, so a run resumed at epoch
     e reads what an uninterrupted run reads in epoch e, not epoch 0's order again.
     """
-    images = (_batches(data_accessor, file_patterns, tft_output).unbatch()
-              .map(lambda f: _image(f[F.IMAGE_U8], image_size), num_parallel_calls=tf.data.AUTOTUNE).cache())
-    return epoch_batches(images, batch_size, steps_per_epoch, shuffle_seed, initial_epoch,
-                         epochs).prefetch(tf.data.AUTOTUNE)
+    images = (
+        _batches(data_accessor, file_patterns, tft_output)
+        .unbatch()
+        .map(lambda f: _image(f[F.IMAGE_U8], image_size), num_parallel_calls=tf.data.AUTOTUNE)
+        .cache()
+    )
+    return epoch_batches(images, batch_size, steps_per_epoch, shuffle_seed, initial_epoch, epochs).prefetch(
+        tf.data.AUTOTUNE
+    )
 
 
-def epoch_batches(items: tf.data.Dataset, batch_size: int, steps_per_epoch: int, shuffle_seed: int,
-                  initial_epoch: int, epochs: int) -> tf.data.Dataset:
+def epoch_batches(
+    items: tf.data.Dataset, batch_size: int, steps_per_epoch: int, shuffle_seed: int, initial_epoch: int, epochs: int
+) -> tf.data.Dataset:
     """Batches of `items` for epochs `initial_epoch` .. `epochs - 1`: each epoch a full shuffle seeded
     by (`shuffle_seed`, epoch), cut into `steps_per_epoch` batches of `batch_size`.
 
@@ -74,18 +84,22 @@ def epoch_batches(items: tf.data.Dataset, batch_size: int, steps_per_epoch: int,
     """
     per_epoch = [
         items.shuffle(_SHUFFLE_BUFFER, seed=shuffle_seed * 1_000_003 + e, reshuffle_each_iteration=False)
-        .batch(batch_size, drop_remainder=True).take(steps_per_epoch)
+        .batch(batch_size, drop_remainder=True)
+        .take(steps_per_epoch)
         for e in range(initial_epoch, epochs)
     ]
     if not per_epoch:
         raise ValueError(f"no epoch left to train: initial_epoch={initial_epoch} >= epochs={epochs}")
     order = tf.data.Dataset.range(len(per_epoch)).flat_map(
-        lambda i: tf.data.Dataset.from_tensors(i).repeat(steps_per_epoch))
+        lambda i: tf.data.Dataset.from_tensors(i).repeat(steps_per_epoch)
+    )
     return tf.data.Dataset.choose_from_datasets(per_epoch, order)
 
 
 def load_split(
-    data_accessor: DataAccessor, file_patterns: str | Sequence[str], tft_output: tft.TFTransformOutput,
+    data_accessor: DataAccessor,
+    file_patterns: str | Sequence[str],
+    tft_output: tft.TFTransformOutput,
     image_size: int,
 ) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
     """All images of a split as numpy: (uint8 `[N, T, T, 3]`, int64 labels `[N]`, {label: class name})."""
@@ -99,8 +113,9 @@ def load_split(
     return np.stack(images), np.asarray(labels, np.int64), names
 
 
-def pixel_stats(data_accessor: DataAccessor, file_patterns: str | Sequence[str],
-                tft_output: tft.TFTransformOutput) -> tuple[list, list]:
+def pixel_stats(
+    data_accessor: DataAccessor, file_patterns: str | Sequence[str], tft_output: tft.TFTransformOutput
+) -> tuple[list, list]:
     """The per-channel mean/std that the TFT analyzers computed (identical on every example)."""
     first = next(iter(_batches(data_accessor, file_patterns, tft_output, batch_size=1)))
     mean, std = (np.asarray(first[k]).reshape(-1, 3)[0] for k in (F.PIXEL_MEAN, F.PIXEL_STD))

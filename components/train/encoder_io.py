@@ -29,8 +29,9 @@ def load_encoder(model_dir: str) -> tuple[keras.Model, dict[str, Any]]:
 
     with open(os.path.join(model_dir, ENCODER_RECIPE)) as f:
         recipe = json.load(f)
-    backbone = build_backbone(recipe["backbone"], recipe["image_size"], small_stem=recipe.get("small_stem"),
-                              width=recipe.get("width", 1.0))
+    backbone = build_backbone(
+        recipe["backbone"], recipe["image_size"], small_stem=recipe.get("small_stem"), width=recipe.get("width", 1.0)
+    )
     encoder = build_encoder(backbone, recipe["image_size"], mean=recipe["mean"], std=recipe["std"])
     encoder.load_weights(os.path.join(model_dir, ENCODER_WEIGHTS))
     return encoder, recipe

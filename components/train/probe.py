@@ -62,10 +62,13 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     weight_decay = probe.weight_decay
     final = {"accuracy": float(np.mean(probe.predict(train_f) == train_y)),
              "val_accuracy": float(np.mean(probe.predict(eval_f) == eval_y))}  # fmt: skip
-    print(f"[probe] logistic regression ({iterations} full-batch epochs, weight decay {weight_decay} chosen by "
-          f"{len(probe.cv_accuracy)}-value cross-validation on the train split) on "
-          f"{len(train_f)} frozen features: train accuracy {final['accuracy']:.4f}, "
-          f"eval accuracy {final['val_accuracy']:.4f}", flush=True)
+    print(
+        f"[probe] logistic regression ({iterations} full-batch epochs, weight decay {weight_decay} chosen by "
+        f"{len(probe.cv_accuracy)}-value cross-validation on the train split) on "
+        f"{len(train_f)} frozen features: train accuracy {final['accuracy']:.4f}, "
+        f"eval accuracy {final['val_accuracy']:.4f}",
+        flush=True,
+    )
 
     classifier = build_linear_classifier(probe)
     export_serving_model(fn_args.serving_model_dir, tft_output, encoder, classifier, class_names, stored_size)

@@ -95,8 +95,10 @@ def untrained_baselines(encoder: keras.Model, knn_data: tuple, image_size: int) 
     scores = {"random_init": frozen_feature_scores(embed(encoder, train_x), train_y, embed(encoder, eval_x), eval_y)}
     scores.update(cheap_baseline_scores(train_x, train_y, eval_x, eval_y, image_size))
     for name, values in scores.items():
-        print(f"[simsiam] baseline {name}: kNN accuracy {values['knn']:.4f}, linear probe "
-              f"{values['linear_probe']:.4f}", flush=True)
+        print(
+            f"[simsiam] baseline {name}: kNN accuracy {values['knn']:.4f}, linear probe {values['linear_probe']:.4f}",
+            flush=True,
+        )
     return scores
 
 
@@ -126,17 +128,23 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     eval_x, eval_y, _ = trainer_data.load_split(read, fn_args.eval_files, tft_output, config.stored_size)
     steps_per_epoch = max(1, len(train_x) // config.batch_size)
     labeled_train, labeled_eval = train_y >= 0, eval_y >= 0
-    print(f"[simsiam] training on {len(train_x)} images ({int(labeled_train.sum())} labelled, "
-          f"{int((~labeled_train).sum())} unlabelled); {len(eval_x)} held-out eval images "
-          f"({int(labeled_eval.sum())} labelled); {steps_per_epoch} steps per epoch, "
-          f"{config.epochs} epochs, gpu={has_gpu}, precision={policy}", flush=True)
+    print(
+        f"[simsiam] training on {len(train_x)} images ({int(labeled_train.sum())} labelled, "
+        f"{int((~labeled_train).sum())} unlabelled); {len(eval_x)} held-out eval images "
+        f"({int(labeled_eval.sum())} labelled); {steps_per_epoch} steps per epoch, "
+        f"{config.epochs} epochs, gpu={has_gpu}, precision={policy}",
+        flush=True,
+    )
     # The kNN monitor needs labelled images on both sides, of two classes at least.
     knn_data = None
     if labeled_eval.any() and len(np.unique(train_y[labeled_train])) >= 2:
         knn_data = (train_x[labeled_train], train_y[labeled_train], eval_x[labeled_eval], eval_y[labeled_eval])
     else:
-        print("[simsiam] no labelled images to measure with: no kNN monitor, no random-init baseline "
-              "(the label-free gate measures the model)", flush=True)
+        print(
+            "[simsiam] no labelled images to measure with: no kNN monitor, no random-init baseline "
+            "(the label-free gate measures the model)",
+            flush=True,
+        )
 
     devices = training_devices(list(settings.devices))
     strategy = distribution_strategy(devices)
@@ -144,43 +152,66 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     with strategy.scope():
         model = build_simsiam(config, mean=mean, std=std, sync_batch_norm=replicas > 1)
         compile_simsiam(model, config, steps_per_epoch=steps_per_epoch, jit_compile=step_jit_compile(has_gpu, replicas))
-    print(f"[simsiam] {replicas} replica(s) on {devices or ['the CPU']}, step jit_compile={model.jit_compile}",
-          flush=True)
+    print(
+        f"[simsiam] {replicas} replica(s) on {devices or ['the CPU']}, step jit_compile={model.jit_compile}", flush=True
+    )
     # The baselines SimSiam must beat, scored the same way: the same encoder at its random
     # initialisation, and the untrained features of models/baselines.py.
     baselines = untrained_baselines(model.encoder, knn_data, config.image_size) if knn_data else {}
 
     ckpt = checkpoint_dir(settings.checkpoint_root, list(fn_args.train_files), config.to_dict())
     os.makedirs(ckpt, exist_ok=True)
-    checkpoint = IntervalCheckpoint(os.path.join(ckpt, "state"),
-                                    io_fraction=settings.checkpoint_io_fraction)
+    checkpoint = IntervalCheckpoint(os.path.join(ckpt, "state"), io_fraction=settings.checkpoint_io_fraction)
     initial_epoch = checkpoint.restore(model)
     if initial_epoch == 0:  # a resume says so itself (HistoryFile); a fresh start says why it is one
         others = [d for d in os.listdir(settings.checkpoint_root) if d != os.path.basename(ckpt)]
-        print(f"[simsiam] starting at epoch 1 of {config.epochs}: no checkpoint of this recipe and data yet"
-              + (f" ({len(others)} checkpoint folder(s) of other recipes or data in {settings.checkpoint_root} "
-                 "are not used)" if others else ""), flush=True)
+        print(
+            f"[simsiam] starting at epoch 1 of {config.epochs}: no checkpoint of this recipe and data yet"
+            + (
+                f" ({len(others)} checkpoint folder(s) of other recipes or data in {settings.checkpoint_root} "
+                "are not used)"
+                if others
+                else ""
+            ),
+            flush=True,
+        )
     history = HistoryFile(os.path.join(ckpt, "history.json"), initial_epoch=initial_epoch)
     callbacks = [  # order matters: streams first, then the callbacks that add to the logs, then the writers
         EpochRandomStreams(),
         LearningRateLogger(),
-        *([KNNMonitor(*knn_data, every_n_epochs=settings.knn_every, evaluate_at_start=False)]
-          if knn_data else []),
+        *([KNNMonitor(*knn_data, every_n_epochs=settings.knn_every, evaluate_at_start=False)] if knn_data else []),
         history,
         keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch"),
         EpochPrinter(config.epochs),
         checkpoint,
     ]
     if initial_epoch < config.epochs:  # a run killed after its last checkpoint only has to export
-        train_ds = trainer_data.image_dataset(read, fn_args.train_files, tft_output, config.stored_size,
-                                              config.batch_size, steps_per_epoch, config.epochs,
-                                              shuffle_seed=config.seed, initial_epoch=initial_epoch)
-        model.fit(train_ds, epochs=config.epochs, initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch,
-                  callbacks=callbacks, verbose=0)
+        train_ds = trainer_data.image_dataset(
+            read,
+            fn_args.train_files,
+            tft_output,
+            config.stored_size,
+            config.batch_size,
+            steps_per_epoch,
+            config.epochs,
+            shuffle_seed=config.seed,
+            initial_epoch=initial_epoch,
+        )
+        model.fit(
+            train_ds,
+            epochs=config.epochs,
+            initial_epoch=initial_epoch,
+            steps_per_epoch=steps_per_epoch,
+            callbacks=callbacks,
+            verbose=0,
+        )
     else:
         history.on_train_begin()  # reads the finished run's history back
-    print(f"[simsiam] {checkpoint.saves} checkpoint(s), {checkpoint.io_seconds:.1f}s of I/O = "
-          f"{100 * checkpoint.measured_io_fraction:.1f}% of training time", flush=True)
+    print(
+        f"[simsiam] {checkpoint.saves} checkpoint(s), {checkpoint.io_seconds:.1f}s of I/O = "
+        f"{100 * checkpoint.measured_io_fraction:.1f}% of training time",
+        flush=True,
+    )
 
     series = history.series()
     random_init = baselines.get("random_init", {})
@@ -197,23 +228,39 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         "eval_images": int(len(eval_x)),
         "eval_images_labeled": int(labeled_eval.sum()),
         "replicas": replicas,
-        "checkpoint": {"saves": checkpoint.saves, "io_seconds": round(checkpoint.io_seconds, 3),
-                       "train_seconds": round(checkpoint.train_seconds, 3),
-                       "io_fraction": round(checkpoint.measured_io_fraction, 4)},
+        "checkpoint": {
+            "saves": checkpoint.saves,
+            "io_seconds": round(checkpoint.io_seconds, 3),
+            "train_seconds": round(checkpoint.train_seconds, 3),
+            "io_fraction": round(checkpoint.measured_io_fraction, 4),
+        },
     }
     os.makedirs(fn_args.model_run_dir, exist_ok=True)
     with open(os.path.join(fn_args.model_run_dir, F.MONITOR_HISTORY_FILE), "w") as f:
         json.dump(summary, f, indent=2)
     knn, best = summary["final"].get("knn_accuracy"), strongest_baseline(baselines, "knn")
     if knn is not None and best is not None:
-        print(f"[simsiam] kNN accuracy after training {knn:.4f}; the strongest untrained baseline, {best[0]}, "
-              f"{best[1]:.4f}: gain {knn - best[1]:+.4f}", flush=True)
+        print(
+            f"[simsiam] kNN accuracy after training {knn:.4f}; the strongest untrained baseline, {best[0]}, "
+            f"{best[1]:.4f}: gain {knn - best[1]:+.4f}",
+            flush=True,
+        )
 
-    check_not_collapsed(summary["final"].get("collapse_std"), settings.collapse_threshold,
-                        os.path.join(fn_args.model_run_dir, F.MONITOR_HISTORY_FILE))
-    recipe = {"backbone": config.backbone, "image_size": config.image_size, "stored_size": config.stored_size,
-              "width": config.width, "small_stem": config.small_stem,
-              "mean": mean, "std": std, "random_init_knn_accuracy": random_init.get("knn")}
+    check_not_collapsed(
+        summary["final"].get("collapse_std"),
+        settings.collapse_threshold,
+        os.path.join(fn_args.model_run_dir, F.MONITOR_HISTORY_FILE),
+    )
+    recipe = {
+        "backbone": config.backbone,
+        "image_size": config.image_size,
+        "stored_size": config.stored_size,
+        "width": config.width,
+        "small_stem": config.small_stem,
+        "mean": mean,
+        "std": std,
+        "random_init_knn_accuracy": random_init.get("knn"),
+    }
     save_encoder(model.encoder, fn_args.serving_model_dir, recipe)
     if settings.export_serving_model:  # no labels: this Trainer's model is what the Pusher serves
         encoder, _ = load_encoder(fn_args.serving_model_dir)  # a plain copy, outside any distribution strategy

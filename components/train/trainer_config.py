@@ -58,8 +58,9 @@ class SimSiamTrainerConfig:
         required = {f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING}
         unknown, missing = set(custom) - names, required - set(custom)
         if unknown or missing:
-            raise ValueError(f"SimSiam Trainer custom_config: unknown keys {sorted(unknown)}, missing keys "
-                             f"{sorted(missing)}")
+            raise ValueError(
+                f"SimSiam Trainer custom_config: unknown keys {sorted(unknown)}, missing keys {sorted(missing)}"
+            )
         custom["simsiam"] = SimSiamConfig.from_dict(custom["simsiam"])
         custom["devices"] = tuple(custom.get("devices") or ())
         return cls(**custom)

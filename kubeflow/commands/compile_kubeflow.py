@@ -41,12 +41,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     gpu.add_argument("--gpu-count", type=int, default=1, help="(default: %(default)s)")
     gpu.add_argument("--trainer-cpu", type=float, help="vCPU limit of the SimSiam Trainer step")
     gpu.add_argument("--trainer-memory", type=float, metavar="GB", help="memory limit of the SimSiam Trainer step")
-    gpu.add_argument("--vertex-training", action="store_true",
-                     help="run the SimSiam Trainer as a Vertex AI custom training job with a GPU worker pool")
+    gpu.add_argument(
+        "--vertex-training",
+        action="store_true",
+        help="run the SimSiam Trainer as a Vertex AI custom training job with a GPU worker pool",
+    )
     gpu.add_argument("--machine-type", help="that job's machine (default: the smallest that holds the GPUs)")
     beam = p.add_argument_group("Beam steps")
-    beam.add_argument("--dataflow", action="store_true", help="run ExampleGen, StatisticsGen, Transform, "
-                      "Evaluator on Dataflow (default: Beam's DirectRunner inside each step)")
+    beam.add_argument(
+        "--dataflow",
+        action="store_true",
+        help="run ExampleGen, StatisticsGen, Transform, "
+        "Evaluator on Dataflow (default: Beam's DirectRunner inside each step)",
+    )
     beam.add_argument("--dataflow-machine-type", default="n1-standard-4", help="(default: %(default)s)")
     beam.add_argument("--temp-location", help="gs:// Dataflow temp folder (default: PIPELINE_ROOT/tmp)")
     run = p.add_argument_group("run profile (as for `simsiam-tfx run`)")
@@ -59,13 +66,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def options_from_args(args: argparse.Namespace) -> KubeflowOptions:
     """Raises ConfigError (one line) on a bad option; imports nothing heavy."""
     options = KubeflowOptions(
-        pipeline_root=args.pipeline_root, image=args.image, data_dir=args.data_dir, tfds_name=args.tfds,
-        tfds_data_dir=args.tfds_data_dir, unlabeled_dir=args.unlabeled_dir, examples=args.examples,
-        image_key=args.image_key, label_key=args.label_key, serving_model_dir=args.serving_model_dir,
-        pipeline_name=args.pipeline_name, project=args.project, region=args.region, gpu_type=args.gpu_type,
-        gpu_count=args.gpu_count, trainer_cpu=args.trainer_cpu, trainer_memory_gb=args.trainer_memory,
-        dataflow=args.dataflow, dataflow_machine_type=args.dataflow_machine_type, temp_location=args.temp_location,
-        vertex_training=args.vertex_training, machine_type=args.machine_type, enable_cache=not args.no_cache,
+        pipeline_root=args.pipeline_root,
+        image=args.image,
+        data_dir=args.data_dir,
+        tfds_name=args.tfds,
+        tfds_data_dir=args.tfds_data_dir,
+        unlabeled_dir=args.unlabeled_dir,
+        examples=args.examples,
+        image_key=args.image_key,
+        label_key=args.label_key,
+        serving_model_dir=args.serving_model_dir,
+        pipeline_name=args.pipeline_name,
+        project=args.project,
+        region=args.region,
+        gpu_type=args.gpu_type,
+        gpu_count=args.gpu_count,
+        trainer_cpu=args.trainer_cpu,
+        trainer_memory_gb=args.trainer_memory,
+        dataflow=args.dataflow,
+        dataflow_machine_type=args.dataflow_machine_type,
+        temp_location=args.temp_location,
+        vertex_training=args.vertex_training,
+        machine_type=args.machine_type,
+        enable_cache=not args.no_cache,
     )
     if "://" in args.output:
         raise ConfigError(f"--output is a local file to write, not {args.output!r}")
@@ -95,9 +118,12 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args, args.profile)
     job = compile_pipeline(options, config, args.output)
     tasks = job["pipelineSpec"]["root"]["dag"]["tasks"]
-    where = (f"Vertex AI custom job on {options.training_machine_type}" if options.vertex_training
-             else "its pipeline step")
-    print(f"wrote {args.output}: {len(tasks)} steps, image {options.image}, root {options.pipeline_root}; "
-          f"SimSiam Trainer: {options.gpu_count} x {options.gpu_type} ({where}); "
-          f"Beam: {'Dataflow' if options.dataflow else 'DirectRunner'}")
+    where = (
+        f"Vertex AI custom job on {options.training_machine_type}" if options.vertex_training else "its pipeline step"
+    )
+    print(
+        f"wrote {args.output}: {len(tasks)} steps, image {options.image}, root {options.pipeline_root}; "
+        f"SimSiam Trainer: {options.gpu_count} x {options.gpu_type} ({where}); "
+        f"Beam: {'Dataflow' if options.dataflow else 'DirectRunner'}"
+    )
     return 0

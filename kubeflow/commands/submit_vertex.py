@@ -58,13 +58,21 @@ def default_credentials() -> Any:
     try:
         credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
     except DefaultCredentialsError as err:
-        raise ConfigError("no Google Cloud credentials found: run `gcloud auth application-default login` "
-                          "or set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file") from err
+        raise ConfigError(
+            "no Google Cloud credentials found: run `gcloud auth application-default login` "
+            "or set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file"
+        ) from err
     return credentials
 
 
-def build_job(path: str, project: str, region: str, credentials: Any, display_name: str | None = None,
-              enable_caching: bool | None = None) -> Any:
+def build_job(
+    path: str,
+    project: str,
+    region: str,
+    credentials: Any,
+    display_name: str | None = None,
+    enable_caching: bool | None = None,
+) -> Any:
     """The Vertex AI SDK's PipelineJob for the compiled file (nothing is sent yet)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # google.api_core's notice about Python 3.10
@@ -89,11 +97,19 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    job = build_job(args.pipeline, args.project, args.region, credentials, args.display_name,
-                    enable_caching=False if args.no_cache else None)
+    job = build_job(
+        args.pipeline,
+        args.project,
+        args.region,
+        credentials,
+        args.display_name,
+        enable_caching=False if args.no_cache else None,
+    )
     job.submit(service_account=args.service_account)
-    print(f"submitted {job.resource_name}\n  https://console.cloud.google.com/vertex-ai/locations/{args.region}"
-          f"/pipelines/runs/{job.name}?project={args.project}")
+    print(
+        f"submitted {job.resource_name}\n  https://console.cloud.google.com/vertex-ai/locations/{args.region}"
+        f"/pipelines/runs/{job.name}?project={args.project}"
+    )
     if not args.wait:
         return 0
     try:

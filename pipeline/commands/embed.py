@@ -96,19 +96,25 @@ def run(args: argparse.Namespace) -> int:
     for path, reason in skipped:
         print(f"skipped {path}: {reason}")
     if not paths:
-        print(f"error: no image could be embedded ({len(skipped)} skipped); {args.output} not written",
-              file=sys.stderr)
+        print(f"error: no image could be embedded ({len(skipped)} skipped); {args.output} not written", file=sys.stderr)
         return 1
     fingerprint = backend.fingerprint() if hasattr(backend, "fingerprint") else ""
-    index = EmbeddingIndex(paths=np.array(paths), embeddings=np.concatenate(embeddings).astype(np.float32),
-                           model=args.model, model_fingerprint=fingerprint)
+    index = EmbeddingIndex(
+        paths=np.array(paths),
+        embeddings=np.concatenate(embeddings).astype(np.float32),
+        model=args.model,
+        model_fingerprint=fingerprint,
+    )
     try:
         index.save(args.output)
     except OSError as err:  # a full disk, a size limit: the previous file, if any, is still whole
-        print(f"error: cannot write {args.output}: {err.strerror or err}; the previous file, if any, is unchanged",
-              file=sys.stderr)
+        print(
+            f"error: cannot write {args.output}: {err.strerror or err}; the previous file, if any, is unchanged",
+            file=sys.stderr,
+        )
         return 1
-    print(f"wrote {args.output}: {len(paths)} embeddings of dimension {index.embeddings.shape[1]}, "
-          f"{len(skipped)} skipped")
+    print(
+        f"wrote {args.output}: {len(paths)} embeddings of dimension {index.embeddings.shape[1]}, {len(skipped)} skipped"
+    )
     print(rate_line(len(paths), len(skipped), seconds))
     return 0

@@ -36,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
     except (IndexFileError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"wrote {len(index)} datapoints of dimension {index.embeddings.shape[1]} in {len(files)} files to "
-          f"{args.output}")
+    print(
+        f"wrote {len(index)} datapoints of dimension {index.embeddings.shape[1]} in {len(files)} files to {args.output}"
+    )
     return 0

@@ -46,8 +46,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_input_arguments(p)
     p.add_argument("--output", default="runs/ingest", help="output folder (default: %(default)s)")
     p.add_argument("--eval-percent", type=int, default=15, help="share of images in eval, 1-99 (default: 15)")
-    p.add_argument("--max-rejected-fraction", type=float, default=0.1,
-                   help="fail when a larger share of the files is rejected (default: 0.1)")
+    p.add_argument(
+        "--max-rejected-fraction",
+        type=float,
+        default=0.1,
+        help="fail when a larger share of the files is rejected (default: 0.1)",
+    )
     p.add_argument("--workers", type=int, default=2, help="Beam worker processes (default: 2)")
     p.add_argument("--pipeline-name", default="simsiam-ingest")
     p.add_argument("--no-cache", action="store_true", help="run every component again")
@@ -118,8 +122,10 @@ def _write_ingestion_json(out: str, report: dict, write_report) -> str | None:
 def describe_listing(listing) -> str:
     """'N files in C classes under DIR (U unlabelled)' for the start line of `ingest` and `run`."""
     unlabeled = f", {listing.unlabeled:,} of them unlabelled" if listing.unlabeled else ""
-    return (f"{len(listing.files) + len(listing.rejected):,} files{unlabeled} in {len(listing.classes)} classes "
-            f"under {listing.root}")
+    return (
+        f"{len(listing.files) + len(listing.rejected):,} files{unlabeled} in {len(listing.classes)} classes "
+        f"under {listing.root}"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -162,11 +168,15 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.progress import ComponentProgress
 
     metadata_path = os.path.join(out, "metadata.sqlite")
-    components = ingestion_components(image_input, eval_percent=args.eval_percent,
-                                      max_rejected_fraction=args.max_rejected_fraction)
+    components = ingestion_components(
+        image_input, eval_percent=args.eval_percent, max_rejected_fraction=args.max_rejected_fraction
+    )
     pipeline = tfx.dsl.Pipeline(
-        pipeline_name=args.pipeline_name, pipeline_root=os.path.join(out, "pipeline_root"), components=components,
-        enable_cache=not args.no_cache, metadata_connection_config=metadata_connection(metadata_path),
+        pipeline_name=args.pipeline_name,
+        pipeline_root=os.path.join(out, "pipeline_root"),
+        components=components,
+        enable_cache=not args.no_cache,
+        metadata_connection_config=metadata_connection(metadata_path),
         beam_pipeline_args=beam_pipeline_args(args.workers),
     )
     start = time.time()
@@ -185,4 +195,3 @@ def run(args: argparse.Namespace) -> int:
         return _error(problem, 1)
     print(f"done in {time.time() - start:.0f}s: {os.path.join(out, 'ingestion.json')}")
     return 0
-

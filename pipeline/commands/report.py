@@ -25,9 +25,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 NEEDED = {  # artifact: (node id, output key)
-    "examples": ("ImageExampleGen", "examples"), "transform_graph": ("Transform", "transform_graph"),
-    "simsiam_model": ("SimSiamTrainer", "model"), "simsiam_run": ("SimSiamTrainer", "model_run"),
-    "evaluation": ("Evaluator", "evaluation"), "embedding_index": ("EmbeddingIndexer", "embedding_index"),
+    "examples": ("ImageExampleGen", "examples"),
+    "transform_graph": ("Transform", "transform_graph"),
+    "simsiam_model": ("SimSiamTrainer", "model"),
+    "simsiam_run": ("SimSiamTrainer", "model_run"),
+    "evaluation": ("Evaluator", "evaluation"),
+    "embedding_index": ("EmbeddingIndexer", "embedding_index"),
 }
 OPTIONAL = {"probe_run": ("LinearProbeTrainer", "model_run")}  # absent when the data has no labels
 LABEL_FREE = ("LabelFreeEvaluator", "evaluation")  # the gate of a run without labels
@@ -38,8 +41,10 @@ def run(args: argparse.Namespace) -> int:
     summary_path = os.path.join(args.run_dir, "summary.json")
     for path in (metadata, summary_path):
         if not os.path.exists(path):
-            print(f"error: {path} not found: RUN must be the --output folder of a finished `simsiam-tfx run`",
-                  file=sys.stderr)
+            print(
+                f"error: {path} not found: RUN must be the --output folder of a finished `simsiam-tfx run`",
+                file=sys.stderr,
+            )
             return 2
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from pipeline.local_runner import quiet_logs
@@ -62,12 +67,14 @@ def run(args: argparse.Namespace) -> int:
     examples = next(ex.outputs["examples"][0] for ex in executions if ex.node_id == "ImageExampleGen")
     split_names = json.loads(examples.properties["split_names"].string_value)
     index = next(ex.outputs["embedding_index"][0] for ex in executions if ex.node_id == "EmbeddingIndexer")
-    projector = index.custom_properties["projector_dir"].string_value if "projector_dir" in index.custom_properties \
-        else None
+    projector = (
+        index.custom_properties["projector_dir"].string_value if "projector_dir" in index.custom_properties else None
+    )
     status = {**{k: summary.get(k) for k in ("blessed", "pushed", "serving_model_dir")}, "projector_dir": projector}
     config = summary["config"]
-    page, data = build_report(uris, split_names, status, config["simsiam"], config["accuracy_floor"],
-                              args.queries_per_class, args.figures)
+    page, data = build_report(
+        uris, split_names, status, config["simsiam"], config["accuracy_floor"], args.queries_per_class, args.figures
+    )
     page = with_timings(page, summary["seconds_per_component"], summary["states"])
     target = args.to or os.path.join(args.run_dir, "report.html")
     write_text_atomic(target, page)

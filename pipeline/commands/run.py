@@ -12,8 +12,10 @@ import time
 from pipeline.configs import add_recipe_arguments
 from pipeline.report_html import baseline_scores
 
-INTERRUPTED = ("rerun the same command to go on: finished steps are reused from OUTPUT/metadata.sqlite and the "
-               "SimSiam Trainer resumes from its last checkpoint")
+INTERRUPTED = (
+    "rerun the same command to go on: finished steps are reused from OUTPUT/metadata.sqlite and the "
+    "SimSiam Trainer resumes from its last checkpoint"
+)
 HELP = "run the whole pipeline locally: ingest, transform, SimSiam, linear probe, evaluate, push"
 DESCRIPTION = """\
 Runs ExampleGen -> StatisticsGen -> SchemaGen -> Transform -> SimSiam Trainer ->
@@ -56,9 +58,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_input_arguments(p)
     p.add_argument("--output", default="runs/latest", help="run folder (default: %(default)s)")
     add_recipe_arguments(p)
-    p.add_argument("--workers", type=int, default=2,
-                   help="Beam worker processes of the Beam steps (default: 2; 1 runs them in this process, which "
-                        "starts faster on small data)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="Beam worker processes of the Beam steps (default: 2; 1 runs them in this process, which "
+        "starts faster on small data)",
+    )
     p.add_argument("--pipeline-name", default="simsiam-tfx")
     p.add_argument("--no-cache", action="store_true", help="execute every component again")
     p.add_argument("--no-plots", action="store_true")
@@ -132,8 +138,11 @@ def run(args: argparse.Namespace) -> int:
     )
     recipe = config.simsiam
     print(f"simsiam-tfx run: {image_input.describe()}", flush=True)
-    print(f"simsiam-tfx run: profile={profile} backbone={recipe.backbone} image_size={recipe.image_size} "
-          f"(stored {recipe.stored_size}) epochs={recipe.epochs} -> {out}", flush=True)
+    print(
+        f"simsiam-tfx run: profile={profile} backbone={recipe.backbone} image_size={recipe.image_size} "
+        f"(stored {recipe.stored_size}) epochs={recipe.epochs} -> {out}",
+        flush=True,
+    )
     start = time.time()
     failure = None
     with ComponentProgress(metadata_path):
@@ -174,8 +183,10 @@ def _print_baselines(baselines: dict, trained: dict) -> None:
         if best is None or trained.get(metric) is None:
             continue
         shown = ", ".join(f"{name.replace('_', ' ')} {values[metric]:.4f}" for name, values in baselines.items())
-        print(f"  {title}: after SimSiam {trained[metric]:.4f}; untrained: {shown}; "
-              f"gain over the strongest ({best[0].replace('_', ' ')}) {trained[metric] - best[1]:+.4f}")
+        print(
+            f"  {title}: after SimSiam {trained[metric]:.4f}; untrained: {shown}; "
+            f"gain over the strongest ({best[0].replace('_', ' ')}) {trained[metric] - best[1]:+.4f}"
+        )
 
 
 def _print_summary(s: dict, out: str) -> None:
@@ -185,18 +196,21 @@ def _print_summary(s: dict, out: str) -> None:
         print(f"  {node:<32} {s['states'][node].lower():<9} {secs:>8.1f}s")
     if ev.get("accuracy") is not None:
         print(f"  eval accuracy (linear probe)     {ev['accuracy']:.4f}")
-    _print_baselines(baseline_scores(s), {"knn": s["simsiam_monitor"].get("knn_accuracy"),
-                                          "linear_probe": ev.get("accuracy")})
+    _print_baselines(
+        baseline_scores(s), {"knn": s["simsiam_monitor"].get("knn_accuracy"), "linear_probe": ev.get("accuracy")}
+    )
     if gate := s.get("label_free"):  # no labels: what the label-free gate measured on the held-out images
         candidate, random_init, limits = gate["candidate"], gate["random_init"], gate["thresholds"]
 
         def num(value) -> str:
             return "n/a" if value is None else f"{value:.3f}"
 
-        print(f"  label-free gate: effective rank (RankMe) {num(candidate.get('effective_rank'))} vs "
-              f"{num(random_init.get('effective_rank'))} at random init (ratio {num(gate.get('rank_ratio'))}, "
-              f"needed {limits['min_rank_ratio']:g}), collapse measure {num(candidate.get('collapse_std'))} "
-              f"(floor {limits['min_collapse_std']:g}; 0 = collapsed)")
+        print(
+            f"  label-free gate: effective rank (RankMe) {num(candidate.get('effective_rank'))} vs "
+            f"{num(random_init.get('effective_rank'))} at random init (ratio {num(gate.get('rank_ratio'))}, "
+            f"needed {limits['min_rank_ratio']:g}), collapse measure {num(candidate.get('collapse_std'))} "
+            f"(floor {limits['min_collapse_std']:g}; 0 = collapsed)"
+        )
     print(f"  blessed={s['blessed']} pushed={s['pushed']} serving_model_dir={s['serving_model_dir']}")
     if not s["pushed"] and not s.get("error"):
         for reason in s.get("gate_reasons") or ["the gate did not bless the model"]:

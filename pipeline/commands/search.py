@@ -52,8 +52,10 @@ def load_index(path: str):
     if not len(table):
         raise SearchError(f"index {path} is empty: it has no row to search")
     if ann is not None and (len(ann), ann.meta.dimension) != table.embeddings.shape:
-        raise SearchError(f"{ANN_FILE} beside {path} holds {len(ann)} x {ann.meta.dimension} embeddings but "
-                          f"the table {table.embeddings.shape[0]} x {table.embeddings.shape[1]}: rebuild the index")
+        raise SearchError(
+            f"{ANN_FILE} beside {path} holds {len(ann)} x {ann.meta.dimension} embeddings but "
+            f"the table {table.embeddings.shape[0]} x {table.embeddings.shape[1]}: rebuild the index"
+        )
     return table, ann
 
 
@@ -65,14 +67,20 @@ def embedding_query(path: str, dimension: int):
         vector = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as err:
         raise SearchError(f"query embedding {path}: not a numpy .npy array ({str(err).splitlines()[0]})") from err
-    if vector.ndim not in (1, 2) or (vector.ndim == 2 and len(vector) != 1) or not np.issubdtype(vector.dtype,
-                                                                                                np.number):
-        raise SearchError(f"query embedding {path}: need one vector [D] or [1, D], got {vector.dtype} "
-                          f"{list(vector.shape)}")
+    if (
+        vector.ndim not in (1, 2)
+        or (vector.ndim == 2 and len(vector) != 1)
+        or not np.issubdtype(vector.dtype, np.number)
+    ):
+        raise SearchError(
+            f"query embedding {path}: need one vector [D] or [1, D], got {vector.dtype} {list(vector.shape)}"
+        )
     vector = vector.reshape(1, -1).astype(np.float32)
     if vector.shape[1] != dimension:
-        raise SearchError(f"query embedding {path} is {vector.shape[1]}-d but the index holds {dimension}-d "
-                          "embeddings: it comes from another model")
+        raise SearchError(
+            f"query embedding {path} is {vector.shape[1]}-d but the index holds {dimension}-d "
+            "embeddings: it comes from another model"
+        )
     if not np.isfinite(vector).all() or not np.abs(vector).sum():
         raise SearchError(f"query embedding {path} is zero or not finite")
     return vector
@@ -94,9 +102,11 @@ def image_query(args: argparse.Namespace, table):
         fingerprint = backend.fingerprint() if hasattr(backend, "fingerprint") else ""
         if fingerprint and table.model_fingerprint and fingerprint != table.model_fingerprint:
             backend.close()
-            raise SearchError(f"{args.index} was built by another model ({table.model or 'unknown'}, fingerprint "
-                              f"{table.model_fingerprint}) than {args.model} ({fingerprint}): rebuild the index "
-                              "or pass the model that built it")
+            raise SearchError(
+                f"{args.index} was built by another model ({table.model or 'unknown'}, fingerprint "
+                f"{table.model_fingerprint}) than {args.model} ({fingerprint}): rebuild the index "
+                "or pass the model that built it"
+            )
         result = EmbeddingClient(backend, batch_size=1).embed([query])
         backend.close()
     except ServingError as err:
@@ -105,8 +115,10 @@ def image_query(args: argparse.Namespace, table):
         raise SearchError(f"query {args.query}: {result.failed[0][1]}", status=1)
     embedding = result["embedding"]
     if embedding.shape[1] != table.embeddings.shape[1]:
-        raise SearchError(f"the index holds {table.embeddings.shape[1]}-d embeddings but {args.model} gives "
-                          f"{embedding.shape[1]}-d ones: the index was built with another model")
+        raise SearchError(
+            f"the index holds {table.embeddings.shape[1]}-d embeddings but {args.model} gives "
+            f"{embedding.shape[1]}-d ones: the index was built with another model"
+        )
     return embedding
 
 
@@ -143,8 +155,9 @@ def run(args: argparse.Namespace) -> int:
         print("error: -k must be >= 1", file=sys.stderr)
         return 2
     if args.query and not args.model:
-        print("error: --query needs --model (the model that built the index); or give --query-embedding",
-              file=sys.stderr)
+        print(
+            "error: --query needs --model (the model that built the index); or give --query-embedding", file=sys.stderr
+        )
         return 2
     if args.plot and not args.query:
         print("error: --plot draws the query image: give --query, not --query-embedding", file=sys.stderr)

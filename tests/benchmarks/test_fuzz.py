@@ -16,8 +16,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_bounded_fuzz_run_of_both_targets_finds_no_crash(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    done = subprocess.run([sys.executable, "-m", "benchmarks.fuzz", "--seconds", "5", "--artifacts", str(tmp_path)],
-                          capture_output=True, text=True, cwd=REPO, env=env, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.fuzz", "--seconds", "5", "--artifacts", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout + done.stderr[-4000:]
     runs = dict(re.findall(r"target=(\w+) executions=(\d+) seconds=5 crashes=0", done.stdout))
     assert set(runs) == {"bytes", "graph"}, done.stdout

@@ -42,19 +42,55 @@ def _gpu_pack_run(tmp_path: Path) -> dict:
     data_dir = _pattern_folder(tmp_path / "data")
     pack = tmp_path / "pack"
     prepare = subprocess.run(
-        [str(REPO / "scripts" / "gpu-quality"), "prepare", "--out", str(pack), "--data-dir", str(data_dir),
-         "--no-wheels", "--max-images", "45", "--image-size", "32", "--batch-size", "8", "--epochs", "3",
-         "--warmup-epochs", "0", "--eval-every", "1", "--width", "0.25"],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHON": sys.executable})
+        [
+            str(REPO / "scripts" / "gpu-quality"),
+            "prepare",
+            "--out",
+            str(pack),
+            "--data-dir",
+            str(data_dir),
+            "--no-wheels",
+            "--max-images",
+            "45",
+            "--image-size",
+            "32",
+            "--batch-size",
+            "8",
+            "--epochs",
+            "3",
+            "--warmup-epochs",
+            "0",
+            "--eval-every",
+            "1",
+            "--width",
+            "0.25",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHON": sys.executable},
+    )
     if prepare.returncode != 0:
         return {"tmp_path": tmp_path, "data_dir": data_dir, "pack": pack, "prepare": prepare, "run": None}
     blocker = tmp_path / "no-tensorflow" / "tensorflow"  # importing TensorFlow fails in the run
     blocker.mkdir(parents=True)
     (blocker / "__init__.py").write_text("raise ImportError('the GPU pack must not import TensorFlow')\n")
-    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PYTHON": sys.executable, "OUT": str(tmp_path / "out"),
-           "BUDGET_MIN": "4", "TMPDIR": str(tmp_path), "PYTHONPATH": str(blocker.parent)}
-    run = subprocess.run([str(REPO / "scripts" / "gpu-quality"), "run"], capture_output=True, text=True,
-                         timeout=600, env={**env, "PACK": str(pack)})
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "PYTHON": sys.executable,
+        "OUT": str(tmp_path / "out"),
+        "BUDGET_MIN": "4",
+        "TMPDIR": str(tmp_path),
+        "PYTHONPATH": str(blocker.parent),
+    }
+    run = subprocess.run(
+        [str(REPO / "scripts" / "gpu-quality"), "run"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**env, "PACK": str(pack)},
+    )
     return {"tmp_path": tmp_path, "data_dir": data_dir, "pack": pack, "prepare": prepare, "run": run}
 
 

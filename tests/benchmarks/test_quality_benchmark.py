@@ -276,12 +276,25 @@ def test_recipe_table_averages_the_seeds_of_a_tag_and_gains_over_the_strongest(t
     from benchmarks import recipe_table
 
     def result(seed: int, trained: float, filters: float) -> dict:
-        return {"seed": seed, "width": 0.5, "image_size": 64, "stored_size": 96, "batch_size": 64, "epochs": 20,
-                "steps": 820, "precision": "mixed_bfloat16", "train_s": 60.0 * (seed + 1), "wall_s": 120.0,
-                "views_per_s": 300.0, "trained": {"linear_probe": trained, "knn": 0.6},
-                "random_init": {"linear_probe": 0.45, "knn": 0.4},
-                "cheap_baselines": {"random_filters": {"linear_probe": filters, "knn": 0.62},
-                                    "colour_histograms": {"linear_probe": 0.5, "knn": 0.5}}}
+        return {
+            "seed": seed,
+            "width": 0.5,
+            "image_size": 64,
+            "stored_size": 96,
+            "batch_size": 64,
+            "epochs": 20,
+            "steps": 820,
+            "precision": "mixed_bfloat16",
+            "train_s": 60.0 * (seed + 1),
+            "wall_s": 120.0,
+            "views_per_s": 300.0,
+            "trained": {"linear_probe": trained, "knn": 0.6},
+            "random_init": {"linear_probe": 0.45, "knn": 0.4},
+            "cheap_baselines": {
+                "random_filters": {"linear_probe": filters, "knn": 0.62},
+                "colour_histograms": {"linear_probe": 0.5, "knn": 0.5},
+            },
+        }
 
     (tmp_path / "quality-x-20ep-s7-ref.json").write_text(json.dumps({"runs": [result(0, 0.70, 0.65)]}))
     (tmp_path / "quality-x-20ep-seed1-s7-ref.json").write_text(json.dumps({"runs": [result(1, 0.60, 0.66)]}))

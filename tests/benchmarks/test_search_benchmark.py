@@ -30,10 +30,26 @@ def test_tables_are_seeded_unit_rows_and_queries_are_not_index_rows():
 
 
 def test_the_50k_benchmark_prints_a_table_and_writes_its_json(tmp_path):
-    args = ["--vectors", "50000", "--dim", "128", "--queries", "500", "--batch1-queries", "100",
-            "--output-dir", str(tmp_path)]
-    done = subprocess.run([sys.executable, "-m", "benchmarks.search", *args], cwd=REPO, capture_output=True,
-                          text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
+    args = [
+        "--vectors",
+        "50000",
+        "--dim",
+        "128",
+        "--queries",
+        "500",
+        "--batch1-queries",
+        "100",
+        "--output-dir",
+        str(tmp_path),
+    ]
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.search", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.splitlines()
     assert lines[0].split()[:2] == ["table", "method"] and len(lines) == 2 + 4 + 1
@@ -55,6 +71,12 @@ def test_the_50k_benchmark_prints_a_table_and_writes_its_json(tmp_path):
 
 
 def test_the_benchmark_rejects_a_table_smaller_than_two_k():
-    done = subprocess.run([sys.executable, "-m", "benchmarks.search", "--vectors", "5"], cwd=REPO,
-                          capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)})
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.search", "--vectors", "5"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert done.returncode == 2 and "--vectors >= 20" in done.stderr

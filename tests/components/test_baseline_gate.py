@@ -8,23 +8,29 @@ import pytest
 from components.evaluate.baseline_gate import baseline_decision
 
 # The 150-epoch cpu run's untrained baselines on the Flowers eval split, rounded.
-BASELINES = {"random_init": {"linear_probe": 0.44, "knn": 0.41},
-             "random_filters": {"linear_probe": 0.65, "knn": 0.61},
-             "colour_histograms": {"linear_probe": 0.52, "knn": 0.52}}
+BASELINES = {
+    "random_init": {"linear_probe": 0.44, "knn": 0.41},
+    "random_filters": {"linear_probe": 0.65, "knn": 0.61},
+    "colour_histograms": {"linear_probe": 0.52, "knn": 0.52},
+}
 
 
 def test_a_model_above_the_strongest_baseline_on_both_measures_is_blessed() -> None:
     decision = baseline_decision({"linear_probe": 0.70, "knn": 0.70}, BASELINES, "strongest")
     assert decision["blessed"] is True and decision["reasons"] == []
     assert [(c["measure"], c["baseline"], c["needed"], c["passed"]) for c in decision["comparisons"]] == [
-        ("linear_probe", "random_filters", 0.65, True), ("knn", "random_filters", 0.61, True)]
+        ("linear_probe", "random_filters", 0.65, True),
+        ("knn", "random_filters", 0.61, True),
+    ]
 
 
 def test_below_the_random_filters_on_one_measure_is_refused_with_the_numbers() -> None:
     decision = baseline_decision({"linear_probe": 0.60, "knn": 0.70}, BASELINES, "strongest")
     assert decision["blessed"] is False
-    assert decision["reasons"] == ["linear-probe accuracy 0.600 is below the untrained random filters (0.650): "
-                                   "a feature that needs no training does as well"]
+    assert decision["reasons"] == [
+        "linear-probe accuracy 0.600 is below the untrained random filters (0.650): "
+        "a feature that needs no training does as well"
+    ]
 
 
 def test_against_random_init_only_the_encoder_at_initialisation_counts() -> None:
@@ -46,11 +52,14 @@ def test_none_compares_nothing_and_missing_scores_fail_closed() -> None:
     assert decision["blessed"] is False and len(decision["reasons"]) == 2
     assert decision["reasons"] == [
         "linear-probe accuracy: no untrained baseline was scored, so nothing can be compared",
-        "kNN accuracy: the candidate has no score, so nothing can be compared"]
+        "kNN accuracy: the candidate has no score, so nothing can be compared",
+    ]
 
 
-@pytest.mark.parametrize(("against", "margin", "message"), [("best", 0.0, "against must be one of"),
-                                                              ("strongest", -0.1, "margin must be >= 0")])
+@pytest.mark.parametrize(
+    ("against", "margin", "message"),
+    [("best", 0.0, "against must be one of"), ("strongest", -0.1, "margin must be >= 0")],
+)
 def test_bad_settings_are_rejected(against, margin, message) -> None:
     with pytest.raises(ValueError, match=message):
         baseline_decision({}, BASELINES, against, margin)

@@ -75,8 +75,14 @@ def test_io_fraction_must_be_a_share() -> None:
 
 def _epochs(initial_epoch: int, epochs: int, shuffle_seed: int = 7) -> list[list[int]]:
     keras.utils.set_random_seed(0)  # as the Trainer does (a global seed of 0 is a special case in TF)
-    batches = epoch_batches(tf.data.Dataset.range(12), batch_size=4, steps_per_epoch=3, shuffle_seed=shuffle_seed,
-                            initial_epoch=initial_epoch, epochs=epochs)
+    batches = epoch_batches(
+        tf.data.Dataset.range(12),
+        batch_size=4,
+        steps_per_epoch=3,
+        shuffle_seed=shuffle_seed,
+        initial_epoch=initial_epoch,
+        epochs=epochs,
+    )
     flat = [b.tolist() for b in batches.take(3 * (epochs - initial_epoch)).as_numpy_iterator()]
     return [sum(flat[i : i + 3], []) for i in range(0, len(flat), 3)]
 

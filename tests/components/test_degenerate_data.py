@@ -29,21 +29,30 @@ def all_train_ids(classes: tuple[str, ...], per_class: int) -> list[tuple[str, s
 def test_empty_eval_split_names_the_numbers_and_the_fix() -> None:
     counts = predicted_counts(all_train_ids(("a", "b"), 4), 15)
     assert counts == {"train": {"a": 4, "b": 4}, "eval": {}}
-    with pytest.raises(DataError, match=r"^the eval split of data folder D has no labelled image: all 8 labelled "
-                                        r"images hash to train; add images or raise --eval-percent \(now 15\)$"):
+    with pytest.raises(
+        DataError,
+        match=r"^the eval split of data folder D has no labelled image: all 8 labelled "
+        r"images hash to train; add images or raise --eval-percent \(now 15\)$",
+    ):
         check_splits(["a", "b"], counts, "data folder D", 15, min_train_examples=2)
 
 
 def test_class_absent_from_eval_one_class_and_too_few_for_a_batch() -> None:
     counts = {"train": {"a": 5, "b": 3}, "eval": {"a": 2}}
-    with pytest.raises(DataError, match=r"class\(es\) 'b' \(3 train images\) of D have no image in the eval split.*"
-                                        r"add images to them or raise --eval-percent \(now 10\)"):
+    with pytest.raises(
+        DataError,
+        match=r"class\(es\) 'b' \(3 train images\) of D have no image in the eval split.*"
+        r"add images to them or raise --eval-percent \(now 10\)",
+    ):
         check_splits(["a", "b"], counts, "D", 10)
     with pytest.raises(DataError, match=r"D has 1 class folder\(s\) \('a'\): .* need at least two"):
         check_splits(["a"], {"train": {"a": 9}, "eval": {"a": 2}}, "D")
     counts = {"train": {"a": 5, "b": 3}, "eval": {"a": 2, "b": 1}}
-    with pytest.raises(DataError, match=r"D has 8 training images, fewer than one training batch \(16\): add images "
-                                        r"or choose a smaller --batch-size"):
+    with pytest.raises(
+        DataError,
+        match=r"D has 8 training images, fewer than one training batch \(16\): add images "
+        r"or choose a smaller --batch-size",
+    ):
         check_splits(["a", "b"], counts, "D", 15, min_train_examples=16)
     check_splits(["a", "b"], counts, "D", 15, min_train_examples=8)  # exactly one batch: fine
 
@@ -56,7 +65,10 @@ def test_example_gen_of_a_training_run_refuses_an_empty_eval_split(tmp_path: Pat
     for i, (image_id, _) in enumerate(all_train_ids(("a", "b"), 4)):
         (root / image_id).parent.mkdir(parents=True, exist_ok=True)
         (root / image_id).write_bytes(encode(make_image((24, 16), seed=i), "JPEG"))
-    with pytest.raises(DataError, match=r"the eval split of data folder .* has no labelled image: all 8 labelled "
-                                        r"images hash to train"):
+    with pytest.raises(
+        DataError,
+        match=r"the eval split of data folder .* has no labelled image: all 8 labelled "
+        r"images hash to train",
+    ):
         run_executor(image_example_gen(str(root), min_train_examples=4), tmp_path / "out")
     run_executor(image_example_gen(str(root)), tmp_path / "out2")  # ingestion alone (`ingest`) still works

@@ -36,7 +36,9 @@ def fit(model, steps=1):
     return model.fit(data, epochs=1, steps_per_epoch=steps, verbose=0).history
 """
 
-SCRIPT = PRELUDE + r"""
+SCRIPT = (
+    PRELUDE
+    + r"""
 out = {}
 # Views: both replicas get the same 4 images; each must draw its own views, namely the views a
 # single device draws for its rows of the global batch of 8.
@@ -90,13 +92,20 @@ for name, strategy in (("one_gpu", distribution_strategy(["/cpu:0"])), ("two_gpu
 out["seconds_total"] = round(time.time() - START)
 print("RESULT " + json.dumps(out))
 """
+)
 
 
 @background.background_check("two_devices")
 def _two_devices(workdir) -> dict:
     """One fresh process (TensorFlow start-up, one MirroredStrategy) for all the checks below."""
-    result = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, cwd=REPO, timeout=900,
-                            env={"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=900,
+        env={"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     return json.loads(result.stdout.split("RESULT ", 1)[1])
 

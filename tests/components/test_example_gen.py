@@ -81,7 +81,8 @@ def test_split_is_identical_across_runs_and_follows_eval_percent(tmp_path: Path)
     assert splits[0] == splits[1]
     examples = run_executor(image_example_gen(str(root), eval_percent=50), tmp_path / "out50")
     assert read_report(examples.uri)["counts"] == expected_counts(
-        [f"{c}/{c}_{i}.jpg" for c in "xy" for i in range(12)], ["x", "y"], eval_percent=50)
+        [f"{c}/{c}_{i}.jpg" for c in "xy" for i in range(12)], ["x", "y"], eval_percent=50
+    )
 
 
 def test_beam_counters_count_accepted_and_rejected_files(messy_folder) -> None:
@@ -89,8 +90,10 @@ def test_beam_counters_count_accepted_and_rejected_files(messy_folder) -> None:
     component = image_example_gen(str(root))
     with beam.Pipeline(argv=IN_MEMORY) as pipeline:
         _, outputs, *_ = ImageExampleGenExecutor()._read_and_validate(pipeline, exec_properties(component))
-    counters = {m.key.metric.name: m.committed
-                for m in pipeline.result.metrics().query(MetricsFilter().with_namespace(METRICS_NAMESPACE))["counters"]}
+    counters = {
+        m.key.metric.name: m.committed
+        for m in pipeline.result.metrics().query(MetricsFilter().with_namespace(METRICS_NAMESPACE))["counters"]
+    }
     decoded = len(bad) - 1  # notes.txt is rejected by its name, before reading
     assert counters["images_accepted"] == len(good)
     assert counters["images_rejected"] == decoded
@@ -114,9 +117,11 @@ def test_class_with_no_valid_image_fails_and_names_the_class(tmp_path: Path) -> 
     (root / "broken").mkdir()
     (root / "broken" / "1.jpg").write_bytes(b"")
     (root / "broken" / "2.png").write_text("text")
-    with pytest.raises(DataError, match="class 'broken' in data folder .* has no valid image: all 2 of its files "
-                                        r"were rejected \(broken/1.jpg: empty file \(0 bytes\); broken/2.png: not an"
-                       ) as err:
+    with pytest.raises(
+        DataError,
+        match="class 'broken' in data folder .* has no valid image: all 2 of its files "
+        r"were rejected \(broken/1.jpg: empty file \(0 bytes\); broken/2.png: not an",
+    ) as err:
         run_executor(image_example_gen(str(root), max_rejected_fraction=0.5), tmp_path / "out")
     assert err.value.report == read_report(str(tmp_path / "out"))  # TFX deletes the file when Do fails
     assert [r["path"] for r in err.value.report["rejected"]] == ["broken/1.jpg", "broken/2.png"]
@@ -127,8 +132,11 @@ def test_too_many_rejected_files_fail_with_the_share(tmp_path: Path) -> None:
     make_image_folder(root, {"a": 8, "b": 2})
     for i in range(2):  # 2 of 12 = 16.7% > 10%
         (root / "a" / f"bad{i}.jpg").write_bytes(b"")
-    with pytest.raises(DataError, match=r"2 of 12 files \(16.7%\) in data folder .* more than the allowed 10.0% "
-                                        r"\(max_rejected_fraction\): a/bad0.jpg: empty file \(0 bytes\); a/bad1.jpg"):
+    with pytest.raises(
+        DataError,
+        match=r"2 of 12 files \(16.7%\) in data folder .* more than the allowed 10.0% "
+        r"\(max_rejected_fraction\): a/bad0.jpg: empty file \(0 bytes\); a/bad1.jpg",
+    ):
         run_executor(image_example_gen(str(root)), tmp_path / "out")
     run_executor(image_example_gen(str(root), max_rejected_fraction=0.2), tmp_path / "out2")  # allowed
 
@@ -157,11 +165,15 @@ def test_pipeline_with_statistics_and_schema_on_two_worker_processes(messy_folde
 
     root, good, _ = messy_folder
     metadata = str(tmp_path / "metadata.sqlite")
-    run_local(tfx.dsl.Pipeline(
-        pipeline_name="ingest-test", pipeline_root=str(tmp_path / "root"),
-        components=ingestion_components(ImageInput(data_dir=str(root)), max_rejected_fraction=0.5),
-        metadata_connection_config=metadata_connection(metadata), beam_pipeline_args=beam_pipeline_args(2),
-    ))
+    run_local(
+        tfx.dsl.Pipeline(
+            pipeline_name="ingest-test",
+            pipeline_root=str(tmp_path / "root"),
+            components=ingestion_components(ImageInput(data_dir=str(root)), max_rejected_fraction=0.5),
+            metadata_connection_config=metadata_connection(metadata),
+            beam_pipeline_args=beam_pipeline_args(2),
+        )
+    )
     examples_uri = latest_artifact_uri(metadata, EXAMPLE_GEN_ID)
     assert read_report(examples_uri)["counts"] == expected_counts(good, ["a", "b", "c"])
     assert sorted(r["image_id"] for s in ("train", "eval") for r in read_split(examples_uri, s)) == good
@@ -169,5 +181,8 @@ def test_pipeline_with_statistics_and_schema_on_two_worker_processes(messy_folde
     schema_file = Path(latest_artifact_uri(metadata, "SchemaGen", "schema")) / "schema.pbtxt"
     schema = io_utils.parse_pbtxt_file(str(schema_file), schema_pb2.Schema())
     assert {f.name: f.type for f in schema.feature} == {
-        "image": schema_pb2.BYTES, "label": schema_pb2.INT, "class_name": schema_pb2.BYTES,
-        "image_id": schema_pb2.BYTES}
+        "image": schema_pb2.BYTES,
+        "label": schema_pb2.INT,
+        "class_name": schema_pb2.BYTES,
+        "image_id": schema_pb2.BYTES,
+    }

@@ -60,8 +60,13 @@ def test_every_file_find_lists_is_ingested_ignored_or_rejected(tmp_path: Path) -
     ingested = {i for i, _ in listing.files}
     rejected = {i: p.reason for i, p in listing.rejected}
     ignored = dict(listing.ignored)
-    assert {"roses/caf\\xe9_photo.jpg", "\\xe9t\\xe9/sun.jpg", "roses/from_camera/deeper/cam1.png",
-            "tulips/linked/linked_folder_image.jpg", "tulips/linked_file.jpg"} <= ingested
+    assert {
+        "roses/caf\\xe9_photo.jpg",
+        "\\xe9t\\xe9/sun.jpg",
+        "roses/from_camera/deeper/cam1.png",
+        "tulips/linked/linked_folder_image.jpg",
+        "tulips/linked_file.jpg",
+    } <= ingested
     assert listing.paths["roses/caf\\xe9_photo.jpg"] == os.fsdecode(b"roses/" + LATIN1_NAME)
     assert ignored["LICENSE.txt"].startswith("not in a class folder")
     assert ignored["tulips/.thumbs/"].startswith("hidden") and ignored["tulips/.DS_Store"].startswith("hidden")

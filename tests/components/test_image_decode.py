@@ -88,8 +88,11 @@ def test_transparent_pixels_are_white_whatever_rgb_they_hide(mode: str) -> None:
 
 
 def test_opaque_images_decode_exactly_as_before() -> None:
-    for data in (encode(make_image((33, 17), seed=5), "PNG"), encode(make_image((33, 17), seed=6), "JPEG"),
-                 encode(make_image((33, 17), mode="L", seed=7), "PNG")):
+    for data in (
+        encode(make_image((33, 17), seed=5), "PNG"),
+        encode(make_image((33, 17), seed=6), "JPEG"),
+        encode(make_image((33, 17), mode="L", seed=7), "PNG"),
+    ):
         expected = tf.io.decode_image(data, channels=3, expand_animations=False).numpy()
         np.testing.assert_array_equal(decode(data), expected)
 

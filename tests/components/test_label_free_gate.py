@@ -21,20 +21,26 @@ def test_a_healthy_candidate_without_baseline_is_blessed():
 def test_a_collapsed_candidate_fails_with_the_collapse_reason():
     blessed, reasons = label_free_decision({**HEALTHY, "collapse_std": 0.05}, RANDOM, None, THRESHOLDS)
     assert not blessed
-    assert reasons == ["collapse_std 0.0500 is below the floor 0.3: the embeddings have collapsed towards one "
-                       "direction (SimSiam paper, Sec. 4.1)"]
+    assert reasons == [
+        "collapse_std 0.0500 is below the floor 0.3: the embeddings have collapsed towards one "
+        "direction (SimSiam paper, Sec. 4.1)"
+    ]
 
 
 def test_a_candidate_not_clearly_above_random_init_fails_with_the_rank_reason():
     blessed, reasons = label_free_decision({**HEALTHY, "effective_rank": 44.9}, RANDOM, None, THRESHOLDS)
     assert not blessed
-    assert reasons == ["effective_rank 44.90 is below 1.5 x the random-init encoder's 30.00 (= 45.00): training did "
-                       "not clearly enrich the representation"]
+    assert reasons == [
+        "effective_rank 44.90 is below 1.5 x the random-init encoder's 30.00 (= 45.00): training did "
+        "not clearly enrich the representation"
+    ]
     assert label_free_decision({**HEALTHY, "effective_rank": 45.0}, RANDOM, None, THRESHOLDS)[0]  # the bound passes
     few = {**HEALTHY, "effective_rank": 8.0, "examples": 11, "dimension": 128}  # RankMe <= N = 11 here
     reasons = label_free_decision(few, {**RANDOM, "effective_rank": 6.0}, None, THRESHOLDS)[1]
-    assert reasons[0].endswith("note RankMe is at most min(N, D) and only N=11 eval images (D=128) were measured: "
-                               "add images, raise --eval-percent or lower --min-rank-ratio")
+    assert reasons[0].endswith(
+        "note RankMe is at most min(N, D) and only N=11 eval images (D=128) were measured: "
+        "add images, raise --eval-percent or lower --min-rank-ratio"
+    )
 
 
 def test_a_regression_against_the_last_blessed_model_fails_and_a_tie_passes():
@@ -53,16 +59,21 @@ def test_every_failed_condition_is_reported_and_nan_embeddings_are_not_blessed()
     assert not blessed and len(reasons) == 3
     nan = {"effective_rank": None, "collapse_std": None, "finite": False}
     assert label_free_decision(nan, RANDOM, None, THRESHOLDS) == (
-        False, ["the candidate's embeddings hold NaN or inf: the encoder diverged"])
+        False,
+        ["the candidate's embeddings hold NaN or inf: the encoder diverged"],
+    )
     assert label_free_decision(HEALTHY, nan, None, THRESHOLDS) == (
-        False, ["the random-init encoder's embeddings hold NaN or inf: there is no reference to beat"])
+        False,
+        ["the random-init encoder's embeddings hold NaN or inf: there is no reference to beat"],
+    )
 
 
 # --- The component, run by its TFX executor on artifacts made by hand -------------------------------------
 
 SIZE = 16
-CONFIG = dict(image_size=SIZE, stored_size=SIZE, width=0.125, proj_dim=32, proj_hidden_dim=32, pred_hidden_dim=16,
-              seed=3)
+CONFIG = dict(
+    image_size=SIZE, stored_size=SIZE, width=0.125, proj_dim=32, proj_hidden_dim=32, pred_hidden_dim=16, seed=3
+)
 
 
 def _transformed_examples(folder, n: int = 40) -> None:
@@ -97,12 +108,20 @@ def test_the_component_measures_rebuilds_random_init_and_writes_a_tfx_blessing(t
     from components.train.encoder_io import save_encoder
 
     _transformed_examples(tmp_path / "examples")
-    recipe = {"backbone": "resnet18", "image_size": SIZE, "stored_size": SIZE, "width": 0.125, "small_stem": None,
-              "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}
+    recipe = {
+        "backbone": "resnet18",
+        "image_size": SIZE,
+        "stored_size": SIZE,
+        "width": 0.125,
+        "small_stem": None,
+        "mean": [0.5, 0.5, 0.5],
+        "std": [0.25, 0.25, 0.25],
+    }
     # The candidate IS the random init (same seed, same recipe): its rank ratio must come out exactly 1.
     save_encoder(random_init_encoder(CONFIG, recipe), str(tmp_path / "model" / "Format-Serving"), recipe)
-    examples = _artifact(standard_artifacts.Examples, tmp_path / "examples", 1,
-                         artifact_utils.encode_split_names(["eval"]))
+    examples = _artifact(
+        standard_artifacts.Examples, tmp_path / "examples", 1, artifact_utils.encode_split_names(["eval"])
+    )
     model = _artifact(standard_artifacts.Model, tmp_path / "model", 7)
     executor = LabelFreeEvaluator.EXECUTOR_SPEC.executor_class()
 
@@ -111,9 +130,16 @@ def test_the_component_measures_rebuilds_random_init_and_writes_a_tfx_blessing(t
         blessing = _artifact(standard_artifacts.ModelBlessing, tmp_path / name / "blessing")
         (tmp_path / name / "blessing").mkdir(parents=True)
         inputs = {"examples": [examples], "model": [model], **({"baseline_model": [baseline]} if baseline else {})}
-        executor.Do(inputs, {"evaluation": [evaluation], "blessing": [blessing]},
-                    {"simsiam_config": json.dumps(CONFIG), "min_collapse_std": 0.0, "min_rank_ratio": min_rank_ratio,
-                     "splits": "eval"})
+        executor.Do(
+            inputs,
+            {"evaluation": [evaluation], "blessing": [blessing]},
+            {
+                "simsiam_config": json.dumps(CONFIG),
+                "min_collapse_std": 0.0,
+                "min_rank_ratio": min_rank_ratio,
+                "splits": "eval",
+            },
+        )
         report = json.loads((tmp_path / name / "evaluation" / METRICS_FILE).read_text())
         return report, blessing, sorted(p.name for p in (tmp_path / name / "blessing").iterdir())
 
@@ -134,5 +160,8 @@ def test_the_component_measures_rebuilds_random_init_and_writes_a_tfx_blessing(t
     assert blessing.get_int_custom_property("blessed") == 1
     assert blessing.get_int_custom_property("baseline_model_id") == 5
     assert blessing.get_string_custom_property("baseline_model") == str(tmp_path / "model")
-    assert report["thresholds"] == {"baseline_tolerance": BASELINE_TOLERANCE, "min_collapse_std": 0.0,
-                                    "min_rank_ratio": 0.9}
+    assert report["thresholds"] == {
+        "baseline_tolerance": BASELINE_TOLERANCE,
+        "min_collapse_std": 0.0,
+        "min_rank_ratio": 0.9,
+    }

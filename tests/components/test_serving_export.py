@@ -36,20 +36,24 @@ def embedding_only_model(tmp_path_factory):
     rng = np.random.default_rng(0)
     # Today's Transform reads label and class_name too; the serving graph feeds it `image` only.
     rows = [{F.IMAGE: [_png(rng, 20 + 3 * i, 24)], F.LABEL: [0], F.CLASS_NAME: [b"x"]} for i in range(4)]
-    spec = {F.IMAGE: tf.io.FixedLenFeature([1], tf.string), F.LABEL: tf.io.FixedLenFeature([1], tf.int64),
-            F.CLASS_NAME: tf.io.FixedLenFeature([1], tf.string)}
+    spec = {
+        F.IMAGE: tf.io.FixedLenFeature([1], tf.string),
+        F.LABEL: tf.io.FixedLenFeature([1], tf.int64),
+        F.CLASS_NAME: tf.io.FixedLenFeature([1], tf.string),
+    }
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
     with tft_beam.Context(temp_dir=str(tmp / "tft_tmp")):
         transform_fn = (rows, metadata) | tft_beam.AnalyzeDataset(
-            lambda inputs: T.preprocessing_fn(inputs, {"stored_size": SIZE}))
+            lambda inputs: T.preprocessing_fn(inputs, {"stored_size": SIZE})
+        )
         _ = transform_fn | tft_beam.WriteTransformFn(str(tmp / "transform"))
     pixels = keras.Input((SIZE, SIZE, 3))
-    x = keras.layers.Conv2D(8, 3, strides=2, activation="relu",
-                            kernel_initializer=keras.initializers.GlorotUniform(seed=0))(pixels)
+    x = keras.layers.Conv2D(
+        8, 3, strides=2, activation="relu", kernel_initializer=keras.initializers.GlorotUniform(seed=0)
+    )(pixels)
     encoder = keras.Model(pixels, keras.layers.GlobalAveragePooling2D()(x))
     path = str(tmp / "model")
-    signatures = export_serving_model(path, tft.TFTransformOutput(str(tmp / "transform")), encoder,
-                                      stored_size=SIZE)
+    signatures = export_serving_model(path, tft.TFTransformOutput(str(tmp / "transform")), encoder, stored_size=SIZE)
     return path, signatures
 
 
@@ -67,8 +71,9 @@ def test_serving_default_and_embed_images_give_the_same_embedding(embedding_only
     model = tf.saved_model.load(embedding_only_model[0])
     images = [synthetic_jpeg(SIZE), _png(np.random.default_rng(1), 30, 18)]
     embedded = model.signatures["embed_images"](images=tf.constant(images))["embedding"].numpy()
-    served = model.signatures["serving_default"](
-        examples=tf.constant([synthetic_example(i) for i in images]))["embedding"].numpy()
+    served = model.signatures["serving_default"](examples=tf.constant([synthetic_example(i) for i in images]))[
+        "embedding"
+    ].numpy()
     assert embedded.shape == (2, 8) and np.all(np.isfinite(embedded))
     np.testing.assert_allclose(served, embedded, rtol=1e-6, atol=1e-6)
     assert not np.allclose(embedded[0], embedded[1])  # two different images, two different rows
@@ -88,7 +93,7 @@ def test_the_warmup_file_requests_only_the_signatures_the_model_has(embedding_on
     model = tf.saved_model.load(embedding_only_model[0])
     for log in logs:  # each replays, as TF Serving does at load time
         request = log.predict_log.request
-        (name, proto), = request.inputs.items()
+        ((name, proto),) = request.inputs.items()
         out = model.signatures[request.model_spec.signature_name](**{name: tf.make_ndarray(proto)})
         assert out["embedding"].shape == (1, 8)
 
@@ -104,7 +109,10 @@ def test_a_classifier_without_class_names_is_rejected():
     with pytest.raises(ValueError, match=r"no warm-up request for signature\(s\) \['predict'\]"):
         warmup_logs(SIZE, ["embed_images", "predict"])
     assert [log.predict_log.request.model_spec.signature_name for log in warmup_logs(SIZE)] == [
-        "embed_images", "classify_images", "serving_default"]
+        "embed_images",
+        "classify_images",
+        "serving_default",
+    ]
 
 
 def test_the_embed_and_search_client_works_and_classify_names_the_missing_signature(embedding_only_model):

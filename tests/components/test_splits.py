@@ -37,10 +37,14 @@ def test_split_equals_tfx_partition_fn(eval_percent: int) -> None:
     buckets = [100 - eval_percent, 100]
     names = [s.name for s in split_config.splits]
     for image_id in IDS:
-        example = tf.train.Example(features=tf.train.Features(feature={
-            "image_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image_id.encode()])),
-            "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[3])),
-        }))
+        example = tf.train.Example(
+            features=tf.train.Features(
+                feature={
+                    "image_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image_id.encode()])),
+                    "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[3])),
+                }
+            )
+        )
         assert split_of(image_id, eval_percent) == names[_PartitionFn(example, 2, buckets, split_config)]
 
 

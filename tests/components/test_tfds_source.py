@@ -53,8 +53,9 @@ def test_records_are_the_original_bytes_with_class_names_and_content_ids(flowers
 
 def test_tfds_example_gen_makes_the_same_examples_as_the_folder(flowers, tmp_path: Path) -> None:
     folder, data_dir = flowers
-    from_tfds = run_executor(tfds_image_example_gen("tf_flowers", str(data_dir), max_rejected_fraction=0.2),
-                             tmp_path / "tfds")
+    from_tfds = run_executor(
+        tfds_image_example_gen("tf_flowers", str(data_dir), max_rejected_fraction=0.2), tmp_path / "tfds"
+    )
     from_folder = run_executor(image_example_gen(str(folder), max_rejected_fraction=0.2), tmp_path / "folder")
 
     def rows(uri: str) -> list[dict]:

@@ -11,9 +11,15 @@ from models.config import SimSiamConfig
 
 
 def _config(**changes) -> SimSiamTrainerConfig:
-    values = dict(simsiam=SimSiamConfig(image_size=32, epochs=3, warmup_epochs=0), checkpoint_root="/ckpt",
-                  knn_every=2, collapse_threshold=0.5, precision="bf16", checkpoint_io_fraction=0.05,
-                  export_serving_model=True)
+    values = dict(
+        simsiam=SimSiamConfig(image_size=32, epochs=3, warmup_epochs=0),
+        checkpoint_root="/ckpt",
+        knn_every=2,
+        collapse_threshold=0.5,
+        precision="bf16",
+        checkpoint_io_fraction=0.05,
+        export_serving_model=True,
+    )
     return SimSiamTrainerConfig(**{**values, **changes})
 
 
@@ -39,12 +45,15 @@ def test_tfx_vertex_keys_are_set_aside():
     assert SimSiamTrainerConfig.from_custom_config(custom) == _config()
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"precision": "mixed_bfloat16"}, "precision must be one of"),
-    ({"knn_every": 0}, "knn_every must be >= 1"),
-    ({"checkpoint_io_fraction": 0.0}, "checkpoint_io_fraction"),
-    ({"checkpoint_root": ""}, "checkpoint_root"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"precision": "mixed_bfloat16"}, "precision must be one of"),
+        ({"knn_every": 0}, "knn_every must be >= 1"),
+        ({"checkpoint_io_fraction": 0.0}, "checkpoint_io_fraction"),
+        ({"checkpoint_root": ""}, "checkpoint_root"),
+    ],
+)
 def test_bad_values_are_rejected_with_the_reason(changes, message):
     with pytest.raises(ValueError, match=message):
         _config(**changes)

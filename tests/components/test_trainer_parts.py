@@ -55,7 +55,7 @@ def test_class_names_need_every_index() -> None:
 def test_served_classifier_is_the_benchmark_probe() -> None:
     """The Keras classifier the LinearProbeTrainer exports computes the very probe that
     `benchmarks.quality` scores with (`models.evaluation.fit_linear_probe`)."""
-    from models.evaluation import fit_linear_probe, linear_probe_accuracy
+    from models.evaluation import fit_linear_probe, frozen_feature_scores
 
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 3, 300)
@@ -69,7 +69,8 @@ def test_served_classifier_is_the_benchmark_probe() -> None:
     logits = model.predict(features.astype("float32"), verbose=0)
     np.testing.assert_allclose(logits, probe.logits(features), rtol=1e-4, atol=1e-4)
     served_accuracy = np.mean(logits[200:].argmax(axis=1) == labels[200:])
-    assert served_accuracy == linear_probe_accuracy(features[:200], labels[:200], features[200:], labels[200:])
+    scores = frozen_feature_scores(features[:200], labels[:200], features[200:], labels[200:])
+    assert served_accuracy == scores["linear_probe"]
 
 
 def _artifacts(n_models: int, blessed: dict[int, bool]):
@@ -105,5 +106,6 @@ def test_baseline_is_the_latest_blessed_model_other_than_the_candidate() -> None
 def test_no_baseline_when_nothing_else_was_blessed() -> None:
     models, blessings = _artifacts(2, {1: False, 2: True})
     out = PreviousBlessedModelStrategy().resolve_artifacts(
-        None, {"model": models, "model_blessing": blessings, "candidate": [models[1]]})
+        None, {"model": models, "model_blessing": blessings, "candidate": [models[1]]}
+    )
     assert out["model"] == [] and out["model_blessing"] == []

@@ -59,8 +59,10 @@ def test_analyzers_compute_per_channel_mean_and_std_over_all_pixels() -> None:
     rng = np.random.default_rng(0)
     arrays = [rng.integers(0, 256, (16, 16, 3), dtype=np.uint8) for _ in range(6)]
     arrays[0][..., 0] = 255  # make the channels differ clearly
-    rows = [{F.IMAGE: [_jpeg(a)], F.LABEL: [i % 2], F.CLASS_NAME: [b"a" if i % 2 == 0 else b"b"]}
-            for i, a in enumerate(arrays)]
+    rows = [
+        {F.IMAGE: [_jpeg(a)], F.LABEL: [i % 2], F.CLASS_NAME: [b"a" if i % 2 == 0 else b"b"]}
+        for i, a in enumerate(arrays)
+    ]
     with tempfile.TemporaryDirectory() as tmp, tft_beam.Context(temp_dir=tmp):
         (transformed, _), _ = (rows, _raw_metadata()) | tft_beam.AnalyzeAndTransformDataset(
             lambda inputs: T.preprocessing_fn(inputs, {"stored_size": 16})

@@ -35,8 +35,9 @@ def test_a_flat_unlabelled_folder_becomes_unlabelled_train_and_eval(tmp_path: Pa
     ids = [f"img_{i:02d}.jpg" for i in range(30)]
     _write_images(tmp_path / "photos", ids)
     (tmp_path / "photos" / "notes.txt").write_text("not an image")
-    examples = run_executor(image_example_gen(unlabeled_dir=str(tmp_path / "photos"), max_rejected_fraction=0.5),
-                            tmp_path / "out")
+    examples = run_executor(
+        image_example_gen(unlabeled_dir=str(tmp_path / "photos"), max_rejected_fraction=0.5), tmp_path / "out"
+    )
     rows = _all_rows(examples.uri, ["unlabeled_train", "unlabeled_eval"])
     assert {r["image_id"] for r in rows["unlabeled_eval"]} == {i for i in ids if split_of(i) == "eval"}
     assert sum(len(r) for r in rows.values()) == 30
@@ -90,10 +91,10 @@ def test_labelled_and_unlabelled_folders_together(tmp_path: Path) -> None:
 def test_an_unlabelled_run_needs_eval_images_and_a_batch(tmp_path: Path) -> None:
     ids = [f"x_{i}.jpg" for i in range(40)]
     only_train = [i for i in ids if split_of(i) == "train"][:6]
-    report = {"classes": [], "counts": {"train": {}, "eval": {}}, "unlabeled": {"train": 6, "eval": 0},
-              "rejected": []}
-    with pytest.raises(DataError, match="the eval split of D is empty: all 6 images hash to train, and the "
-                                        "label-free gate"):
+    report = {"classes": [], "counts": {"train": {}, "eval": {}}, "unlabeled": {"train": 6, "eval": 0}, "rejected": []}
+    with pytest.raises(
+        DataError, match="the eval split of D is empty: all 6 images hash to train, and the label-free gate"
+    ):
         check_report(report, 0.1, "D", 15, min_train_examples=4, labeled=False)
     report["unlabeled"]["eval"] = 2
     with pytest.raises(DataError, match="D has 6 training images, fewer than one training batch"):
@@ -110,8 +111,9 @@ def _example(features: dict) -> bytes:
             return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
         return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
 
-    return tf.train.Example(features=tf.train.Features(feature={k: feature(v) for k, v in features.items()})) \
-        .SerializeToString()
+    return tf.train.Example(
+        features=tf.train.Features(feature={k: feature(v) for k, v in features.items()})
+    ).SerializeToString()
 
 
 def test_tfrecords_with_custom_keys_report_bad_records_by_index(tmp_path: Path) -> None:
@@ -127,8 +129,9 @@ def test_tfrecords_with_custom_keys_report_bad_records_by_index(tmp_path: Path) 
         for i in range(12, 24):
             writer.write(_example({"img/encoded": images[i], "cls": i % 2}))
         writer.write(_example({"other": images[0]}))  # 12: no image feature
-    component = records_image_example_gen(str(folder / "part-*"), image_key="img/encoded", label_key="cls",
-                                          max_rejected_fraction=0.2)
+    component = records_image_example_gen(
+        str(folder / "part-*"), image_key="img/encoded", label_key="cls", max_rejected_fraction=0.2
+    )
     examples = run_executor(component, tmp_path / "out")
     report = read_report(examples.uri)
     reasons = {r["path"]: r["reason"] for r in report["rejected"]}
@@ -155,8 +158,9 @@ def test_a_record_with_a_broken_checksum_ends_its_file_but_not_the_run(tmp_path:
     record_size = 8 + 4 + len(_example({"image": images[10]})) + 4  # length, its CRC, payload, payload CRC
     raw[record_size * 3 + 20] ^= 0xFF  # a payload byte of record 3
     (folder / "bad.tfrecord").write_bytes(bytes(raw))
-    examples = run_executor(records_image_example_gen(str(folder / "*.tfrecord"), max_rejected_fraction=0.2),
-                            tmp_path / "out")
+    examples = run_executor(
+        records_image_example_gen(str(folder / "*.tfrecord"), max_rejected_fraction=0.2), tmp_path / "out"
+    )
     report = read_report(examples.uri)
     assert [r["path"] for r in report["rejected"]] == ["bad.tfrecord:3"]
     assert "corrupt from record 3 on" in report["rejected"][0]["reason"]
@@ -209,8 +213,11 @@ def test_copies_are_reported_and_kept_in_one_split(tmp_path: Path) -> None:
     _write_images(root, [f"{c}/g{i}.jpg" for c in ("a", "b", "sunflowers") for i in range(8)], seed=50)
     examples = run_executor(image_example_gen(str(root), str(extra), eval_percent=50), tmp_path / "out")
     report = read_report(examples.uri)
-    assert report["duplicates"] == {"groups": 2, "images": 5,
-                                    "examples": [sorted([a_id, b_id, u_id]), sorted(SUNFLOWER_COPIES)]}
+    assert report["duplicates"] == {
+        "groups": 2,
+        "images": 5,
+        "examples": [sorted([a_id, b_id, u_id]), sorted(SUNFLOWER_COPIES)],
+    }
     where = {r["image_id"]: split for split in output_splits(True, True) for r in read_split(examples.uri, split)}
     assert where[SUNFLOWER_COPIES[0]] == where[SUNFLOWER_COPIES[1]] == split_of(min(SUNFLOWER_COPIES), 50)
     hash_split = split_of(min([a_id, b_id, u_id]), 50)

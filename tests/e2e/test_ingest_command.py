@@ -17,8 +17,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def ingest(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", "ingest", *args], capture_output=True, text=True,
-                          cwd=REPO, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "ingest", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=timeout,
+    )
 
 
 def counts_of(ids: list[str], classes: list[str]) -> dict:
@@ -28,19 +33,25 @@ def counts_of(ids: list[str], classes: list[str]) -> dict:
     return counts
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda root: None, "does not exist or is not a folder"),
-    (lambda root: root.mkdir(), "holds no class folders"),
-    (lambda root: (root / "empty_class").mkdir(parents=True), "class folder(s) 'empty_class'"),
-    (lambda root: (root / "a" / "b").mkdir(parents=True), "holds no .jpg/.jpeg/.png file"),
-], ids=["missing", "no-classes", "empty-class", "unlabelled-without-images"])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda root: None, "does not exist or is not a folder"),
+        (lambda root: root.mkdir(), "holds no class folders"),
+        (lambda root: (root / "empty_class").mkdir(parents=True), "class folder(s) 'empty_class'"),
+        (lambda root: (root / "a" / "b").mkdir(parents=True), "holds no .jpg/.jpeg/.png file"),
+    ],
+    ids=["missing", "no-classes", "empty-class", "unlabelled-without-images"],
+)
 def test_unusable_folders_fail_at_once_with_one_line_and_no_tensorflow(tmp_path: Path, make, message) -> None:
     root = tmp_path / "data"
     make(root)
     flag = "--unlabeled-dir" if "png" in message else "--data-dir"
-    code = ("import sys\nfrom pipeline.cli import main\n"
-            f"rc = main(['ingest', {flag!r}, {str(root)!r}, '--output', {str(tmp_path / 'out')!r}])\n"
-            "print('TF' if 'tensorflow' in sys.modules else 'NO_TF', rc)")
+    code = (
+        "import sys\nfrom pipeline.cli import main\n"
+        f"rc = main(['ingest', {flag!r}, {str(root)!r}, '--output', {str(tmp_path / 'out')!r}])\n"
+        "print('TF' if 'tensorflow' in sys.modules else 'NO_TF', rc)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert result.stdout.strip() == "NO_TF 1"
     [line] = result.stderr.strip().splitlines()
@@ -76,8 +87,15 @@ def test_ingest_writes_the_report_prints_progress_and_reuses_the_cache(tmp_path:
     assert report["counts"] == counts_of([i for v in ids.values() for i in v], report["classes"])
     assert {r["path"]: r["reason"] for r in report["rejected"]}.keys() == bad.keys()
     assert all(bad[r["path"]] in r["reason"] for r in report["rejected"])
-    for expected in ("ImageExampleGen running", "StatisticsGen", "SchemaGen", "validated",
-                     f"rejected files: {len(bad)}", "a_roses", str(out / "ingestion.json")):
+    for expected in (
+        "ImageExampleGen running",
+        "StatisticsGen",
+        "SchemaGen",
+        "validated",
+        f"rejected files: {len(bad)}",
+        "a_roses",
+        str(out / "ingestion.json"),
+    ):
         assert expected in first.stdout, (expected, first.stdout)
 
     (out / "ingestion.json").unlink()
@@ -96,8 +114,9 @@ def test_an_ingestion_json_that_cannot_be_written_fails_in_one_line(tmp_path: Pa
     (out / "ingestion.json").mkdir(parents=True)  # a folder where the report goes: the write fails at its end
     result = ingest("--data-dir", str(root), "--output", str(out), "--workers", "1")
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
-    assert result.stderr.strip().splitlines()[-1] == (f"error: cannot write {out / 'ingestion.json'}: Is a directory; "
-                                                      "the previous file, if any, is unchanged")
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: cannot write {out / 'ingestion.json'}: Is a directory; the previous file, if any, is unchanged"
+    )
     assert sorted(os.listdir(out)) == ["ingestion.json", "metadata.sqlite", "pipeline_root", "simsiam-tfx.lock"]
 
 
@@ -120,8 +139,16 @@ def test_ingest_from_a_tfds_dataset(tmp_path: Path) -> None:
     root = tmp_path / "flower_photos"
     make_image_folder(root, {"daisy": 3, "roses": 2, "tulips": 4, "dandelion": 1, "sunflowers": 2})
     prepare_local_tf_flowers(root, tmp_path / "tfds")
-    result = ingest("--tfds", "tf_flowers", "--tfds-data-dir", str(tmp_path / "tfds"), "--output", str(tmp_path / "o"),
-                    "--workers", "1")
+    result = ingest(
+        "--tfds",
+        "tf_flowers",
+        "--tfds-data-dir",
+        str(tmp_path / "tfds"),
+        "--output",
+        str(tmp_path / "o"),
+        "--workers",
+        "1",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((tmp_path / "o" / "ingestion.json").read_text())
     assert report["classes"] == ["daisy", "dandelion", "roses", "sunflowers", "tulips"]
@@ -138,5 +165,12 @@ def test_ingest_run_and_compile_take_the_same_input_options() -> None:
         return {a.option_strings[0]: a.default for a in group._group_actions}
 
     assert input_options("ingest") == input_options("run") == input_options("compile-kubeflow")
-    assert set(input_options("run")) == {"--data-dir", "--unlabeled-dir", "--examples", "--image-key", "--label-key",
-                                         "--tfds", "--tfds-data-dir"}
+    assert set(input_options("run")) == {
+        "--data-dir",
+        "--unlabeled-dir",
+        "--examples",
+        "--image-key",
+        "--label-key",
+        "--tfds",
+        "--tfds-data-dir",
+    }

@@ -17,8 +17,20 @@ from tests.conftest import REPO, run_cli
 
 pytestmark = pytest.mark.slow
 
-EXPECTED_NODES = ["ImageExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform", "SimSiamTrainer",
-                  "LinearProbeTrainer", "Evaluator", "BaselineGate", "Pusher", "EmbeddingIndexer", "RunReport"]
+EXPECTED_NODES = [
+    "ImageExampleGen",
+    "StatisticsGen",
+    "SchemaGen",
+    "ExampleValidator",
+    "Transform",
+    "SimSiamTrainer",
+    "LinearProbeTrainer",
+    "Evaluator",
+    "BaselineGate",
+    "Pusher",
+    "EmbeddingIndexer",
+    "RunReport",
+]
 
 SIGNATURE_PROBE = r"""
 import json, sys
@@ -79,8 +91,10 @@ def test_simsiam_trains_on_every_image_and_the_probe_on_the_labelled_ones(smoke_
     unlabeled = report["unlabeled"]
     assert sum(labeled.values()) == 80 and sum(unlabeled.values()) == 20
     n_train = labeled["train"] + unlabeled["train"]
-    assert (f"[simsiam] training on {n_train} images ({labeled['train']} labelled, {unlabeled['train']} unlabelled)"
-            in smoke_run["stdout"])
+    assert (
+        f"[simsiam] training on {n_train} images ({labeled['train']} labelled, {unlabeled['train']} unlabelled)"
+        in smoke_run["stdout"]
+    )
     assert f"on {labeled['train']} frozen features" in smoke_run["stdout"]  # the probe: labelled train only
     assert smoke_run["summary"]["eval_metrics"]["example_count"] == labeled["eval"]  # the Evaluator: labelled eval
     # A fresh start says it is one (a resume says where it resumes: the kill test below).
@@ -92,8 +106,9 @@ def test_pushed_model_serves_three_signatures_in_a_fresh_process(smoke_run) -> N
     assert serving.parent == smoke_run["out"] / "serving" and serving.name.isdigit()
     assert (serving / "saved_model.pb").exists()
     images = sorted(str(p) for p in (smoke_run["data_dir"] / "roses").iterdir())[:3]
-    result = subprocess.run([sys.executable, "-c", SIGNATURE_PROBE, str(serving), *images],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", SIGNATURE_PROBE, str(serving), *images], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout.split("RESULT ", 1)[1])
     assert {"serving_default", "embed_images", "classify_images"} <= set(out["signatures"])
@@ -110,8 +125,7 @@ def test_pushed_model_serves_three_signatures_in_a_fresh_process(smoke_run) -> N
 def test_rerun_with_cache_executes_nothing_new(smoke_run) -> None:
     out = smoke_run["out"]
     pushed_before = sorted(os.listdir(out / "serving"))
-    result = run_cli("run", "--profile", "smoke", *smoke_run["run_args"], "--output", str(out),
-                     "--no-plots")
+    result = run_cli("run", "--profile", "smoke", *smoke_run["run_args"], "--output", str(out), "--no-plots")
     assert result.returncode == 0, result.stdout[-3000:]
     states = _states(out)
     executed = {node: s for node, s in states.items() if s not in ("CACHED",) and node in EXPECTED_NODES}
@@ -122,8 +136,21 @@ def test_rerun_with_cache_executes_nothing_new(smoke_run) -> None:
 def test_a_model_below_the_floor_and_the_untrained_baselines_is_not_pushed_and_says_why(smoke_run) -> None:
     out = smoke_run["out"]
     pushed_before = sorted(os.listdir(out / "serving"))
-    result = run_cli("run", "--profile", "smoke", *smoke_run["run_args"], "--output", str(out), "--no-plots",
-                     "--accuracy-floor", "1.01", "--gate-against", "strongest", "--gate-margin", "1")  # out of reach
+    result = run_cli(
+        "run",
+        "--profile",
+        "smoke",
+        *smoke_run["run_args"],
+        "--output",
+        str(out),
+        "--no-plots",
+        "--accuracy-floor",
+        "1.01",
+        "--gate-against",
+        "strongest",
+        "--gate-margin",
+        "1",
+    )  # out of reach
     assert result.returncode == EXIT_NOT_PUSHED, result.stdout[-3000:]  # finished, but nothing pushed
     summary = json.loads((out / "summary.json").read_text())
     assert summary["blessed"] is False and summary["pushed"] is False and summary["serving_model_dir"] is None
@@ -143,25 +170,41 @@ def test_a_model_below_the_floor_and_the_untrained_baselines_is_not_pushed_and_s
     candidate = summary["candidate_model_dir"]  # the trained model, and a command that uses it anyway
     assert (Path(candidate) / "saved_model.pb").is_file()
     assert f"the trained model (not pushed): {candidate}" in result.stdout
-    assert f"use it anyway: simsiam-tfx search --index {summary['embedding_index']} --model {candidate}" \
-        in result.stdout
+    assert (
+        f"use it anyway: simsiam-tfx search --index {summary['embedding_index']} --model {candidate}" in result.stdout
+    )
     page = (out / "report.html").read_text()
     assert "Gate (Evaluator, then the untrained baselines)" in page and "BELOW" in page
 
 
 def test_killed_simsiam_trainer_resumes_from_its_checkpoint(smoke_run) -> None:
     out = smoke_run["out"]
-    args = ["run", "--profile", "smoke", *smoke_run["run_args"], "--output", str(out),
-            "--epochs", "6", "--no-plots", "--checkpoint-io-fraction", "1"]  # a checkpoint every epoch
+    args = [
+        "run",
+        "--profile",
+        "smoke",
+        *smoke_run["run_args"],
+        "--output",
+        str(out),
+        "--epochs",
+        "6",
+        "--no-plots",
+        "--checkpoint-io-fraction",
+        "1",
+    ]  # a checkpoint every epoch
     exe = Path(sys.executable).parent / "simsiam-tfx"
     ckpt_root = out / "pipeline_root" / "checkpoints" / "SimSiamTrainer"
     earlier_runs = set(ckpt_root.glob("*"))  # the smoke run's (2 epochs, finished)
-    proc = subprocess.Popen([str(exe), *args], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [str(exe), *args], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline, killed_at = time.time() + 600, None
     while time.time() < deadline and proc.poll() is None:
-        histories = [json.loads(p.read_text())["epochs"] for p in ckpt_root.glob("*/history.json")
-                     if p.parent not in earlier_runs and p.stat().st_size]
+        histories = [
+            json.loads(p.read_text())["epochs"]
+            for p in ckpt_root.glob("*/history.json")
+            if p.parent not in earlier_runs and p.stat().st_size
+        ]
         done = max((len(h) for h in histories), default=0)
         if done >= 2:
             os.killpg(proc.pid, signal.SIGKILL)  # a real kill, mid-training, no clean-up
@@ -189,8 +232,13 @@ def test_ctrl_c_ends_a_run_at_once_with_130_and_says_what_a_rerun_reuses(smoke_r
 
     exe = Path(sys.executable).parent / "simsiam-tfx"
     with open(tmp_path / "stderr", "w") as err:
-        proc = subprocess.Popen([str(exe), "run", "--profile", "smoke", *smoke_run["run_args"], "--output",
-                                 str(tmp_path / "run")], cwd=REPO, stdout=subprocess.PIPE, stderr=err, text=True)
+        proc = subprocess.Popen(
+            [str(exe), "run", "--profile", "smoke", *smoke_run["run_args"], "--output", str(tmp_path / "run")],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+        )
         for line in proc.stdout:  # TensorFlow loaded, the pipeline built: LocalDagRunner starts next
             if line.startswith("simsiam-tfx run: profile="):
                 break
@@ -202,6 +250,8 @@ def test_ctrl_c_ends_a_run_at_once_with_130_and_says_what_a_rerun_reuses(smoke_r
 
 
 def _latest_monitor(out: Path) -> str:
-    files = sorted((out / "pipeline_root" / "SimSiamTrainer" / "model_run").glob("*/monitor_history.json"),
-                   key=lambda p: p.stat().st_mtime)
+    files = sorted(
+        (out / "pipeline_root" / "SimSiamTrainer" / "model_run").glob("*/monitor_history.json"),
+        key=lambda p: p.stat().st_mtime,
+    )
     return files[-1].read_text()

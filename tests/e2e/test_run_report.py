@@ -16,8 +16,17 @@ import pytest
 from tests.browser import chromium, open_page
 
 pytestmark = pytest.mark.slow
-SAME_NUMBERS = ["blessed", "pushed", "serving_model_dir", "eval_metrics", "simsiam_monitor", "random_init_knn_accuracy",
-                "random_init_linear_probe_accuracy", "baselines", "probe"]
+SAME_NUMBERS = [
+    "blessed",
+    "pushed",
+    "serving_model_dir",
+    "eval_metrics",
+    "simsiam_monitor",
+    "random_init_knn_accuracy",
+    "random_init_linear_probe_accuracy",
+    "baselines",
+    "probe",
+]
 
 
 def _report(out: Path) -> tuple[str, dict, dict]:
@@ -32,10 +41,17 @@ def test_report_numbers_are_summary_jsons_and_every_image_is_embedded(smoke_run)
     page, data, summary = _report(out)
     assert summary["report"] == str(out / "report.html")
     assert {k: data[k] for k in SAME_NUMBERS} == {k: summary[k] for k in SAME_NUMBERS}
-    shown = [summary["eval_metrics"]["accuracy"], summary["random_init_knn_accuracy"],
-             summary["simsiam_monitor"]["knn_accuracy"], *summary["eval_metrics"]["per_class_accuracy"].values(),
-             *(summary["baselines"][name][metric] for name in ("random_filters", "colour_histograms")
-               for metric in ("knn", "linear_probe"))]
+    shown = [
+        summary["eval_metrics"]["accuracy"],
+        summary["random_init_knn_accuracy"],
+        summary["simsiam_monitor"]["knn_accuracy"],
+        *summary["eval_metrics"]["per_class_accuracy"].values(),
+        *(
+            summary["baselines"][name][metric]
+            for name in ("random_filters", "colour_histograms")
+            for metric in ("knn", "linear_probe")
+        ),
+    ]
     for value in shown:
         assert f">{value:.4f}<" in page, value
     # The step rebuilt the random-init encoder from the recipe and seed: it scores what the Trainer measured.
@@ -43,8 +59,9 @@ def test_report_numbers_are_summary_jsons_and_every_image_is_embedded(smoke_run)
     srcs = re.findall(r'<img src="([^"]+)"', page)
     assert len(srcs) == 3 and all(re.match(r"data:image/(png|jpeg);base64,", s) for s in srcs)
     assert not re.search(r'(src|href)="(?!data:)', page)
-    rejected = json.loads(next((out / "pipeline_root" / "ImageExampleGen").glob("examples/*/ingestion_report.json"))
-                          .read_text())["rejected"]
+    rejected = json.loads(
+        next((out / "pipeline_root" / "ImageExampleGen").glob("examples/*/ingestion_report.json")).read_text()
+    )["rejected"]
     assert f"Rejected files ({len(rejected)})" in page
     for node, secs in summary["seconds_per_component"].items():  # filled in by `run` after the pipeline
         assert f"<td>{node}</td><td>{summary['states'][node].lower()}</td><td>{secs:.1f}</td>" in page

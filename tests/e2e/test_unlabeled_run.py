@@ -51,20 +51,47 @@ def _unlabeled_run(workdir: Path) -> dict:
     folder; what each test below reads is captured before the ablation can change it."""
     photos = unlabeled_sample(workdir / "photos", 0, 16)  # 80 photos, folders are not classes
     out = workdir / "run"
-    result = run_cli("run", "--profile", "smoke", "--unlabeled-dir", str(photos), "--eval-percent", "30",
-                     "--workers", "1", "--output", str(out))
+    result = run_cli(
+        "run",
+        "--profile",
+        "smoke",
+        "--unlabeled-dir",
+        str(photos),
+        "--eval-percent",
+        "30",
+        "--workers",
+        "1",
+        "--output",
+        str(out),
+    )
     assert result.returncode == 0, f"{result.stdout[-4000:]}\n{result.stderr[-3000:]}"
     summary = json.loads((out / "summary.json").read_text())
     images = sorted(str(p) for p in photos.glob("card0/*.jpg"))[:2]
-    served = subprocess.run([sys.executable, "-c", EMBED_ONLY, summary["serving_model_dir"], *images],
-                            capture_output=True, text=True, timeout=300, cwd=REPO)
-    first = {"out": out, "photos": photos, "stdout": result.stdout, "summary": summary, "served": served,
-             "page": (out / "report.html").read_text()}
+    served = subprocess.run(
+        [sys.executable, "-c", EMBED_ONLY, summary["serving_model_dir"], *images],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+    first = {
+        "out": out,
+        "photos": photos,
+        "stdout": result.stdout,
+        "summary": summary,
+        "served": served,
+        "page": (out / "report.html").read_text(),
+    }
     pushed_before = sorted(p.name for p in (out / "serving").iterdir())
-    ablation = subprocess.run([sys.executable, "-c", ABLATION, str(out), str(photos)],
-                              capture_output=True, text=True, timeout=900, cwd=REPO)
-    return {**first, "pushed_before": pushed_before, "ablation": ablation,
-            "pushed_after": sorted(p.name for p in (out / "serving").iterdir())}
+    ablation = subprocess.run(
+        [sys.executable, "-c", ABLATION, str(out), str(photos)], capture_output=True, text=True, timeout=900, cwd=REPO
+    )
+    return {
+        **first,
+        "pushed_before": pushed_before,
+        "ablation": ablation,
+        "pushed_after": sorted(p.name for p in (out / "serving").iterdir()),
+    }
 
 
 @pytest.fixture(scope="module")

@@ -29,8 +29,9 @@ def make_image(size: tuple[int, int] = (40, 30), mode: str = "RGB", seed: int = 
     width, height = size
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:height, 0:width]
-    base = np.stack([x * 255 // max(width - 1, 1), y * 255 // max(height - 1, 1),
-                     np.full_like(x, (seed * 37) % 256)], axis=-1)
+    base = np.stack(
+        [x * 255 // max(width - 1, 1), y * 255 // max(height - 1, 1), np.full_like(x, (seed * 37) % 256)], axis=-1
+    )
     pixels = np.clip(base + rng.integers(-40, 40, base.shape), 0, 255).astype(np.uint8)
     return Image.fromarray(pixels, "RGB").convert(mode)
 
@@ -87,8 +88,9 @@ def special_images() -> dict[str, bytes]:
         "upper_case.JPG": encode(make_image((40, 30), seed=8), "JPEG"),
         "alpha.png": encode(rgb.convert("RGBA"), "PNG"),
         "palette.PNG": encode(rgb.convert("P"), "PNG"),
-        "gray16.png": encode(Image.fromarray((np.arange(48 * 36).reshape(36, 48) * 37 % 65535).astype(np.uint16)),
-                             "PNG"),
+        "gray16.png": encode(
+            Image.fromarray((np.arange(48 * 36).reshape(36, 48) * 37 % 65535).astype(np.uint16)), "PNG"
+        ),
         "jpeg_named.png": encode(make_image((40, 30), seed=9), "JPEG"),  # content decides, not the name
     }
 
@@ -163,8 +165,11 @@ def prepare_local_tf_flowers(folder: str | Path, data_dir: str | Path) -> Path:
         pkg_dir_path = Builder._get_pkg_dir_path()  # the real builder's metadata
 
         def _split_generators(self, dl_manager):
-            return [tfds.core.SplitGenerator(name=tfds.Split.TRAIN,
-                                             gen_kwargs={"images_dir_path": dl_manager.iter_archive(str(archive))})]
+            return [
+                tfds.core.SplitGenerator(
+                    name=tfds.Split.TRAIN, gen_kwargs={"images_dir_path": dl_manager.iter_archive(str(archive))}
+                )
+            ]
 
     tfds.disable_progress_bar()
     builder = LocalTfFlowers(data_dir=str(data_dir))
@@ -182,8 +187,10 @@ def exec_properties(component) -> dict:
     from google.protobuf import message
     from tfx.utils import proto_utils
 
-    return {k: proto_utils.proto_to_json(v) if isinstance(v, message.Message) else v
-            for k, v in component.exec_properties.items()}
+    return {
+        k: proto_utils.proto_to_json(v) if isinstance(v, message.Message) else v
+        for k, v in component.exec_properties.items()
+    }
 
 
 def run_executor(component, out: str | Path, beam_args: list[str] = IN_MEMORY):
@@ -208,7 +215,12 @@ def read_split(examples_uri: str | Path, split: str) -> list[dict]:
     for record in tf.data.TFRecordDataset(files, compression_type="GZIP").as_numpy_iterator():
         f = tf.train.Example.FromString(record).features.feature
         assert sorted(f) == ["class_name", "image", "image_id", "label"]
-        rows.append({"image_id": f["image_id"].bytes_list.value[0].decode(),
-                     "class_name": f["class_name"].bytes_list.value[0].decode(),
-                     "label": f["label"].int64_list.value[0], "image": f["image"].bytes_list.value[0]})
+        rows.append(
+            {
+                "image_id": f["image_id"].bytes_list.value[0].decode(),
+                "class_name": f["class_name"].bytes_list.value[0].decode(),
+                "label": f["label"].int64_list.value[0],
+                "image": f["image"].bytes_list.value[0],
+            }
+        )
     return rows

@@ -22,8 +22,14 @@ def _jpeg(rng: np.random.Generator, height: int, width: int) -> bytes:
     return out.getvalue()
 
 
-def build_synthetic_serving_model(path: str, image_size: int = 32, class_names: tuple[str, ...] = ("a", "b"),
-                                  embedding_dim: int = 16, seed: int = 0, encoder=None) -> str:
+def build_synthetic_serving_model(
+    path: str,
+    image_size: int = 32,
+    class_names: tuple[str, ...] = ("a", "b"),
+    embedding_dim: int = 16,
+    seed: int = 0,
+    encoder=None,
+) -> str:
     """`encoder`: a Keras model from [0, 1] images [B, S, S, 3] to features (default: a tiny seeded one),
     e.g. `models.encoder.build_encoder(build_backbone("resnet18", 64), 64, mean, std)` to time the real size."""
     import keras
@@ -38,11 +44,20 @@ def build_synthetic_serving_model(path: str, image_size: int = 32, class_names: 
     from components.export.warmup import write_warmup_requests
 
     rng = np.random.default_rng(seed)
-    rows = [{F.IMAGE: [_jpeg(rng, 40 + 3 * i, 48)], F.LABEL: [i % len(class_names)],
-             F.CLASS_NAME: [class_names[i % len(class_names)].encode()]} for i in range(2 * len(class_names))]
+    rows = [
+        {
+            F.IMAGE: [_jpeg(rng, 40 + 3 * i, 48)],
+            F.LABEL: [i % len(class_names)],
+            F.CLASS_NAME: [class_names[i % len(class_names)].encode()],
+        }
+        for i in range(2 * len(class_names))
+    ]
     # SchemaGen(infer_feature_shape=True) gives these features shape [1], hence the [1] here.
-    spec = {F.IMAGE: tf.io.FixedLenFeature([1], tf.string), F.LABEL: tf.io.FixedLenFeature([1], tf.int64),
-            F.CLASS_NAME: tf.io.FixedLenFeature([1], tf.string)}
+    spec = {
+        F.IMAGE: tf.io.FixedLenFeature([1], tf.string),
+        F.LABEL: tf.io.FixedLenFeature([1], tf.int64),
+        F.CLASS_NAME: tf.io.FixedLenFeature([1], tf.string),
+    }
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
     with tempfile.TemporaryDirectory() as tmp:
         transform_dir = os.path.join(tmp, "transform")
@@ -50,7 +65,8 @@ def build_synthetic_serving_model(path: str, image_size: int = 32, class_names: 
         # garbage-collecting at exit (TF 2.16 / Beam 2.74), which turns a passing pytest run into rc 139.
         with tft_beam.Context(temp_dir=tmp):
             transform_fn = (rows, metadata) | tft_beam.AnalyzeDataset(
-                lambda inputs: T.preprocessing_fn(inputs, {"stored_size": image_size}))
+                lambda inputs: T.preprocessing_fn(inputs, {"stored_size": image_size})
+            )
             _ = transform_fn | tft_beam.WriteTransformFn(transform_dir)
         init = keras.initializers.GlorotUniform(seed=seed)
         if encoder is None:
@@ -60,7 +76,8 @@ def build_synthetic_serving_model(path: str, image_size: int = 32, class_names: 
         features = keras.Input((encoder.output.shape[-1],))
         logits = keras.layers.Dense(len(class_names), kernel_initializer=init)(features)
         classifier = keras.Model(features, logits, name="synthetic_classifier")
-        export_serving_model(path, tft.TFTransformOutput(transform_dir), encoder, classifier,
-                             list(class_names), image_size)
+        export_serving_model(
+            path, tft.TFTransformOutput(transform_dir), encoder, classifier, list(class_names), image_size
+        )
     write_warmup_requests(path, image_size)
     return path

@@ -37,8 +37,9 @@ def _signature_error(backend: LocalBackend, signature: str) -> str | None:
     return None
 
 
-def make_rest_server(backend: LocalBackend, model_name: str, host: str = "127.0.0.1", port: int = 0
-                     ) -> ThreadingHTTPServer:
+def make_rest_server(
+    backend: LocalBackend, model_name: str, host: str = "127.0.0.1", port: int = 0
+) -> ThreadingHTTPServer:
     """An HTTP server (not yet serving: call `serve_forever`, e.g. in a thread); port 0 picks a free one."""
     _check_loopback(host)
     route = re.compile(rf"^/v1/models/{re.escape(model_name)}(?:/versions/(\d+))?(:predict)?$")
@@ -59,8 +60,14 @@ def make_rest_server(backend: LocalBackend, model_name: str, host: str = "127.0.
             match = route.match(self.path)
             if not match or match.group(2):
                 return self._reply(HTTPStatus.NOT_FOUND, {"error": f"Servable not found for request: {self.path}"})
-            self._reply(HTTPStatus.OK, {"model_version_status": [
-                {"version": match.group(1) or "0", "state": "AVAILABLE", "status": {"error_code": "OK"}}]})
+            self._reply(
+                HTTPStatus.OK,
+                {
+                    "model_version_status": [
+                        {"version": match.group(1) or "0", "state": "AVAILABLE", "status": {"error_code": "OK"}}
+                    ]
+                },
+            )
 
         def do_POST(self) -> None:  # noqa: N802
             match = route.match(self.path)
@@ -68,8 +75,10 @@ def make_rest_server(backend: LocalBackend, model_name: str, host: str = "127.0.
                 return self._reply(HTTPStatus.NOT_FOUND, {"error": f"Servable not found for request: {self.path}"})
             length = int(self.headers.get("Content-Length") or 0)
             if length > MAX_REQUEST_BYTES:
-                return self._reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                                   {"error": f"request of {length} bytes exceeds {MAX_REQUEST_BYTES}"})
+                return self._reply(
+                    HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                    {"error": f"request of {length} bytes exceeds {MAX_REQUEST_BYTES}"},
+                )
             try:
                 body = json.loads(self.rfile.read(length))
                 signature = body.get("signature_name", rest_json.DEFAULT_SIGNATURE) if isinstance(body, dict) else ""
@@ -91,7 +100,6 @@ def make_grpc_server(backend: LocalBackend, model_name: str, host: str = "127.0.
     """(grpc.Server, bound port); the server is started."""
     import grpc
     from tensorflow_serving.apis import prediction_service_pb2_grpc
-
 
     _check_loopback(host)
 
@@ -133,8 +141,11 @@ def main(argv: list[str] | None = None) -> int:
     backend = LocalBackend(resolve_model_dir(args.model))
     grpc_server, grpc_port = make_grpc_server(backend, args.name, args.host, args.grpc_port)
     rest = make_rest_server(backend, args.name, args.host, args.rest_port)
-    print(f"serving {backend.model_dir} as {args.name!r}: REST http://{args.host}:{rest.server_port}"
-          f"/v1/models/{args.name}, gRPC {args.host}:{grpc_port} (Ctrl-C stops)", flush=True)
+    print(
+        f"serving {backend.model_dir} as {args.name!r}: REST http://{args.host}:{rest.server_port}"
+        f"/v1/models/{args.name}, gRPC {args.host}:{grpc_port} (Ctrl-C stops)",
+        flush=True,
+    )
     thread = threading.Thread(target=rest.serve_forever, daemon=True)
     thread.start()
     try:

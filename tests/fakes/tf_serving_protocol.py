@@ -99,16 +99,13 @@ def is_row_format(body: bytes | str | Mapping[str, Any]) -> bool:
     return "instances" in body
 
 
-
 def request_inputs(request) -> dict[str, np.ndarray]:
     import tensorflow as tf
 
     return {name: tf.make_ndarray(proto) for name, proto in request.inputs.items()}
 
 
-def build_predict_response(
-    outputs: Mapping[str, np.ndarray], model_name: str, signature_name: str
-):
+def build_predict_response(outputs: Mapping[str, np.ndarray], model_name: str, signature_name: str):
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2
 

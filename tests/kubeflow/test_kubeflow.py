@@ -22,8 +22,17 @@ CLI = Path(sys.executable).parent / "simsiam-tfx"
 ROOT = "gs://simsiam-bucket/runs/flowers"
 IMAGE = "us-docker.pkg.dev/my-project/pipelines/simsiam-tfx:0.1.0"
 DATA = "gs://simsiam-bucket/data/flower_photos"
-ORDER = ["ImageExampleGen", "StatisticsGen", "SchemaGen", "Transform", "SimSiamTrainer", "LinearProbeTrainer",
-         "Evaluator", "BaselineGate", "Pusher"]
+ORDER = [
+    "ImageExampleGen",
+    "StatisticsGen",
+    "SchemaGen",
+    "Transform",
+    "SimSiamTrainer",
+    "LinearProbeTrainer",
+    "Evaluator",
+    "BaselineGate",
+    "Pusher",
+]
 BLESSING_RESOLVER = "latest_blessed_model_resolver-model-blessing-resolver"
 MODEL_RESOLVER = "latest_blessed_model_resolver-model-resolver"
 BASE_ARGS = ["compile-kubeflow", "--pipeline-root", ROOT, "--image", IMAGE]
@@ -39,17 +48,42 @@ def _compile(tmp_path: Path, *extra: str, name: str = "pipeline.json") -> dict[s
 def gpu_dataflow(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The main deployment: data in gs://, a GPU on the SimSiam Trainer's step, Beam steps on Dataflow."""
     out = tmp_path_factory.mktemp("gpu_dataflow")
-    return _compile(out, "--data-dir", DATA, "--project", "my-project", "--region", "europe-west4",
-                    "--gpu-type", "NVIDIA_L4", "--gpu-count", "1", "--dataflow", "--dataflow-machine-type",
-                    "n1-highmem-4")
+    return _compile(
+        out,
+        "--data-dir",
+        DATA,
+        "--project",
+        "my-project",
+        "--region",
+        "europe-west4",
+        "--gpu-type",
+        "NVIDIA_L4",
+        "--gpu-count",
+        "1",
+        "--dataflow",
+        "--dataflow-machine-type",
+        "n1-highmem-4",
+    )
 
 
 @pytest.fixture(scope="module")
 def vertex_training(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The SimSiam Trainer as a Vertex AI custom job; TFDS input; Beam in each step (DirectRunner)."""
     out = tmp_path_factory.mktemp("vertex_training")
-    return _compile(out, "--tfds", "tf_flowers", "--project", "my-project", "--region", "us-central1",
-                    "--gpu-type", "NVIDIA_TESLA_T4", "--gpu-count", "2", "--vertex-training")
+    return _compile(
+        out,
+        "--tfds",
+        "tf_flowers",
+        "--project",
+        "my-project",
+        "--region",
+        "us-central1",
+        "--gpu-type",
+        "NVIDIA_TESLA_T4",
+        "--gpu-count",
+        "2",
+        "--vertex-training",
+    )
 
 
 def _tasks(job: dict[str, Any]) -> dict[str, Any]:
@@ -96,6 +130,7 @@ def _upstream(job: dict[str, Any]) -> dict[str, set[str]]:
 
 # ---- the compiled JSON ----------------------------------------------------------------------------
 
+
 def test_every_component_is_present_with_its_exact_upstream_steps(gpu_dataflow: dict[str, Any]) -> None:
     assert _upstream(gpu_dataflow) == {
         "ImageExampleGen": set(),
@@ -111,8 +146,16 @@ def test_every_component_is_present_with_its_exact_upstream_steps(gpu_dataflow: 
         "BaselineGate": {"Evaluator", "LinearProbeTrainer", "SimSiamTrainer"},
         "Pusher": {"BaselineGate", "LinearProbeTrainer"},
         "EmbeddingIndexer": {"ImageExampleGen", "LinearProbeTrainer"},
-        "RunReport": {"ImageExampleGen", "Transform", "SimSiamTrainer", "LinearProbeTrainer", "Evaluator",
-                      "BaselineGate", "Pusher", "EmbeddingIndexer"},
+        "RunReport": {
+            "ImageExampleGen",
+            "Transform",
+            "SimSiamTrainer",
+            "LinearProbeTrainer",
+            "Evaluator",
+            "BaselineGate",
+            "Pusher",
+            "EmbeddingIndexer",
+        },
     }
 
 
@@ -145,8 +188,11 @@ def test_the_components_run_in_pipeline_order(gpu_dataflow: dict[str, Any]) -> N
 
 
 def test_only_the_simsiam_trainer_requests_a_gpu(gpu_dataflow: dict[str, Any]) -> None:
-    resources = {name: spec["container"].get("resources") for name, spec in _executors(gpu_dataflow).items()
-                 if "container" in spec}
+    resources = {
+        name: spec["container"].get("resources")
+        for name, spec in _executors(gpu_dataflow).items()
+        if "container" in spec
+    }
     assert len(resources) == len(ORDER) + 3  # + the ExampleValidator, EmbeddingIndexer and RunReport
     assert resources.pop("SimSiamTrainer_executor") == {"accelerator": {"type": "NVIDIA_L4", "count": "1"}}
     assert resources == dict.fromkeys(resources)  # every other step: no resources, so a CPU machine
@@ -155,12 +201,15 @@ def test_only_the_simsiam_trainer_requests_a_gpu(gpu_dataflow: dict[str, Any]) -
 def test_every_executor_runs_the_image(gpu_dataflow: dict[str, Any]) -> None:
     executors = _executors(gpu_dataflow)
     containers = {name: spec["container"] for name, spec in executors.items() if "container" in spec}
-    assert set(containers) == {f"{name}_executor" for name in [*ORDER, "ExampleValidator", "EmbeddingIndexer",
-                                                                "RunReport"]}
+    assert set(containers) == {
+        f"{name}_executor" for name in [*ORDER, "ExampleValidator", "EmbeddingIndexer", "RunReport"]
+    }
     assert {c["image"] for c in containers.values()} == {IMAGE}
     # The two resolver steps are ML Metadata queries that Vertex AI runs itself, not containers.
     assert {name for name, spec in executors.items() if "resolver" in spec} == {
-        f"{BLESSING_RESOLVER}_executor", f"{MODEL_RESOLVER}_executor"}
+        f"{BLESSING_RESOLVER}_executor",
+        f"{MODEL_RESOLVER}_executor",
+    }
     assert "container" not in executors[f"{MODEL_RESOLVER}_executor"]
 
 
@@ -205,24 +254,48 @@ def test_pipeline_root_and_the_paths_under_it(gpu_dataflow: dict[str, Any]) -> N
 
 
 def test_trainer_step_size_profile_and_cache_flags(tmp_path: Path) -> None:
-    job = _compile(tmp_path, "--data-dir", DATA, "--gpu-type", "NVIDIA_TESLA_A100", "--gpu-count", "2",
-                   "--trainer-cpu", "24", "--trainer-memory", "170", "--no-cache", "--profile", "smoke",
-                   "--epochs", "3")
+    job = _compile(
+        tmp_path,
+        "--data-dir",
+        DATA,
+        "--gpu-type",
+        "NVIDIA_TESLA_A100",
+        "--gpu-count",
+        "2",
+        "--trainer-cpu",
+        "24",
+        "--trainer-memory",
+        "170",
+        "--no-cache",
+        "--profile",
+        "smoke",
+        "--epochs",
+        "3",
+    )
     assert _executors(job)["SimSiamTrainer_executor"]["container"]["resources"] == {
-        "cpuLimit": 24.0, "memoryLimit": 170.0, "accelerator": {"type": "NVIDIA_TESLA_A100", "count": "2"}}
+        "cpuLimit": 24.0,
+        "memoryLimit": 170.0,
+        "accelerator": {"type": "NVIDIA_TESLA_A100", "count": "2"},
+    }
     simsiam = json.loads(_exec_property(job, "SimSiamTrainer", "custom_config"))["simsiam"]
     assert (simsiam["epochs"], simsiam["image_size"]) == (3, 32)  # --epochs over the smoke profile's 32 px
     assert not [name for name, task in _tasks(job).items() if "cachingOptions" in task]
 
 
 def test_beam_steps_get_the_dataflow_arguments(gpu_dataflow: dict[str, Any]) -> None:
-    expected = ["--runner=DataflowRunner", "--project=my-project", "--region=europe-west4",
-                f"--temp_location={ROOT}/tmp", "--machine_type=n1-highmem-4", f"--sdk_container_image={IMAGE}"]
+    expected = [
+        "--runner=DataflowRunner",
+        "--project=my-project",
+        "--region=europe-west4",
+        f"--temp_location={ROOT}/tmp",
+        "--machine_type=n1-highmem-4",
+        f"--sdk_container_image={IMAGE}",
+    ]
     for name in ("ImageExampleGen", "StatisticsGen", "Transform", "Evaluator"):
         container = _executors(gpu_dataflow)[f"{name}_executor"]["container"]
-        assert container["args"][-len(expected):] == expected, name
+        assert container["args"][-len(expected) :] == expected, name
     driver = _executors(gpu_dataflow)["ImageExampleGen_executor"]["container"]["lifecycle"]["preCacheCheck"]
-    assert driver["args"][-len(expected):] == expected
+    assert driver["args"][-len(expected) :] == expected
 
 
 def test_without_dataflow_beam_runs_inside_each_step(vertex_training: dict[str, Any]) -> None:
@@ -318,16 +391,22 @@ def test_vertex_sdk_accepts_the_compiled_file(gpu_dataflow: dict[str, Any], tmp_
 
 # ---- bad options: one line, before any compile work ------------------------------------------------
 
-@pytest.mark.parametrize(("flags", "message"), [
-    (["--pipeline-root", "/tmp/simsiam"], "--pipeline-root must be a gs://BUCKET/... URI"),
-    (["--gpu-type", "NVIDIA_GTX_1080"], "unknown --gpu-type 'NVIDIA_GTX_1080'"),
-    (["--gpu-count", "0"], "--gpu-count must be at least 1, not 0"),
-])
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--pipeline-root", "/tmp/simsiam"], "--pipeline-root must be a gs://BUCKET/... URI"),
+        (["--gpu-type", "NVIDIA_GTX_1080"], "unknown --gpu-type 'NVIDIA_GTX_1080'"),
+        (["--gpu-count", "0"], "--gpu-count must be at least 1, not 0"),
+    ],
+)
 def test_bad_option_fails_with_one_line_before_compiling(flags: list[str], message: str, tmp_path: Path) -> None:
     out = tmp_path / "p.json"
     args = [*BASE_ARGS, "--data-dir", DATA, "--output", str(out), *flags]
-    code = ("import sys\nfrom pipeline.cli import main\nrc = main(sys.argv[1:])\n"
-            "print('TF_LOADED' if 'tensorflow' in sys.modules else 'TF_NOT_LOADED')\nsys.exit(rc)\n")
+    code = (
+        "import sys\nfrom pipeline.cli import main\nrc = main(sys.argv[1:])\n"
+        "print('TF_LOADED' if 'tensorflow' in sys.modules else 'TF_NOT_LOADED')\nsys.exit(rc)\n"
+    )
     result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
@@ -337,12 +416,17 @@ def test_bad_option_fails_with_one_line_before_compiling(flags: list[str], messa
 
 
 def test_the_console_script_reports_a_bad_option_the_same_way(tmp_path: Path) -> None:
-    result = subprocess.run([str(CLI), *BASE_ARGS, "--output", str(tmp_path / "p.json"), "--data-dir",
-                             "../shared/flowers/flower_photos"], capture_output=True, text=True, cwd=REPO)
+    result = subprocess.run(
+        [str(CLI), *BASE_ARGS, "--output", str(tmp_path / "p.json"), "--data-dir", "../shared/flowers/flower_photos"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
         "error: --data-dir must be a gs://BUCKET/... URI that Vertex AI can reach, not "
-        "'../shared/flowers/flower_photos'"]
+        "'../shared/flowers/flower_photos'"
+    ]
 
 
 def _options(**changes: Any) -> KubeflowOptions:
@@ -354,34 +438,47 @@ def test_output_must_be_json(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert capsys.readouterr().err.startswith("error: --output must be a .json file")
 
 
-@pytest.mark.parametrize(("changes", "message"), [
-    ({"pipeline_root": "runs/simsiam"}, "--pipeline-root must be a gs://"),
-    ({"pipeline_root": "gs://"}, "--pipeline-root must be a gs://"),
-    ({"pipeline_root": "s3://bucket/root"}, "--pipeline-root must be a gs://"),
-    ({"gpu_type": "nvidia_l4"}, "unknown --gpu-type 'nvidia_l4'"),
-    ({"gpu_count": -1}, "--gpu-count must be at least 1, not -1"),
-    ({"gpu_type": "NVIDIA_L4", "gpu_count": 3}, "NVIDIA_L4 in counts of 1, 2, 4, 8, not 3"),
-    ({"gpu_type": "NVIDIA_H200_141GB", "gpu_count": 1}, "NVIDIA_H200_141GB in counts of 8, not 1"),
-    ({"image": "/home/me/simsiam.tar"}, "--image must be a container image reference"),
-    ({"image": "Simsiam Image"}, "--image must be a container image reference"),
-    ({"data_dir": None}, "give --data-dir and/or --unlabeled-dir, or --examples, or --tfds"),
-    ({"tfds_name": "tf_flowers"}, "give --data-dir and/or --unlabeled-dir, or --examples, or --tfds"),
-    ({"unlabeled_dir": "/local/photos"}, "--unlabeled-dir must be a gs://"),
-    ({"data_dir": None, "examples": "gs://b/x/*.gz", "label_key": "label", "image_key": ""}, "--image-key must name"),
-    ({"data_dir": None, "tfds_name": "tf_flowers", "tfds_data_dir": "/data/tfds"}, "--tfds-data-dir must be a gs://"),
-    ({"serving_model_dir": "serving"}, "--serving-model-dir must be a gs://"),
-    ({"pipeline_name": "SimSiam_TFX"}, "--pipeline-name must be lower-case"),
-    ({"dataflow": True}, "--dataflow needs --project and --region"),
-    ({"vertex_training": True, "project": "my-project"}, "--vertex-training needs --project and --region"),
-    ({"project": "My Project"}, "is not a Google Cloud project ID"),
-    ({"region": "us central"}, "is not a Google Cloud region"),
-    ({"dataflow": True, "project": "my-project", "region": "us-central1", "temp_location": "/tmp/beam"},
-     "--temp-location must be a gs://"),
-    ({"machine_type": "a2-highgpu-1g"}, "--machine-type applies only with --vertex-training"),
-    ({"trainer_memory_gb": 0.0}, "--trainer-memory must be positive"),
-    ({"vertex_training": True, "project": "my-project", "region": "us-central1", "trainer_cpu": 8.0},
-     "with --vertex-training choose the job's --machine-type"),
-])
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"pipeline_root": "runs/simsiam"}, "--pipeline-root must be a gs://"),
+        ({"pipeline_root": "gs://"}, "--pipeline-root must be a gs://"),
+        ({"pipeline_root": "s3://bucket/root"}, "--pipeline-root must be a gs://"),
+        ({"gpu_type": "nvidia_l4"}, "unknown --gpu-type 'nvidia_l4'"),
+        ({"gpu_count": -1}, "--gpu-count must be at least 1, not -1"),
+        ({"gpu_type": "NVIDIA_L4", "gpu_count": 3}, "NVIDIA_L4 in counts of 1, 2, 4, 8, not 3"),
+        ({"gpu_type": "NVIDIA_H200_141GB", "gpu_count": 1}, "NVIDIA_H200_141GB in counts of 8, not 1"),
+        ({"image": "/home/me/simsiam.tar"}, "--image must be a container image reference"),
+        ({"image": "Simsiam Image"}, "--image must be a container image reference"),
+        ({"data_dir": None}, "give --data-dir and/or --unlabeled-dir, or --examples, or --tfds"),
+        ({"tfds_name": "tf_flowers"}, "give --data-dir and/or --unlabeled-dir, or --examples, or --tfds"),
+        ({"unlabeled_dir": "/local/photos"}, "--unlabeled-dir must be a gs://"),
+        (
+            {"data_dir": None, "examples": "gs://b/x/*.gz", "label_key": "label", "image_key": ""},
+            "--image-key must name",
+        ),
+        (
+            {"data_dir": None, "tfds_name": "tf_flowers", "tfds_data_dir": "/data/tfds"},
+            "--tfds-data-dir must be a gs://",
+        ),
+        ({"serving_model_dir": "serving"}, "--serving-model-dir must be a gs://"),
+        ({"pipeline_name": "SimSiam_TFX"}, "--pipeline-name must be lower-case"),
+        ({"dataflow": True}, "--dataflow needs --project and --region"),
+        ({"vertex_training": True, "project": "my-project"}, "--vertex-training needs --project and --region"),
+        ({"project": "My Project"}, "is not a Google Cloud project ID"),
+        ({"region": "us central"}, "is not a Google Cloud region"),
+        (
+            {"dataflow": True, "project": "my-project", "region": "us-central1", "temp_location": "/tmp/beam"},
+            "--temp-location must be a gs://",
+        ),
+        ({"machine_type": "a2-highgpu-1g"}, "--machine-type applies only with --vertex-training"),
+        ({"trainer_memory_gb": 0.0}, "--trainer-memory must be positive"),
+        (
+            {"vertex_training": True, "project": "my-project", "region": "us-central1", "trainer_cpu": 8.0},
+            "with --vertex-training choose the job's --machine-type",
+        ),
+    ],
+)
 def test_option_errors(changes: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError) as err:
         _options(**changes)
@@ -390,12 +487,22 @@ def test_option_errors(changes: dict[str, Any], message: str) -> None:
 
 
 def test_defaults_derive_from_the_pipeline_root_and_the_gpu() -> None:
-    o = _options(pipeline_root=ROOT + "/", vertex_training=True, project="my-project", region="us-central1",
-                 gpu_type="NVIDIA_A100_80GB", gpu_count=4)
+    o = _options(
+        pipeline_root=ROOT + "/",
+        vertex_training=True,
+        project="my-project",
+        region="us-central1",
+        gpu_type="NVIDIA_A100_80GB",
+        gpu_count=4,
+    )
     assert (o.serving_dir, o.beam_temp_location, o.tfds_dir) == (f"{ROOT}/serving", f"{ROOT}/tmp", None)
     assert o.training_machine_type == "a2-ultragpu-4g"
-    assert _options(vertex_training=True, project="my-project", region="us-central1",
-                    machine_type="g2-standard-16").training_machine_type == "g2-standard-16"
+    assert (
+        _options(
+            vertex_training=True, project="my-project", region="us-central1", machine_type="g2-standard-16"
+        ).training_machine_type
+        == "g2-standard-16"
+    )
 
 
 def test_known_gpu_types_are_vertex_accelerator_names() -> None:
@@ -407,16 +514,19 @@ def test_known_gpu_types_are_vertex_accelerator_names() -> None:
 
 
 def test_compile_help_does_not_load_tensorflow() -> None:
-    code = ("import sys, contextlib, io\nfrom pipeline import cli\n"
-            "with contextlib.redirect_stdout(io.StringIO()) as buf:\n"
-            "    try:\n        cli.main(['compile-kubeflow', '--help'])\n    except SystemExit:\n        pass\n"
-            "print(buf.getvalue())\nprint('TF_LOADED' if 'tensorflow' in sys.modules else 'TF_NOT_LOADED')\n")
+    code = (
+        "import sys, contextlib, io\nfrom pipeline import cli\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as buf:\n"
+        "    try:\n        cli.main(['compile-kubeflow', '--help'])\n    except SystemExit:\n        pass\n"
+        "print(buf.getvalue())\nprint('TF_LOADED' if 'tensorflow' in sys.modules else 'TF_NOT_LOADED')\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO).stdout
     assert "--gpu-type" in out and "NVIDIA_L4" in out
     assert out.strip().endswith("TF_NOT_LOADED")
 
 
 # ---- submit-vertex ---------------------------------------------------------------------------------
+
 
 def _no_credentials_env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GOOGLE_", "CLOUDSDK_", "GCE_"))}
@@ -427,40 +537,51 @@ def _no_credentials_env(tmp_path: Path) -> dict[str, str]:
 def test_submit_without_credentials_fails_with_one_line(gpu_dataflow: dict[str, Any], tmp_path: Path) -> None:
     path = tmp_path / "pipeline.json"
     path.write_text(json.dumps(gpu_dataflow))
-    result = subprocess.run([str(CLI), "submit-vertex", "--pipeline", str(path), "--project", "my-project",
-                             "--region", "europe-west4"], capture_output=True, text=True, cwd=REPO,
-                            env=_no_credentials_env(tmp_path))
+    result = subprocess.run(
+        [str(CLI), "submit-vertex", "--pipeline", str(path), "--project", "my-project", "--region", "europe-west4"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=_no_credentials_env(tmp_path),
+    )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: no Google Cloud credentials found"), result.stderr
 
 
-def test_submit_checks_project_and_region_before_credentials(gpu_dataflow: dict[str, Any], tmp_path: Path,
-                                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_submit_checks_project_and_region_before_credentials(
+    gpu_dataflow: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "pipeline.json"
     path.write_text(json.dumps(gpu_dataflow))
     assert cli_main(["submit-vertex", "--pipeline", str(path), "--project", "my-project", "--region", "EU"]) == 2
     assert capsys.readouterr().err == "error: --region 'EU' is not a Google Cloud region such as us-central1\n"
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    (None, "does not exist"),
-    ("not json", "is not JSON"),
-    ('{"displayName": "x"}', "is not a compiled pipeline job"),
-    ('{"pipelineSpec": {}, "runtimeConfig": {"gcsOutputDirectory": "/tmp/root"}}', "has no gs:// pipeline root"),
-])
-def test_submit_rejects_a_file_that_is_not_a_compiled_job(content: str | None, message: str, tmp_path: Path,
-                                                         capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "does not exist"),
+        ("not json", "is not JSON"),
+        ('{"displayName": "x"}', "is not a compiled pipeline job"),
+        ('{"pipelineSpec": {}, "runtimeConfig": {"gcsOutputDirectory": "/tmp/root"}}', "has no gs:// pipeline root"),
+    ],
+)
+def test_submit_rejects_a_file_that_is_not_a_compiled_job(
+    content: str | None, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "pipeline.json"
     if content is not None:
         path.write_text(content)
-    assert cli_main(["submit-vertex", "--pipeline", str(path), "--project", "my-project",
-                     "--region", "us-central1"]) == 2
+    assert (
+        cli_main(["submit-vertex", "--pipeline", str(path), "--project", "my-project", "--region", "us-central1"]) == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
 
 
 # ---- the image -------------------------------------------------------------------------------------
+
 
 def _dockerfile() -> str:
     return (REPO / "kubeflow/Dockerfile").read_text()
@@ -515,13 +636,19 @@ def test_the_image_ships_every_module_the_pipeline_json_names(gpu_dataflow: dict
     assert {p for p in top_level if f"COPY {p} ./{p}\n" not in text} == set()
     assert "COPY setup.py README.md ./" in text
 
-    named = {_exec_property(gpu_dataflow, "SimSiamTrainer", "run_fn"),
-             _exec_property(gpu_dataflow, "LinearProbeTrainer", "run_fn"),
-             _exec_property(gpu_dataflow, "Transform", "preprocessing_fn")}
+    named = {
+        _exec_property(gpu_dataflow, "SimSiamTrainer", "run_fn"),
+        _exec_property(gpu_dataflow, "LinearProbeTrainer", "run_fn"),
+        _exec_property(gpu_dataflow, "Transform", "preprocessing_fn"),
+    }
     named |= {c["container"]["args"][1] for c in _executors(gpu_dataflow).values() if "container" in c}
     ours = {n for n in named if n.split(".")[0] in top_level}
-    assert {"components.train.simsiam.run_fn", "components.train.probe.run_fn",
-            "components.transform.preprocessing_fn", "components.ingest.executor.ImageExampleGenExecutor"} <= ours
+    assert {
+        "components.train.simsiam.run_fn",
+        "components.train.probe.run_fn",
+        "components.transform.preprocessing_fn",
+        "components.ingest.executor.ImageExampleGenExecutor",
+    } <= ours
     for name in named:
         module = name.rsplit(".", 1)[0]
         assert importlib.util.find_spec(module) is not None, name

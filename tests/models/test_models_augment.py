@@ -82,8 +82,9 @@ def test_grayscale_only_gives_equal_channels_with_luma_weights():
 
 def test_brightness_scales_each_image_by_one_factor_in_range():
     x = _images(batch=16) * 0.5 + 0.1  # stays below 1 after a x1.4 factor
-    layer = SimSiamAugmentation(24, **{**OFF, "jitter_prob": 1.0}, contrast=0.0, saturation=0.0, hue=0.0,
-                                **NO_CROP, seed=0)
+    layer = SimSiamAugmentation(
+        24, **{**OFF, "jitter_prob": 1.0}, contrast=0.0, saturation=0.0, hue=0.0, **NO_CROP, seed=0
+    )
     ratio = _run(layer, x) / x
     per_image = ratio.reshape(16, -1)
     np.testing.assert_allclose(per_image, np.broadcast_to(per_image[:, :1], per_image.shape), rtol=1e-4)
@@ -93,8 +94,9 @@ def test_brightness_scales_each_image_by_one_factor_in_range():
 
 def test_blur_keeps_constants_and_smooths_edges():
     flat = np.full((4, 24, 24, 3), 0.3, "float32")
-    blur = SimSiamAugmentation(24, **{**OFF, "blur_prob": 1.0}, blur_sigma=(1.0, 2.0), blur_reference_size=24,
-                               **NO_CROP, seed=0)
+    blur = SimSiamAugmentation(
+        24, **{**OFF, "blur_prob": 1.0}, blur_sigma=(1.0, 2.0), blur_reference_size=24, **NO_CROP, seed=0
+    )
     np.testing.assert_allclose(_run(blur, flat), flat, atol=1e-5)
     checker = (np.indices((24, 24)).sum(axis=0) % 2).astype("float32")
     checker = np.repeat(checker[None, :, :, None], 3, axis=-1).repeat(4, axis=0)

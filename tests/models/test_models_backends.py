@@ -21,14 +21,17 @@ import pytest
 from tests import background
 
 REPO = Path(__file__).resolve().parents[2]
-FAST_FILES = ["tests/models/test_models_layers.py", "tests/models/test_models_loss.py",
-              "tests/models/test_models_augment.py", "tests/models/test_models_simsiam.py"]
+FAST_FILES = [
+    "tests/models/test_models_layers.py",
+    "tests/models/test_models_loss.py",
+    "tests/models/test_models_augment.py",
+    "tests/models/test_models_simsiam.py",
+]
 
 
 def _run(args: list[str], backend: str, timeout: int) -> subprocess.CompletedProcess:
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 OTHER_BACKEND = "jax" if keras.backend.backend() == "tensorflow" else "tensorflow"
@@ -37,8 +40,11 @@ OTHER_BACKEND = "jax" if keras.backend.backend() == "tensorflow" else "tensorflo
 @background.background_check("other_backend_run")
 def _other_backend_run(workdir) -> subprocess.CompletedProcess:
     """FAST_FILES' tests (not slow) in a subprocess on the backend this process does not use."""
-    return _run(["-m", "pytest", *FAST_FILES, "-q", "-x", "-p", "no:cacheprovider", "-m", "not slow"],
-                OTHER_BACKEND, timeout=900)
+    return _run(
+        ["-m", "pytest", *FAST_FILES, "-q", "-x", "-p", "no:cacheprovider", "-m", "not slow"],
+        OTHER_BACKEND,
+        timeout=900,
+    )
 
 
 @pytest.fixture(scope="module")

@@ -23,8 +23,11 @@ def test_random_filters_match_an_explicit_convolution_loop():
     for n, image in enumerate(images):
         z = (image - image.mean(axis=(0, 1))) / image.std(axis=(0, 1))  # each channel on its own
         for f in range(4):
-            responses = [max(0.0, float(np.sum(z[y : y + 3, x : x + 3, :] * weights[:, :, :, f])))
-                         for y in range(3) for x in range(4)]
+            responses = [
+                max(0.0, float(np.sum(z[y : y + 3, x : x + 3, :] * weights[:, :, :, f])))
+                for y in range(3)
+                for x in range(4)
+            ]
             assert features[n, f] == pytest.approx(np.mean(responses), rel=1e-4, abs=1e-5)
         np.testing.assert_allclose(features[n, 4:], image.mean(axis=(0, 1)), rtol=1e-5)
     assert features.shape == (2, 7) and features.dtype == np.float32
@@ -88,8 +91,12 @@ def test_cheap_baselines_score_a_colour_task_perfectly():
 
 
 def test_strongest_baseline_per_metric():
-    scores = {"random_init": {"knn": 0.4, "linear_probe": 0.5}, "random_filters": {"knn": 0.55, "linear_probe": 0.67},
-              "colour_histograms": {"knn": 0.55, "linear_probe": 0.49}, "missing": None}
+    scores = {
+        "random_init": {"knn": 0.4, "linear_probe": 0.5},
+        "random_filters": {"knn": 0.55, "linear_probe": 0.67},
+        "colour_histograms": {"knn": 0.55, "linear_probe": 0.49},
+        "missing": None,
+    }
     assert strongest_baseline(scores, "knn") == ("random_filters", 0.55)  # a tie keeps the first
     assert strongest_baseline(scores, "linear_probe") == ("random_filters", 0.67)
     assert strongest_baseline({"random_init": {}}, "knn") is None

@@ -7,7 +7,11 @@ import math
 import numpy as np
 import pytest
 
-from models.evaluation import knn_accuracy, knn_predict, linear_probe_accuracy
+from models.evaluation import frozen_feature_scores, knn_accuracy, knn_predict
+
+
+def linear_probe_accuracy(train_x, train_y, test_x, test_y) -> float:
+    return frozen_feature_scores(train_x, train_y, test_x, test_y)["linear_probe"]
 
 
 def _unit(deg: float) -> list[float]:
@@ -31,8 +35,13 @@ def _clusters(rng, classes: int, dim: int, spread: float, n_train: int, n_test: 
     """Gaussian clusters: unit noise around `classes` centres drawn with scale `spread`."""
     centers = rng.normal(size=(classes, dim)) * spread
     y_train, y_test = rng.integers(0, classes, n_train), rng.integers(0, classes, n_test)
-    return (centers[y_train] + rng.normal(size=(n_train, dim)), y_train,
-            centers[y_test] + rng.normal(size=(n_test, dim)), y_test, centers)
+    return (
+        centers[y_train] + rng.normal(size=(n_train, dim)),
+        y_train,
+        centers[y_test] + rng.normal(size=(n_test, dim)),
+        y_test,
+        centers,
+    )
 
 
 def test_knn_accuracy_on_clusters_and_chance():
@@ -56,8 +65,12 @@ def test_linear_probe_separable_deterministic_and_close_to_sklearn():
     reference = LogisticRegression(max_iter=2000).fit(scaler.transform(x_train), y_train)
     assert acc == pytest.approx(reference.score(scaler.transform(x_test), y_test), abs=0.02)
     far = centers * 10
-    assert linear_probe_accuracy(far[y_train] + rng.normal(size=(600, 8)), y_train,
-                                 far[y_test] + rng.normal(size=(300, 8)), y_test) == 1.0
+    assert (
+        linear_probe_accuracy(
+            far[y_train] + rng.normal(size=(600, 8)), y_train, far[y_test] + rng.normal(size=(300, 8)), y_test
+        )
+        == 1.0
+    )
 
 
 def test_evaluation_rejects_bad_inputs():

@@ -24,7 +24,7 @@ def test_effective_rank_is_the_exp_entropy_of_the_normalised_singular_values():
     p = np.array([0.75, 0.25, 0.0]) + RANKME_EPSILON
     expected = math.exp(-float(np.sum(p * np.log(p))))  # = 1.7548 (0.75^-0.75 * 0.25^-0.25)
     assert effective_rank(z) == pytest.approx(expected, rel=1e-9)
-    assert effective_rank(z) == pytest.approx(0.75 ** -0.75 * 0.25 ** -0.25, rel=1e-5)
+    assert effective_rank(z) == pytest.approx(0.75**-0.75 * 0.25**-0.25, rel=1e-5)
     assert effective_rank(10.0 * z) == pytest.approx(expected, rel=1e-9)  # scale-free
 
 
@@ -69,14 +69,17 @@ def test_collapse_std_is_the_twin_of_the_training_monitor():
     assert embedding_collapse_std(z) == pytest.approx(float(collapse_std(z.astype(np.float32))), rel=1e-5)
 
 
-@pytest.mark.parametrize("bad, message", [
-    (np.ones(5), "need embeddings"),
-    (np.ones((2, 2, 2)), "need embeddings"),
-    (np.zeros((0, 4)), "at least one row"),
-    (np.zeros((3, 0)), "at least one row"),
-    (np.array([[1.0, np.nan], [0.0, 1.0]]), "1 of 2 embedding rows hold NaN or inf"),
-    (np.array([[np.inf, 0.0]]), "NaN or inf"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (np.ones(5), "need embeddings"),
+        (np.ones((2, 2, 2)), "need embeddings"),
+        (np.zeros((0, 4)), "at least one row"),
+        (np.zeros((3, 0)), "at least one row"),
+        (np.array([[1.0, np.nan], [0.0, 1.0]]), "1 of 2 embedding rows hold NaN or inf"),
+        (np.array([[np.inf, 0.0]]), "NaN or inf"),
+    ],
+)
 def test_bad_embeddings_are_rejected_with_the_reason(bad, message):
     for measure in (effective_rank, embedding_collapse_std):
         with pytest.raises(ValueError, match=message):

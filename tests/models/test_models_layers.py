@@ -61,10 +61,13 @@ def test_stem_max_pool_matches_torchvision_semantics(implementation):
     x = np.abs(np.random.default_rng(1).normal(size=(2, 8, 6, 3))).astype("float32")
     got = keras.ops.convert_to_numpy(MaxPool3x3S2(implementation=implementation)(x))
     xp = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=-np.inf)
-    expected = np.stack([
-        np.stack([xp[:, 2 * i : 2 * i + 3, 2 * j : 2 * j + 3].max(axis=(1, 2)) for j in range(3)], axis=1)
-        for i in range(4)
-    ], axis=1)
+    expected = np.stack(
+        [
+            np.stack([xp[:, 2 * i : 2 * i + 3, 2 * j : 2 * j + 3].max(axis=(1, 2)) for j in range(3)], axis=1)
+            for i in range(4)
+        ],
+        axis=1,
+    )
     np.testing.assert_array_equal(got, expected)
 
 

@@ -17,8 +17,16 @@ SIZE, BATCH = 16, 8
 
 
 def tiny_config(**overrides) -> SimSiamConfig:
-    values = dict(image_size=SIZE, width=0.125, batch_size=BATCH, epochs=2, warmup_epochs=1,
-                  proj_dim=32, proj_hidden_dim=32, pred_hidden_dim=8)
+    values = dict(
+        image_size=SIZE,
+        width=0.125,
+        batch_size=BATCH,
+        epochs=2,
+        warmup_epochs=1,
+        proj_dim=32,
+        proj_hidden_dim=32,
+        pred_hidden_dim=8,
+    )
     return SimSiamConfig(**{**values, **overrides})
 
 
@@ -54,10 +62,15 @@ def trained():
     model.compute_loss = counting_compute_loss
     knn_data = images(24, seed=1), np.arange(24) % 3, images(12, seed=2), np.arange(12) % 3
     monitor = KNNMonitor(*knn_data, every_n_epochs=2, k=5)
-    history = model.fit(images(16), batch_size=BATCH, epochs=3, verbose=0,
-                        callbacks=[LearningRateLogger(), monitor])
-    return {"model": model, "config": config, "history": history.history, "traces": traces,
-            "monitor": monitor, "knn_data": knn_data}
+    history = model.fit(images(16), batch_size=BATCH, epochs=3, verbose=0, callbacks=[LearningRateLogger(), monitor])
+    return {
+        "model": model,
+        "config": config,
+        "history": history.history,
+        "traces": traces,
+        "monitor": monitor,
+        "knn_data": knn_data,
+    }
 
 
 def test_fit_takes_uint8_images_without_labels_and_logs_the_monitors(trained):
@@ -144,8 +157,12 @@ def test_saved_model_reloads_with_its_weights_and_the_fixed_predictor_rate(train
     model.save(tmp_path / "simsiam.keras")
     loaded = keras.saving.load_model(tmp_path / "simsiam.keras")
     x = trained["knn_data"][2].astype("float32") / 255.0
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded.encoder(x)),
-                               keras.ops.convert_to_numpy(model.encoder(x)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(loaded.encoder(x)),
+        keras.ops.convert_to_numpy(model.encoder(x)),
+        rtol=1e-5,
+        atol=1e-6,
+    )
     assert isinstance(loaded.optimizer, SimSiamSGD) and len(loaded.optimizer._fixed_keys) == 5
     assert loaded.optimizer.fixed_learning_rate == trained["config"].base_lr
 

@@ -34,9 +34,7 @@ def synthetic_images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return (images * 255).round().astype("uint8"), labels
 
 
-def run(
-    stop_gradient: bool, steps: int, base_lr: float, seed: int = 0
-) -> tuple[keras.callbacks.History, KNNMonitor]:
+def run(stop_gradient: bool, steps: int, base_lr: float, seed: int = 0) -> tuple[keras.callbacks.History, KNNMonitor]:
     """Trains `steps` SGD steps (cosine schedule over them) on 1,024 synthetic images; kNN (k = 10) on
     512 held-out ones at random init, half-way and at the end. `seed`: model init and augmentations."""
     train_x, train_y = synthetic_images(1024, seed=1)
@@ -44,8 +42,17 @@ def run(
     steps_per_epoch = len(train_x) // BATCH
     epochs = steps // steps_per_epoch
     config = SimSiamConfig(
-        image_size=SIZE, width=0.125, batch_size=BATCH, epochs=epochs, warmup_epochs=0, base_lr=base_lr,
-        proj_dim=256, proj_hidden_dim=256, pred_hidden_dim=64, stop_gradient=stop_gradient, seed=seed,
+        image_size=SIZE,
+        width=0.125,
+        batch_size=BATCH,
+        epochs=epochs,
+        warmup_epochs=0,
+        base_lr=base_lr,
+        proj_dim=256,
+        proj_hidden_dim=256,
+        pred_hidden_dim=64,
+        stop_gradient=stop_gradient,
+        seed=seed,
     )
     keras.utils.set_random_seed(seed)
     model = compile_simsiam(build_simsiam(config), config, steps_per_epoch)

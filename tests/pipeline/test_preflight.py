@@ -25,10 +25,18 @@ def cli_without_tensorflow(tmp_path: Path, *args: str) -> subprocess.CompletedPr
     """`simsiam-tfx ARGS` with a `tensorflow` package that raises on import ahead on the path."""
     stub = tmp_path / "stub" / "tensorflow"
     stub.mkdir(parents=True, exist_ok=True)
-    (stub / "__init__.py").write_text("import os\nimport time\n\nif os.environ.get('TENSORFLOW_STUB_WAITS'):\n"
-                                      f"    time.sleep(600)\nraise ImportError({STUB_MESSAGE!r})\n")
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, cwd=REPO,
-                          env=stub_env(stub.parent), timeout=120)
+    (stub / "__init__.py").write_text(
+        "import os\nimport time\n\nif os.environ.get('TENSORFLOW_STUB_WAITS'):\n"
+        f"    time.sleep(600)\nraise ImportError({STUB_MESSAGE!r})\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=stub_env(stub.parent),
+        timeout=120,
+    )
 
 
 def stub_env(stub: Path, **extra: str) -> dict[str, str]:
@@ -55,21 +63,28 @@ def test_an_output_under_a_regular_file_is_refused_with_one_line(tmp_path: Path,
     out = tmp_path / "notes.txt" / "run"
     line = one_error_line(cli_without_tensorflow(tmp_path, command, "--data-dir", str(photos), "--output", str(out)))
     assert f"{tmp_path / 'notes.txt'} is a file, not a folder" in line
-    line = one_error_line(cli_without_tensorflow(tmp_path, command, "--data-dir", str(photos), "--output",
-                                                 str(tmp_path / "notes.txt")))
+    line = one_error_line(
+        cli_without_tensorflow(tmp_path, command, "--data-dir", str(photos), "--output", str(tmp_path / "notes.txt"))
+    )
     assert "is a file, not a folder" in line
 
 
 def test_embed_output_under_a_file_or_on_a_folder_is_refused_before_any_work(tmp_path: Path, photos: Path) -> None:
     (tmp_path / "notes.txt").write_text("x")
-    for output, expected in ((tmp_path / "notes.txt" / "idx.npz", "is a file, not a folder"),
-                             (photos, "is a folder; give a file name")):
-        line = one_error_line(cli_without_tensorflow(tmp_path, "embed", "--model", str(tmp_path / "model"),
-                                                     "--output", str(output), str(photos)))
+    for output, expected in (
+        (tmp_path / "notes.txt" / "idx.npz", "is a file, not a folder"),
+        (photos, "is a folder; give a file name"),
+    ):
+        line = one_error_line(
+            cli_without_tensorflow(
+                tmp_path, "embed", "--model", str(tmp_path / "model"), "--output", str(output), str(photos)
+            )
+        )
         assert expected in line and "--output" in line
     (tmp_path / "idx.npz").write_bytes(b"the previous index")  # an existing file is replaced: no error
-    result = cli_without_tensorflow(tmp_path, "embed", "--model", str(tmp_path / "model"), "--output",
-                                    str(tmp_path / "idx.npz"), str(photos))
+    result = cli_without_tensorflow(
+        tmp_path, "embed", "--model", str(tmp_path / "model"), "--output", str(tmp_path / "idx.npz"), str(photos)
+    )
     assert "--output" not in result.stderr and "neither a SavedModel folder" in result.stderr  # past the checks
 
 
@@ -84,8 +99,9 @@ def test_an_output_inside_a_photo_folder_is_refused(tmp_path: Path, photos: Path
 
 @pytest.mark.parametrize("command", ["run", "ingest"])
 def test_a_photo_folder_inside_the_output_is_refused(tmp_path: Path, photos: Path, command: str) -> None:
-    line = one_error_line(cli_without_tensorflow(tmp_path, command, "--data-dir", str(photos), "--output",
-                                                 str(tmp_path)))
+    line = one_error_line(
+        cli_without_tensorflow(tmp_path, command, "--data-dir", str(photos), "--output", str(tmp_path))
+    )
     assert f"--data-dir {photos} is inside --output {tmp_path}" in line
 
 
@@ -96,11 +112,15 @@ def test_an_output_that_cannot_be_made_is_refused(tmp_path: Path, photos: Path, 
     assert f"--output {out} is not a folder this user can write" in line
 
 
-@pytest.mark.parametrize("layout, expected", [
-    ({"roses": 4}, "has 1 class folder(s) ('roses')"),
-    ({}, "holds no class folders"),
-    ({"roses": 4, "tulips": 0}, "class folder(s) 'tulips'"),
-], ids=["one-class", "empty", "empty-class"])
+@pytest.mark.parametrize(
+    "layout, expected",
+    [
+        ({"roses": 4}, "has 1 class folder(s) ('roses')"),
+        ({}, "holds no class folders"),
+        ({"roses": 4, "tulips": 0}, "class folder(s) 'tulips'"),
+    ],
+    ids=["one-class", "empty", "empty-class"],
+)
 def test_run_reports_an_unusable_labelled_folder_before_tensorflow(tmp_path: Path, layout: dict, expected: str) -> None:
     data = tmp_path / "photos"
     data.mkdir()
@@ -108,8 +128,9 @@ def test_run_reports_an_unusable_labelled_folder_before_tensorflow(tmp_path: Pat
         (data / name).mkdir()
         if n:
             make_image_folder(data, {name: n})
-    result = cli_without_tensorflow(tmp_path, "run", "--profile", "smoke", "--data-dir", str(data), "--output",
-                                    str(tmp_path / "out"))
+    result = cli_without_tensorflow(
+        tmp_path, "run", "--profile", "smoke", "--data-dir", str(data), "--output", str(tmp_path / "out")
+    )
     assert expected in one_error_line(result)
     assert result.returncode == 2  # bad input (pipeline/commands/run.py's exit statuses)
 
@@ -126,9 +147,14 @@ def test_one_command_per_output_folder_and_a_killed_holder_blocks_nothing(tmp_pa
     args = ["--data-dir", str(photos), "--output", str(out)]
     cli_without_tensorflow(tmp_path / "first", "--help")  # writes the stub
     # The first command holds the folder: it passed its checks and waits in the stub's `import tensorflow`.
-    first = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "ingest", *args], cwd=REPO, text=True,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                             env=stub_env(tmp_path / "first" / "stub", TENSORFLOW_STUB_WAITS="1"))
+    first = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", "ingest", *args],
+        cwd=REPO,
+        text=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=stub_env(tmp_path / "first" / "stub", TENSORFLOW_STUB_WAITS="1"),
+    )
     try:
         lock = out / "simsiam-tfx.lock"
         while f'"pid": {first.pid}' not in (lock.read_text() if lock.exists() else ""):

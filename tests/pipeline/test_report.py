@@ -38,20 +38,41 @@ def _png(path: Path, size=(8, 6)) -> str:
 
 def _data(rejected):
     return {
-        "blessed": True, "pushed": False, "serving_model_dir": None,
+        "blessed": True,
+        "pushed": False,
+        "serving_model_dir": None,
         "gate": {"accuracy_floor": 0.5, "validation_ok": False, "failures": ["accuracy: 0.4000 (below the floor)"]},
         "eval_metrics": {"accuracy": 0.61234, "example_count": 11.0, "per_class_accuracy": {"roses": 0.75, "a&b": 0.5}},
-        "simsiam_monitor": {"knn_accuracy": 0.55}, "random_init_knn_accuracy": 0.40625,
-        "random_init_linear_probe_accuracy": 0.3, "random_init_knn_accuracy_recomputed": 0.40625, "probe": {},
-        "baselines": {"random_init": {"knn": 0.40625, "linear_probe": 0.3},
-                      "random_filters": {"knn": 0.5, "linear_probe": 0.6543},
-                      "colour_histograms": {"knn": 0.5125, "linear_probe": 0.25}},
-        "index": {"failed": [{"path": "x/late.jpg", "reason": "model rejected it"}],
-                  "gate": {"kind": "ivf", "rows": 200000, "nlist": 1789, "nprobe": 8, "queries": 1000, "k": 10,
-                           "recall_at_10": 0.9712, "min_recall": 0.95, "latency_ms_p50": 0.21,
-                           "latency_ms_p95": 0.35, "queries_per_s_batch64": 21000.5, "threads": 2,
-                           "passed": True}},
-        "ingestion": {"counts": {"eval": {"roses": 4}}, "rejected": rejected}, "class_names": ["a&b", "roses"],
+        "simsiam_monitor": {"knn_accuracy": 0.55},
+        "random_init_knn_accuracy": 0.40625,
+        "random_init_linear_probe_accuracy": 0.3,
+        "random_init_knn_accuracy_recomputed": 0.40625,
+        "probe": {},
+        "baselines": {
+            "random_init": {"knn": 0.40625, "linear_probe": 0.3},
+            "random_filters": {"knn": 0.5, "linear_probe": 0.6543},
+            "colour_histograms": {"knn": 0.5125, "linear_probe": 0.25},
+        },
+        "index": {
+            "failed": [{"path": "x/late.jpg", "reason": "model rejected it"}],
+            "gate": {
+                "kind": "ivf",
+                "rows": 200000,
+                "nlist": 1789,
+                "nprobe": 8,
+                "queries": 1000,
+                "k": 10,
+                "recall_at_10": 0.9712,
+                "min_recall": 0.95,
+                "latency_ms_p50": 0.21,
+                "latency_ms_p95": 0.35,
+                "queries_per_s_batch64": 21000.5,
+                "threads": 2,
+                "passed": True,
+            },
+        },
+        "ingestion": {"counts": {"eval": {"roses": 4}}, "rejected": rejected},
+        "class_names": ["a&b", "roses"],
     }
 
 
@@ -66,12 +87,26 @@ def test_page_shows_the_numbers_embeds_the_images_and_lists_rejected_files(tmp_p
     assert len(srcs) == 2 and all(s.startswith("data:image/png;base64,") for s in srcs)
     assert not re.search(r'(src|href)="(?!data:)', page)  # nothing to fetch
     # The gain is over the strongest baseline of each row: kNN 0.55 - 0.5125, linear 0.61234 - 0.6543.
-    for text in ("0.6123", "0.4062", "0.0375", "-0.0420", "0.6543", "random 3x3 filters + mean RGB", "0.7500",
-                 "Rejected files (3)", html.escape("roses/<bad>.jpg"),
-                 "truncated", "x/late.jpg", "model rejected it", "a&amp;b", "below the floor",
-                 "IVF (faiss IndexIVFFlat, nlist 1789, nprobe 8), 200000 rows",
-                 'recall@10 vs exact search on 1000 rows (needed: &gt;= 0.9500)</td><td class="n">0.9712',
-                 "0.2100 / 0.3500", "<td>queries/s at batch 64</td><td>21000</td>"):
+    for text in (
+        "0.6123",
+        "0.4062",
+        "0.0375",
+        "-0.0420",
+        "0.6543",
+        "random 3x3 filters + mean RGB",
+        "0.7500",
+        "Rejected files (3)",
+        html.escape("roses/<bad>.jpg"),
+        "truncated",
+        "x/late.jpg",
+        "model rejected it",
+        "a&amp;b",
+        "below the floor",
+        "IVF (faiss IndexIVFFlat, nlist 1789, nprobe 8), 200000 rows",
+        'recall@10 vs exact search on 1000 rows (needed: &gt;= 0.9500)</td><td class="n">0.9712',
+        "0.2100 / 0.3500",
+        "<td>queries/s at batch 64</td><td>21000</td>",
+    ):
         assert text in page, text
     filled = with_timings(page, {"Transform": 12.25, "Pusher": 0.5}, {"Transform": "COMPLETE", "Pusher": "CACHED"})
     assert "<td>Transform</td><td>complete</td><td>12.2</td>" in filled and "<td>Pusher</td><td>cached</td>" in filled
@@ -102,8 +137,9 @@ def test_projector_files_read_back_with_tensorboards_config(tmp_path):
     emb = rng.normal(size=(7, 5)).astype(np.float32)
     thumbs = rng.integers(0, 255, size=(7, 4, 4, 3), dtype=np.uint8)
     labels, ids = np.array([0, 1, 1, 0, -1, 1, 0]), np.array([f"c/{i}\tx.jpg" for i in range(7)])
-    path = write_projector(str(tmp_path), emb, labels, ["daisy", "roses"], ids, np.array(["train"] * 6 + ["eval"]),
-                           thumbs)
+    path = write_projector(
+        str(tmp_path), emb, labels, ["daisy", "roses"], ids, np.array(["train"] * 6 + ["eval"]), thumbs
+    )
     config = text_format.Parse(Path(path).read_text(), projector_config_pb2.ProjectorConfig())
     (embedding,) = config.embeddings
     assert Path(path).name == CONFIG_FILE and embedding.tensor_path == TENSOR_FILE
@@ -136,6 +172,9 @@ def test_the_knn_curve_is_drawn_against_random_init_and_the_strongest_cheap_base
     assert lines == [("random init", 0.40625), ("colour histograms", 0.5125)]  # kNN 0.5125 beats the filters' 0.5
     old_run = {"random_init_knn_accuracy": 0.4, "random_init_linear_probe_accuracy": 0.3}  # before the cheap ones
     assert knn_references(baseline_scores(old_run)) == [("random init", 0.4)]
-    path = plot_training_curves({"loss": [-0.1, -0.5], "knn_accuracy": [None, 0.55]}, tmp_path / "c.png",
-                                references={"knn_accuracy": lines + [("missing", None)]})
+    path = plot_training_curves(
+        {"loss": [-0.1, -0.5], "knn_accuracy": [None, 0.55]},
+        tmp_path / "c.png",
+        references={"knn_accuracy": lines + [("missing", None)]},
+    )
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 1000

@@ -19,6 +19,7 @@ def clustered(n: int, dim: int, clusters: int, spread: float, seed: int) -> np.n
 
 # ---------------------------------------------------------------- by hand
 
+
 def test_exact_index_answers_cosine_neighbours_by_hand():
     base = np.array([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0], [-3.0, 0.0]])
     index = ann.build_index(base)
@@ -26,7 +27,7 @@ def test_exact_index_answers_cosine_neighbours_by_hand():
     rows, sims = index.search(np.array([[2.0, 0.0]]), k=3)
     # cosines with (1, 0): 1, 0, 1/sqrt(2), -1
     np.testing.assert_array_equal(rows, [[0, 2, 1]])
-    np.testing.assert_allclose(sims, [[1.0, 2 ** -0.5, 0.0]], atol=1e-6)
+    np.testing.assert_allclose(sims, [[1.0, 2**-0.5, 0.0]], atol=1e-6)
     rows, _ = index.search(np.array([[2.0, 0.0]]), k=10)  # k larger than the index: every row
     assert sorted(rows[0].tolist()) == [0, 1, 2, 3]
     rows, _ = index.search(np.array([[2.0, 0.0]]), k=10, rows=np.array([1, 3]))  # only these rows
@@ -78,6 +79,7 @@ def test_save_and_load_round_trip(tmp_path):
 
 
 # ---------------------------------------------------------------- the approximate path and the gate
+
 
 @pytest.fixture(scope="module")
 def clusters() -> np.ndarray:

@@ -25,19 +25,34 @@ LIMIT_BYTES = 4096
 # Each writer: (file name, what it imports and warms up before the limit, a write of more than LIMIT_BYTES
 # onto `path`).
 WRITERS = {
-    "embedding index (embed --output, the pipeline's index)": ("idx.npz", "from serving.index import EmbeddingIndex",
-                                                               """\
+    "embedding index (embed --output, the pipeline's index)": (
+        "idx.npz",
+        "from serving.index import EmbeddingIndex",
+        """\
 rows = np.random.default_rng(0).normal(size=(500, 64)).astype(np.float32)
-EmbeddingIndex(paths=np.array([f"photo_{i}.jpg" for i in range(500)]), embeddings=rows).save(path)"""),
-    "ingestion.json": ("ingestion.json", "from components.ingest.report import write_report", """\
-write_report(path, {"rejected": [{"path": f"photo_{i}.jpg", "reason": "x" * 50} for i in range(500)]})"""),
-    "training_curves.png and embedding_map.png": ("training_curves.png", """\
+EmbeddingIndex(paths=np.array([f"photo_{i}.jpg" for i in range(500)]), embeddings=rows).save(path)""",
+    ),
+    "ingestion.json": (
+        "ingestion.json",
+        "from components.ingest.report import write_report",
+        """\
+write_report(path, {"rejected": [{"path": f"photo_{i}.jpg", "reason": "x" * 50} for i in range(500)]})""",
+    ),
+    "training_curves.png and embedding_map.png": (
+        "training_curves.png",
+        """\
 import os, tempfile
 from pipeline.plots import plot_training_curves
-plot_training_curves({"loss": [1.0]}, os.path.join(tempfile.mkdtemp(), "warm.png"))  # matplotlib's font cache""", """\
-plot_training_curves({"loss": [1.0, 0.8, 0.5], "knn_accuracy": [0.3, None, 0.5]}, path, title="curves")"""),
-    "summary.json and report.html": ("report.html", "from serving.atomic import write_text_atomic", """\
-write_text_atomic(path, "<html>" + "x" * 100_000)"""),
+plot_training_curves({"loss": [1.0]}, os.path.join(tempfile.mkdtemp(), "warm.png"))  # matplotlib's font cache""",
+        """\
+plot_training_curves({"loss": [1.0, 0.8, 0.5], "knn_accuracy": [0.3, None, 0.5]}, path, title="curves")""",
+    ),
+    "summary.json and report.html": (
+        "report.html",
+        "from serving.atomic import write_text_atomic",
+        """\
+write_text_atomic(path, "<html>" + "x" * 100_000)""",
+    ),
 }
 
 
@@ -51,15 +66,24 @@ def limit_file_size(limit: int):
 
 def write_under_a_size_limit(setup: str, write: str, path: Path) -> subprocess.CompletedProcess:
     """Runs `setup`, then `write` under the file size limit (so only the write can meet it)."""
-    code = "\n".join([
-        "import resource, signal, sys", "import numpy as np", "path = sys.argv[1]", setup,
-        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)",
-        f"resource.setrlimit(resource.RLIMIT_FSIZE, ({LIMIT_BYTES}, {LIMIT_BYTES}))", "try:",
-        *(f"    {line}" for line in write.splitlines()), "except OSError as err:", "    print('OSError', err.errno)",
-    ])
+    code = "\n".join(
+        [
+            "import resource, signal, sys",
+            "import numpy as np",
+            "path = sys.argv[1]",
+            setup,
+            "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)",
+            f"resource.setrlimit(resource.RLIMIT_FSIZE, ({LIMIT_BYTES}, {LIMIT_BYTES}))",
+            "try:",
+            *(f"    {line}" for line in write.splitlines()),
+            "except OSError as err:",
+            "    print('OSError', err.errno)",
+        ]
+    )
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, cwd=REPO, env=env,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, cwd=REPO, env=env, timeout=120
+    )
 
 
 @pytest.mark.parametrize("name, setup, write", WRITERS.values(), ids=WRITERS.keys())
@@ -104,9 +128,25 @@ def test_embed_onto_a_full_disk_keeps_the_previous_index_and_says_so_in_one_line
     before = out.read_bytes()
 
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(REPO)}
-    result = subprocess.run([sys.executable, "-m", "pipeline.cli", "embed", "--model", model, "--output", str(out),
-                             str(tmp_path / "photos")], capture_output=True, text=True, cwd=REPO, env=env, timeout=300,
-                            preexec_fn=limit_file_size(len(before) + 1))  # the index of 8 images needs more
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.cli",
+            "embed",
+            "--model",
+            model,
+            "--output",
+            str(out),
+            str(tmp_path / "photos"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=300,
+        preexec_fn=limit_file_size(len(before) + 1),
+    )  # the index of 8 images needs more
 
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
     last = result.stderr.strip().splitlines()[-1]

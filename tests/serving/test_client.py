@@ -55,22 +55,33 @@ def direct(local: LocalBackend, signature: str, images: list[bytes]) -> dict[str
 
 # ---------------------------------------------------------------- REST JSON, by hand
 
+
 def test_rest_body_row_and_columnar_format():
     images = [b"\xff\xd8\xff\x00", b"\x89PNG"]
     b64 = ["/9j/AA==", "iVBORw=="]  # base64 of the two byte strings, written out by hand
     assert rj.build_predict_body("embed_images", {"images": images}) == {
-        "signature_name": "embed_images", "instances": [{"images": {"b64": b64[0]}}, {"images": {"b64": b64[1]}}]}
+        "signature_name": "embed_images",
+        "instances": [{"images": {"b64": b64[0]}}, {"images": {"b64": b64[1]}}],
+    }
     assert rj.build_predict_body("embed_images", {"images": images}, row_format=False) == {
-        "signature_name": "embed_images", "inputs": {"images": [{"b64": b64[0]}, {"b64": b64[1]}]}}
+        "signature_name": "embed_images",
+        "inputs": {"images": [{"b64": b64[0]}, {"b64": b64[1]}]},
+    }
 
 
 def test_rest_response_single_output_comes_bare_and_multi_output_named():
     single = rj.parse_predict_response({"predictions": [[1.0, 2.0], [3.0, 4.0]]}, ["embedding"])
     assert list(single) == ["embedding"]
     np.testing.assert_array_equal(single["embedding"], [[1.0, 2.0], [3.0, 4.0]])
-    rows = rj.parse_predict_response({"predictions": [
-        {"class_ids": 2, "class_names": "roses", "probabilities": [0.1, 0.9]},
-        {"class_ids": 0, "class_names": "daisy", "probabilities": [0.8, 0.2]}]}, ["class_ids"])
+    rows = rj.parse_predict_response(
+        {
+            "predictions": [
+                {"class_ids": 2, "class_names": "roses", "probabilities": [0.1, 0.9]},
+                {"class_ids": 0, "class_names": "daisy", "probabilities": [0.8, 0.2]},
+            ]
+        },
+        ["class_ids"],
+    )
     np.testing.assert_array_equal(rows["class_ids"], [2, 0])
     assert rows["class_names"].tolist() == [b"roses", b"daisy"]
     columns = rj.parse_predict_response({"outputs": {"class_ids": [1], "x_bytes": [{"b64": "AAE="}]}}, [])
@@ -104,17 +115,22 @@ def test_rest_request_decoding_follows_tf_serving_rules():
 
 def test_rest_response_encoding_follows_tf_serving_rules():
     assert protocol.encode_predict_response({"embedding": np.array([[1.5], [2.0]])}, row_format=True) == {
-        "predictions": [[1.5], [2.0]]}
+        "predictions": [[1.5], [2.0]]
+    }
     two = {"class_ids": np.array([3]), "class_names": np.array([b"tulips"], dtype=object)}
     assert protocol.encode_predict_response(two, row_format=True) == {
-        "predictions": [{"class_ids": 3, "class_names": "tulips"}]}
-    assert protocol.encode_predict_response(two, row_format=False) == {"outputs": {"class_ids": [3],
-                                                                             "class_names": ["tulips"]}}
+        "predictions": [{"class_ids": 3, "class_names": "tulips"}]
+    }
+    assert protocol.encode_predict_response(two, row_format=False) == {
+        "outputs": {"class_ids": [3], "class_names": ["tulips"]}
+    }
     assert protocol.encode_predict_response({"thumb_bytes": np.array([b"\x00\x01"], dtype=object)}, False) == {
-        "outputs": [{"b64": "AAE="}]}
+        "outputs": [{"b64": "AAE="}]
+    }
 
 
 # ---------------------------------------------------------------- round trips through the real model
+
 
 @pytest.mark.parametrize("row_format", [True, False])
 @pytest.mark.parametrize("signature", ["embed_images", "classify_images"])
@@ -142,8 +158,9 @@ def test_grpc_request_and_response_protos(local, good_images):
 
     from serving import grpc_protos
 
-    request = grpc_protos.build_predict_request("simsiam", "embed_images",
-                                                {"images": np.array(good_images, dtype=object)}, version=3)
+    request = grpc_protos.build_predict_request(
+        "simsiam", "embed_images", {"images": np.array(good_images, dtype=object)}, version=3
+    )
     request = predict_pb2.PredictRequest.FromString(request.SerializeToString())  # over the wire
     assert (request.model_spec.name, request.model_spec.signature_name) == ("simsiam", "embed_images")
     assert request.model_spec.version.value == 3
@@ -159,6 +176,7 @@ def test_grpc_request_and_response_protos(local, good_images):
 
 
 # ---------------------------------------------------------------- client behaviour
+
 
 class CountingBackend:
     """The real local back end, counting the requests it serves."""
@@ -227,6 +245,7 @@ def test_a_short_answer_is_an_error_not_a_silent_drop(local, good_images):
 
 # ---------------------------------------------------------------- end to end over loopback servers
 
+
 @pytest.fixture(scope="module")
 def servers(local):
     from tests.fakes.tf_serving import make_grpc_server, make_rest_server
@@ -235,8 +254,10 @@ def servers(local):
     thread = threading.Thread(target=rest.serve_forever, daemon=True)
     thread.start()
     grpc_server, grpc_port = make_grpc_server(local, "simsiam")
-    yield {"rest": f"http://127.0.0.1:{rest.server_port}/v1/models/simsiam",
-           "grpc": f"grpc://127.0.0.1:{grpc_port}/simsiam"}
+    yield {
+        "rest": f"http://127.0.0.1:{rest.server_port}/v1/models/simsiam",
+        "grpc": f"grpc://127.0.0.1:{grpc_port}/simsiam",
+    }
     rest.shutdown()
     grpc_server.stop(grace=None)
 
@@ -261,7 +282,8 @@ def test_rest_errors_are_typed(servers):
         backend.predict("embed_images", {"images": np.array([b"xx"], dtype=object)}, ["embedding"])
     with pytest.raises(ServingError, match="HTTP 404"):
         RestBackend(servers["rest"].replace("simsiam", "other")).predict(
-            "embed_images", {"images": np.array([b"xx"], dtype=object)}, ["embedding"])
+            "embed_images", {"images": np.array([b"xx"], dtype=object)}, ["embedding"]
+        )
 
 
 def test_unreachable_server_is_a_serving_error_not_bad_input(good_images):
@@ -284,6 +306,7 @@ def test_local_server_refuses_non_loopback(local):
 
 # ---------------------------------------------------------------- opening back ends
 
+
 def test_open_backend_specs(model_dir, tmp_path):
     assert resolve_model_dir(os.path.dirname(model_dir)) == model_dir  # versions folder -> highest version
     rest = open_backend("http://localhost:8501/v1/models/simsiam/versions/7:predict")
@@ -300,14 +323,17 @@ def test_open_backend_specs(model_dir, tmp_path):
 
 
 def test_short_tf_message():
-    raw = ("Graph execution error:\n\nDetected at node map/while/decode_image/DecodeImage defined at (most recent "
-           "call last):\n<stack traces unavailable>\nUnknown image file format. One of JPEG, PNG, GIF, BMP required.\n"
-           "\t [[{{node map/while/decode_image/DecodeImage}}]] [Op:__inference_signature_wrapper_embed_images_746]")
+    raw = (
+        "Graph execution error:\n\nDetected at node map/while/decode_image/DecodeImage defined at (most recent "
+        "call last):\n<stack traces unavailable>\nUnknown image file format. One of JPEG, PNG, GIF, BMP required.\n"
+        "\t [[{{node map/while/decode_image/DecodeImage}}]] [Op:__inference_signature_wrapper_embed_images_746]"
+    )
     assert short_tf_message(raw) == "Unknown image file format. One of JPEG, PNG, GIF, BMP required."
     assert base64.b64decode("/9j/AA==") == b"\xff\xd8\xff\x00"  # the hand-written value used above
 
 
 # ---------------------------------------------------------------- what a person sees is what the model sees
+
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
@@ -338,8 +364,9 @@ def displayed_pairs() -> dict[str, tuple[bytes, bytes]]:
         stored = np.rot90(upright, {3: 2, 6: 1, 8: 3}[orientation])
         # Quality 100 without chroma subsampling: JPEG's own loss is not rotation-invariant (its quantisation
         # tables differ across and along), and this test is about the orientation, not the compression.
-        tagged = encode(Image.fromarray(np.ascontiguousarray(stored)), "JPEG", quality=100, subsampling=0,
-                        exif=_exif(orientation))
+        tagged = encode(
+            Image.fromarray(np.ascontiguousarray(stored)), "JPEG", quality=100, subsampling=0, exif=_exif(orientation)
+        )
         shown = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(tagged))), dtype=int)
         assert np.abs(shown - upright).mean() < 2  # Pillow, the reference viewer, shows it upright
         pairs[f"exif_{orientation}"] = (encode(Image.fromarray(upright), "JPEG", quality=100, subsampling=0), tagged)
@@ -367,8 +394,9 @@ def test_files_that_display_the_same_embed_and_classify_the_same(local):
         assert _cosine(embed[0], embed[1]) > 0.999, case
         classes = direct(local, "classify_images", [a, b])
         assert _cosine(*classes["probabilities"]) > 0.999 and classes["class_ids"][0] == classes["class_ids"][1], case
-        default_embed = local.predict("serving_default", {"examples": np.array([_example(a), _example(b)], object)},
-                                      ["embedding"])["embedding"]
+        default_embed = local.predict(
+            "serving_default", {"examples": np.array([_example(a), _example(b)], object)}, ["embedding"]
+        )["embedding"]
         assert _cosine(default_embed[0], default_embed[1]) > 0.999, case
         np.testing.assert_allclose(default_embed, embed, atol=1e-5)
     # The test can fail: the sideways pixels (the tag ignored, as before) embed visibly differently.
@@ -405,8 +433,9 @@ def test_decompression_bomb_is_refused_from_its_header_in_every_signature(local,
 
     bomb = png_with_header_size(20000, 20000)
     for signature in ("embed_images", "classify_images", "serving_default"):
-        values = [_example(v) for v in (good_images[0], bomb)] if signature == "serving_default" else [
-            good_images[0], bomb]
+        values = (
+            [_example(v) for v in (good_images[0], bomb)] if signature == "serving_default" else [good_images[0], bomb]
+        )
         result = EmbeddingClient(local, validate=False).predict(signature, values)
         assert result.indices == [0]
         assert [i for i, _ in result.failed] == [1]

@@ -44,12 +44,13 @@ def embed_direct(local: LocalBackend, images: list[bytes]) -> np.ndarray:
 
 # ---------------------------------------------------------------- the index, by hand
 
+
 def test_nearest_by_hand():
     base = np.array([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0], [-3.0, 0.0]])
     rows, sims = nearest(base, np.array([[2.0, 0.0], [0.0, 1.0]]), k=3)
     # query (1, 0): cos = 1, 0, 1/sqrt(2), -1 ; query (0, 1): 0, 1, 1/sqrt(2), 0 (tie: lower row first)
     np.testing.assert_array_equal(rows, [[0, 2, 1], [1, 2, 0]])
-    np.testing.assert_allclose(sims, [[1.0, 2 ** -0.5, 0.0], [1.0, 2 ** -0.5, 0.0]], atol=1e-6)
+    np.testing.assert_allclose(sims, [[1.0, 2**-0.5, 0.0], [1.0, 2**-0.5, 0.0]], atol=1e-6)
     assert nearest(base, np.array([[1.0, 0.0]]), k=10)[0].shape == (1, 4)  # k larger than the index
     with pytest.raises(IndexFileError, match="another model"):
         nearest(base, np.ones((1, 3)), k=1)
@@ -61,9 +62,15 @@ def test_precision_at_k_by_hand():
 
 
 def test_index_file_round_trip(tmp_path):
-    index = EmbeddingIndex(paths=np.array(["roses/ä.jpg", "b.png"]), embeddings=np.eye(2, dtype=np.float32),
-                           labels=np.array([1, -1]), class_names=np.array(["daisy", "roses"]),
-                           splits=np.array(["train", "eval"]), model="runs/x/serving/1", model_fingerprint="42")
+    index = EmbeddingIndex(
+        paths=np.array(["roses/ä.jpg", "b.png"]),
+        embeddings=np.eye(2, dtype=np.float32),
+        labels=np.array([1, -1]),
+        class_names=np.array(["daisy", "roses"]),
+        splits=np.array(["train", "eval"]),
+        model="runs/x/serving/1",
+        model_fingerprint="42",
+    )
     path = index.save(str(tmp_path / "sub" / "my.index"))  # any name: no ".npz" appended
     assert path.endswith("my.index") and os.path.isfile(path)
     loaded = EmbeddingIndex.load(path)
@@ -79,9 +86,13 @@ def test_index_file_round_trip(tmp_path):
 
 def test_index_with_a_thumbnail_sample_by_hand(tmp_path):
     thumbs = np.arange(2 * 2 * 2 * 3, dtype=np.uint8).reshape(2, 2, 2, 3)
-    index = EmbeddingIndex(paths=np.array(["a", "b", "c", "d"]), embeddings=np.eye(4, dtype=np.float32),
-                           splits=np.array(["train", "eval", "train", "eval"]), thumbnails=thumbs,
-                           thumbnail_rows=np.array([1, 2]))
+    index = EmbeddingIndex(
+        paths=np.array(["a", "b", "c", "d"]),
+        embeddings=np.eye(4, dtype=np.float32),
+        splits=np.array(["train", "eval", "train", "eval"]),
+        thumbnails=thumbs,
+        thumbnail_rows=np.array([1, 2]),
+    )
     assert index.thumbnail(0) is None and index.thumbnail(3) is None
     np.testing.assert_array_equal(index.thumbnail(2), thumbs[1])
     loaded = EmbeddingIndex.load(index.save(str(tmp_path / "t.npz")))
@@ -91,8 +102,9 @@ def test_index_with_a_thumbnail_sample_by_hand(tmp_path):
     np.testing.assert_array_equal(train.thumbnail(1), thumbs[1])
     assert train.thumbnail(0) is None
     with pytest.raises(IndexFileError, match="one row < 4 per thumbnail"):
-        EmbeddingIndex(paths=index.paths, embeddings=index.embeddings, thumbnails=thumbs,
-                       thumbnail_rows=np.array([1, 4]))
+        EmbeddingIndex(
+            paths=index.paths, embeddings=index.embeddings, thumbnails=thumbs, thumbnail_rows=np.array([1, 4])
+        )
 
 
 def test_thumbnails_of_a_seeded_sample_of_rows(model_dir, tmp_path):
@@ -114,6 +126,7 @@ def test_thumbnails_of_a_seeded_sample_of_rows(model_dir, tmp_path):
 
 # ---------------------------------------------------------------- the commands
 
+
 @pytest.fixture()
 def photo_dir(tmp_path) -> tuple[Path, list[str], dict[str, str]]:
     ids = make_image_folder(tmp_path / "photos", counts={"a": 3, "b": 3}, size=(48, 40))
@@ -129,8 +142,22 @@ def photo_dir(tmp_path) -> tuple[Path, list[str], dict[str, str]]:
 def test_embed_writes_good_images_and_lists_the_bad(photo_dir, local, model_dir, tmp_path, capsys):
     root, good, bad = photo_dir
     out = tmp_path / "emb.npz"
-    assert main(["embed", "--model", model_dir, "--output", str(out), str(root), str(tmp_path / "nope.jpg"),
-                 "--batch-size", "4"]) == 0
+    assert (
+        main(
+            [
+                "embed",
+                "--model",
+                model_dir,
+                "--output",
+                str(out),
+                str(root),
+                str(tmp_path / "nope.jpg"),
+                "--batch-size",
+                "4",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     index = EmbeddingIndex.load(str(out))
     assert index.paths.tolist() == [str(root / i) for i in good]  # walk order: sorted, recursive
@@ -143,8 +170,9 @@ def test_embed_writes_good_images_and_lists_the_bad(photo_dir, local, model_dir,
     assert f"skipped {tmp_path / 'nope.jpg'}: no such file or folder" in skipped
     assert ".hidden" not in printed
     assert index.model_fingerprint == local.fingerprint()
-    last = re.fullmatch(r"embedded (\d+) images, skipped (\d+), in ([\d.]+)s \(([\d.]+) images/s\)",
-                        printed.splitlines()[-1])
+    last = re.fullmatch(
+        r"embedded (\d+) images, skipped (\d+), in ([\d.]+)s \(([\d.]+) images/s\)", printed.splitlines()[-1]
+    )
     assert last and (int(last[1]), int(last[2])) == (len(good), len(bad) + 1), printed.splitlines()[-1]
     assert float(last[3]) > 0 and float(last[4]) > 0
 
@@ -170,8 +198,24 @@ def test_search_prints_cosine_neighbours_and_plots(photo_dir, local, model_dir, 
     query.write_bytes(encode(make_image((50, 44), seed=2), "JPEG"))
     capsys.readouterr()
     plot = tmp_path / "plot" / "n.png"
-    assert main(["search", "--index", str(index_path), "--model", model_dir, "--query", str(query), "-k", "3",
-                 "--plot", str(plot)]) == 0
+    assert (
+        main(
+            [
+                "search",
+                "--index",
+                str(index_path),
+                "--model",
+                model_dir,
+                "--query",
+                str(query),
+                "-k",
+                "3",
+                "--plot",
+                str(plot),
+            ]
+        )
+        == 0
+    )
     lines = capsys.readouterr().out.splitlines()
     table = [line.split() for line in lines[2:5]]
     index = EmbeddingIndex.load(str(index_path))
@@ -203,14 +247,19 @@ def test_search_errors(photo_dir, model_dir, tmp_path, capsys):
     assert "no splits" in capsys.readouterr().err
 
 
-def test_search_refuses_another_models_index_an_empty_index_and_bad_embeddings(photo_dir, local, model_dir,
-                                                                                 tmp_path, capsys):
+def test_search_refuses_another_models_index_an_empty_index_and_bad_embeddings(
+    photo_dir, local, model_dir, tmp_path, capsys
+):
     root, good, _ = photo_dir
     query = str(root / good[0])
     dim = embed_direct(local, [(root / good[0]).read_bytes()]).shape[1]
     other = str(tmp_path / "other.npz")  # the right width, but another model's fingerprint
-    EmbeddingIndex(paths=np.array(["x", "y"]), embeddings=np.eye(2, dim, dtype=np.float32),
-                   model="elsewhere/1", model_fingerprint="0123").save(other)
+    EmbeddingIndex(
+        paths=np.array(["x", "y"]),
+        embeddings=np.eye(2, dim, dtype=np.float32),
+        model="elsewhere/1",
+        model_fingerprint="0123",
+    ).save(other)
     assert main(["search", "--index", other, "--model", model_dir, "--query", query]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {other} was built by another model (elsewhere/1, fingerprint 0123) than ")
@@ -221,8 +270,9 @@ def test_search_refuses_another_models_index_an_empty_index_and_bad_embeddings(p
     assert capsys.readouterr().err == f"error: index {empty} is empty: it has no row to search\n"
     np.save(tmp_path / "short.npy", np.ones(dim - 1, np.float32))
     assert main(["search", "--index", other, "--query-embedding", str(tmp_path / "short.npy")]) == 2
-    assert f"is {dim - 1}-d but the index holds {dim}-d embeddings: it comes from another model" in \
-        capsys.readouterr().err
+    assert (
+        f"is {dim - 1}-d but the index holds {dim}-d embeddings: it comes from another model" in capsys.readouterr().err
+    )
     (tmp_path / "text.npy").write_text("not numpy")
     assert main(["search", "--index", other, "--query-embedding", str(tmp_path / "text.npy")]) == 2
     assert "not a numpy .npy array" in capsys.readouterr().err
@@ -239,8 +289,11 @@ def test_search_by_embedding_answers_every_row_when_k_is_larger(tmp_path, capsys
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == f"3 nearest of 3 to {tmp_path / 'q.npy'} (all of them: -k 10 is more than the 3 rows searched):"
     # cosines with (1, 0): 1, 0, 1/sqrt(2)
-    assert [line.split() for line in lines[2:]] == [["1", "1.0000", "-", "a.jpg"], ["2", "0.7071", "-", "c.jpg"],
-                                                   ["3", "0.0000", "-", "b.jpg"]]
+    assert [line.split() for line in lines[2:]] == [
+        ["1", "1.0000", "-", "a.jpg"],
+        ["2", "0.7071", "-", "c.jpg"],
+        ["3", "0.0000", "-", "b.jpg"],
+    ]
 
 
 def test_embed_through_rest_equals_local(photo_dir, local, model_dir, tmp_path):
@@ -262,6 +315,7 @@ def test_embed_through_rest_equals_local(photo_dir, local, model_dir, tmp_path):
 
 # ---------------------------------------------------------------- the TFX component
 
+
 def _write_examples(root: Path, splits: dict[str, list[tuple[str, int, bytes]]], classes: list[str]) -> None:
     """What the ImageExampleGen writes: GZIP TFRecords of tf.Examples per split, plus its report."""
     import tensorflow as tf
@@ -276,8 +330,12 @@ def _write_examples(root: Path, splits: dict[str, list[tuple[str, int, bytes]]],
         path = str(root / f"Split-{split}" / "data_tfrecord-00000-of-00001.gz")
         with tf.io.TFRecordWriter(path, options="GZIP") as writer:
             for image_id, label, data in rows:
-                features = {"image": feature(data), "label": feature(label),
-                            "class_name": feature(classes[label].encode()), "image_id": feature(image_id.encode())}
+                features = {
+                    "image": feature(data),
+                    "label": feature(label),
+                    "class_name": feature(classes[label].encode()),
+                    "image_id": feature(image_id.encode()),
+                }
                 writer.write(tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString())
     (root / "ingestion_report.json").write_text(json.dumps({"classes": classes, "counts": {}, "rejected": []}))
 
@@ -296,14 +354,25 @@ def _indexer_pipeline(model_dir: str, tmp_path: Path, rows: dict, **indexer_args
     _write_examples(examples_dir, rows, ["a", "b"])
     model_artifact = tmp_path / "model_artifact"
     shutil.copytree(model_dir, model_artifact / "Format-Serving")
-    examples = tfx.dsl.Importer(source_uri=str(examples_dir), artifact_type=standard_artifacts.Examples,
-                                properties={"split_names": json.dumps(list(rows))}).with_id("examples")
+    examples = tfx.dsl.Importer(
+        source_uri=str(examples_dir),
+        artifact_type=standard_artifacts.Examples,
+        properties={"split_names": json.dumps(list(rows))},
+    ).with_id("examples")
     model = tfx.dsl.Importer(source_uri=str(model_artifact), artifact_type=standard_artifacts.Model).with_id("model")
-    indexer = EmbeddingIndexer(model=model.outputs["result"], examples=examples.outputs["result"], batch_size=2,
-                               thumbnail_size=16, **indexer_args)
+    indexer = EmbeddingIndexer(
+        model=model.outputs["result"],
+        examples=examples.outputs["result"],
+        batch_size=2,
+        thumbnail_size=16,
+        **indexer_args,
+    )
     return tfx.dsl.Pipeline(
-        pipeline_name="indexer-test", pipeline_root=str(tmp_path / "root"), components=[examples, model, indexer],
-        metadata_connection_config=metadata.sqlite_metadata_connection_config(str(tmp_path / "m.sqlite")))
+        pipeline_name="indexer-test",
+        pipeline_root=str(tmp_path / "root"),
+        components=[examples, model, indexer],
+        metadata_connection_config=metadata.sqlite_metadata_connection_config(str(tmp_path / "m.sqlite")),
+    )
 
 
 def test_embedding_indexer_component_in_a_local_pipeline(model_dir, local, tmp_path):
@@ -312,9 +381,12 @@ def test_embedding_indexer_component_in_a_local_pipeline(model_dir, local, tmp_p
     from components import features as F
 
     classes = ["a", "b"]
-    rows = {"train": [(f"{classes[i % 2]}/t{i}.jpg", i % 2, encode(make_image((40 + i, 36), seed=i), "JPEG"))
-                      for i in range(5)],
-            "eval": [("b/e0.png", 1, encode(make_image((30, 30), seed=9), "PNG"))]}
+    rows = {
+        "train": [
+            (f"{classes[i % 2]}/t{i}.jpg", i % 2, encode(make_image((40 + i, 36), seed=i), "JPEG")) for i in range(5)
+        ],
+        "eval": [("b/e0.png", 1, encode(make_image((30, 30), seed=9), "PNG"))],
+    }
     tfx.orchestration.LocalDagRunner().run(_indexer_pipeline(model_dir, tmp_path, rows))
 
     found = list((tmp_path / "root").glob(f"EmbeddingIndexer/embedding_index/*/{F.INDEX_FILE}"))
@@ -323,28 +395,44 @@ def test_embedding_indexer_component_in_a_local_pipeline(model_dir, local, tmp_p
     assert index.paths.tolist() == [r[0] for r in rows["train"]] + ["b/e0.png"]
     assert index.splits.tolist() == ["train"] * 5 + ["eval"]
     assert index.labels.tolist() == [0, 1, 0, 1, 0, 1] and index.class_names.tolist() == classes
-    np.testing.assert_allclose(index.embeddings, embed_direct(local, [r[2] for r in rows["train"] + rows["eval"]]),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        index.embeddings, embed_direct(local, [r[2] for r in rows["train"] + rows["eval"]]), rtol=1e-5, atol=1e-6
+    )
     assert index.thumbnails.shape == (6, 16, 16, 3) and index.thumbnails.dtype == np.uint8
     assert index.model_fingerprint == local.fingerprint()
     report = json.loads((found[0].parent / "index_report.json").read_text())
     assert {k: report[k] for k in ("counts", "dimension", "failed")} == {
-        "counts": {"train": 5, "eval": 1}, "dimension": index.embeddings.shape[1], "failed": []}
+        "counts": {"train": 5, "eval": 1},
+        "dimension": index.embeddings.shape[1],
+        "failed": [],
+    }
     gate = report["gate"]  # 6 rows: every row is a query, its 5 other rows the answer; exact search
     assert (gate["kind"], gate["rows"], gate["queries"], gate["recall_at_10"], gate["passed"]) == (
-        "exact", 6, 6, 1.0, True)
+        "exact",
+        6,
+        6,
+        1.0,
+        True,
+    )
     assert gate["min_recall"] == 0.95 and gate["threads"] >= 1
     ann_index = AnnIndex.load(str(found[0].parent))
     assert (ann_index.meta.rows, ann_index.meta.model_fingerprint) == (6, local.fingerprint())
 
     # `search --query-embedding` on that artifact: the faiss index's answer, without TensorFlow.
     np.save(tmp_path / "q.npy", index.embeddings[5])
-    code = ("import sys; from pipeline.cli import main; "
-            f"rc = main(['search', '--index', {str(found[0])!r}, '--query-embedding', {str(tmp_path / 'q.npy')!r}, "
-            "'-k', '3', '--split', 'train']); "
-            "assert 'tensorflow' not in sys.modules, 'TensorFlow was imported'; sys.exit(rc)")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    code = (
+        "import sys; from pipeline.cli import main; "
+        f"rc = main(['search', '--index', {str(found[0])!r}, '--query-embedding', {str(tmp_path / 'q.npy')!r}, "
+        "'-k', '3', '--split', 'train']); "
+        "assert 'tensorflow' not in sys.modules, 'TensorFlow was imported'; sys.exit(rc)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert done.returncode == 0, done.stderr
     train = index.embeddings[:5]
     cos = train @ index.embeddings[5] / np.linalg.norm(train, axis=1) / np.linalg.norm(index.embeddings[5])
@@ -369,6 +457,7 @@ def test_embedding_indexer_fails_below_the_recall_threshold(model_dir, tmp_path)
 
 # ---------------------------------------------------------------- on the smoke pipeline's pushed model
 
+
 @pytest.mark.slow
 def test_search_right_after_the_pipeline(smoke_run, tmp_path, capsys):
     summary = smoke_run["summary"]
@@ -376,8 +465,9 @@ def test_search_right_after_the_pipeline(smoke_run, tmp_path, capsys):
     assert index_path and os.path.isfile(index_path), "summary.json must name the EmbeddingIndexer's index.npz"
     index = EmbeddingIndex.load(index_path)
     data_dir, unlabeled_dir = Path(smoke_run["data_dir"]), Path(smoke_run["unlabeled_dir"])
-    files = sorted(p.relative_to(folder).as_posix() for folder in (data_dir, unlabeled_dir)
-                   for p in folder.glob("*/*.jpg"))
+    files = sorted(
+        p.relative_to(folder).as_posix() for folder in (data_dir, unlabeled_dir) for p in folder.glob("*/*.jpg")
+    )
     assert sorted(index.paths.tolist()) == files  # every ingested image, labelled or not, train and eval
     assert {"train", "eval", "unlabeled_train"} <= set(index.splits.tolist())
     assert (index.labels[np.char.startswith(index.splits.astype(str), "unlabeled")] == -1).all()

@@ -103,11 +103,17 @@ print("RESULT " + json.dumps(out))
 
 def probe(model_dir: str, image_dir: Path) -> dict:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, "-c", PROBE, model_dir, str(image_dir)], capture_output=True,
-                          text=True, timeout=300, cwd=REPO, env=env)
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, model_dir, str(image_dir)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+        env=env,
+    )
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     assert done.returncode == 0 and lines, f"probe failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return json.loads(lines[-1][len("RESULT "):])
+    return json.loads(lines[-1][len("RESULT ") :])
 
 
 def write_images(folder: Path, real: bool) -> Path:
@@ -168,5 +174,6 @@ def test_pushed_model_contract(smoke_run, tmp_path):
     assert model_dir and os.path.isfile(os.path.join(model_dir, "saved_model.pb")), smoke_run["summary"]
     images = write_images(tmp_path / "images", real=True)
     n_images = len(os.listdir(images))
-    check_contract(probe(model_dir, images), n_images=n_images,
-                   class_names=["daisy", "dandelion", "roses", "sunflowers", "tulips"])
+    check_contract(
+        probe(model_dir, images), n_images=n_images, class_names=["daisy", "dandelion", "roses", "sunflowers", "tulips"]
+    )

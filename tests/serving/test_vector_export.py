@@ -17,11 +17,13 @@ from serving.vector_export import RECORD_SCHEMA, export_jsonl
 @pytest.fixture()
 def index() -> EmbeddingIndex:
     rng = np.random.default_rng(0)
-    return EmbeddingIndex(paths=np.array(["roses/a b.jpg", 'tulips/"q".jpg', "roses/c.jpg", "x/ünlabelled.jpg",
-                                          "tulips/e.jpg"]),
-                          embeddings=(rng.standard_normal((5, 7)) * 3).astype(np.float32),
-                          labels=np.array([0, 1, 0, -1, 1]), class_names=np.array(["roses", "tulips"]),
-                          splits=np.array(["train", "train", "eval", "unlabeled_train", "eval"]))
+    return EmbeddingIndex(
+        paths=np.array(["roses/a b.jpg", 'tulips/"q".jpg', "roses/c.jpg", "x/ünlabelled.jpg", "tulips/e.jpg"]),
+        embeddings=(rng.standard_normal((5, 7)) * 3).astype(np.float32),
+        labels=np.array([0, 1, 0, -1, 1]),
+        class_names=np.array(["roses", "tulips"]),
+        splits=np.array(["train", "train", "eval", "unlabeled_train", "eval"]),
+    )
 
 
 def _records(files: list[str]) -> list[dict]:
@@ -30,19 +32,36 @@ def _records(files: list[str]) -> list[dict]:
 
 def test_every_line_validates_and_the_vectors_round_trip(index, tmp_path, capsys):
     out = tmp_path / "vs"
-    assert main(["export-vector-search", "--index", index.save(str(tmp_path / "i.npz")), "--output", str(out),
-                 "--rows-per-file", "2"]) == 0
+    assert (
+        main(
+            [
+                "export-vector-search",
+                "--index",
+                index.save(str(tmp_path / "i.npz")),
+                "--output",
+                str(out),
+                "--rows-per-file",
+                "2",
+            ]
+        )
+        == 0
+    )
     assert capsys.readouterr().out == f"wrote 5 datapoints of dimension 7 in 3 files to {out}\n"
     files = sorted(str(p) for p in out.iterdir())
-    assert [p.rsplit("/", 1)[1] for p in files] == ["embeddings-00000.json", "embeddings-00001.json",
-                                                     "embeddings-00002.json"]
+    assert [p.rsplit("/", 1)[1] for p in files] == [
+        "embeddings-00000.json",
+        "embeddings-00001.json",
+        "embeddings-00002.json",
+    ]
     records = _records(files)
     for r in records:
         jsonschema.validate(r, RECORD_SCHEMA)
     assert [r["id"] for r in records] == index.paths.tolist()
     np.testing.assert_array_equal(np.array([r["embedding"] for r in records], np.float32), unit_rows(index.embeddings))
-    assert records[0]["restricts"] == [{"namespace": "class", "allow": ["roses"]},
-                                       {"namespace": "split", "allow": ["train"]}]
+    assert records[0]["restricts"] == [
+        {"namespace": "class", "allow": ["roses"]},
+        {"namespace": "split", "allow": ["train"]},
+    ]
     assert records[3]["restricts"] == [{"namespace": "split", "allow": ["unlabeled_train"]}]  # no class
     # unit norm: Vector Search's DOT_PRODUCT_DISTANCE is then the cosine search ranks by
     np.testing.assert_allclose(np.linalg.norm([r["embedding"] for r in records], axis=1), 1.0, atol=1e-6)
