@@ -29,6 +29,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 import zlib
 from pathlib import Path
 
@@ -164,9 +165,14 @@ def child(target: str, libfuzzer_args: list[str]) -> None:
 # ---------------------------------------------------------------- the driver
 
 
-def run_target(target: str, seconds: int, corpus: Path, artifacts: Path, timeout: int, rss_limit_mb: int) -> dict:
-    """Runs one target for `seconds` in a child process; parses libFuzzer's counts."""
+def run_target(
+    target: str, seconds: int, corpus: Path, artifacts: Path, timeout: int, rss_limit_mb: int, runs: int | None = None
+) -> dict:
+    """Runs one target for `seconds` in a child process, or until `runs` inputs ran (libFuzzer's `-runs`;
+    `seconds` then only caps it): a fixed amount of work whatever the machine's load. Parses libFuzzer's
+    counts; `seconds` in the result is the wall time it took."""
     work = Path(tempfile.mkdtemp(prefix=f"fuzz-{target}-"))
+    started = time.perf_counter()
     args = [
         str(work),
         str(corpus),
@@ -175,6 +181,7 @@ def run_target(target: str, seconds: int, corpus: Path, artifacts: Path, timeout
         f"-rss_limit_mb={rss_limit_mb}",
         f"-artifact_prefix={artifacts}/{target}-",
         "-print_final_stats=1",
+        *([f"-runs={runs}"] if runs else []),
     ]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     done = subprocess.run(
@@ -190,7 +197,7 @@ def run_target(target: str, seconds: int, corpus: Path, artifacts: Path, timeout
     return {
         "target": target,
         "executions": int(executions[-1]) if executions else 0,
-        "seconds": seconds,
+        "seconds": round(time.perf_counter() - started, 1),
         "crashes": len(crash_files) or int(done.returncode != 0),
         "crash_files": crash_files,
         "returncode": done.returncode,
@@ -204,6 +211,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--target", choices=(*TARGETS, "all"), default="all")
     parser.add_argument("--seconds", type=int, default=60, help="fuzzing time per target (default 60)")
+    parser.add_argument("--runs", type=int, help="stop each target after this many inputs (--seconds still caps it)")
     parser.add_argument("--timeout", type=int, default=10, help="seconds one input may run before it is a hang")
     parser.add_argument("--rss-limit-mb", type=int, default=3072, help="memory above this is a crash")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="real photos for the seed corpus")
@@ -228,7 +236,15 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         n_seeds = write_corpus(Path(tmp) / "corpus", args.data_dir)
         results = [
-            run_target(t, args.seconds, Path(tmp) / "corpus", args.artifacts.resolve(), args.timeout, args.rss_limit_mb)
+            run_target(
+                t,
+                args.seconds,
+                Path(tmp) / "corpus",
+                args.artifacts.resolve(),
+                args.timeout,
+                args.rss_limit_mb,
+                args.runs,
+            )
             for t in (TARGETS if args.target == "all" else (args.target,))
         ]
     for r in results:
