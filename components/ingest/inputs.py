@@ -20,6 +20,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+# Below this many held-out images a run is warned that its gate measures noise (small_eval_warning).
+SMALL_EVAL = 100
+
 
 @dataclass(frozen=True)
 class ImageInput:
@@ -93,6 +96,35 @@ class ImageInput:
         if self.examples or self.tfds_name or "://" in (data_dir or "") + (unlabeled_dir or ""):
             return None
         return folder_listing(data_dir, unlabeled_dir)
+
+    def small_eval_warning(self, eval_percent: int) -> str | None:
+        """A warning when the held-out split the gate will measure is too small to decide anything, or
+        None (also for inputs that are not local folders). With labels: one accuracy on n images has a
+        standard error of sqrt(p (1 - p) / n), at most 0.5 / sqrt(n) (binomial), so below 100 images it
+        exceeds 5 points. Without labels: the label-free gate's effective rank (RankMe) of an `[n, D]`
+        embedding matrix cannot exceed n (components/evaluate/label_free.py), so below 100 images the
+        rank ratio it needs is hard to reach. Call it after `split_problem` found none."""
+        from components.ingest.report import predicted_counts, predicted_unlabeled
+
+        listing = self.listing()
+        if listing is None:
+            return None
+        if self.labeled:
+            n = sum(predicted_counts(listing.files, eval_percent)["eval"].values())
+            if n < SMALL_EVAL:
+                return (
+                    f"only {n} labelled eval images: one accuracy on them has a standard error of up to "
+                    f"{50 / n**0.5:.0f} points, so the gate decides on noise (more photos, or a larger "
+                    f"--eval-percent than {eval_percent})"
+                )
+            return None
+        n = predicted_unlabeled(listing.files, eval_percent)["eval"]
+        if n < SMALL_EVAL:
+            return (
+                f"only {n} held-out images for the label-free gate: their effective rank cannot exceed {n}, "
+                f"so it may refuse a good model (more photos, or a larger --eval-percent than {eval_percent})"
+            )
+        return None
 
     def split_problem(self, eval_percent: int, batch_size: int) -> str | None:
         """Why the listed folders cannot make train/eval splits for a run (before any image is decoded),

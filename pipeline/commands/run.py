@@ -125,6 +125,8 @@ def run(args: argparse.Namespace) -> int:
     if problem := image_input.split_problem(config.eval_percent, config.simsiam.batch_size):
         print(f"error: {problem}", file=sys.stderr)  # in a second, before any image is decoded
         return EXIT_USAGE
+    if warning := image_input.small_eval_warning(config.eval_percent):
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
     metadata_path = os.path.join(out, "metadata.sqlite")
     pipeline = create_pipeline(
         pipeline_name=args.pipeline_name,
