@@ -112,6 +112,7 @@ def _smoke_run(workdir: Path) -> dict:
         "out": out,
         "summary": summary,
         "stdout": result.stdout,
+        "stderr": result.stderr,
         "data_dir": photos,
         "unlabeled_dir": unlabeled,
         "run_args": run_args,
