@@ -14,6 +14,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from components.ingest.inputs import SMALL_EVAL
+
 TIMINGS_START, TIMINGS_END = "<!-- timings -->", "<!-- /timings -->"
 FIGURE_CAPTIONS = {
     "curves": "Training curves of SimSiam pre-training. The dashed lines on kNN accuracy are the same encoder at "
@@ -37,6 +39,26 @@ code { background: #f3f3f3; padding: 1px 4px; }
 
 def _num(value: Any) -> str:
     return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else html.escape(str(value))
+
+
+def _count(value: Any) -> int | None:
+    """TFMA keeps counts as floats (example_count 22.0): shown as the integer they are."""
+    return None if value is None else int(value)
+
+
+def _small_eval_rows(count: Any) -> list[tuple[str, str]]:
+    """A warning row when the eval split is too small for its figures to mean much (binomial standard
+    error of an accuracy on n images: at most 0.5 / sqrt(n); components/ingest/inputs.py warns the same)."""
+    if count is None or count >= SMALL_EVAL:
+        return []
+    n = max(int(count), 1)
+    return [
+        (
+            "warning",
+            f"only {n} eval images: each accuracy here has a standard error of up to "
+            f"{50 / n**0.5:.0f} points, so differences between the figures are mostly noise",
+        )
+    ]
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -258,8 +280,9 @@ def render_report(data: dict[str, Any], figures: dict[str, str]) -> str:
             if label_free
             else [
                 ("eval accuracy (linear probe, Evaluator)", ev.get("accuracy")),
-                ("eval examples", ev.get("example_count")),
+                ("eval examples", _count(ev.get("example_count"))),
             ]
+            + _small_eval_rows(ev.get("example_count"))
         ),
     )
     if label_free:

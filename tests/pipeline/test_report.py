@@ -106,6 +106,8 @@ def test_page_shows_the_numbers_embeds_the_images_and_lists_rejected_files(tmp_p
         'recall@10 vs exact search on 1000 rows (needed: &gt;= 0.9500)</td><td class="n">0.9712',
         "0.2100 / 0.3500",
         "<td>queries/s at batch 64</td><td>21000</td>",
+        '<td>eval examples</td><td class="n">11</td>',  # a count, not TFMA's float 11.0
+        "only 11 eval images: each accuracy here has a standard error of up to 15 points",
     ):
         assert text in page, text
     filled = with_timings(page, {"Transform": 12.25, "Pusher": 0.5}, {"Transform": "COMPLETE", "Pusher": "CACHED"})
