@@ -158,13 +158,15 @@ def plot_neighbour_grids(
     class_names: Sequence[str],
     path: str | Path,
     tile: int = 96,
+    image_ids: Sequence[str] | None = None,
 ) -> Path:
     """Query images and their nearest neighbours, one block of columns per encoder, side by side.
 
     `queries`: int ``[Q]`` rows of `thumbnails` (uint8 ``[N, H, W, 3]``) and `labels` (int ``[N]``).
     Each panel is (title, neighbour rows int ``[Q, K]``, cosine similarities float ``[Q, K]``). Every tile
-    (`tile` px) is captioned with its class; a neighbour's caption adds its similarity, green when its class
-    is the query's, red otherwise, grey when either is unlabelled (label -1). Drawn with Pillow (fast: one
+    (`tile` px) is captioned with its class (an unlabelled one, label -1, with its file name from
+    `image_ids` when given); a neighbour's caption adds its similarity, green when its class is the
+    query's, red otherwise, grey when either is unlabelled. Drawn with Pillow (fast: one
     paste per tile); the format follows `path`'s
     suffix (.png, or .jpg: far smaller for photos)."""
     from matplotlib import font_manager
@@ -183,7 +185,12 @@ def plot_neighbour_grids(
     draw = ImageDraw.Draw(canvas)
 
     def name(row: int) -> str:
-        return class_names[labels[row]] if 0 <= labels[row] < len(class_names) else "unlabelled"
+        if 0 <= labels[row] < len(class_names):
+            return class_names[labels[row]]
+        if image_ids is None:
+            return "unlabelled"
+        file_name = str(image_ids[row]).rsplit("/", 1)[-1]
+        return file_name if len(file_name) <= 14 else file_name[:6] + "..." + file_name[-5:]
 
     for p, (title, rows, sims) in enumerate(panels):
         x0 = margin + p * (panel_w + 20)

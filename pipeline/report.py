@@ -198,7 +198,13 @@ def _figures(
         ]
         figures["neighbours"] = str(
             plot_neighbour_grids(
-                panels, queries, _Thumbnails(index), index.labels, names, os.path.join(folder, "neighbour_grid.jpg")
+                panels,
+                queries,
+                _Thumbnails(index),
+                index.labels,
+                names,
+                os.path.join(folder, "neighbour_grid.jpg"),
+                image_ids=[str(p) for p in index.paths],
             )
         )
     return figures

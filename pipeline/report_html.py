@@ -26,6 +26,15 @@ FIGURE_CAPTIONS = {
     "neighbours": "Eval-split queries (two per class) and their nearest train images by cosine similarity. Green: "
     "same class as the query; red: another class. Left: trained encoder; right: random init.",
 }
+# Without labels there are no classes, no colours and no kNN line: the captions say what is there.
+FIGURE_CAPTIONS_UNLABELLED = {
+    "curves": "Training curves of SimSiam pre-training: loss, collapse_std of the projector output (about 1 is "
+    "healthy, 0 is collapse) and the learning rate. No labels, so no kNN accuracy.",
+    "map": "t-SNE of the held-out photos' embeddings (no labels, so one colour): the trained encoder (left) and "
+    "the same encoder at its random initialisation (right). Groups that random init lacks are what SimSiam learnt.",
+    "neighbours": "Held-out photos (the first ten by file name) and their nearest training photos by cosine "
+    "similarity, captioned with file name and similarity. Left: trained encoder; right: random init.",
+}
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 24px auto; max-width: 1200px; color: #222; }
 h1 { font-size: 22px; } h2 { font-size: 17px; margin-top: 28px; border-bottom: 1px solid #ddd; }
@@ -316,8 +325,9 @@ def render_report(data: dict[str, Any], figures: dict[str, str]) -> str:
     )
     rejected = [(r.get("path", "?"), "ingestion", r.get("reason", "")) for r in ingestion.get("rejected", [])]
     rejected += [(r.get("path", "?"), "indexing", r.get("reason", "")) for r in index.get("failed", [])]
+    captions = FIGURE_CAPTIONS_UNLABELLED if label_free else FIGURE_CAPTIONS
     figure_html = {
-        name: f'<figure><img src="{data_uri(path)}" alt="{name}"><figcaption>{html.escape(FIGURE_CAPTIONS[name])}'
+        name: f'<figure><img src="{data_uri(path)}" alt="{name}"><figcaption>{html.escape(captions[name])}'
         "</figcaption></figure>"
         for name, path in figures.items()
     }

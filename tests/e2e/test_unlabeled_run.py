@@ -126,6 +126,8 @@ def test_a_run_without_labels_is_gated_label_free_and_pushes_an_embedding_model(
     assert served["embed_images"]["embedding"][0] == 2
     page = unlabeled_run["page"]
     assert "Gate (label-free: no labels in the data)" in page and "RankMe" in page
+    # Captions that describe what an unlabelled run draws: no classes, no green and red tiles, no kNN line.
+    assert "captioned with file name and similarity" in page and "Green: same class" not in page
 
 
 def test_the_collapsed_ablation_is_not_pushed(unlabeled_run) -> None:
