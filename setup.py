@@ -12,7 +12,8 @@ setup(
     packages=find_packages(
         include=["models*", "serving*", "components*", "pipeline*", "kubeflow*"], exclude=["kubeflow.entrypoint_path*"]
     ),
-    package_data={"kubeflow": ["Dockerfile"]},
+    # The report page's Jinja2 templates are read from the installed package (components/report/html.py).
+    package_data={"kubeflow": ["Dockerfile"], "components.report": ["*.j2"]},
     # Exact versions live in requirements.lock (installed with --no-deps by `make setup`);
     # these ranges only document what the code needs.
     install_requires=[

@@ -94,7 +94,7 @@ def run(args: argparse.Namespace, work: Path) -> int:
     from components.ingest.component import EXAMPLE_GEN_ID, image_example_gen
     from components.ingest.report import read_report
     from pipeline.local_runner import beam_pipeline_args, metadata_connection, run_local
-    from pipeline.run_report import latest_run, output_uri
+    from pipeline.mlmd import latest_run, output_uri
 
     absl_logging.set_verbosity(absl_logging.WARNING)
     import_s = time.perf_counter() - start_imports

@@ -446,7 +446,7 @@ def _set_seed(backend: str, seed: int) -> None:
 
 def _write_plots(out_dir: Path, stem: str, artifacts: dict[str, Any], data: FlowerData, args) -> None:
     try:
-        from pipeline.plots import plot_embedding_map, plot_training_curves
+        from components.report.figures import plot_embedding_map, plot_training_curves
     except ImportError as error:  # e.g. a GPU machine without matplotlib: the JSON is the result
         _progress(f"plots skipped: {error}")
         return

@@ -21,3 +21,6 @@ MONITOR_HISTORY_FILE = "monitor_history.json"  # SimSiam Trainer: per-epoch loss
 PROBE_HISTORY_FILE = "probe_history.json"  # linear-probe Trainer: accuracies and class names
 LABEL_FREE_METRICS_FILE = "label_free_metrics.json"  # LabelFreeEvaluator: measures, thresholds, decision
 INDEX_FILE = "index.npz"  # EmbeddingIndexer: embeddings, ids, labels, thumbnails (serving/index.py)
+INDEX_REPORT_FILE = "index_report.json"  # EmbeddingIndexer: the index gate's measures, files it failed on
+REPORT_FILE = "report.html"  # RunReport: the run's page (the HtmlReport artifact's URI is this file)
+REPORT_DATA_FILE = "report.json"  # RunReport: the data the page is rendered from, beside it

@@ -54,7 +54,7 @@ def run_local(pipeline: Any) -> None:
 
 def latest_artifact_uri(metadata_path: str, component_id: str, output_key: str = "examples") -> str | None:
     """URI of `component_id`'s `output_key` artifact in the latest pipeline run (cached runs included)."""
-    from pipeline.run_report import latest_run, output_uri
+    from pipeline.mlmd import latest_run, output_uri
 
     if not os.path.exists(metadata_path):
         return None

@@ -5,7 +5,7 @@ ExampleGen -> StatisticsGen -> SchemaGen (-> ExampleValidator) -> Transform -> S
 -> BaselineGate (the probe and kNN must beat the untrained baselines: components/evaluate/baseline_gate.py)
 -> Pusher,
 an EmbeddingIndexer that embeds every image for `simsiam-tfx search` (and TensorBoard's projector),
-and a RunReport that writes the run's report.html (pipeline/report.py).
+and a RunReport that writes the run's report.html (components/report/).
 
 SimSiam trains on every image of the train splits, labelled or not; the probe and the Evaluator read
 only the labelled splits. With no label at all there is nothing to probe: the SimSiam Trainer exports
@@ -32,10 +32,10 @@ from components.evaluate.label_free import LabelFreeEvaluator
 from components.index.embedding_index import EmbeddingIndexer
 from components.ingest.inputs import ImageInput
 from components.ingest.splits import EVAL_SPLIT, TRAIN_SPLIT, output_splits
+from components.report.component import RunReport
 from components.train.trainer_config import SimSiamTrainerConfig
 from pipeline.configs import RunConfig
 from pipeline.ingestion import ingestion_components
-from pipeline.report import RunReport
 
 TRANSFORM_FN = "components.transform.preprocessing_fn"
 SIMSIAM_RUN_FN = "components.train.simsiam.run_fn"

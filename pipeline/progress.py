@@ -6,7 +6,7 @@ import os
 import threading
 import time
 
-from pipeline.run_report import open_store, pipeline_runs, run_executions
+from pipeline.mlmd import open_store, pipeline_runs, run_executions
 
 
 class ComponentProgress:

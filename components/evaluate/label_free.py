@@ -3,7 +3,7 @@
 A Python-function TFX component. It embeds the stored images of the Transform output's eval split
 (the `image_u8` feature, through `models.augment.eval_view`, exactly as the serving model does after
 its Transform layer) with three encoders: the candidate (the SimSiam Trainer's model), the same
-recipe at its random initialisation (rebuilt with the Trainer's seed, as pipeline/report.py does)
+recipe at its random initialisation (rebuilt with the Trainer's seed, as components/report/data.py does)
 and, when a Resolver found one, the last blessed model. It measures each with two label-free
 numbers from models/evaluation.py:
 

@@ -35,8 +35,6 @@ from tfx.types import artifact, artifact_utils, standard_artifacts
 from components import features as F
 from components.index.projector import PROJECTOR_DIR
 
-REPORT_FILE = "index_report.json"
-
 
 def index_file(artifact_uri: str | None) -> str | None:
     """`<artifact uri>/index.npz`, or None without an artifact (for summaries: `output_uri(...)` may be None)."""
@@ -197,7 +195,7 @@ def _write_local(tmp: str, index, ann_index, report: dict, projector_rows: int) 
 
     index.save(os.path.join(tmp, F.INDEX_FILE))
     ann_index.save(tmp)
-    with open(os.path.join(tmp, REPORT_FILE), "w") as f:
+    with open(os.path.join(tmp, F.INDEX_REPORT_FILE), "w") as f:
         json.dump(report, f, indent=1)
     if index.thumbnail_rows is None:  # every row has its thumbnail (or none has)
         rows = _projector_rows(len(index), projector_rows)

@@ -50,9 +50,10 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.local_runner import quiet_logs
 
     quiet_logs(False)
-    from pipeline.report import build_report
-    from pipeline.report_html import with_timings
-    from pipeline.run_report import latest_run, output_uri
+    from components import features as F
+    from components.report.data import build_report
+    from components.report.html import with_timings
+    from pipeline.mlmd import latest_run, output_uri
     from serving.atomic import write_text_atomic
 
     with open(summary_path) as f:
@@ -76,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         uris, split_names, status, config["simsiam"], config["accuracy_floor"], args.queries_per_class, args.figures
     )
     page = with_timings(page, summary["seconds_per_component"], summary["states"])
-    target = args.to or os.path.join(args.run_dir, "report.html")
+    target = args.to or os.path.join(args.run_dir, F.REPORT_FILE)
     write_text_atomic(target, page)
     print(f"wrote {target}" + (f" and the figures in {args.figures}" if args.figures else ""))
     return 0

@@ -9,8 +9,8 @@ import shlex
 import sys
 import time
 
+from components.report.html import baseline_scores
 from pipeline.configs import add_recipe_arguments
-from pipeline.report_html import baseline_scores
 
 INTERRUPTED = (
     "rerun the same command to go on: finished steps are reused from OUTPUT/metadata.sqlite and the "
@@ -110,9 +110,9 @@ def run(args: argparse.Namespace) -> int:
     quiet_logs(args.verbose)
     from pipeline.configs import config_from_args, default_profile
     from pipeline.local_runner import beam_pipeline_args, metadata_connection, run_local
+    from pipeline.mlmd import latest_run
     from pipeline.pipeline import create_pipeline
     from pipeline.progress import ComponentProgress
-    from pipeline.run_report import latest_run
     from pipeline.summary import build_summary, simsiam_monitor, write_plots, write_report
     from serving.atomic import write_text_atomic
 

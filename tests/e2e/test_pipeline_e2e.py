@@ -56,7 +56,7 @@ print("RESULT " + json.dumps(out))
 
 
 def _states(out: Path) -> dict[str, str]:
-    from pipeline.run_report import latest_run
+    from pipeline.mlmd import latest_run
 
     return {ex.node_id: ex.state for ex in latest_run(str(out / "metadata.sqlite"))}
 

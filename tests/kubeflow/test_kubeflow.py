@@ -215,7 +215,7 @@ def test_every_executor_runs_the_image(gpu_dataflow: dict[str, Any]) -> None:
 
 def test_the_run_report_is_an_html_artifact_the_pipeline_ui_renders(gpu_dataflow: dict[str, Any]) -> None:
     """KFP v2 / Vertex AI show an artifact whose schema title is `system.HTML` as a page (KFP's `dsl.HTML`);
-    pipeline/report.py writes the page to the artifact's URI itself."""
+    components/report/component.py writes the page to the artifact's URI itself."""
     spec = gpu_dataflow["pipelineSpec"]
     outputs = spec["components"]["RunReport"]["outputDefinitions"]["artifacts"]
     assert outputs["report"]["artifactType"]["instanceSchema"].startswith("title: system.HTML\n")

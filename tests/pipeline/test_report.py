@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from components.index.projector import CONFIG_FILE, METADATA_FILE, SPRITE_FILE, TENSOR_FILE, sprite, write_projector
-from pipeline.report import nearest, select_queries
-from pipeline.report_html import TIMINGS_START, render_report, with_timings
+from components.report.data import nearest, select_queries
+from components.report.html import TIMINGS_START, render_report, with_timings
 from tests.browser import chromium, open_page
 
 
@@ -166,8 +166,8 @@ def test_sprite_shrinks_tiles_to_the_size_limit():
 
 
 def test_the_knn_curve_is_drawn_against_random_init_and_the_strongest_cheap_baseline(tmp_path):
-    from pipeline.plots import plot_training_curves
-    from pipeline.report_html import baseline_scores, knn_references
+    from components.report.figures import plot_training_curves
+    from components.report.html import baseline_scores, knn_references
 
     data = _data([])
     lines = knn_references(baseline_scores(data))

@@ -42,7 +42,7 @@ write_report(path, {"rejected": [{"path": f"photo_{i}.jpg", "reason": "x" * 50} 
         "training_curves.png",
         """\
 import os, tempfile
-from pipeline.plots import plot_training_curves
+from components.report.figures import plot_training_curves
 plot_training_curves({"loss": [1.0]}, os.path.join(tempfile.mkdtemp(), "warm.png"))  # matplotlib's font cache""",
         """\
 plot_training_curves({"loss": [1.0, 0.8, 0.5], "knn_accuracy": [0.3, None, 0.5]}, path, title="curves")""",

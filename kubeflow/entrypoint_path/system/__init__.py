@@ -7,4 +7,4 @@ must be titled `system.HTML` for the KFP v2 / Vertex AI UI to show it as a page,
 must import: this module. Imported only by that entry point.
 """
 
-from pipeline.report import HtmlReport as HTML  # noqa: N814, F401 - the name the schema title gives
+from components.report.component import HtmlReport as HTML  # noqa: N814, F401 - the name the schema title gives

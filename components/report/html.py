@@ -1,4 +1,8 @@
-"""Renders the run report (pipeline/report.py gathers its data) as one self-contained HTML page.
+"""Renders the run report (components/report/data.py gathers its data) as one self-contained HTML page.
+
+The page is the Jinja2 template `report.html.j2` beside this module, with autoescape on: every value
+from the data is escaped, and only what this module marks as `Markup` (the yes/no flags, the JSON
+blob) goes in as HTML. This module turns the data into the template's rows and texts.
 
 Self-contained: the CSS is inline and every figure is a `data:image/...;base64,...` URI, so the page
 needs no network and no other file (it is opened from a bucket by the pipeline UI, or mailed). The
@@ -9,14 +13,18 @@ a script reads back exactly what the page shows.
 from __future__ import annotations
 
 import base64
-import html
+import functools
 import json
-from collections.abc import Sequence
+import os
 from typing import Any
+
+import jinja2
+from markupsafe import Markup
 
 from components.ingest.inputs import SMALL_EVAL
 
-TIMINGS_START, TIMINGS_END = "<!-- timings -->", "<!-- /timings -->"
+TEMPLATE, TABLE_TEMPLATE = "report.html.j2", "table.html.j2"
+TIMINGS_START, TIMINGS_END = "<!-- timings -->", "<!-- /timings -->"  # around the time-per-component text
 FIGURE_CAPTIONS = {
     "curves": "Training curves of SimSiam pre-training. The dashed lines on kNN accuracy are the same encoder at "
     "its random initialisation and the strongest feature that needs no training: the curve must end "
@@ -35,19 +43,16 @@ FIGURE_CAPTIONS_UNLABELLED = {
     "neighbours": "Held-out photos (the first ten by file name) and their nearest training photos by cosine "
     "similarity, captioned with file name and similarity. Left: trained encoder; right: random init.",
 }
-STYLE = """
-body { font-family: system-ui, sans-serif; margin: 24px auto; max-width: 1200px; color: #222; }
-h1 { font-size: 22px; } h2 { font-size: 17px; margin-top: 28px; border-bottom: 1px solid #ddd; }
-table { border-collapse: collapse; margin: 8px 0; font-size: 14px; }
-td, th { border: 1px solid #ddd; padding: 3px 9px; text-align: left; } td.n { text-align: right; }
-.ok { color: #137333; font-weight: bold; } .bad { color: #b3261e; font-weight: bold; }
-img { max-width: 100%; height: auto; display: block; } figcaption { font-size: 13px; color: #555; }
-code { background: #f3f3f3; padding: 1px 4px; }
-"""
 
 
 def _num(value: Any) -> str:
-    return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else html.escape(str(value))
+    """A number as the page shows it: floats to 4 decimals, None as "-" (the template escapes it)."""
+    return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def _is_number(value: Any) -> bool:
+    """Whether a table cell is right-aligned and formatted by `_num` (bools are yes/no, not numbers)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _count(value: Any) -> int | None:
@@ -70,28 +75,17 @@ def _small_eval_rows(count: Any) -> list[tuple[str, str]]:
     ]
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join(
-        "<tr>"
-        + "".join(
-            f'<td class="n">{_num(c)}</td>'
-            if isinstance(c, (int, float)) and not isinstance(c, bool)
-            else f"<td>{c if isinstance(c, Raw) else html.escape(str(c))}</td>"
-            for c in row
-        )
-        + "</tr>"
-        for row in rows
-    )
-    return f"<table><tr>{head}</tr>{body}</table>"
+class Table(dict):
+    """A table for the template's `table` macro: {"header": [str], "rows": [[cell]]}; a cell is a number
+    (right-aligned, `_num`), `Markup` (already HTML) or anything else (escaped text)."""
 
 
-class Raw(str):
-    """A table cell that is already HTML."""
+def _table(header: list[str], rows: list) -> Table:
+    return Table(header=list(header), rows=[list(r) for r in rows])
 
 
-def _flag(value: bool | None, yes: str = "yes", no: str = "no") -> Raw:
-    return Raw(f'<span class="ok">{yes}</span>' if value else f'<span class="bad">{no}</span>')
+def _flag(value: bool | None, yes: str = "yes", no: str = "no") -> Markup:
+    return Markup('<span class="ok">{}</span>' if value else '<span class="bad">{}</span>').format(yes if value else no)
 
 
 def data_uri(image_path: str) -> str:
@@ -133,7 +127,7 @@ def knn_references(baselines: dict[str, dict[str, Any]]) -> list[tuple[str, floa
     return lines + ([(BASELINE_TITLES.get(cheap[0], cheap[0]), cheap[1])] if cheap else [])
 
 
-def quality_table(baselines: dict[str, dict[str, Any]], trained: dict[str, float | None]) -> str:
+def quality_table(baselines: dict[str, dict[str, Any]], trained: dict[str, float | None]) -> Table:
     """kNN and linear-probe accuracy of every baseline, of the trained encoder, and the gain over the
     strongest baseline of each row (models.baselines.strongest_baseline)."""
     from models.baselines import strongest_baseline
@@ -162,16 +156,18 @@ def quality_table(baselines: dict[str, dict[str, Any]], trained: dict[str, float
 
 
 def timings_table(seconds: dict[str, float], states: dict[str, str]) -> str:
-    """The time-per-component section's table: component, state, seconds."""
+    """The time-per-component section's table (HTML): component, state, seconds."""
     rows = [(node, states.get(node, "?").lower(), f"{secs:.1f}") for node, secs in seconds.items()]
-    return _table(["component", "state", "seconds"], rows + [("sum", "", f"{sum(seconds.values()):.1f}")])
+    table = _table(["component", "state", "seconds"], rows + [("sum", "", f"{sum(seconds.values()):.1f}")])
+    return str(_environment().get_template(TABLE_TEMPLATE).module.table(table))
 
 
 def with_timings(page: str, seconds: dict[str, float], states: dict[str, str]) -> str:
-    """`page` with its time-per-component placeholder replaced by the table (known only after the run)."""
+    """`page` with its time-per-component section (between the timings markers) replaced by the table: the
+    times are known only after the run, so `simsiam-tfx run` puts them in its copy of the page."""
     start, end = page.find(TIMINGS_START), page.find(TIMINGS_END)
     if start < 0 or end < 0:
-        raise ValueError("the report has no time-per-component placeholder")
+        raise ValueError("the report has no time-per-component placeholder (timings markers)")
     return page[:start] + TIMINGS_START + timings_table(seconds, states) + page[end:]
 
 
@@ -271,9 +267,23 @@ def index_gate_rows(gate: dict[str, Any]) -> list[tuple[str, Any]]:
     ]
 
 
+@functools.lru_cache(maxsize=1)
+def _environment() -> jinja2.Environment:
+    """The templates shipped beside this module (`report.html.j2`, `table.html.j2`: setup.py package_data),
+    with autoescape on and undefined names an error."""
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(os.path.dirname(os.path.abspath(__file__))),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    environment.filters["num"] = _num
+    environment.tests["numeric_cell"] = _is_number
+    return environment
+
+
 def render_report(data: dict[str, Any], figures: dict[str, str]) -> str:
-    """The page for `data` (the keys pipeline/report.py's RunReport fills; the quality numbers are the ones
-    summary.json has under the same names) and `figures` {"curves" | "map" | "neighbours": PNG/JPEG path}."""
+    """The page for `data` (the keys components/report/data.py fills and report.json holds; OUT/summary.json
+    has them too) and `figures` {"curves" | "map" | "neighbours": PNG/JPEG path}."""
     ev, monitor, gate = data["eval_metrics"], data["simsiam_monitor"], data["gate"]
     ingestion, index = data.get("ingestion", {}), data.get("index", {})
     label_free = data.get("label_free") or {}
@@ -309,62 +319,46 @@ def render_report(data: dict[str, Any], figures: dict[str, str]) -> str:
             + baseline_gate_rows(gate.get("baseline_gate")),
         )
     rknn = data.get("random_init_knn_accuracy")
-    quality = (
-        "<p>No labelled images: accuracy cannot be measured; see the label-free gate above.</p>"
-        if label_free and rknn is None
-        else quality_table(
-            baseline_scores(data), {"knn": monitor.get("knn_accuracy"), "linear_probe": ev.get("accuracy")}
-        )
-    )
-    explained = BASELINES_EXPLAINED if data.get("baselines") else RANDOM_INIT_EXPLAINED
-    recomputed = data.get("random_init_knn_accuracy_recomputed")
     eval_counts = ingestion.get("counts", {}).get("eval", {})
-    per_class = _table(
-        ["class", "eval images", "linear probe accuracy"],
-        [(name, eval_counts.get(name, "-"), acc) for name, acc in sorted(ev.get("per_class_accuracy", {}).items())],
-    )
     rejected = [(r.get("path", "?"), "ingestion", r.get("reason", "")) for r in ingestion.get("rejected", [])]
     rejected += [(r.get("path", "?"), "indexing", r.get("reason", "")) for r in index.get("failed", [])]
     captions = FIGURE_CAPTIONS_UNLABELLED if label_free else FIGURE_CAPTIONS
-    figure_html = {
-        name: f'<figure><img src="{data_uri(path)}" alt="{name}"><figcaption>{html.escape(captions[name])}'
-        "</figcaption></figure>"
-        for name, path in figures.items()
-    }
-    missing = "<p>(not drawn: too few images)</p>"
-    projector = index.get("projector_dir")
-    sections = [
-        f"<h1>simsiam-tfx run report</h1>{summary}",
-        f"<h2>{gate_title}</h2>{_table(['', ''], gate_rows)}"
-        + (f"<p>{html.escape(LABEL_FREE_EXPLAINED)}</p>" if label_free else ""),
-        f"<h2>Quality vs untrained baselines</h2>{quality}"
-        + (
-            ""
-            if rknn is None
-            else f"<p>{html.escape(explained)} This step rebuilt the random-init encoder from the recipe and "
-            f"seed: its kNN accuracy here is {_num(recomputed)}.</p>"
-        ),
-        f"<h2>Per-class accuracy</h2>{per_class if ev.get('per_class_accuracy') else '<p>none: no labels</p>'}",
-        f"<h2>Training curves</h2>{figure_html.get('curves', missing)}",
-        f"<h2>Map of the eval embeddings</h2>{figure_html.get('map', missing)}",
-        f"<h2>Nearest neighbours</h2>{figure_html.get('neighbours', missing)}",
-        f"<h2>Rejected files ({len(rejected)})</h2>"
-        + (_table(["file", "step", "reason"], rejected) if rejected else "<p>none</p>"),
-        f"<h2>Time per component</h2>{TIMINGS_START}<p>Filled in by <code>simsiam-tfx run</code> when the run "
-        f"ends; on Kubeflow / Vertex AI the pipeline UI shows each step's time.</p>{TIMINGS_END}",
-        "<h2>Embedding index</h2>"
-        + (
-            _table(["", ""], index_gate_rows(index["gate"]))
-            if index.get("gate")
-            else "<p>not measured (an index from before the gate)</p>"
-        ),
-        "<h2>Embedding projector</h2><p>"
-        + (f"TensorBoard projector files: <code>{html.escape(projector)}</code>. " if projector else "")
-        + "Run <code>tensorboard --logdir OUT</code> and open the Projector tab.</p>",
-    ]
-    blob = json.dumps(data, default=str).replace("</", "<\\/")
     return (
-        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>simsiam-tfx run report</title>'
-        f"<style>{STYLE}</style></head><body>{''.join(sections)}"
-        f'<script type="application/json" id="report-data">{blob}</script></body></html>'
+        _environment()
+        .get_template(TEMPLATE)
+        .render(
+            summary=summary,
+            gate_title=gate_title,
+            gate=_table(["", ""], gate_rows),
+            label_free_explained=LABEL_FREE_EXPLAINED if label_free else None,
+            # No labelled images and no random-init kNN: accuracy cannot be measured, no table.
+            quality=None
+            if label_free and rknn is None
+            else quality_table(
+                baseline_scores(data), {"knn": monitor.get("knn_accuracy"), "linear_probe": ev.get("accuracy")}
+            ),
+            baselines_explained=None
+            if rknn is None
+            else BASELINES_EXPLAINED
+            if data.get("baselines")
+            else RANDOM_INIT_EXPLAINED,
+            recomputed=data.get("random_init_knn_accuracy_recomputed"),
+            per_class=_table(
+                ["class", "eval images", "linear probe accuracy"],
+                [
+                    (name, eval_counts.get(name, "-"), acc)
+                    for name, acc in sorted(ev.get("per_class_accuracy", {}).items())
+                ],
+            )
+            if ev.get("per_class_accuracy")
+            else None,
+            figures={name: {"src": data_uri(path), "caption": captions[name]} for name, path in figures.items()},
+            rejected=_table(["file", "step", "reason"], rejected),
+            timings_start=Markup(TIMINGS_START),
+            timings_end=Markup(TIMINGS_END),
+            index_gate=_table(["", ""], index_gate_rows(index["gate"])) if index.get("gate") else None,
+            projector_dir=index.get("projector_dir"),
+            # JSON in a <script> element is not HTML-escaped: only "</" could end it early.
+            data_json=Markup(json.dumps(data, default=str).replace("</", "<\\/")),
+        )
     )

@@ -1,21 +1,8 @@
-"""RunReport: the run's `report.html`, a pipeline artifact the Kubeflow Pipelines / Vertex AI UI renders.
+"""The data of the run report, gathered from a run's artifacts, and the figures drawn from it.
 
-A Python-function TFX component, the pipeline's last step. From the artifacts of the run it gathers
-the gate (blessed, pushed, the Evaluator's thresholds and validation result), the quality against
-the random-init baseline, per-class accuracy, the training curves with the random-init kNN line, a
-t-SNE map and nearest-neighbour grids of the trained and of the random-init encoder side by side,
-and the files ingestion rejected; pipeline/report_html.py renders them into one self-contained page.
-
-Why `HtmlReport` is a `ValueArtifact` with TYPE_NAME "system.HTML": the Kubeflow V2 compiler encodes a
-custom artifact type's TYPE_NAME as the schema title (tfx/orchestration/kubeflow/v2/compiler_utils.py,
-`get_artifact_schema`), and the KFP v2 / Vertex AI UI renders artifacts titled `system.HTML` by
-showing the file at the artifact's URI (KFP's `dsl.HTML`). A ValueArtifact's URI is that file (TFX's
-local runners make it `<folder>/value`), so the page is written to the URI itself, not into a folder.
-
-Time per component is not known inside the pipeline (the step runs before the run ends), so the page
-holds a placeholder that `simsiam-tfx run` fills (`with_timings`) when it copies it to OUT/report.html.
-
-No `from __future__ import annotations` here: TFX reads the component's type hints as objects.
+Shared by the RunReport step (components/report/component.py) and `simsiam-tfx report` (a report for
+a run made before that step existed). `build_report` returns the page and its data: a JSON-able dict
+that the step also writes as `report.json`, and that `OUT/summary.json` extends with timings.
 """
 
 import json
@@ -24,32 +11,14 @@ import tempfile
 from typing import Any
 
 import numpy as np
-from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
-from tfx.dsl.component.experimental.decorators import component
 from tfx.dsl.io import fileio
-from tfx.types import standard_artifacts
-from tfx.types.value_artifact import ValueArtifact
 
 from components import features as F
 from components.evaluate.baseline_gate import read_decision
 from components.evaluate.tfma_results import evaluation_metrics, gate_result
-from components.index import embedding_index as indexer
-from components.index.embedding_index import EmbeddingIndexArtifact, example_feature, index_file, read_examples
+from components.index.embedding_index import example_feature, index_file, read_examples
 
-REPORT_FILE = "report.html"
 NEIGHBOURS = 5  # neighbours shown per query
-
-
-class HtmlReport(ValueArtifact):
-    """One self-contained HTML page, stored at the artifact's URI (a file, not a folder)."""
-
-    TYPE_NAME = "system.HTML"  # the schema title the KFP v2 / Vertex AI UI renders as HTML
-
-    def encode(self, value: str) -> bytes:
-        return value.encode("utf-8")
-
-    def decode(self, serialized_value: bytes) -> str:
-        return serialized_value.decode("utf-8")
 
 
 def label_free_result(evaluation_uri: str | None) -> dict[str, Any]:
@@ -144,7 +113,7 @@ class _Thumbnails:
         return self.grey if thumbnail is None else thumbnail
 
 
-def _figures(
+def draw_figures(
     index,
     random_emb: np.ndarray,
     history: dict[str, list],
@@ -153,7 +122,7 @@ def _figures(
     folder: str,
 ) -> dict[str, str]:
     """The report's PNGs in `folder`: {name: path}. `knn_lines`: the kNN curve's reference lines."""
-    from pipeline.plots import plot_embedding_maps, plot_neighbour_grids, plot_training_curves
+    from components.report.figures import plot_embedding_maps, plot_neighbour_grids, plot_training_curves
 
     names = list(index.class_names)
     splits = index.splits if index.splits is not None else np.full(len(index), "train")
@@ -227,9 +196,9 @@ def build_report(
     and `simsiam-tfx report` (a report for a run made before this step existed)."""
     from tfx.utils import path_utils
 
+    from components.report.html import baseline_scores, knn_references, render_report
     from components.train.encoder_io import ENCODER_RECIPE
     from models.evaluation import knn_accuracy
-    from pipeline.report_html import baseline_scores, knn_references, render_report
     from serving.index import EmbeddingIndex
 
     index_path = index_file(uris["embedding_index"])
@@ -280,7 +249,7 @@ def build_report(
             os.path.join(uris["probe_run"], F.PROBE_HISTORY_FILE) if uris.get("probe_run") else None
         ).get("final", {}),
         "index": {
-            **read_json(f"{uris['embedding_index'].rstrip('/')}/{indexer.REPORT_FILE}"),
+            **read_json(f"{uris['embedding_index'].rstrip('/')}/{F.INDEX_REPORT_FILE}"),
             "path": index_path,
             "projector_dir": status.get("projector_dir") or None,
         },
@@ -290,7 +259,7 @@ def build_report(
     with tempfile.TemporaryDirectory() as tmp:
         if figures_dir:
             os.makedirs(figures_dir, exist_ok=True)
-        figures = _figures(
+        figures = draw_figures(
             index,
             random_emb,
             monitor.get("history", {}),
@@ -299,58 +268,3 @@ def build_report(
             figures_dir or tmp,
         )
         return render_report(data, figures), data
-
-
-@component
-def RunReport(  # noqa: N802 - TFX component names are class-like
-    examples: InputArtifact[standard_artifacts.Examples],
-    transform_graph: InputArtifact[standard_artifacts.TransformGraph],
-    simsiam_model: InputArtifact[standard_artifacts.Model],
-    simsiam_run: InputArtifact[standard_artifacts.ModelRun],
-    evaluation: InputArtifact[standard_artifacts.ModelEvaluation],
-    blessing: InputArtifact[standard_artifacts.ModelBlessing],
-    pushed_model: InputArtifact[standard_artifacts.PushedModel],
-    embedding_index: InputArtifact[EmbeddingIndexArtifact],
-    report: OutputArtifact[HtmlReport],
-    simsiam_config: Parameter[str],
-    accuracy_floor: Parameter[float],
-    probe_run: InputArtifact[standard_artifacts.ModelRun] = None,
-    queries_per_class: Parameter[int] = 2,
-) -> None:
-    """Writes the run's report page to `report.uri` (see the module docstring). `probe_run` is absent when
-    the data has no labels; `evaluation` and `blessing` are then the LabelFreeEvaluator's."""
-    from tfx.types import artifact_utils
-
-    uris = {
-        "examples": examples.uri,
-        "transform_graph": transform_graph.uri,
-        "simsiam_model": simsiam_model.uri,
-        "simsiam_run": simsiam_run.uri,
-        "probe_run": probe_run.uri if probe_run else None,
-        "evaluation": evaluation.uri,
-        "blessing": blessing.uri,
-        "embedding_index": embedding_index.uri,
-    }
-    status = {
-        "blessed": blessing.get_int_custom_property("blessed") == 1,
-        "pushed": pushed_model.get_int_custom_property("pushed") == 1,
-        "serving_model_dir": pushed_model.get_string_custom_property("pushed_destination"),
-        "projector_dir": embedding_index.get_string_custom_property("projector_dir"),
-    }
-    page, data = build_report(
-        uris,
-        artifact_utils.decode_split_names(examples.split_names),
-        status,
-        json.loads(simsiam_config),
-        accuracy_floor,
-        queries_per_class,
-    )
-    with fileio.open(report.uri, "w") as f:
-        f.write(page)
-    recomputed = data["random_init_knn_accuracy_recomputed"]
-    print(
-        f"[RunReport] {report.uri} ({len(page) / 1e6:.1f} MB; random-init kNN recomputed "
-        f"{recomputed if recomputed is None else round(recomputed, 4)}, Trainer's "
-        f"{data['random_init_knn_accuracy']})",
-        flush=True,
-    )
