@@ -180,3 +180,41 @@ def test_the_knn_curve_is_drawn_against_random_init_and_the_strongest_cheap_base
         references={"knn_accuracy": lines + [("missing", None)]},
     )
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 1000
+
+
+def test_the_steps_page_is_complete_without_the_run_and_tells_where_the_timings_are(tmp_path):
+    page = render_report(_data([]), {})
+    section = page[page.index(TIMINGS_START) : page.index("<h2>Embedding index</h2>")]
+    assert "Filled in by" not in page and "summary.json" in section and "seconds_per_component" in section
+
+
+def test_summary_json_is_report_json_plus_what_only_the_run_knows(tmp_path):
+    from ml_metadata.proto import metadata_store_pb2
+
+    from components.report.component import report_data_path
+    from pipeline.mlmd import NodeExecution
+    from pipeline.summary import build_summary
+
+    page = tmp_path / "RunReport" / "report" / "7" / "value"  # a ValueArtifact's URI is its file
+    page.parent.mkdir(parents=True)
+    page.write_text("<html></html>")
+    data = _data([])
+    data["gate"]["baseline_gate"] = {"reasons": ["kNN below the strongest baseline"]}
+    assert report_data_path(str(page)) == str(page.parent / "report.json")
+    Path(report_data_path(str(page))).write_text(json.dumps(data))
+    ran = [
+        NodeExecution("Transform", "CACHED", 1.25),
+        NodeExecution("RunReport", "COMPLETE", 3.0, {"report": [metadata_store_pb2.Artifact(uri=str(page))]}),
+    ]
+    summary = build_summary(ran, peak_rss_mb=512.04, wall_s=9.87, config={"profile": "smoke"})
+    status = ("blessed", "pushed", "serving_model_dir")  # from ML Metadata: no gate or Pusher ran here
+    assert {k: v for k, v in summary.items() if k in data and k not in status} == {
+        k: v for k, v in data.items() if k not in status
+    }
+    assert summary["blessed"] is False and summary["pushed"] is False and summary["serving_model_dir"] is None
+    assert summary["gate_reasons"] == ["kNN below the strongest baseline"]
+    assert summary["baseline_gate"] == data["gate"]["baseline_gate"]
+    assert summary["seconds_per_component"] == {"Transform": 1.2, "RunReport": 3.0}
+    assert summary["states"]["Transform"] == "CACHED" and summary["peak_rss_mb"] == 512.0
+    failed_early = build_summary(ran[:1], 1.0, 1.0, {})  # no RunReport, no report.json: timings only
+    assert "eval_metrics" not in failed_early and failed_early["seconds_per_component"] == {"Transform": 1.2}
