@@ -6,7 +6,7 @@
 
 A package may import the packages on its left, never one on its right; nothing in the product
 imports `benchmarks` or `tests`; `models/` imports neither TensorFlow nor TFX, so it runs on a
-machine that has only JAX.
+machine that has only JAX. Every TFX step is defined in `components/`, so `pipeline/` only wires them.
 """
 
 from __future__ import annotations
@@ -77,3 +77,49 @@ def test_the_checker_sees_function_level_imports(tmp_path: Path) -> None:
     sample = tmp_path / "sample.py"
     sample.write_text("import os\n\ndef f():\n    from benchmarks.plots import x\n    import tensorflow as tf\n")
     assert _imports(sample) == [("os", None), ("benchmarks", "f"), ("tensorflow", "f")]
+
+
+def _tfx_components(path: Path) -> list[str]:
+    """Names of the TFX components `path` defines: functions decorated with TFX's `@component` (bare, called
+    or as an attribute: `@component`, `@component(use_beam=True)`, `@decorators.component`) and classes
+    with a base named `BaseComponent` (`base_component.BaseComponent` or imported by that name)."""
+
+    def last_name(node: ast.AST) -> str | None:
+        node = node.func if isinstance(node, ast.Call) else node
+        return node.attr if isinstance(node, ast.Attribute) else node.id if isinstance(node, ast.Name) else None
+
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            if any(last_name(d) == "component" for d in node.decorator_list):
+                found.append(node.name)
+        elif isinstance(node, ast.ClassDef) and any(last_name(b) == "BaseComponent" for b in node.bases):
+            found.append(node.name)
+    return found
+
+
+def test_tfx_components_are_defined_only_in_components() -> None:
+    outside = [
+        f"{path.relative_to(REPO)}: {name}"
+        for package in LAYERS
+        if package != "components"
+        for path in _modules(package)
+        for name in _tfx_components(path)
+    ]
+    assert _tfx_components(REPO / "components" / "report" / "component.py") == ["RunReport"]
+    assert not outside, "TFX components belong in components/ (pipeline/ only wires them):\n" + "\n".join(outside)
+
+
+def test_the_checker_sees_every_way_to_define_a_component(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        "from tfx.dsl.components.base import base_component\n"
+        "from tfx.dsl.component.experimental import decorators\n\n"
+        "@component\ndef A(): ...\n\n"
+        "@component(use_beam=True)\ndef B(): ...\n\n"
+        "@decorators.component\ndef C(): ...\n\n"
+        "class D(base_component.BaseComponent): ...\n\n"
+        "class E(BaseComponent): ...\n\n"
+        "@staticmethod\ndef not_one(): ...\n"
+    )
+    assert _tfx_components(sample) == ["A", "B", "C", "D", "E"]
