@@ -59,3 +59,59 @@ def latest_artifact_uri(metadata_path: str, component_id: str, output_key: str =
     if not os.path.exists(metadata_path):
         return None
     return output_uri(latest_run(metadata_path), component_id, output_key)
+
+
+def run_and_summarise(
+    image_input: Any,
+    config: Any,
+    out: str,
+    pipeline_name: str = "simsiam-tfx",
+    workers: int = 2,
+    enable_cache: bool = True,
+    plots: bool = True,
+) -> dict[str, Any]:
+    """`create_pipeline` for `image_input` (components/ingest/inputs.py) and `config` (a RunConfig), run
+    with LocalDagRunner into the run folder `out` (SQLite ML Metadata `out/metadata.sqlite`, artifacts
+    under `out/pipeline_root`, pushed models under `out/serving`), with a line per component as it
+    starts and ends. Then writes `out/summary.json` (pipeline/summary.py; written whole or not at all)
+    and, when every step ran, the plots and `out/report.html`. Returns the summary; a step that raised
+    is recorded under "error" (the run's other figures are still summarised), not re-raised.
+    """
+    import json
+    import time
+
+    from pipeline.memory import children_peak_rss_mb, own_peak_rss_mb
+    from pipeline.mlmd import latest_run
+    from pipeline.pipeline import create_pipeline
+    from pipeline.progress import ComponentProgress
+    from pipeline.summary import build_summary, simsiam_monitor, write_plots, write_report
+    from serving.atomic import write_text_atomic
+
+    metadata_path = os.path.join(out, "metadata.sqlite")
+    pipeline = create_pipeline(
+        pipeline_name=pipeline_name,
+        pipeline_root=os.path.join(out, "pipeline_root"),
+        config=config,
+        serving_model_dir=os.path.join(out, "serving"),
+        image_input=image_input,
+        metadata_connection_config=metadata_connection(metadata_path),
+        beam_pipeline_args=beam_pipeline_args(workers),
+        enable_cache=enable_cache,
+    )
+    start, failure = time.time(), None
+    with ComponentProgress(metadata_path):
+        try:
+            run_local(pipeline)
+        except Exception as err:  # summarise what ran, then report the failure
+            failure = err
+    executions = latest_run(metadata_path)
+    # Peak memory of this process and of its (Beam worker) children, whichever is larger.
+    peak_mb = max(own_peak_rss_mb(), children_peak_rss_mb())
+    summary = build_summary(executions, peak_mb, time.time() - start, config.to_dict())
+    if failure is not None:
+        summary["error"] = f"{type(failure).__name__}: {failure}"
+    if failure is None and plots:
+        summary["plots"] = write_plots(summary, simsiam_monitor(executions).get("history", {}), out)
+    summary["report"] = write_report(executions, summary, out) if failure is None else None
+    write_text_atomic(os.path.join(out, "summary.json"), json.dumps(summary, indent=2, default=str))
+    return summary

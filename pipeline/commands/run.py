@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import sys
-import time
 
 from components.report.html import baseline_scores
 from pipeline.configs import add_recipe_arguments
@@ -74,13 +72,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 EXIT_FAILED, EXIT_USAGE, EXIT_NOT_PUSHED = 1, 2, 3
 
 
-def _peak_rss_mb() -> float:
-    """Peak resident memory of this process and of its (Beam worker) children, whichever is larger."""
-    from pipeline.memory import children_peak_rss_mb, own_peak_rss_mb
-
-    return max(own_peak_rss_mb(), children_peak_rss_mb())
-
-
 def run(args: argparse.Namespace) -> int:
     from components.ingest.inputs import input_from_args
     from components.ingest.splits import DEFAULT_EVAL_PERCENT
@@ -109,12 +100,7 @@ def run(args: argparse.Namespace) -> int:
 
     quiet_logs(args.verbose)
     from pipeline.configs import config_from_args, default_profile
-    from pipeline.local_runner import beam_pipeline_args, metadata_connection, run_local
-    from pipeline.mlmd import latest_run
-    from pipeline.pipeline import create_pipeline
-    from pipeline.progress import ComponentProgress
-    from pipeline.summary import build_summary, simsiam_monitor, write_plots, write_report
-    from serving.atomic import write_text_atomic
+    from pipeline.local_runner import run_and_summarise
 
     profile = args.profile or default_profile()
     try:
@@ -127,17 +113,6 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if warning := image_input.small_eval_warning(config.eval_percent):
         print(f"warning: {warning}", file=sys.stderr, flush=True)
-    metadata_path = os.path.join(out, "metadata.sqlite")
-    pipeline = create_pipeline(
-        pipeline_name=args.pipeline_name,
-        pipeline_root=os.path.join(out, "pipeline_root"),
-        config=config,
-        serving_model_dir=os.path.join(out, "serving"),
-        image_input=image_input,
-        metadata_connection_config=metadata_connection(metadata_path),
-        beam_pipeline_args=beam_pipeline_args(args.workers),
-        enable_cache=not args.no_cache,
-    )
     recipe = config.simsiam
     print(f"simsiam-tfx run: {image_input.describe()}", flush=True)
     print(
@@ -145,23 +120,17 @@ def run(args: argparse.Namespace) -> int:
         f"(stored {recipe.stored_size}) epochs={recipe.epochs} -> {out}",
         flush=True,
     )
-    start = time.time()
-    failure = None
-    with ComponentProgress(metadata_path):
-        try:
-            run_local(pipeline)
-        except Exception as err:  # summarise what ran, then report the failure
-            failure = err
-    executions = latest_run(metadata_path)
-    summary = build_summary(executions, _peak_rss_mb(), time.time() - start, config.to_dict())
-    if failure is not None:
-        summary["error"] = f"{type(failure).__name__}: {failure}"
-    if failure is None and not args.no_plots:
-        summary["plots"] = write_plots(summary, simsiam_monitor(executions).get("history", {}), out)
-    summary["report"] = write_report(executions, summary, out) if failure is None else None
-    write_text_atomic(os.path.join(out, "summary.json"), json.dumps(summary, indent=2, default=str))
+    summary = run_and_summarise(
+        image_input,
+        config,
+        out,
+        args.pipeline_name,
+        args.workers,
+        enable_cache=not args.no_cache,
+        plots=not args.no_plots,
+    )
     _print_summary(summary, out)
-    if failure is not None:
+    if summary.get("error"):
         return EXIT_FAILED
     if not summary["pushed"]:
         reason = (summary.get("gate_reasons") or ["the gate did not bless the model"])[0]
