@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import Any, NamedTuple
 
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
@@ -82,6 +82,73 @@ def _baseline_resolver(strategy: type, producer_id: str, gate_id: str, candidate
     return tfx.dsl.Resolver(strategy_class=strategy, **inputs).with_id("latest_blessed_model_resolver")
 
 
+class _Gated(NamedTuple):
+    """What a gate helper adds: its components in pipeline order, and the channels the rest reads."""
+
+    components: list[Any]
+    served: Any  # the Model the Pusher pushes and the EmbeddingIndexer embeds with
+    evaluation: Any  # the ModelEvaluation the report shows
+    blessing: Any  # the final gate's ModelBlessing: the Pusher's
+    probe_run: Any  # the probe Trainer's ModelRun, None without labels
+
+
+def _labelled_gate(config: RunConfig, example_gen, transform, schema_gen, simsiam_trainer, baseline_strategy) -> _Gated:
+    """Labels: linear-probe Trainer -> Evaluator (TFMA; no regression against the last pushed model, an
+    optional floor) -> BaselineGate (the untrained baselines)."""
+    probe_trainer = tfx.components.Trainer(
+        run_fn=PROBE_RUN_FN,
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema_gen.outputs["schema"],
+        base_model=simsiam_trainer.outputs["model"],
+        train_args=tfx.proto.TrainArgs(splits=[TRAIN_SPLIT], num_steps=0),
+        eval_args=tfx.proto.EvalArgs(splits=[EVAL_SPLIT], num_steps=0),
+        custom_config={"probe_epochs": config.probe_epochs},
+    ).with_id(PROBE_TRAINER_ID)
+    served = probe_trainer.outputs["model"]
+    model_resolver = _baseline_resolver(baseline_strategy, PROBE_TRAINER_ID, BASELINE_GATE_ID, served)
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"],
+        model=served,
+        baseline_model=model_resolver.outputs["model"],
+        eval_config=eval_config(config.accuracy_floor),
+        example_splits=[EVAL_SPLIT],
+    )
+    baseline_gate = BaselineGate(
+        evaluation=evaluator.outputs["evaluation"],
+        evaluator_blessing=evaluator.outputs["blessing"],
+        model=served,
+        simsiam_run=simsiam_trainer.outputs["model_run"],
+        against=config.gate_against,
+        margin=config.gate_margin,
+    ).with_id(BASELINE_GATE_ID)
+    return _Gated(
+        [probe_trainer, model_resolver, evaluator, baseline_gate],
+        served,
+        evaluator.outputs["evaluation"],
+        baseline_gate.outputs["blessing"],
+        probe_trainer.outputs["model_run"],
+    )
+
+
+def _label_free_gate(
+    config: RunConfig, transform, simsiam_trainer, simsiam_config: str, eval_split: str, baseline_strategy
+) -> _Gated:
+    """No labels: the SimSiam Trainer's embedding-only model -> LabelFreeEvaluator (RankMe, collapse)."""
+    served = simsiam_trainer.outputs["model"]
+    model_resolver = _baseline_resolver(baseline_strategy, SIMSIAM_TRAINER_ID, LABEL_FREE_EVALUATOR_ID, served)
+    gate = LabelFreeEvaluator(
+        examples=transform.outputs["transformed_examples"],
+        model=served,
+        baseline_model=model_resolver.outputs["model"],
+        simsiam_config=simsiam_config,
+        splits=eval_split,
+        min_collapse_std=config.min_collapse_std,
+        min_rank_ratio=config.min_rank_ratio,
+    ).with_id(LABEL_FREE_EVALUATOR_ID)
+    return _Gated([model_resolver, gate], served, gate.outputs["evaluation"], gate.outputs["blessing"], None)
+
+
 def create_pipeline(
     pipeline_name: str,
     pipeline_root: str,
@@ -141,67 +208,28 @@ def create_pipeline(
         ).to_custom_config(),
     ).with_id(SIMSIAM_TRAINER_ID)
     simsiam_config = json.dumps(config.simsiam.to_dict(), sort_keys=True)
-    if labeled:
-        probe_trainer = tfx.components.Trainer(
-            run_fn=PROBE_RUN_FN,
-            examples=transform.outputs["transformed_examples"],
-            transform_graph=transform.outputs["transform_graph"],
-            schema=schema_gen.outputs["schema"],
-            base_model=simsiam_trainer.outputs["model"],
-            train_args=tfx.proto.TrainArgs(splits=[TRAIN_SPLIT], num_steps=0),
-            eval_args=tfx.proto.EvalArgs(splits=[EVAL_SPLIT], num_steps=0),
-            custom_config={"probe_epochs": config.probe_epochs},
-        ).with_id(PROBE_TRAINER_ID)
-        served = probe_trainer.outputs["model"]
-        model_resolver = _baseline_resolver(baseline_strategy, PROBE_TRAINER_ID, BASELINE_GATE_ID, served)
-        evaluator = tfx.components.Evaluator(
-            examples=example_gen.outputs["examples"],
-            model=served,
-            baseline_model=model_resolver.outputs["model"],
-            eval_config=eval_config(config.accuracy_floor),
-            example_splits=[EVAL_SPLIT],
-        )
-        baseline_gate = BaselineGate(
-            evaluation=evaluator.outputs["evaluation"],
-            evaluator_blessing=evaluator.outputs["blessing"],
-            model=served,
-            simsiam_run=simsiam_trainer.outputs["model_run"],
-            against=config.gate_against,
-            margin=config.gate_margin,
-        ).with_id(BASELINE_GATE_ID)
-        evaluation, blessing = evaluator.outputs["evaluation"], baseline_gate.outputs["blessing"]
-        gates, trainers = [evaluator, baseline_gate], [simsiam_trainer, probe_trainer]
-    else:
-        served = simsiam_trainer.outputs["model"]
-        model_resolver = _baseline_resolver(baseline_strategy, SIMSIAM_TRAINER_ID, LABEL_FREE_EVALUATOR_ID, served)
-        gate = LabelFreeEvaluator(
-            examples=transform.outputs["transformed_examples"],
-            model=served,
-            baseline_model=model_resolver.outputs["model"],
-            simsiam_config=simsiam_config,
-            splits=eval_split,
-            min_collapse_std=config.min_collapse_std,
-            min_rank_ratio=config.min_rank_ratio,
-        ).with_id(LABEL_FREE_EVALUATOR_ID)
-        evaluation, blessing = gate.outputs["evaluation"], gate.outputs["blessing"]
-        gates, trainers = [gate], [simsiam_trainer]
+    gated = (
+        _labelled_gate(config, example_gen, transform, schema_gen, simsiam_trainer, baseline_strategy)
+        if labeled
+        else _label_free_gate(config, transform, simsiam_trainer, simsiam_config, eval_split, baseline_strategy)
+    )
     pusher = tfx.components.Pusher(
-        model=served,
-        model_blessing=blessing,
+        model=gated.served,
+        model_blessing=gated.blessing,
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)
         ),
     )
     # The Trainer's model is the one the Pusher copies; the index is built even when it is not blessed.
-    embedding_indexer = EmbeddingIndexer(model=served, examples=example_gen.outputs["examples"])
+    embedding_indexer = EmbeddingIndexer(model=gated.served, examples=example_gen.outputs["examples"])
     run_report = RunReport(
         examples=example_gen.outputs["examples"],
         transform_graph=transform.outputs["transform_graph"],
         simsiam_model=simsiam_trainer.outputs["model"],
         simsiam_run=simsiam_trainer.outputs["model_run"],
-        probe_run=probe_trainer.outputs["model_run"] if labeled else None,
-        evaluation=evaluation,
-        blessing=blessing,
+        probe_run=gated.probe_run,
+        evaluation=gated.evaluation,
+        blessing=gated.blessing,
         pushed_model=pusher.outputs["pushed_model"],
         embedding_index=embedding_indexer.outputs["embedding_index"],
         simsiam_config=simsiam_config,
@@ -216,9 +244,8 @@ def create_pipeline(
             schema_gen,
             example_validator,
             transform,
-            *trainers,
-            model_resolver,
-            *gates,
+            simsiam_trainer,
+            *gated.components,
             pusher,
             embedding_indexer,
             run_report,
