@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import keras
 import numpy as np
@@ -114,38 +114,52 @@ class EpochPrinter(keras.callbacks.Callback):
         print(f"[simsiam] epoch {epoch + 1}/{self.epochs} {shown} ({time.time() - self.t0:.0f}s)", flush=True)
 
 
+class _Splits(NamedTuple):
+    """The stored images of both splits: uint8 `[N, T, T, 3]` and int labels `[N]` (-1: unlabelled)."""
+
+    train_x: np.ndarray
+    train_y: np.ndarray
+    eval_x: np.ndarray
+    eval_y: np.ndarray
+
+    def knn_data(self) -> tuple | None:
+        """(train images, labels, eval images, labels) of the labelled images, when kNN can be measured on
+        them (labelled eval images, and two classes at least among the labelled train images)."""
+        train, ev = self.train_y >= 0, self.eval_y >= 0
+        if not ev.any() or len(np.unique(self.train_y[train])) < 2:
+            return None
+        return self.train_x[train], self.train_y[train], self.eval_x[ev], self.eval_y[ev]
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "train_images": int(len(self.train_x)),
+            "train_images_labeled": int((self.train_y >= 0).sum()),
+            "eval_images": int(len(self.eval_x)),
+            "eval_images_labeled": int((self.eval_y >= 0).sum()),
+        }
+
+
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
+    """The TFX Trainer entry point: data, model, fit (resumable), save; the helpers below do the rest."""
     settings = SimSiamTrainerConfig.from_custom_config(fn_args.custom_config)
     config = settings.simsiam
     has_gpu = bool(tf.config.list_physical_devices("GPU"))
     policy = configure_precision(has_gpu, settings.precision)
     keras.utils.set_random_seed(config.seed)
 
+    # Data: the Transform's stored images, and the pixel statistics of every training image.
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
     read = fn_args.data_accessor
     mean, std = trainer_data.pixel_stats(read, fn_args.train_files, tft_output)
-    train_x, train_y, _ = trainer_data.load_split(read, fn_args.train_files, tft_output, config.stored_size)
-    eval_x, eval_y, _ = trainer_data.load_split(read, fn_args.eval_files, tft_output, config.stored_size)
-    steps_per_epoch = max(1, len(train_x) // config.batch_size)
-    labeled_train, labeled_eval = train_y >= 0, eval_y >= 0
-    print(
-        f"[simsiam] training on {len(train_x)} images ({int(labeled_train.sum())} labelled, "
-        f"{int((~labeled_train).sum())} unlabelled); {len(eval_x)} held-out eval images "
-        f"({int(labeled_eval.sum())} labelled); {steps_per_epoch} steps per epoch, "
-        f"{config.epochs} epochs, gpu={has_gpu}, precision={policy}",
-        flush=True,
+    splits = _Splits(
+        *trainer_data.load_split(read, fn_args.train_files, tft_output, config.stored_size)[:2],
+        *trainer_data.load_split(read, fn_args.eval_files, tft_output, config.stored_size)[:2],
     )
-    # The kNN monitor needs labelled images on both sides, of two classes at least.
-    knn_data = None
-    if labeled_eval.any() and len(np.unique(train_y[labeled_train])) >= 2:
-        knn_data = (train_x[labeled_train], train_y[labeled_train], eval_x[labeled_eval], eval_y[labeled_eval])
-    else:
-        print(
-            "[simsiam] no labelled images to measure with: no kNN monitor, no random-init baseline "
-            "(the label-free gate measures the model)",
-            flush=True,
-        )
+    steps_per_epoch = max(1, len(splits.train_x) // config.batch_size)
+    _print_data(splits, steps_per_epoch, config.epochs, has_gpu, policy)
+    knn_data = splits.knn_data()
 
+    # Model: on every device given (or found), with the step compiled as the devices allow.
     devices = training_devices(list(settings.devices))
     strategy = distribution_strategy(devices)
     replicas = strategy.num_replicas_in_sync
@@ -155,26 +169,14 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     print(
         f"[simsiam] {replicas} replica(s) on {devices or ['the CPU']}, step jit_compile={model.jit_compile}", flush=True
     )
-    # The baselines SimSiam must beat, scored the same way: the same encoder at its random
-    # initialisation, and the untrained features of models/baselines.py.
+    # The baselines SimSiam must beat, scored the same way before any step: the same encoder at its
+    # random initialisation, and the untrained features of models/baselines.py.
     baselines = untrained_baselines(model.encoder, knn_data, config.image_size) if knn_data else {}
 
+    # Fit, resuming from this recipe's and data's latest checkpoint.
     ckpt = checkpoint_dir(settings.checkpoint_root, list(fn_args.train_files), config.to_dict())
-    os.makedirs(ckpt, exist_ok=True)
     checkpoint = IntervalCheckpoint(os.path.join(ckpt, "state"), io_fraction=settings.checkpoint_io_fraction)
-    initial_epoch = checkpoint.restore(model)
-    if initial_epoch == 0:  # a resume says so itself (HistoryFile); a fresh start says why it is one
-        others = [d for d in os.listdir(settings.checkpoint_root) if d != os.path.basename(ckpt)]
-        print(
-            f"[simsiam] starting at epoch 1 of {config.epochs}: no checkpoint of this recipe and data yet"
-            + (
-                f" ({len(others)} checkpoint folder(s) of other recipes or data in {settings.checkpoint_root} "
-                "are not used)"
-                if others
-                else ""
-            ),
-            flush=True,
-        )
+    initial_epoch = _restore(checkpoint, model, ckpt, settings.checkpoint_root, config.epochs)
     history = HistoryFile(os.path.join(ckpt, "history.json"), initial_epoch=initial_epoch)
     callbacks = [  # order matters: streams first, then the callbacks that add to the logs, then the writers
         EpochRandomStreams(),
@@ -187,32 +189,84 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     ]
     if initial_epoch < config.epochs:  # a run killed after its last checkpoint only has to export
         train_ds = trainer_data.image_dataset(
-            read,
-            fn_args.train_files,
-            tft_output,
-            config.stored_size,
-            config.batch_size,
-            steps_per_epoch,
-            config.epochs,
-            shuffle_seed=config.seed,
-            initial_epoch=initial_epoch,
-        )
+            read, fn_args.train_files, tft_output, config.stored_size, config.batch_size, steps_per_epoch,
+            config.epochs, shuffle_seed=config.seed, initial_epoch=initial_epoch,
+        )  # fmt: skip
         model.fit(
-            train_ds,
-            epochs=config.epochs,
-            initial_epoch=initial_epoch,
-            steps_per_epoch=steps_per_epoch,
-            callbacks=callbacks,
-            verbose=0,
-        )
+            train_ds, epochs=config.epochs, initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch,
+            callbacks=callbacks, verbose=0,
+        )  # fmt: skip
     else:
         history.on_train_begin()  # reads the finished run's history back
+
+    # Save: the summary once, the collapse check, the encoder (and, without labels, the serving model).
+    summary = _summary(history, baselines, checkpoint, splits, steps_per_epoch, replicas)
+    summary_path = os.path.join(fn_args.model_run_dir, F.MONITOR_HISTORY_FILE)
+    os.makedirs(fn_args.model_run_dir, exist_ok=True)
+    with open(summary_path, "w") as f:
+        json.dump(summary, f, indent=2)
+    check_not_collapsed(summary["final"].get("collapse_std"), settings.collapse_threshold, summary_path)
+    random_init = baselines.get("random_init", {})
+    recipe = {
+        "backbone": config.backbone, "image_size": config.image_size, "stored_size": config.stored_size,
+        "width": config.width, "small_stem": config.small_stem, "mean": mean, "std": std,
+        "random_init_knn_accuracy": random_init.get("knn"),
+    }  # fmt: skip
+    save_encoder(model.encoder, fn_args.serving_model_dir, recipe)
+    if settings.export_serving_model:  # no labels: this Trainer's model is what the Pusher serves
+        encoder, _ = load_encoder(fn_args.serving_model_dir)  # a plain copy, outside any distribution strategy
+        export_serving_model(fn_args.serving_model_dir, tft_output, encoder, None, None, config.stored_size)
+        print(f"[simsiam] embedding-only serving model written to {fn_args.serving_model_dir}", flush=True)
+
+
+def _print_data(splits: _Splits, steps_per_epoch: int, epochs: int, has_gpu: bool, policy: str) -> None:
+    n = splits.counts()
+    print(
+        f"[simsiam] training on {n['train_images']} images ({n['train_images_labeled']} labelled, "
+        f"{n['train_images'] - n['train_images_labeled']} unlabelled); {n['eval_images']} held-out eval images "
+        f"({n['eval_images_labeled']} labelled); {steps_per_epoch} steps per epoch, "
+        f"{epochs} epochs, gpu={has_gpu}, precision={policy}",
+        flush=True,
+    )
+    if splits.knn_data() is None:
+        print(
+            "[simsiam] no labelled images to measure with: no kNN monitor, no random-init baseline "
+            "(the label-free gate measures the model)",
+            flush=True,
+        )
+
+
+def _restore(checkpoint: IntervalCheckpoint, model: keras.Model, ckpt: str, root: str, epochs: int) -> int:
+    """Loads `ckpt`'s latest checkpoint into `model`; returns the epochs it holds (0: none). A resume says
+    so itself (HistoryFile); a fresh start says why it is one."""
+    os.makedirs(ckpt, exist_ok=True)
+    initial_epoch = checkpoint.restore(model)
+    if initial_epoch == 0:
+        others = [d for d in os.listdir(root) if d != os.path.basename(ckpt)]
+        unused = f" ({len(others)} checkpoint folder(s) of other recipes or data in {root} are not used)"
+        print(
+            f"[simsiam] starting at epoch 1 of {epochs}: no checkpoint of this recipe and data yet"
+            + (unused if others else ""),
+            flush=True,
+        )
+    return initial_epoch
+
+
+def _summary(
+    history: HistoryFile,
+    baselines: dict,
+    checkpoint: IntervalCheckpoint,
+    splits: _Splits,
+    steps_per_epoch: int,
+    replicas: int,
+) -> dict[str, Any]:
+    """What `monitor_history.json` holds (the BaselineGate, the report and the run summary read it):
+    the per-epoch history and its last values, the untrained baselines, the data and checkpoint counts."""
     print(
         f"[simsiam] {checkpoint.saves} checkpoint(s), {checkpoint.io_seconds:.1f}s of I/O = "
         f"{100 * checkpoint.measured_io_fraction:.1f}% of training time",
         flush=True,
     )
-
     series = history.series()
     random_init = baselines.get("random_init", {})
     summary = {
@@ -223,10 +277,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         "final": {k: next((v for v in reversed(vs) if v is not None), None) for k, vs in series.items()},
         "history": series,
         "steps_per_epoch": steps_per_epoch,
-        "train_images": int(len(train_x)),
-        "train_images_labeled": int(labeled_train.sum()),
-        "eval_images": int(len(eval_x)),
-        "eval_images_labeled": int(labeled_eval.sum()),
+        **splits.counts(),
         "replicas": replicas,
         "checkpoint": {
             "saves": checkpoint.saves,
@@ -235,9 +286,6 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
             "io_fraction": round(checkpoint.measured_io_fraction, 4),
         },
     }
-    os.makedirs(fn_args.model_run_dir, exist_ok=True)
-    with open(os.path.join(fn_args.model_run_dir, F.MONITOR_HISTORY_FILE), "w") as f:
-        json.dump(summary, f, indent=2)
     knn, best = summary["final"].get("knn_accuracy"), strongest_baseline(baselines, "knn")
     if knn is not None and best is not None:
         print(
@@ -245,26 +293,4 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
             f"{best[1]:.4f}: gain {knn - best[1]:+.4f}",
             flush=True,
         )
-
-    check_not_collapsed(
-        summary["final"].get("collapse_std"),
-        settings.collapse_threshold,
-        os.path.join(fn_args.model_run_dir, F.MONITOR_HISTORY_FILE),
-    )
-    recipe = {
-        "backbone": config.backbone,
-        "image_size": config.image_size,
-        "stored_size": config.stored_size,
-        "width": config.width,
-        "small_stem": config.small_stem,
-        "mean": mean,
-        "std": std,
-        "random_init_knn_accuracy": random_init.get("knn"),
-    }
-    save_encoder(model.encoder, fn_args.serving_model_dir, recipe)
-    if settings.export_serving_model:  # no labels: this Trainer's model is what the Pusher serves
-        encoder, _ = load_encoder(fn_args.serving_model_dir)  # a plain copy, outside any distribution strategy
-        export_serving_model(fn_args.serving_model_dir, tft_output, encoder, None, None, config.stored_size)
-        print(f"[simsiam] embedding-only serving model written to {fn_args.serving_model_dir}", flush=True)
-    with open(os.path.join(fn_args.serving_model_dir, F.MONITOR_HISTORY_FILE), "w") as f:
-        json.dump(summary, f, indent=2)
+    return summary
