@@ -15,7 +15,7 @@ from PIL import Image
 
 from benchmarks import image_data, quality
 from components.ingest.splits import split_of
-from pipeline import plots
+from components.report import figures as plots
 
 REPO = Path(__file__).resolve().parents[2]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
