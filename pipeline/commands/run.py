@@ -33,15 +33,15 @@ profiles (flags override their values):
   cpu    all images, half-width ResNet-18 at 64 px, 150 epochs: about 35 min on 2 cores (docs/quality.md)
   gpu    the small-data GPU recipe (docs/recipe.md): ResNet-18 at 128 px, 400 epochs, bf16
 
-Writes OUT/report.html (the run report: gate, quality vs the random-init encoder, per-class
+Writes OUT/report.html (the run report: gate, quality vs the untrained baselines, per-class
 accuracy, curves, t-SNE map, nearest-neighbour grids, rejected files, time per step),
 OUT/summary.json, OUT/training_curves.png, OUT/embedding_map.png, TensorBoard projector files
 under OUT/pipeline_root (tensorboard --logdir OUT) and, when the gate blesses the model,
 a TF Serving model in OUT/serving/<version>/.
 Exit status: 0 the model was pushed; 1 a step failed; 2 bad arguments or input (data that cannot make
-train/eval splits, an unusable or busy --output); 3 the run finished
-but the gate did not bless the model, so nothing was pushed (the reasons, the trained model's path
-and a command that uses it anyway are printed).
+train/eval splits, an unusable or busy --output); 3 the run finished but the gate did not bless the
+model, so nothing was pushed (the reasons, the trained model's path and a command that uses it
+anyway are printed); 130 interrupted (Ctrl-C).
 One command at a time per OUT: a second `run` or `ingest` on it stops at once, naming the one that
 holds it (OUT/simsiam-tfx.lock; the lock ends with its process, even a killed one).
 Re-running with the same OUT reuses cached steps (any file added, removed or rewritten at any depth of
