@@ -32,6 +32,7 @@ from tfx.types import standard_artifacts
 
 from components import features as F
 from components.evaluate.blessing import write_blessing
+from components.json_files import read_json
 from models.baselines import GATE_AGAINST, strongest_baseline
 
 GATE_FILE = "baseline_gate.json"
@@ -88,11 +89,7 @@ def baseline_decision(
 
 def read_decision(blessing_uri: str | None) -> dict[str, Any]:
     """The `baseline_gate.json` a BaselineGate wrote in `blessing_uri`, or {} when there is none."""
-    path = os.path.join(blessing_uri, GATE_FILE) if blessing_uri else None
-    if not path or not fileio.exists(path):
-        return {}
-    with fileio.open(path, "r") as f:
-        return json.load(f)
+    return read_json(os.path.join(blessing_uri, GATE_FILE) if blessing_uri else None)
 
 
 @component

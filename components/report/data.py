@@ -5,7 +5,6 @@ a run made before that step existed). `build_report` returns the page and its da
 that the step also writes as `report.json`, and that `OUT/summary.json` extends with timings.
 """
 
-import json
 import os
 import tempfile
 from typing import Any
@@ -17,6 +16,7 @@ from components import features as F
 from components.evaluate.baseline_gate import read_decision
 from components.evaluate.tfma_results import evaluation_metrics, gate_result
 from components.index.embedding_index import example_feature, index_file, read_examples
+from components.json_files import read_json
 
 NEIGHBOURS = 5  # neighbours shown per query
 
@@ -24,14 +24,6 @@ NEIGHBOURS = 5  # neighbours shown per query
 def label_free_result(evaluation_uri: str | None) -> dict[str, Any]:
     """The LabelFreeEvaluator's `label_free_metrics.json` in `evaluation_uri`, or {} (a TFMA evaluation)."""
     return read_json(f"{evaluation_uri.rstrip('/')}/{F.LABEL_FREE_METRICS_FILE}" if evaluation_uri else None)
-
-
-def read_json(path: str | None) -> dict[str, Any]:
-    """The JSON object in `path`, or {} when there is no such file."""
-    if path and fileio.exists(path):
-        with fileio.open(path, "r") as f:
-            return json.load(f)
-    return {}
 
 
 def select_queries(labels: np.ndarray, image_ids: np.ndarray, candidates: np.ndarray, per_class: int) -> np.ndarray:
