@@ -45,6 +45,7 @@ SIMSIAM_TRAINER_ID = "SimSiamTrainer"
 PROBE_TRAINER_ID = "LinearProbeTrainer"
 LABEL_FREE_EVALUATOR_ID = "LabelFreeEvaluator"
 BASELINE_GATE_ID = "BaselineGate"
+RUN_REPORT_ID = "RunReport"
 
 
 def eval_config(accuracy_floor: float) -> tfma.EvalConfig:
@@ -234,7 +235,7 @@ def create_pipeline(
         embedding_index=embedding_indexer.outputs["embedding_index"],
         simsiam_config=simsiam_config,
         accuracy_floor=config.accuracy_floor,
-    )
+    ).with_id(RUN_REPORT_ID)
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,

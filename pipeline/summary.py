@@ -8,37 +8,34 @@ that failed before the step has no report.json: its summary says what ran and ho
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
 from components import features as F
 from components.index.embedding_index import index_file
+from components.json_files import read_json
 from components.report.component import report_data_path
 from pipeline.mlmd import NodeExecution, custom_int, output_uri
-from pipeline.pipeline import BASELINE_GATE_ID, LABEL_FREE_EVALUATOR_ID, PROBE_TRAINER_ID, SIMSIAM_TRAINER_ID
+from pipeline.pipeline import (
+    BASELINE_GATE_ID,
+    LABEL_FREE_EVALUATOR_ID,
+    PROBE_TRAINER_ID,
+    RUN_REPORT_ID,
+    SIMSIAM_TRAINER_ID,
+)
 from serving.atomic import write_text_atomic
-
-RUN_REPORT_ID = "RunReport"
-
-
-def _read_json(path: str | None) -> dict[str, Any]:
-    if path and os.path.exists(path):
-        with open(path) as f:
-            return json.load(f)
-    return {}
 
 
 def simsiam_monitor(executions: list[NodeExecution]) -> dict[str, Any]:
     """The SimSiam Trainer's monitor file: final values, per-epoch history, random-init kNN baseline."""
     run_dir = output_uri(executions, SIMSIAM_TRAINER_ID, "model_run") or ""
-    return _read_json(os.path.join(run_dir, F.MONITOR_HISTORY_FILE))
+    return read_json(os.path.join(run_dir, F.MONITOR_HISTORY_FILE))
 
 
 def report_data(executions: list[NodeExecution]) -> dict[str, Any]:
     """The RunReport's `report.json` (components/report/data.py `build_report`), or {} when it did not run."""
     uri = output_uri(executions, RUN_REPORT_ID, "report")
-    return _read_json(report_data_path(uri)) if uri else {}
+    return read_json(report_data_path(uri)) if uri else {}
 
 
 def build_summary(
