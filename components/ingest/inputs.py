@@ -89,7 +89,14 @@ class ImageInput:
 
     def listing(self):
         """The `ImageListing` of the local folders (None for other inputs): raises DataError when a folder is
-        missing, empty, or the two folders share an image path."""
+        missing, empty, or the two folders share an image path. Walked once per ImageInput: `run` asks
+        for it up to three times in its first second (`split_problem` before and after TensorFlow loads,
+        `small_eval_warning`), and a large folder takes seconds to walk."""
+        if "_listing" not in self.__dict__:  # frozen dataclass: the cache goes into __dict__ directly
+            self.__dict__["_listing"] = self._walk()
+        return self.__dict__["_listing"]
+
+    def _walk(self):
         from components.ingest.files import folder_listing
 
         data_dir, unlabeled_dir = self.folders()
