@@ -109,10 +109,11 @@ PROFILES: dict[str, dict[str, Any]] = {
         gate_against="none",
         collapse_threshold=0.0,
     ),
-    # All 3,119 Flowers images on a 2-core CPU, the recipe docs/measurements.md' "A CPU recipe" study chose: ResNet-18
-    # at half width (3x the steps per minute of the full one), bf16 where the CPU has it, photos stored
-    # at 96 px and cropped to 64, batch 64 (more steps), weaker colour jitter, no grayscale; 150 epochs,
-    # what the SimSiam Trainer's 45-minute budget holds with room (docs/quality.md gives the run's time).
+    # All 3,119 Flowers images on a 2-core CPU, the recipe the "A CPU recipe" study chose
+    # (docs/measurements.md): ResNet-18 at half width (3x the steps per minute of the full one), bf16
+    # where the CPU has it, photos stored at 96 px and cropped to 64, batch 64 (more steps), weaker
+    # colour jitter, no grayscale; 150 epochs, what the SimSiam Trainer's 45-minute budget holds with
+    # room (docs/quality.md gives the run's time).
     "cpu": dict(
         image_size=64,
         stored_size=96,
