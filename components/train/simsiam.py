@@ -156,8 +156,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         *trainer_data.load_split(read, fn_args.eval_files, tft_output, config.stored_size)[:2],
     )
     steps_per_epoch = max(1, len(splits.train_x) // config.batch_size)
-    _print_data(splits, steps_per_epoch, config.epochs, has_gpu, policy)
     knn_data = splits.knn_data()
+    _print_data(splits, knn_data is not None, steps_per_epoch, config.epochs, has_gpu, policy)
 
     # Model: on every device given (or found), with the step compiled as the devices allow.
     devices = training_devices(list(settings.devices))
@@ -219,7 +219,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         print(f"[simsiam] embedding-only serving model written to {fn_args.serving_model_dir}", flush=True)
 
 
-def _print_data(splits: _Splits, steps_per_epoch: int, epochs: int, has_gpu: bool, policy: str) -> None:
+def _print_data(
+    splits: _Splits, measurable: bool, steps_per_epoch: int, epochs: int, has_gpu: bool, policy: str
+) -> None:
     n = splits.counts()
     print(
         f"[simsiam] training on {n['train_images']} images ({n['train_images_labeled']} labelled, "
@@ -228,7 +230,7 @@ def _print_data(splits: _Splits, steps_per_epoch: int, epochs: int, has_gpu: boo
         f"{epochs} epochs, gpu={has_gpu}, precision={policy}",
         flush=True,
     )
-    if splits.knn_data() is None:
+    if not measurable:
         print(
             "[simsiam] no labelled images to measure with: no kNN monitor, no random-init baseline "
             "(the label-free gate measures the model)",
