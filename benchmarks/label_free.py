@@ -106,28 +106,29 @@ def random_patterns(n: int, size: int, seed: int = 0) -> np.ndarray:
 
 
 def from_run(run: Path, collapse_steps: int, collapse_lr: float | None = None) -> dict[str, Any]:
-    from components.evaluate.label_free import embed_stored_images, random_init_encoder, read_stored_images
+    from components.evaluate.label_free import random_init_encoder, read_stored_images
+    from components.examples import tf_example_reader
     from components.train.encoder_io import load_encoder
     from models.config import SimSiamConfig
+    from models.monitors import embed
 
     summary = json.loads((run / "summary.json").read_text())
     config_dict = summary["config"]["simsiam"]
     root = run / "pipeline_root"
     model_dir = latest_artifact(root / "SimSiamTrainer" / "model") / "Format-Serving"
     examples = latest_artifact(root / "Transform" / "transformed_examples")
-    images = read_stored_images([str(examples / "Split-eval")])
+    images = read_stored_images(tf_example_reader(), [str(examples / "Split-eval" / "*")])
     encoder, recipe = load_encoder(str(model_dir))
-    size = recipe["image_size"]
     out: dict[str, Any] = {"run": str(run), "model": str(model_dir), "examples": str(examples), "config": config_dict}
     results = {
-        "trained": measures(embed_stored_images(encoder, images, size)),
-        "random_init": measures(embed_stored_images(random_init_encoder(config_dict, recipe), images, size)),
+        "trained": measures(embed(encoder, images)),
+        "random_init": measures(embed(random_init_encoder(config_dict, recipe), images)),
     }
-    constant = np.tile(embed_stored_images(encoder, images[:1], size), (len(images), 1))
+    constant = np.tile(embed(encoder, images[:1]), (len(images), 1))
     results["constant"] = measures(constant)
     if collapse_steps:
         config = SimSiamConfig.from_dict(config_dict)
-        train = read_stored_images([str(examples / "Split-train")])
+        train = read_stored_images(tf_example_reader(), [str(examples / "Split-train" / "*")])
         epochs = max(1, math.ceil(collapse_steps / max(1, len(train) // config.batch_size)))
         config = dataclasses.replace(
             config, stop_gradient=False, epochs=epochs, warmup_epochs=0, base_lr=collapse_lr or config.base_lr
@@ -135,7 +136,7 @@ def from_run(run: Path, collapse_steps: int, collapse_lr: float | None = None) -
         start = time.time()
         collapsed, history = train_encoder(config, train, recipe["mean"], recipe["std"])
         results["no_stop_gradient"] = {
-            **measures(embed_stored_images(collapsed, images, size)),
+            **measures(embed(collapsed, images)),
             "steps": epochs * (len(train) // config.batch_size),
             "base_lr": config.base_lr,
             "train_s": round(time.time() - start, 1),
@@ -146,7 +147,8 @@ def from_run(run: Path, collapse_steps: int, collapse_lr: float | None = None) -
 
 
 def from_synthetic(n: int, profile: str) -> dict[str, Any]:
-    from components.evaluate.label_free import embed_stored_images, random_init_encoder
+    from components.evaluate.label_free import random_init_encoder
+    from models.monitors import embed
     from pipeline.configs import profile_config
 
     config = profile_config(profile).simsiam
@@ -160,13 +162,11 @@ def from_synthetic(n: int, profile: str) -> dict[str, Any]:
     train_s = round(time.time() - start, 1)
     results = {
         "trained": {
-            **measures(embed_stored_images(trained, held_out, config.image_size)),
+            **measures(embed(trained, held_out)),
             "train_s": train_s,
             "history": history,
         },
-        "random_init": measures(
-            embed_stored_images(random_init_encoder(config.to_dict(), recipe), held_out, config.image_size)
-        ),
+        "random_init": measures(embed(random_init_encoder(config.to_dict(), recipe), held_out)),
     }
     return {"synthetic": n, "profile": profile, "config": config.to_dict(), "encoders": results}
 

@@ -49,7 +49,7 @@ def decode_batch(encoded: tf.Tensor, image_size: int, limits: ImageLimits = Imag
 
 
 def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Raw tf.Example features -> stored uint8 image (serialized tensor), label, class name, pixel stats.
+    """Raw tf.Example features -> stored uint8 image (serialized tensor), label, class name, image id, pixel stats.
 
     `custom_config["stored_size"]`: side of the stored square in px (default 72); optional
     "min_side", "max_side", "max_pixels" override `ImageLimits`' defaults (those of ingestion).
@@ -73,6 +73,7 @@ def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any] | Non
         F.IMAGE_U8: tf.map_fn(tf.io.serialize_tensor, images, fn_output_signature=tf.string),
         F.LABEL: tf.reshape(inputs[F.LABEL], [-1]),
         F.CLASS_NAME: tf.reshape(inputs[F.CLASS_NAME], [-1]),
+        F.IMAGE_ID: tf.reshape(inputs[F.IMAGE_ID], [-1]),  # the readers' samples hash it (components/examples.py)
         F.PIXEL_MEAN: ones * mean,
         F.PIXEL_STD: ones * std,
     }

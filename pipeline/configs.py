@@ -16,6 +16,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from components.examples import DEFAULT_SAMPLE_SIZE
 from components.ingest.splits import DEFAULT_EVAL_PERCENT, DEFAULT_MAX_REJECTED_FRACTION
 from models.baselines import GATE_AGAINST
 from models.config import PRECISIONS, SimSiamConfig
@@ -52,6 +53,14 @@ class RunConfig:
     # smoke model; collapsed encoders reach 1 or less.
     min_collapse_std: float = 0.1
     min_rank_ratio: float = 1.5
+    # Memory that does not grow with the data (components/examples.py, components/train/data.py): every
+    # step that looks at embeddings (the kNN monitor and the baselines, the probe's fit, the label-free
+    # gate, the report, the index's thumbnails) uses a fixed sample of at most sample_size images per
+    # split, chosen by a hash of the image id; the SimSiam Trainer streams its split through a
+    # shuffle_buffer-image buffer, or, with cache_images, decodes it once into memory (small data only).
+    sample_size: int = DEFAULT_SAMPLE_SIZE
+    shuffle_buffer: int = 2048
+    cache_images: bool = False
 
     def __post_init__(self) -> None:
         if self.probe_epochs < 1 or self.knn_every < 1:
@@ -75,6 +84,10 @@ class RunConfig:
             )
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {tuple(PRECISIONS)}, got {self.precision!r}")
+        if self.sample_size < 1 or self.shuffle_buffer < 1:
+            raise ValueError(
+                f"sample_size and shuffle_buffer must be >= 1, got {self.sample_size}, {self.shuffle_buffer}"
+            )
 
     def replace(self, **changes: Any) -> RunConfig:
         """A copy with `changes` applied (None values ignored); SimSiamConfig fields go into `simsiam`."""
@@ -187,6 +200,25 @@ def add_recipe_arguments(group: argparse._ActionsContainer) -> None:
         "save once more only when that keeps it; 1 saves after every epoch). A killed Trainer "
         "resumes from the latest checkpoint",
     )
+    group.add_argument(
+        "--sample-size",
+        type=int,
+        help=f"images per split in the fixed samples that the kNN monitor, the baselines, the probe's fit, "
+        f"the label-free gate, the report and the index's thumbnails use (default {DEFAULT_SAMPLE_SIZE}: "
+        "memory stays flat however large the data)",
+    )
+    group.add_argument(
+        "--shuffle-buffer",
+        type=int,
+        help="images in the SimSiam Trainer's streaming shuffle buffer (default 2048)",
+    )
+    group.add_argument(
+        "--cache-images",
+        action="store_const",
+        const=True,
+        help="decode the train split once into memory instead of streaming it every epoch: only for data "
+        "that fits in memory (memory grows with the data)",
+    )
 
 
 def config_from_args(args: argparse.Namespace, profile: str) -> RunConfig:
@@ -205,6 +237,9 @@ def config_from_args(args: argparse.Namespace, profile: str) -> RunConfig:
         min_rank_ratio=args.min_rank_ratio,
         precision=args.precision,
         checkpoint_io_fraction=args.checkpoint_io_fraction,
+        sample_size=args.sample_size,
+        shuffle_buffer=args.shuffle_buffer,
+        cache_images=args.cache_images,
     )
 
 

@@ -104,7 +104,7 @@ def _labelled_gate(config: RunConfig, example_gen, transform, schema_gen, simsia
         base_model=simsiam_trainer.outputs["model"],
         train_args=tfx.proto.TrainArgs(splits=[TRAIN_SPLIT], num_steps=0),
         eval_args=tfx.proto.EvalArgs(splits=[EVAL_SPLIT], num_steps=0),
-        custom_config={"probe_epochs": config.probe_epochs},
+        custom_config={"probe_epochs": config.probe_epochs, "sample_size": config.sample_size},
     ).with_id(PROBE_TRAINER_ID)
     served = probe_trainer.outputs["model"]
     model_resolver = _baseline_resolver(baseline_strategy, PROBE_TRAINER_ID, BASELINE_GATE_ID, served)
@@ -146,6 +146,7 @@ def _label_free_gate(
         splits=eval_split,
         min_collapse_std=config.min_collapse_std,
         min_rank_ratio=config.min_rank_ratio,
+        max_examples=config.sample_size,
     ).with_id(LABEL_FREE_EVALUATOR_ID)
     return _Gated([model_resolver, gate], served, gate.outputs["evaluation"], gate.outputs["blessing"], None)
 
@@ -206,6 +207,9 @@ def create_pipeline(
             checkpoint_io_fraction=config.checkpoint_io_fraction,
             # Without labels this is the model the Pusher serves: embeddings only, from raw image bytes.
             export_serving_model=not labeled,
+            sample_size=config.sample_size,
+            shuffle_buffer=config.shuffle_buffer,
+            cache_images=config.cache_images,
         ).to_custom_config(),
     ).with_id(SIMSIAM_TRAINER_ID)
     simsiam_config = json.dumps(config.simsiam.to_dict(), sort_keys=True)
@@ -222,7 +226,9 @@ def create_pipeline(
         ),
     )
     # The Trainer's model is the one the Pusher copies; the index is built even when it is not blessed.
-    embedding_indexer = EmbeddingIndexer(model=gated.served, examples=example_gen.outputs["examples"])
+    embedding_indexer = EmbeddingIndexer(
+        model=gated.served, examples=example_gen.outputs["examples"], max_thumbnails=config.sample_size
+    )
     run_report = RunReport(
         examples=example_gen.outputs["examples"],
         transform_graph=transform.outputs["transform_graph"],

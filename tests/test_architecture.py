@@ -123,3 +123,41 @@ def test_the_checker_sees_every_way_to_define_a_component(tmp_path: Path) -> Non
         "@staticmethod\ndef not_one(): ...\n"
     )
     assert _tfx_components(sample) == ["A", "B", "C", "D", "E"]
+
+
+# Reading the user's own TFRecord files is ingestion, before any example exists (ImageExampleGen's
+# TFRecord source); every read of examples goes through components/examples.py (TFXIO).
+RECORD_READERS = {"TFRecordDataset", "tf_record_iterator", "TFRecordReader", "tf_record_random_reader"}
+HAND_READ_EXCEPTIONS = {"components/ingest/sources.py"}
+
+
+def _hand_reads(path: Path) -> list[str]:
+    """The names in `RECORD_READERS` that `path` uses (as a name or an attribute: tf.data.TFRecordDataset)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    return sorted(
+        {
+            node.attr if isinstance(node, ast.Attribute) else node.id
+            for node in ast.walk(tree)
+            if (isinstance(node, ast.Attribute) and node.attr in RECORD_READERS)
+            or (isinstance(node, ast.Name) and node.id in RECORD_READERS)
+        }
+    )
+
+
+def test_examples_are_read_only_through_the_one_reader() -> None:
+    hand = [
+        f"{path.relative_to(REPO)}: {', '.join(names)}"
+        for package in LAYERS[:-1]  # the product; benchmarks read through the product's reader too
+        for path in _modules(package)
+        if str(path.relative_to(REPO)) not in HAND_READ_EXCEPTIONS and (names := _hand_reads(path))
+    ]
+    assert not hand, "read examples with components/examples.py (TFXIO), not by hand:\n" + "\n".join(hand)
+
+
+def test_the_reader_checker_sees_a_hand_written_loop(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        "import tensorflow as tf\nfrom tensorflow.data import TFRecordDataset\n"
+        "def f(files):\n    return tf.data.TFRecordDataset(files, compression_type='GZIP')\n"
+    )
+    assert _hand_reads(sample) == ["TFRecordDataset"]

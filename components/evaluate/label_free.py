@@ -31,8 +31,8 @@ from tfx.dsl.component.experimental.decorators import component
 from tfx.dsl.io import fileio
 from tfx.types import artifact_utils, standard_artifacts
 
-from components import features as F
 from components.evaluate.blessing import write_blessing
+from components.examples import DEFAULT_SAMPLE_SIZE
 from models.evaluation import effective_rank, embedding_collapse_std
 
 METRICS_FILE = "label_free_metrics.json"
@@ -49,44 +49,23 @@ METRICS_FILE = "label_free_metrics.json"
 DEFAULT_MIN_COLLAPSE_STD = 0.1
 DEFAULT_MIN_RANK_RATIO = 1.5
 BASELINE_TOLERANCE = 1e-10  # as the labelled gate's change threshold: any regression fails
-DEFAULT_MAX_EXAMPLES = 10_000  # RankMe needs N >= D rows; more only costs time
+# RankMe needs N >= D rows (512 for ResNet-18, 2048 for ResNet-50); more only costs time.
+DEFAULT_MAX_EXAMPLES = DEFAULT_SAMPLE_SIZE
 
 
-def read_stored_images(split_uris: list[str], max_examples: int = DEFAULT_MAX_EXAMPLES) -> np.ndarray:
+def read_stored_images(
+    dataset_factory, file_patterns: list[str], max_examples: int = DEFAULT_MAX_EXAMPLES
+) -> np.ndarray:
     """The stored images of transformed examples: uint8 `[N, T, T, 3]` (the `image_u8` feature,
-    `tf.io.serialize_tensor` of uint8 `[T, T, 3]`, components/transform.py), in file order, at most
-    `max_examples`, from the GZIP TFRecord folders `split_uris` (TFX's `Split-<name>` folders).
-    Raises ValueError when they hold no example."""
-    import tensorflow as tf
+    components/transform.py), the fixed hash sample of at most `max_examples` of them
+    (components/examples.py), read through the TFXIO `dataset_factory`. Raises ValueError when
+    `file_patterns` hold no example."""
+    from components import examples
 
-    from components.index.embedding_index import example_feature, read_examples
-
-    images = []
-    for uri in split_uris:
-        for batch in read_examples(uri, 256):
-            for example in batch:
-                if len(images) >= max_examples:
-                    break
-                images.append(tf.io.parse_tensor(example_feature(example, F.IMAGE_U8), tf.uint8).numpy())
+    _, images, _, _ = examples.sample_split(dataset_factory, file_patterns, max_examples)
     if not images:
-        raise ValueError(f"no transformed example in {split_uris}: nothing to measure the encoder on")
+        raise ValueError(f"no transformed example in {file_patterns}: nothing to measure the encoder on")
     return np.stack(images)
-
-
-def embed_stored_images(encoder, images: np.ndarray, image_size: int, batch_size: int = 64) -> np.ndarray:
-    """float32 `[N, D]` embeddings of stored uint8 images `[N, T, T, 3]`: `eval_view` to the encoder's
-    `image_size`, then the encoder in inference mode, batch by batch (the serving model's path after
-    its Transform layer, components/export/serving_model.py)."""
-    import tensorflow as tf
-
-    from models.augment import eval_view
-
-    @tf.function(reduce_retracing=True)  # the last batch is smaller: one trace for both
-    def embed(batch: tf.Tensor) -> tf.Tensor:
-        return tf.cast(encoder(eval_view(batch, image_size), training=False), tf.float32)
-
-    out = [embed(tf.constant(images[i : i + batch_size])).numpy() for i in range(0, len(images), batch_size)]
-    return np.concatenate(out).astype(np.float32)
 
 
 def random_init_encoder(simsiam_config: dict[str, Any], recipe: dict[str, Any]):
@@ -173,28 +152,28 @@ def _encoder_dir(model_uri: str) -> str:
 
 def evaluate_label_free(
     model_dir: str,
-    split_uris: list[str],
+    dataset_factory,
+    file_patterns: list[str],
     simsiam_config: dict[str, Any],
     thresholds: dict[str, float],
     baseline_dir: str | None = None,
     max_examples: int = DEFAULT_MAX_EXAMPLES,
 ) -> dict[str, Any]:
     """The gate's whole report: measures of candidate, random init and baseline on the stored images
-    of `split_uris`, the thresholds, `blessed` and `reasons`. `model_dir`/`baseline_dir`: folders with
-    encoder.weights.h5 + encoder.json (components/train/encoder_io.py). The baseline's encoder sees
-    the same stored images through its own `eval_view` size."""
+    of `file_patterns` (read through the TFXIO `dataset_factory`), the thresholds, `blessed` and
+    `reasons`. `model_dir`/`baseline_dir`: folders with encoder.weights.h5 + encoder.json
+    (components/train/encoder_io.py). The baseline's encoder sees the same stored images through its
+    own `eval_view` size."""
     from components.train.encoder_io import load_encoder
+    from models.monitors import embed
 
-    images = read_stored_images(split_uris, max_examples)
+    images = read_stored_images(dataset_factory, file_patterns, max_examples)
     encoder, recipe = load_encoder(model_dir)
-    candidate = measure(embed_stored_images(encoder, images, recipe["image_size"]))
-    random_init = measure(
-        embed_stored_images(random_init_encoder(simsiam_config, recipe), images, recipe["image_size"])
-    )
+    candidate = measure(embed(encoder, images))
+    random_init = measure(embed(random_init_encoder(simsiam_config, recipe), images))
     baseline = None
     if baseline_dir:
-        base_encoder, base_recipe = load_encoder(baseline_dir)
-        baseline = measure(embed_stored_images(base_encoder, images, base_recipe["image_size"]))
+        baseline = measure(embed(load_encoder(baseline_dir)[0], images))
     thresholds = {"baseline_tolerance": BASELINE_TOLERANCE, **thresholds}
     blessed, reasons = label_free_decision(candidate, random_init, baseline, thresholds)
     random_rank = random_init["effective_rank"]
@@ -240,11 +219,14 @@ def LabelFreeEvaluator(  # noqa: N802 - TFX component names are class-like
     unknown = sorted(set(wanted) - set(available))
     if not wanted or unknown:
         raise ValueError(f"splits {splits!r}: {unknown or 'none given'} not in the examples (they have {available})")
-    split_uris = [artifact_utils.get_split_uri([examples], s) for s in wanted]
+    from components import examples as example_reader
+
+    file_patterns = [p for s in wanted for p in example_reader.split_files(examples, s)]
     thresholds = {"min_collapse_std": float(min_collapse_std), "min_rank_ratio": float(min_rank_ratio)}
     report = evaluate_label_free(
         _encoder_dir(model.uri),
-        split_uris,
+        example_reader.artifact_reader(examples),
+        file_patterns,
         json.loads(simsiam_config),
         thresholds,
         _encoder_dir(baseline_model.uri) if baseline_model is not None else None,

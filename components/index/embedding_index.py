@@ -4,7 +4,8 @@ A Python-function TFX component. It loads the trained serving SavedModel (the li
 `model` output, the very model the Pusher copies), streams the ExampleGen's tf.Examples batch by batch
 through `embed_images` (the same client code as `simsiam-tfx embed`), and writes into its artifact:
 - `index.npz` (format: serving/index.py): the row table, `paths` = image_id, `embeddings`, `labels`,
-  `class_names`, `splits`, 64-px `thumbnails` for a seeded sample of at most `max_thumbnails` rows (so
+  `class_names`, `splits`, 64-px `thumbnails` for the hash sample of at most `max_thumbnails` image ids
+  (components/examples.py: the same photos in every run, the sample the report draws from; so
   `search --plot` and the report's neighbour grid work without the data folder, e.g. for TFDS data;
   12 KB a row would be 12 GB at a million images), and the model's fingerprint;
 - `index.faiss` + `index_meta.json` (serving/ann.py): the nearest-neighbour index over those rows,
@@ -25,7 +26,6 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Iterator
 
 from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
 from tfx.dsl.component.experimental.decorators import component
@@ -33,6 +33,7 @@ from tfx.dsl.io import fileio
 from tfx.types import artifact, artifact_utils, standard_artifacts
 
 from components import features as F
+from components.examples import DEFAULT_SAMPLE_SIZE, artifact_reader
 from components.index.projector import PROJECTOR_DIR
 
 
@@ -61,99 +62,51 @@ def _thumbnail(data: bytes, size: int):
         return np.asarray(ImageOps.fit(displayed_rgb(image), (size, size)), dtype=np.uint8)
 
 
-def read_examples(split_uri: str, batch_size: int) -> Iterator[list]:
-    """Batches of tf.train.Example from the (GZIP) TFRecord files of one split folder."""
-    import tensorflow as tf
-
-    files = sorted(tf.io.gfile.glob(f"{split_uri.rstrip('/')}/*"))
-    dataset = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(batch_size)
-    for records in dataset.as_numpy_iterator():
-        yield [tf.train.Example.FromString(r) for r in records]
-
-
-def example_feature(example, name: str):
-    feature = example.features.feature[name]
-    return (feature.bytes_list.value or feature.int64_list.value or [None])[0]
-
-
-class _Reservoir:
-    """A seeded uniform sample of at most `size` items of a stream of unknown length (Vitter's Algorithm R,
-    "Random sampling with a reservoir", ACM TOMS 1985): the i-th item (0-based) takes a random slot
-    with probability size / (i + 1). `slot()` decides before the item is made, so a thumbnail is decoded
-    only for the rows the sample keeps."""
-
-    def __init__(self, size: int, seed: int = 0):
-        import numpy as np
-
-        self.size, self.seen, self.rng = size, 0, np.random.default_rng(seed)
-        self.rows: list[int] = []
-        self.items: list = []
-
-    def slot(self) -> int | None:
-        """Where the next item goes (len(rows) for a new slot), or None when the sample skips it."""
-        self.seen += 1
-        if self.seen <= self.size:
-            return self.seen - 1
-        j = int(self.rng.integers(0, self.seen))
-        return j if j < self.size else None
-
-    def put(self, slot: int, row: int, item) -> None:
-        if slot == len(self.rows):
-            self.rows.append(row)
-            self.items.append(item)
-        else:
-            self.rows[slot], self.items[slot] = row, item
-
-    def sample(self):
-        """(thumbnails uint8 `[M, T, T, 3]` by row, their rows int64 `[M]` or None when every row is in)."""
-        import numpy as np
-
-        if not self.items:
-            return None, None
-        order = np.argsort(self.rows)
-        thumbnails = np.stack([self.items[i] for i in order])
-        return thumbnails, (None if self.seen <= self.size else np.asarray(self.rows, np.int64)[order])
-
-
 def build_index(
     serving_model_dir: str,
     examples_uri: str,
     split_uris: dict[str, str],
     batch_size: int = 64,
     thumbnail_size: int = 64,
-    max_thumbnails: int = 10_000,
+    max_thumbnails: int = DEFAULT_SAMPLE_SIZE,
+    dataset_factory=None,
 ):
-    """(EmbeddingIndex of every example of `split_uris` {split: folder}, report dict). Thumbnails for a
-    seeded sample of at most `max_thumbnails` rows (all of them when fewer; 12 KB each at 64 px)."""
+    """(EmbeddingIndex of every example of `split_uris` {split: folder}, report dict).
+
+    The raw examples stream through the one reader (components/examples.py; `dataset_factory`: the
+    artifact's TFXIO factory, default the tf.Example reader) and the serving model, batch by batch:
+    memory holds the embeddings. Thumbnails (12 KB each at 64 px) only for the hash sample of at most
+    `max_thumbnails` image ids (all of them when fewer), the sample the report draws from."""
     import numpy as np
 
+    from components import examples
     from components.ingest.report import load_class_names
     from serving import EmbeddingClient
     from serving.backends import LocalBackend
     from serving.index import EmbeddingIndex
 
+    read = dataset_factory or examples.tf_example_reader()
+    schema = examples.feature_schema(examples.RAW_FEATURES)
     backend = LocalBackend(serving_model_dir)
     client = EmbeddingClient(backend, batch_size=batch_size, validate=False)  # ExampleGen validated them
     paths, labels, splits, embeddings, failed = [], [], [], [], []
-    reservoir = _Reservoir(max_thumbnails if thumbnail_size else 0)
+    sample = examples.HashSample(max_thumbnails) if thumbnail_size and max_thumbnails else None
     names_seen: dict[int, str] = {}
     for split, uri in split_uris.items():
-        for batch in read_examples(uri, batch_size):
-            images = [example_feature(e, F.IMAGE) for e in batch]
+        for batch in examples.numpy_batches(read, f"{uri.rstrip('/')}/*", schema, batch_size):
+            images, ids = list(batch[F.IMAGE]), [v.decode() for v in batch[F.IMAGE_ID]]
             result = client.embed(images)
-            failed.extend(
-                {"path": example_feature(batch[i], F.IMAGE_ID).decode(), "reason": r} for i, r in result.failed
-            )
+            failed.extend({"path": ids[i], "reason": r} for i, r in result.failed)
             for row in result.indices:
-                example = batch[row]
-                paths.append(example_feature(example, F.IMAGE_ID).decode())
-                label = example_feature(example, F.LABEL)
-                labels.append(-1 if label is None else int(label))
-                if label is not None and example_feature(example, F.CLASS_NAME) is not None:
-                    names_seen[int(label)] = example_feature(example, F.CLASS_NAME).decode()
+                label = int(batch[F.LABEL][row])
+                paths.append(ids[row])
+                labels.append(label)
+                if label >= 0:
+                    names_seen[label] = batch[F.CLASS_NAME][row].decode()
                 splits.append(split)
-                if (slot := reservoir.slot()) is not None:
-                    reservoir.put(slot, len(paths) - 1, _thumbnail(images[row], thumbnail_size))
+                if sample is not None:
+                    n, data = len(paths) - 1, images[row]
+                    sample.offer(ids[row], lambda n=n, data=data: (n, _thumbnail(data, thumbnail_size)))
             if result.indices:
                 embeddings.append(result["embedding"])
     try:
@@ -162,7 +115,12 @@ def build_index(
         class_names = [names_seen.get(i, str(i)) for i in range(max(names_seen, default=-1) + 1)]
     if not embeddings:
         raise ValueError(f"no example of {sorted(split_uris)} could be embedded ({len(failed)} rejected)")
-    thumbnails, thumbnail_rows = reservoir.sample()
+    thumbnails = thumbnail_rows = None
+    if sample is not None and sample.items():
+        kept = sorted(sample.items(), key=lambda item: item[0])
+        thumbnails = np.stack([thumbnail for _, thumbnail in kept])
+        if len(kept) < len(paths):
+            thumbnail_rows = np.asarray([row for row, _ in kept], np.int64)
     index = EmbeddingIndex(
         paths=np.array(paths),
         embeddings=np.concatenate(embeddings).astype(np.float32),
@@ -237,7 +195,7 @@ def EmbeddingIndexer(  # noqa: N802 - TFX component names are class-like
     min_recall: Parameter[float] = 0.95,
     gate_queries: Parameter[int] = 1000,
     projector_rows: Parameter[int] = 10_000,
-    max_thumbnails: Parameter[int] = 10_000,
+    max_thumbnails: Parameter[int] = DEFAULT_SAMPLE_SIZE,
 ) -> None:
     """Embeds the examples of `splits` (comma-separated; empty: every split of `examples`), indexes them
     (exact up to `exact_max_rows` rows) and fails when recall@10 on `gate_queries` rows < `min_recall`."""
@@ -252,8 +210,9 @@ def EmbeddingIndexer(  # noqa: N802 - TFX component names are class-like
         raise ValueError(f"splits {unknown} are not in the examples (they have {available})")
     split_uris = {s: artifact_utils.get_split_uri([examples], s) for s in wanted}
     index, report = build_index(
-        path_utils.serving_model_path(model.uri), examples.uri, split_uris, batch_size, thumbnail_size, max_thumbnails
-    )
+        path_utils.serving_model_path(model.uri), examples.uri, split_uris, batch_size, thumbnail_size, max_thumbnails,
+        dataset_factory=artifact_reader(examples),
+    )  # fmt: skip
     start = time.perf_counter()
     ann_index = ann.build_index(
         index.embeddings, exact_max_rows=exact_max_rows, model_fingerprint=index.model_fingerprint

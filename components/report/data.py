@@ -15,7 +15,7 @@ from tfx.dsl.io import fileio
 from components import features as F
 from components.evaluate.baseline_gate import read_decision
 from components.evaluate.tfma_results import evaluation_metrics, gate_result
-from components.index.embedding_index import example_feature, index_file, read_examples
+from components.index.embedding_index import index_file
 from components.json_files import read_json
 
 NEIGHBOURS = 5  # neighbours shown per query
@@ -56,41 +56,59 @@ def random_init_embeddings(
 
     The SimSiam Trainer's recipe: `keras.utils.set_random_seed(seed)`, then `build_simsiam(config, mean, std)`
     gives the very weights it started from (and measured `random_init_knn_accuracy` with); images go
-    through the Transform graph and `eval_view` as in the serving model (components/export/serving_model.py)."""
+    through the Transform graph to the stored images, then `models.monitors.embed` (`eval_view`, the
+    encoder), as in the serving model (components/export/serving_model.py)."""
     import tensorflow as tf
     import tensorflow_transform as tft
 
     from components.evaluate.label_free import random_init_encoder
-    from models.augment import eval_view
     from models.config import SimSiamConfig
+    from models.monitors import embed
 
-    config = SimSiamConfig.from_dict(simsiam_config)
-    encoder = random_init_encoder(simsiam_config, recipe)
+    stored = SimSiamConfig.from_dict(simsiam_config).stored_size
     tft_layer = tft.TFTransformOutput(transform_uri).transform_features_layer()
-    stored = config.stored_size
 
     @tf.function
-    def embed(batch: tf.Tensor) -> tf.Tensor:
+    def decode(batch: tf.Tensor) -> tf.Tensor:
         transformed = tft_layer({F.IMAGE: tf.reshape(batch, [-1, 1])})
-        u8 = tf.map_fn(
+        return tf.map_fn(
             lambda s: tf.ensure_shape(tf.io.parse_tensor(s, tf.uint8), [stored, stored, 3]),
             tf.reshape(transformed[F.IMAGE_U8], [-1]),
             fn_output_signature=tf.TensorSpec([stored, stored, 3], tf.uint8),
         )
-        return tf.cast(encoder(eval_view(u8, config.image_size), training=False), tf.float32)
 
-    out = [embed(tf.constant(images[i : i + batch_size])).numpy() for i in range(0, len(images), batch_size)]
+    encoder = random_init_encoder(simsiam_config, recipe)
+    out = [
+        embed(encoder, decode(tf.constant(images[i : i + batch_size])).numpy(), batch_size=batch_size)
+        for i in range(0, len(images), batch_size)
+    ]
     return np.concatenate(out).astype(np.float32)
 
 
-def _images_by_id(split_uris: dict[str, str]) -> dict[str, bytes]:
-    """{image_id: encoded image} of every example in the split folders `split_uris` {split: folder}."""
+def _images_of(ids: set[str], examples_uri: str, split_names: list[str]) -> dict[str, bytes]:
+    """{image_id: encoded image} of the examples whose id is in `ids`, streamed through the one reader
+    (components/examples.py) from TFX's split folders `<examples uri>/Split-<name>`: memory holds the
+    chosen images only."""
+    from components import examples
+
+    read, schema = examples.tf_example_reader(), examples.feature_schema({F.IMAGE: "string", F.IMAGE_ID: "string"})
+    patterns = [f"{examples_uri.rstrip('/')}/Split-{s}/*" for s in split_names]
     images = {}
-    for uri in split_uris.values():
-        for batch in read_examples(uri, 256):
-            for example in batch:
-                images[example_feature(example, F.IMAGE_ID).decode()] = example_feature(example, F.IMAGE)
+    for batch in examples.numpy_batches(read, patterns, schema):
+        for image_id, image in zip(batch[F.IMAGE_ID], batch[F.IMAGE]):
+            if image_id.decode() in ids:
+                images[image_id.decode()] = bytes(image)
     return images
+
+
+def figure_sample(index):
+    """The rows the report looks at: the index's thumbnail sample (the hash sample of at most
+    `sample_size` image ids, components/examples.py), or every row when all have thumbnails."""
+    if index.thumbnail_rows is None:
+        return index
+    keep = np.zeros(len(index), bool)
+    keep[index.thumbnail_rows] = True
+    return index.select(keep)
 
 
 class _Thumbnails:
@@ -197,9 +215,9 @@ def build_report(
     with tempfile.TemporaryDirectory() as tmp:
         local_index = os.path.join(tmp, F.INDEX_FILE)
         fileio.copy(index_path, local_index)
-        index = EmbeddingIndex.load(local_index)
-    # TFX's split folder layout (`artifact_utils.get_split_uri`): <examples uri>/Split-<name>
-    images = _images_by_id({s: f"{uris['examples'].rstrip('/')}/Split-{s}" for s in split_names})
+        full_index = EmbeddingIndex.load(local_index)
+    index = figure_sample(full_index)  # bounded: the maps, grids and kNN below look at this sample
+    images = _images_of({str(p) for p in index.paths}, uris["examples"], split_names)
     recipe = read_json(os.path.join(path_utils.serving_model_path(uris["simsiam_model"]), ENCODER_RECIPE))
     random_emb = random_init_embeddings(
         simsiam_config, recipe, uris["transform_graph"], [images[str(p)] for p in index.paths]
@@ -247,6 +265,7 @@ def build_report(
         },
         "ingestion": read_json(f"{uris['examples'].rstrip('/')}/{F.INGESTION_REPORT_FILE}"),
         "class_names": [str(c) for c in index.class_names],
+        "figure_sample": {"images": len(index), "of": len(full_index)},
     }
     with tempfile.TemporaryDirectory() as tmp:
         if figures_dir:

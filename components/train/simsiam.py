@@ -1,9 +1,11 @@
 """TFX Trainer `run_fn` for SimSiam pre-training (no labels are used for the loss).
 
-It trains on every image of its train splits, labelled or not ("train" and "unlabeled_train"); the kNN
-monitor and the random-init baseline use only the labelled ones (label >= 0), and are skipped when
-there are none. Without labels (custom_config "export_serving_model") it also writes the
-embedding-only serving SavedModel the Pusher serves (components/export/serving_model.py).
+It trains on every image of its train splits, labelled or not ("train" and "unlabeled_train"),
+streamed through a bounded shuffle buffer (components/train/data.py); the kNN monitor and the
+untrained baselines use the labelled images (label >= 0) of a fixed, bounded sample of each split
+(components/examples.py), and are skipped when there are none. Without labels (custom_config
+"export_serving_model") it also writes the embedding-only serving SavedModel the Pusher serves
+(components/export/serving_model.py).
 
 Resumable: checkpoints go to a directory keyed by the inputs and the config, outside
 the per-execution output, so re-running a killed Trainer continues where it stopped.
@@ -115,27 +117,28 @@ class EpochPrinter(keras.callbacks.Callback):
 
 
 class _Splits(NamedTuple):
-    """The stored images of both splits: uint8 `[N, T, T, 3]` and int labels `[N]` (-1: unlabelled)."""
+    """The hash samples of both splits (components/train/data.py `SplitSample`): at most `sample_size`
+    stored images each, with their labels (-1: unlabelled) and the splits' full counts."""
 
-    train_x: np.ndarray
-    train_y: np.ndarray
-    eval_x: np.ndarray
-    eval_y: np.ndarray
+    train: trainer_data.SplitSample
+    eval: trainer_data.SplitSample
 
     def knn_data(self) -> tuple | None:
-        """(train images, labels, eval images, labels) of the labelled images, when kNN can be measured on
-        them (labelled eval images, and two classes at least among the labelled train images)."""
-        train, ev = self.train_y >= 0, self.eval_y >= 0
-        if not ev.any() or len(np.unique(self.train_y[train])) < 2:
+        """(train images, labels, eval images, labels) of the sampled labelled images, when kNN can be
+        measured on them (labelled eval images, and two classes at least among the labelled train images)."""
+        train, ev = self.train.labels >= 0, self.eval.labels >= 0
+        if not ev.any() or len(np.unique(self.train.labels[train])) < 2:
             return None
-        return self.train_x[train], self.train_y[train], self.eval_x[ev], self.eval_y[ev]
+        return self.train.images[train], self.train.labels[train], self.eval.images[ev], self.eval.labels[ev]
 
     def counts(self) -> dict[str, int]:
         return {
-            "train_images": int(len(self.train_x)),
-            "train_images_labeled": int((self.train_y >= 0).sum()),
-            "eval_images": int(len(self.eval_x)),
-            "eval_images_labeled": int((self.eval_y >= 0).sum()),
+            "train_images": self.train.examples,
+            "train_images_labeled": self.train.labelled,
+            "eval_images": self.eval.examples,
+            "eval_images_labeled": self.eval.labelled,
+            "sample_train_images": int(len(self.train.images)),
+            "sample_eval_images": int(len(self.eval.images)),
         }
 
 
@@ -147,15 +150,18 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     policy = configure_precision(has_gpu, settings.precision)
     keras.utils.set_random_seed(config.seed)
 
-    # Data: the Transform's stored images, and the pixel statistics of every training image.
+    # Data: the pixel statistics of every training image (the Transform's analyzers), and a bounded
+    # sample of each split's stored images for the kNN monitor and the baselines; training streams.
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
-    read = fn_args.data_accessor
+    read = fn_args.data_accessor.tf_dataset_factory
     mean, std = trainer_data.pixel_stats(read, fn_args.train_files, tft_output)
     splits = _Splits(
-        *trainer_data.load_split(read, fn_args.train_files, tft_output, config.stored_size)[:2],
-        *trainer_data.load_split(read, fn_args.eval_files, tft_output, config.stored_size)[:2],
+        trainer_data.sample_split(read, fn_args.train_files, settings.sample_size, config.stored_size),
+        trainer_data.sample_split(read, fn_args.eval_files, settings.sample_size, config.stored_size),
     )
-    steps_per_epoch = max(1, len(splits.train_x) // config.batch_size)
+    steps_per_epoch = max(1, splits.train.examples // config.batch_size)
+    if fn_args.train_steps:  # TFX's TrainArgs.num_steps (0 in the pipeline: whole epochs) caps the run
+        steps_per_epoch = min(steps_per_epoch, max(1, -(-int(fn_args.train_steps) // config.epochs)))
     knn_data = splits.knn_data()
     _print_data(splits, knn_data is not None, steps_per_epoch, config.epochs, has_gpu, policy)
 
@@ -189,8 +195,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     ]
     if initial_epoch < config.epochs:  # a run killed after its last checkpoint only has to export
         train_ds = trainer_data.image_dataset(
-            read, fn_args.train_files, tft_output, config.stored_size, config.batch_size, steps_per_epoch,
-            config.epochs, shuffle_seed=config.seed, initial_epoch=initial_epoch,
+            read, fn_args.train_files, config.stored_size, config.batch_size, steps_per_epoch, config.epochs,
+            shuffle_seed=config.seed, initial_epoch=initial_epoch, shuffle_buffer=settings.shuffle_buffer,
+            cache=settings.cache_images,
         )  # fmt: skip
         model.fit(
             train_ds, epochs=config.epochs, initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch,
@@ -230,6 +237,12 @@ def _print_data(
         f"{epochs} epochs, gpu={has_gpu}, precision={policy}",
         flush=True,
     )
+    if measurable and (n["sample_train_images"] < n["train_images"] or n["sample_eval_images"] < n["eval_images"]):
+        print(
+            f"[simsiam] the kNN monitor and the baselines use a fixed sample of {n['sample_train_images']} train and "
+            f"{n['sample_eval_images']} eval images (sample_size; chosen by a hash of the image ids)",
+            flush=True,
+        )
     if not measurable:
         print(
             "[simsiam] no labelled images to measure with: no kNN monitor, no random-init baseline "

@@ -34,6 +34,9 @@ class SimSiamTrainerConfig:
     precision: str  # a key of models.config.PRECISIONS
     checkpoint_io_fraction: float  # the largest share of training time that checkpoints may take
     export_serving_model: bool  # no labels: also write the embedding-only serving model the Pusher serves
+    sample_size: int  # images of each split in the kNN monitor's and the baselines' fixed sample
+    shuffle_buffer: int  # images in the streaming shuffle buffer (components/train/data.py)
+    cache_images: bool  # decode the train split once into memory (small data only) instead of streaming
     devices: tuple[str, ...] = ()  # devices to train on; empty: every GPU, else the CPU
 
     def __post_init__(self) -> None:
@@ -43,6 +46,10 @@ class SimSiamTrainerConfig:
             raise ValueError(f"precision must be one of {tuple(PRECISIONS)}, got {self.precision!r}")
         if not 0 < self.checkpoint_io_fraction <= 1:
             raise ValueError(f"checkpoint_io_fraction must lie in (0, 1], got {self.checkpoint_io_fraction}")
+        if self.sample_size < 1 or self.shuffle_buffer < 1:
+            raise ValueError(
+                f"sample_size and shuffle_buffer must be >= 1, got {self.sample_size}, {self.shuffle_buffer}"
+            )
         if not self.checkpoint_root:
             raise ValueError("checkpoint_root must name a folder")
 

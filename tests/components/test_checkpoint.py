@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from components.examples import tf_example_reader
 from components.train.checkpoint import IntervalCheckpoint
-from components.train.data import epoch_batches
+from components.train.data import image_dataset
 from models.augment import SimSiamAugmentation
 
 
@@ -73,28 +74,41 @@ def test_io_fraction_must_be_a_share() -> None:
         IntervalCheckpoint("/x", io_fraction=0)
 
 
-def _epochs(initial_epoch: int, epochs: int, shuffle_seed: int = 7) -> list[list[int]]:
+def _write_images(folder, n: int = 12) -> str:
+    """A Transform output split of `n` stored 2x2 images, image i filled with the value i: GZIP TFRecords
+    in two files, as Transform writes them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for part in range(2):
+        with tf.io.TFRecordWriter(str(folder / f"part-{part}.gz"), options="GZIP") as writer:
+            for i in range(part, n, 2):
+                image = tf.io.serialize_tensor(tf.fill([2, 2, 3], tf.constant(i, tf.uint8))).numpy()
+                feature = {"image_u8": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image]))}
+                writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+    return str(folder / "*")
+
+
+def _epochs(pattern: str, initial_epoch: int, epochs: int, shuffle_seed: int = 7, **kwargs) -> list[list[int]]:
+    """The image numbers each epoch of the SimSiam Trainer's streamed dataset reads (3 batches of 4)."""
     keras.utils.set_random_seed(0)  # as the Trainer does (a global seed of 0 is a special case in TF)
-    batches = epoch_batches(
-        tf.data.Dataset.range(12),
-        batch_size=4,
-        steps_per_epoch=3,
-        shuffle_seed=shuffle_seed,
-        initial_epoch=initial_epoch,
-        epochs=epochs,
-    )
-    flat = [b.tolist() for b in batches.take(3 * (epochs - initial_epoch)).as_numpy_iterator()]
+    batches = image_dataset(
+        tf_example_reader(), pattern, image_size=2, batch_size=4, steps_per_epoch=3, epochs=epochs,
+        shuffle_seed=shuffle_seed, initial_epoch=initial_epoch, **kwargs,
+    )  # fmt: skip
+    flat = [b[:, 0, 0, 0].tolist() for b in batches.as_numpy_iterator()]
+    assert len(flat) == 3 * (epochs - initial_epoch)  # the dataset ends with the last epoch
     return [sum(flat[i : i + 3], []) for i in range(0, len(flat), 3)]
 
 
-def test_a_resumed_run_reads_the_data_order_of_its_epoch_not_epoch_zeros() -> None:
-    uninterrupted = _epochs(0, 5)
-    resumed = _epochs(3, 5)
+@pytest.mark.parametrize("kwargs", [{"shuffle_buffer": 12}, {"shuffle_buffer": 4}, {"cache": True}])
+def test_a_resumed_run_reads_the_data_order_of_its_epoch_not_epoch_zeros(tmp_path, kwargs) -> None:
+    pattern = _write_images(tmp_path / "Split-train")
+    uninterrupted = _epochs(pattern, 0, 5, **kwargs)
+    resumed = _epochs(pattern, 3, 5, **kwargs)
     assert resumed == uninterrupted[3:]
     assert resumed[0] != uninterrupted[0]
     assert all(sorted(order) == list(range(12)) for order in uninterrupted)  # each epoch: every image once
     assert len({tuple(order) for order in uninterrupted}) == 5
-    assert _epochs(0, 2, shuffle_seed=0) != _epochs(0, 2, shuffle_seed=1)  # seed 0 (the default) works too
+    assert _epochs(pattern, 0, 2, shuffle_seed=0, **kwargs) != _epochs(pattern, 0, 2, shuffle_seed=1, **kwargs)
 
 
 def test_a_resumed_run_draws_the_views_of_its_epoch_not_epoch_zeros() -> None:

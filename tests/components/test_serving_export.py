@@ -30,17 +30,18 @@ def embedding_only_model(tmp_path_factory):
 
     from components import features as F
     from components import transform as T
+    from components.examples import RAW_FEATURES
     from components.export.serving_model import export_serving_model
 
     tmp = tmp_path_factory.mktemp("embedding_only")
     rng = np.random.default_rng(0)
     # Today's Transform reads label and class_name too; the serving graph feeds it `image` only.
-    rows = [{F.IMAGE: [_png(rng, 20 + 3 * i, 24)], F.LABEL: [0], F.CLASS_NAME: [b"x"]} for i in range(4)]
-    spec = {
-        F.IMAGE: tf.io.FixedLenFeature([1], tf.string),
-        F.LABEL: tf.io.FixedLenFeature([1], tf.int64),
-        F.CLASS_NAME: tf.io.FixedLenFeature([1], tf.string),
-    }
+    rows = [
+        {F.IMAGE: [_png(rng, 20 + 3 * i, 24)], F.LABEL: [0], F.CLASS_NAME: [b"x"], F.IMAGE_ID: [b"%d" % i]}
+        for i in range(4)
+    ]
+    # SchemaGen(infer_feature_shape=True) gives the raw features shape [1], hence the [1] here.
+    spec = {name: tf.io.FixedLenFeature([1], tf.as_dtype(dtype)) for name, dtype in RAW_FEATURES.items()}
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
     with tft_beam.Context(temp_dir=str(tmp / "tft_tmp")):
         transform_fn = (rows, metadata) | tft_beam.AnalyzeDataset(

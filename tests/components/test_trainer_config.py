@@ -19,6 +19,9 @@ def _config(**changes) -> SimSiamTrainerConfig:
         precision="bf16",
         checkpoint_io_fraction=0.05,
         export_serving_model=True,
+        sample_size=100,
+        shuffle_buffer=64,
+        cache_images=False,
     )
     return SimSiamTrainerConfig(**{**values, **changes})
 

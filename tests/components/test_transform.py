@@ -15,6 +15,7 @@ tft_beam = pytest.importorskip("tensorflow_transform.beam")
 
 from components import features as F  # noqa: E402
 from components import transform as T  # noqa: E402
+from components.examples import RAW_FEATURES  # noqa: E402
 
 
 def _jpeg(array: np.ndarray, fmt: str = "PNG") -> bytes:
@@ -26,11 +27,8 @@ def _jpeg(array: np.ndarray, fmt: str = "PNG") -> bytes:
 def _raw_metadata():
     from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
-    spec = {
-        F.IMAGE: tf.io.FixedLenFeature([1], tf.string),
-        F.LABEL: tf.io.FixedLenFeature([1], tf.int64),
-        F.CLASS_NAME: tf.io.FixedLenFeature([1], tf.string),
-    }
+    # SchemaGen(infer_feature_shape=True) gives the raw features shape [1], hence the [1] here.
+    spec = {name: tf.io.FixedLenFeature([1], tf.as_dtype(dtype)) for name, dtype in RAW_FEATURES.items()}
     return dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
 
 
@@ -60,7 +58,12 @@ def test_analyzers_compute_per_channel_mean_and_std_over_all_pixels() -> None:
     arrays = [rng.integers(0, 256, (16, 16, 3), dtype=np.uint8) for _ in range(6)]
     arrays[0][..., 0] = 255  # make the channels differ clearly
     rows = [
-        {F.IMAGE: [_jpeg(a)], F.LABEL: [i % 2], F.CLASS_NAME: [b"a" if i % 2 == 0 else b"b"]}
+        {
+            F.IMAGE: [_jpeg(a)],
+            F.LABEL: [i % 2],
+            F.CLASS_NAME: [b"a" if i % 2 == 0 else b"b"],
+            F.IMAGE_ID: [f"{i}.jpg".encode()],
+        }
         for i, a in enumerate(arrays)
     ]
     with tempfile.TemporaryDirectory() as tmp, tft_beam.Context(temp_dir=tmp):

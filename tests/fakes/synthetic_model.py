@@ -40,6 +40,7 @@ def build_synthetic_serving_model(
 
     from components import features as F
     from components import transform as T
+    from components.examples import RAW_FEATURES
     from components.export.serving_model import export_serving_model
     from components.export.warmup import write_warmup_requests
 
@@ -49,15 +50,12 @@ def build_synthetic_serving_model(
             F.IMAGE: [_jpeg(rng, 40 + 3 * i, 48)],
             F.LABEL: [i % len(class_names)],
             F.CLASS_NAME: [class_names[i % len(class_names)].encode()],
+            F.IMAGE_ID: [f"{i}.jpg".encode()],
         }
         for i in range(2 * len(class_names))
     ]
-    # SchemaGen(infer_feature_shape=True) gives these features shape [1], hence the [1] here.
-    spec = {
-        F.IMAGE: tf.io.FixedLenFeature([1], tf.string),
-        F.LABEL: tf.io.FixedLenFeature([1], tf.int64),
-        F.CLASS_NAME: tf.io.FixedLenFeature([1], tf.string),
-    }
+    # SchemaGen(infer_feature_shape=True) gives the raw features shape [1], hence the [1] here.
+    spec = {name: tf.io.FixedLenFeature([1], tf.as_dtype(dtype)) for name, dtype in RAW_FEATURES.items()}
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
     with tempfile.TemporaryDirectory() as tmp:
         transform_dir = os.path.join(tmp, "transform")
