@@ -1,9 +1,14 @@
-"""Ingestion throughput: the ImageExampleGen (optionally + StatisticsGen) on a whole folder with LocalDagRunner.
+"""Ingestion speed as a user sees it: `simsiam-tfx ingest` on a folder, beside a plain Pillow decode of the same files.
 
-    python -m benchmarks.ingest --data-dir ../shared/flowers/flower_photos [--workers 2] [--with-statistics]
+    python -m benchmarks.ingest --data-dir ../shared/flowers/flower_photos [--workers 1 2]
 
-Prints one JSON line (images, wall_s, images_per_s, peak_rss_mb summed over this process and its Beam
-worker processes, machine) and writes it to benchmarks/results/ingest-<workers>w[-stats].json.
+For each `--workers` value, runs the command a user runs (`simsiam-tfx ingest --data-dir D --output
+TMP --workers N`: ImageExampleGen -> StatisticsGen -> SchemaGen with LocalDagRunner, Beam's
+FnApiRunner) in a fresh process and times it, start-up included; then decodes every file of the same
+folder with Pillow in this process (`Image.open(...).load()`, one core), the floor any ingestion
+pays. Prints both and their ratio, one JSON line per run, and writes them to
+benchmarks/results/ingest-<workers>w.json (images, wall_s, pillow_s, ratio, peak memory of the
+command's process tree summed over its Beam worker processes, machine, load before).
 """
 
 from __future__ import annotations
@@ -72,75 +77,75 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m benchmarks.ingest", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--data-dir", required=True, help="a folder of class folders of images")
-    p.add_argument("--workers", type=int, default=2, help="Beam DirectRunner worker processes (default: 2)")
-    p.add_argument("--with-statistics", action="store_true", help="also run StatisticsGen on the examples")
-    p.add_argument("--work-dir", help="pipeline root and metadata (default: a temporary folder, deleted)")
+    p.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="Beam worker processes (default: 1 2)")
     p.add_argument("--results-dir", default=str(RESULTS))
     return p
 
 
+def pillow_decode_seconds(files: list[Path]) -> float:
+    """Seconds to read and fully decode every file with Pillow, one after another (one core)."""
+    from PIL import Image
+
+    start = time.perf_counter()
+    for path in files:
+        with Image.open(path) as image:
+            image.load()
+    return time.perf_counter() - start
+
+
 def main(argv: list[str] | None = None) -> int:
+    import subprocess
+    import sys
+
     args = build_parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    with tempfile.TemporaryDirectory(prefix="ingest-bench-") as tmp:
-        return run(args, Path(args.work_dir or tmp))
-
-
-def run(args: argparse.Namespace, work: Path) -> int:
-    start_imports = time.perf_counter()
-    from absl import logging as absl_logging
-    from tfx import v1 as tfx
-
-    from components.ingest.component import EXAMPLE_GEN_ID, image_example_gen
-    from components.ingest.report import read_report
-    from pipeline.local_runner import beam_pipeline_args, metadata_connection, run_local
-    from pipeline.mlmd import latest_run, output_uri
-
-    absl_logging.set_verbosity(absl_logging.WARNING)
-    import_s = time.perf_counter() - start_imports
-
-    example_gen = image_example_gen(args.data_dir)
-    components = [example_gen]
-    if args.with_statistics:
-        components.append(tfx.components.StatisticsGen(examples=example_gen.outputs["examples"]))
-    metadata_path = str(work / "metadata.sqlite")
-    pipeline = tfx.dsl.Pipeline(
-        pipeline_name="ingest-benchmark",
-        pipeline_root=str(work / "pipeline_root"),
-        components=components,
-        enable_cache=False,
-        metadata_connection_config=metadata_connection(metadata_path),
-        beam_pipeline_args=beam_pipeline_args(args.workers),
-    )
-    load_before = os.getloadavg()[0]  # the machine is shared: other work slows the run down
-    with PeakMemory() as memory:
-        start = time.perf_counter()
-        run_local(pipeline)
-        wall_s = time.perf_counter() - start
-    executions = latest_run(metadata_path)
-    report = read_report(output_uri(executions, EXAMPLE_GEN_ID, "examples"))
-    images = sum(n for split in report["counts"].values() for n in split.values())
-    result = {
-        "benchmark": "ingest",
-        "data_dir": os.path.abspath(args.data_dir),
-        "images": images,
-        "rejected": len(report["rejected"]),
-        "counts": {split: sum(c.values()) for split, c in report["counts"].items()},
-        "wall_s": round(wall_s, 2),
-        "images_per_s": round(images / wall_s, 1),
-        "seconds_per_component": {e.node_id: round(e.seconds, 2) for e in executions},
-        "import_s": round(import_s, 2),
-        "peak_rss_mb": round(memory.peak_rss / 2**20),
-        "peak_pss_mb": round(memory.peak_pss / 2**20),
-        "beam": f"DirectRunner, {beam_pipeline_args(args.workers)}",
-        "machine": machine(),
-        "load_avg_1m_before": round(load_before, 2),
-    }
-    line = json.dumps(result)
-    print(line)
-    Path(args.results_dir).mkdir(parents=True, exist_ok=True)
-    name = f"ingest-{args.workers}w{'-stats' if args.with_statistics else ''}.json"
-    (Path(args.results_dir) / name).write_text(line + "\n")
+    files = sorted(p for p in Path(args.data_dir).rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
+    exe = Path(sys.executable).parent / "simsiam-tfx"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    for workers in args.workers:
+        with tempfile.TemporaryDirectory(prefix="ingest-bench-") as tmp:
+            command = [
+                str(exe),
+                "ingest",
+                "--data-dir",
+                args.data_dir,
+                "--output",
+                f"{tmp}/out",
+                "--workers",
+                str(workers),
+            ]
+            load_before = os.getloadavg()[0]  # the machine may be shared: other work slows the run down
+            with PeakMemory() as memory:
+                start = time.perf_counter()
+                done = subprocess.run(command, capture_output=True, text=True, env=env)
+                wall_s = time.perf_counter() - start
+            if done.returncode != 0:
+                print(done.stdout[-2000:], done.stderr[-2000:])
+                return done.returncode
+            report = json.loads(Path(tmp, "out", "ingestion.json").read_text())
+        pillow_s = pillow_decode_seconds(files)
+        images = sum(n for split in report["counts"].values() for n in split.values())
+        result = {
+            "benchmark": "ingest",
+            "command": " ".join(["simsiam-tfx", *command[1:5], "OUT", *command[7:]]),
+            "images": images,
+            "rejected": len(report["rejected"]),
+            "wall_s": round(wall_s, 2),
+            "images_per_s": round(images / wall_s, 1),
+            "pillow_s": round(pillow_s, 2),
+            "ratio": round(wall_s / pillow_s, 2),
+            "peak_rss_mb": round(memory.peak_rss / 2**20),
+            "peak_pss_mb": round(memory.peak_pss / 2**20),
+            "machine": machine(),
+            "load_avg_1m_before": round(load_before, 2),
+        }
+        line = json.dumps(result)
+        print(
+            f"{workers} worker(s): simsiam-tfx ingest {wall_s:.1f} s, Pillow decode {pillow_s:.1f} s, "
+            f"ratio {wall_s / pillow_s:.1f}x ({images} images)"
+        )
+        print(line)
+        Path(args.results_dir).mkdir(parents=True, exist_ok=True)
+        (Path(args.results_dir) / f"ingest-{workers}w.json").write_text(line + "\n")
     return 0
 
 

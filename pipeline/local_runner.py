@@ -1,4 +1,4 @@
-"""Running a TFX pipeline on this machine: Beam DirectRunner on every core, SQLite ML Metadata, LocalDagRunner."""
+"""Running a TFX pipeline on this machine: Beam's FnApiRunner on every core, SQLite ML Metadata, LocalDagRunner."""
 
 from __future__ import annotations
 
@@ -7,13 +7,19 @@ import os
 import warnings
 from typing import Any
 
+# Named, not Beam's default DirectRunner: in Beam 2.74 that one first tries PrismRunner, a Go binary it
+# downloads from GitHub, and falls back to this runner when it cannot (offline: a failed download per
+# Beam pipeline). So a laptop online would run another runner than CI does; this runs the same one
+# everywhere, with the same direct-running options (`apache_beam.runners.direct.direct_runner`).
+LOCAL_BEAM_RUNNER = "FnApiRunner"
+
 
 def beam_pipeline_args(direct_num_workers: int = 2) -> list[str]:
-    """DirectRunner in worker processes (one per core): Python threads would share one core (the GIL)."""
+    """Beam's FnApiRunner in worker processes (one per core): Python threads would share one core (the GIL)."""
     if direct_num_workers <= 1:
-        return ["--runner=DirectRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1"]
+        return [f"--runner={LOCAL_BEAM_RUNNER}", "--direct_running_mode=in_memory", "--direct_num_workers=1"]
     return [
-        "--runner=DirectRunner",
+        f"--runner={LOCAL_BEAM_RUNNER}",
         "--direct_running_mode=multi_processing",
         f"--direct_num_workers={direct_num_workers}",
     ]

@@ -1,4 +1,4 @@
-"""`simsiam-tfx run`: the whole pipeline with LocalDagRunner (SQLite ML Metadata, Beam DirectRunner)."""
+"""`simsiam-tfx run`: the whole pipeline with LocalDagRunner (SQLite ML Metadata, Beam FnApiRunner)."""
 
 from __future__ import annotations
 

@@ -179,7 +179,7 @@ def prepare_local_tf_flowers(folder: str | Path, data_dir: str | Path) -> Path:
 
 
 # Running an ExampleGen executor directly (no orchestrator): seconds instead of a LocalDagRunner run.
-IN_MEMORY = ["--runner=DirectRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1"]
+IN_MEMORY = ["--runner=FnApiRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1"]
 
 
 def exec_properties(component) -> dict:

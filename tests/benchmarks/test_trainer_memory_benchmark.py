@@ -1,0 +1,85 @@
+"""The memory benchmark in a small version: the steps read 1x and 2x the data in fresh processes, their
+fixed samples stay capped while the data doubles, and the streamed SimSiam Trainer trains as the
+in-memory (cached) one does on the same data and seed. Peak memory itself is the benchmark's to print
+(benchmarks/results/trainer_memory-*.json, docs/measurements.md), not a test's to assert: at this size
+the process's TensorFlow dwarfs the data."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests import background
+
+REPO = Path(__file__).resolve().parents[2]
+FLOWERS = REPO.parent / "shared" / "flowers" / "flower_photos"
+SAMPLE = 24
+
+
+@background.background_check("trainer_memory_small")
+def _trainer_memory_small(workdir: Path) -> dict:
+    """`python -m benchmarks.trainer_memory` on 240 Flowers photos at 1x and 2x: the SimSiam Trainer
+    streamed and cached, 60 steps each at 32 px, then the probe Trainer on the streamed model."""
+    if not FLOWERS.is_dir():
+        pytest.skip(f"real Flowers data not found at {FLOWERS}")
+    out = workdir / "result.json"
+    command = [
+        sys.executable, "-m", "benchmarks.trainer_memory", "--scale", "1", "2", "--photos", "240",
+        "--image-size", "32", "--steps", "60", "--sample-size", str(SAMPLE), "--shuffle-buffer", "32",
+        "--only", "simsiam", "simsiam-cache", "probe", "--work", str(workdir / "work"), "--out", str(out),
+    ]  # fmt: skip
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO)}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO, timeout=1500)
+    assert out.exists(), f"the benchmark wrote no result:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+
+    def history(scale: int, step: str) -> dict:
+        path = workdir / "work" / f"x{scale}" / "out" / step / "run" / "monitor_history.json"
+        return json.loads(path.read_text())
+
+    return {
+        "record": json.loads(out.read_text()),
+        "stdout": result.stdout,
+        "history": {(s, step): history(s, step) for s in (1, 2) for step in ("simsiam", "simsiam-cache")},
+        "probe": json.loads((workdir / "work" / "x2" / "out" / "probe" / "run" / "probe_history.json").read_text()),
+    }
+
+
+@pytest.fixture(scope="module")
+def trainer_memory_small() -> dict:
+    return background.result("trainer_memory_small")
+
+
+@pytest.mark.slow
+def test_every_step_ran_in_its_own_process_at_both_scales(trainer_memory_small) -> None:
+    record = trainer_memory_small["record"]
+    counts = record["data"]["counts"]
+    assert counts["2"]["train"] == 2 * counts["1"]["train"]  # every photo twice, the same split by id
+    for step in ("simsiam", "simsiam-cache", "probe"):
+        for scale in ("1", "2"):
+            assert record["results"][step][scale]["peak_mb"] > 100, (step, scale)  # its own VmHWM, read
+    assert "peak MB x1 | peak MB x2" in trainer_memory_small["stdout"]
+
+
+@pytest.mark.slow
+def test_the_samples_stay_capped_while_the_data_doubles(trainer_memory_small) -> None:
+    small, large = (trainer_memory_small["history"][(s, "simsiam")] for s in (1, 2))
+    assert large["train_images"] == 2 * small["train_images"] > 2 * SAMPLE
+    assert small["sample_train_images"] == large["sample_train_images"] == SAMPLE
+    assert small["sample_eval_images"] == large["sample_eval_images"] == SAMPLE
+    assert large["steps_per_epoch"] == small["steps_per_epoch"] == 60  # TFX's train_steps caps both
+    assert len(trainer_memory_small["probe"]["class_names"]) == 5
+
+
+@pytest.mark.slow
+def test_the_streamed_trainer_trains_as_the_cached_one(trainer_memory_small) -> None:
+    """Same data, seed and steps; only the reader differs (another order of the same images). Tolerance:
+    0.1 of the loss (which runs from 0 towards -1) and 0.2 of kNN accuracy (24 eval images: 0.04 each)."""
+    streamed, cached = (trainer_memory_small["history"][(1, step)]["final"] for step in ("simsiam", "simsiam-cache"))
+    assert streamed["loss"] < -0.2 and cached["loss"] < -0.2  # both learned something
+    assert abs(streamed["loss"] - cached["loss"]) <= 0.1, (streamed, cached)
+    assert abs(streamed["knn_accuracy"] - cached["knn_accuracy"]) <= 0.2, (streamed, cached)
