@@ -53,6 +53,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--image-size", type=int, default=128, help="SimSiam view size in px (stored larger: the recipe's stored_size)"
     )
     p.add_argument("--steps", type=int, default=20, help="SimSiam training steps per run")
+    p.add_argument("--profile", default="smoke", help="the recipe trained (pipeline/configs.py; default smoke)")
     p.add_argument("--sample-size", type=int, default=1000, help="the samples' size (RunConfig.sample_size)")
     p.add_argument("--shuffle-buffer", type=int, default=1024, help="the streaming shuffle buffer, images")
     p.add_argument("--bound", type=float, default=1.15, help="largest allowed peak ratio, largest/smallest scale")
@@ -98,7 +99,7 @@ def build_data(args: argparse.Namespace, root: Path) -> dict:
     ids, labels, classes, _ = list_images(args.data_dir)
     if args.photos:
         ids, labels = ids[: args.photos], labels[: args.photos]
-    stored = _recipe(args).stored_size
+    stored = _recipe(args).simsiam.stored_size
     graph = root / "transform_graph"
     spec = {name: tf.io.FixedLenFeature([1], tf.as_dtype(dtype)) for name, dtype in RAW_FEATURES.items()}
     photos = [(Path(args.data_dir, i).read_bytes(), i, label) for i, label in zip(ids, labels)]
@@ -181,10 +182,11 @@ def _write_batch(batch: list, layer, writers: dict, counts: dict) -> None:
 
 
 def _recipe(args: argparse.Namespace):
-    """The SimSiamConfig measured: the smoke recipe at `--image-size`, one epoch of batch 32."""
+    """The RunConfig measured: the `--profile` recipe at `--image-size`, one epoch (of `--steps`)."""
     from pipeline.configs import profile_config
 
-    return profile_config("smoke", image_size=args.image_size, epochs=1, batch_size=32).simsiam
+    batch = 32 if args.profile == "smoke" else None  # the smoke profile's 16 is smaller than a real batch
+    return profile_config(args.profile, image_size=args.image_size, epochs=1, batch_size=batch)
 
 
 def _fn_args(data: Path, out: Path, custom_config: dict, train_steps: int | None = None, base_model: str | None = None):
@@ -216,9 +218,10 @@ def run_child(args: argparse.Namespace) -> None:
         from components.train import simsiam
         from components.train.trainer_config import SimSiamTrainerConfig
 
+        config = _recipe(args)
         settings = SimSiamTrainerConfig(
-            simsiam=_recipe(args), checkpoint_root=str(out / "checkpoints"), knn_every=1, collapse_threshold=0.0,
-            precision="fp32", checkpoint_io_fraction=1.0, export_serving_model=False,
+            simsiam=config.simsiam, checkpoint_root=str(out / "checkpoints"), knn_every=1, collapse_threshold=0.0,
+            precision=config.precision, checkpoint_io_fraction=1.0, export_serving_model=False,
             sample_size=args.sample_size, shuffle_buffer=args.shuffle_buffer,
             cache_images=args.child == "simsiam-cache",
         )  # fmt: skip
@@ -238,8 +241,12 @@ def run_child(args: argparse.Namespace) -> None:
         ann.measure_index(ann.build_index(index.embeddings), index.embeddings, 200)
     from pipeline.memory import own_peak_rss_mb
 
-    print(json.dumps({"step": args.child, "peak_mb": round(own_peak_rss_mb(), 1),
-                      "seconds": round(time.perf_counter() - start, 1)}))  # fmt: skip
+    seconds = round(time.perf_counter() - start, 1)
+    line = {"step": args.child, "peak_mb": round(own_peak_rss_mb(), 1), "seconds": seconds}
+    if args.child.startswith("simsiam"):  # the fit alone (components/train/checkpoint.py times it)
+        history = json.loads((out / "run" / "monitor_history.json").read_text())
+        line["train_seconds"] = history["checkpoint"]["train_seconds"]
+    print(json.dumps(line))
 
 
 def measure(args: argparse.Namespace, root: Path, scale: int, step: str) -> dict:
@@ -252,7 +259,7 @@ def measure(args: argparse.Namespace, root: Path, scale: int, step: str) -> dict
         "--child-dir",
         str(root / f"x{scale}"),
     ]
-    for flag in ("image_size", "steps", "sample_size", "shuffle_buffer"):
+    for flag in ("image_size", "steps", "profile", "sample_size", "shuffle_buffer"):
         command += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=1800)
@@ -298,7 +305,12 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python -m benchmarks.trainer_memory " + " ".join(argv if argv is not None else sys.argv[1:]),
         "device": describe_device("tensorflow")[0],
         "data": {**data, "decoded_train_mb": decoded},
-        "settings": {k: getattr(args, k) for k in ("image_size", "steps", "sample_size", "shuffle_buffer", "bound")},
+        "settings": {
+            k: getattr(args, k) for k in ("profile", "image_size", "steps", "sample_size", "shuffle_buffer", "bound")
+        },
+        "train_seconds": {
+            step: {s: r.get("train_seconds") for s, r in by_scale.items()} for step, by_scale in results.items()
+        },
         "results": results,
         "within_bound": within,
         "control_breaks_bound": control_ok,
