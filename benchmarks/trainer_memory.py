@@ -54,7 +54,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--steps", type=int, default=20, help="SimSiam training steps per run")
     p.add_argument("--profile", default="smoke", help="the recipe trained (pipeline/configs.py; default smoke)")
-    p.add_argument("--sample-size", type=int, default=1000, help="the samples' size (RunConfig.sample_size)")
+    p.add_argument("--sample-size", type=int, default=500, help="the samples' size (RunConfig.sample_size)")
     p.add_argument("--shuffle-buffer", type=int, default=1024, help="the streaming shuffle buffer, images")
     p.add_argument("--bound", type=float, default=1.15, help="largest allowed peak ratio, largest/smallest scale")
     p.add_argument("--only", nargs="+", choices=STEPS, default=list(STEPS), help="the steps to measure")
