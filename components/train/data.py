@@ -53,6 +53,7 @@ def image_dataset(
     epochs: int,
     shuffle_seed: int = 0,
     initial_epoch: int = 0,
+    element_shard: tuple[int, int] | None = None,
 ) -> tf.data.Dataset:
     """Shuffled batches of stored uint8 images `[B, T, T, 3]` (T = `image_size`) for SimSiam, for the
     epochs `initial_epoch` .. `epochs - 1` (labels are never read); `steps_per_epoch` full batches per
@@ -60,13 +61,14 @@ def image_dataset(
 
     Epoch e's order is a full shuffle seeded by (`shuffle_seed`, e) alone, so a run resumed at epoch
     e reads what an uninterrupted run reads in epoch e, not epoch 0's order again.
+
+    `element_shard` = (num_shards, index): keep every num_shards-th image of the files' stream, from
+    the index-th (one worker's share, components/train/cluster.py); None: every image.
     """
-    images = (
-        _batches(data_accessor, file_patterns, tft_output)
-        .unbatch()
-        .map(lambda f: _image(f[F.IMAGE_U8], image_size), num_parallel_calls=tf.data.AUTOTUNE)
-        .cache()
-    )
+    images = _batches(data_accessor, file_patterns, tft_output).unbatch()
+    if element_shard is not None:
+        images = images.shard(*element_shard)
+    images = images.map(lambda f: _image(f[F.IMAGE_U8], image_size), num_parallel_calls=tf.data.AUTOTUNE).cache()
     return epoch_batches(images, batch_size, steps_per_epoch, shuffle_seed, initial_epoch, epochs).prefetch(
         tf.data.AUTOTUNE
     )
@@ -120,3 +122,10 @@ def pixel_stats(
     first = next(iter(_batches(data_accessor, file_patterns, tft_output, batch_size=1)))
     mean, std = (np.asarray(first[k]).reshape(-1, 3)[0] for k in (F.PIXEL_MEAN, F.PIXEL_STD))
     return mean.tolist(), std.tolist()
+
+
+def count_examples(
+    data_accessor: DataAccessor, file_patterns: str | Sequence[str], tft_output: tft.TFTransformOutput
+) -> int:
+    """The number of examples in `file_patterns` (one pass over them)."""
+    return int(_batches(data_accessor, file_patterns, tft_output).reduce(0, lambda n, f: n + tf.shape(f[F.LABEL])[0]))
