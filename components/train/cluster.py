@@ -57,14 +57,16 @@ class Cluster:
 
     @classmethod
     def from_environment(cls, environ: dict[str, str] | None = None) -> Cluster:
-        """Parses `TF_CONFIG` (from `environ`, default os.environ). Raises ValueError for a cluster
-        this Trainer cannot train on: parameter servers, an evaluator task, a task type or index
-        that the cluster does not list."""
+        """Parses `TF_CONFIG` (from `environ`, default os.environ); a cluster of one task is one host,
+        whatever its task is called. Raises ValueError for a larger cluster this Trainer cannot train
+        on: parameter servers, an evaluator task, a task type or index that the cluster does not list."""
         raw = (os.environ if environ is None else environ).get("TF_CONFIG")
         if not raw:
             return cls()
         config = json.loads(raw)
         spec = config.get("cluster") or {}
+        if sum(len(addresses) for addresses in spec.values()) <= 1:  # one replica (Vertex AI sets TF_CONFIG then too)
+            return cls()
         unsupported = set(spec) - {CHIEF, WORKER}
         if unsupported:
             raise ValueError(

@@ -37,6 +37,8 @@ from models.evaluation import frozen_feature_scores
 from models.monitors import KNNMonitor, LearningRateLogger, embed
 from models.simsiam import EpochRandomStreams, build_simsiam, compile_simsiam
 
+CHECKPOINT_STATE_DIR = "state"  # in a checkpoint folder: the chief's training state, which every worker restores
+
 
 class CollapseError(RuntimeError):
     """SimSiam's representation collapsed to a constant: the encoder is useless."""
@@ -183,7 +185,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     # Fit, resuming from this recipe's and data's latest checkpoint.
     ckpt = checkpoint_dir(settings.checkpoint_root, list(fn_args.train_files), config.to_dict())
     out = multi_worker.outputs(  # a non-chief writes the same files to its own paths (TF's rule)
-        cluster, os.path.join(ckpt, "state"), os.path.join(ckpt, "history.json"), fn_args.model_run_dir,
+        cluster, os.path.join(ckpt, CHECKPOINT_STATE_DIR), os.path.join(ckpt, "history.json"), fn_args.model_run_dir,
         fn_args.serving_model_dir,
     )  # fmt: skip
     agree = multi_worker.chief_decides(cluster_strategy, cluster)
@@ -272,7 +274,7 @@ def _restore(checkpoint: IntervalCheckpoint, model: keras.Model, ckpt: str, root
     """Loads `ckpt`'s latest checkpoint into `model`; returns the epochs it holds (0: none). A resume says
     so itself (HistoryFile); a fresh start says why it is one."""
     os.makedirs(ckpt, exist_ok=True)
-    initial_epoch = checkpoint.restore(model)
+    initial_epoch = checkpoint.restore(model, os.path.join(ckpt, CHECKPOINT_STATE_DIR))  # the chief's, on every worker
     if initial_epoch == 0:
         others = [d for d in os.listdir(root) if d != os.path.basename(ckpt)]
         unused = f" ({len(others)} checkpoint folder(s) of other recipes or data in {root} are not used)"
