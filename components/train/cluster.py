@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import tensorflow as tf
-from tfx import v1 as tfx
+import tensorflow_transform as tft
+from tfx.components.trainer.fn_args_utils import DataAccessor
 
 from components.export.warmup import WARMUP_DIR, WARMUP_FILE
 from components.train import data as trainer_data
@@ -121,9 +122,9 @@ def shard_files(files: Sequence[str], num_workers: int, rank: int) -> tuple[list
 
 def shard(
     cluster: Cluster,
-    read: tfx.components.DataAccessor,
+    read: DataAccessor,
     file_patterns: Sequence[str],
-    tft_output,
+    tft_output: tft.TFTransformOutput,
     num_images: int,
     batch_size: int,
 ) -> Shard:
