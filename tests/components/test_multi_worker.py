@@ -238,8 +238,7 @@ def _two_workers(workdir: Path) -> dict:
     killed_after = (_chief_state(workdir) or {}).get("epoch")
     alive_before_kill = all(p.poll() is None for p in first.values())
     os.killpg(first["worker"].pid, signal.SIGKILL)
-    time.sleep(2.0)  # the chief does not finish on its own: it waits for the dead worker's collectives
-    chief_stuck = first["chief"].poll() is None
+    chief_alone = _wait({"chief": first["chief"]}, time.monotonic() + 5.0)["chief"]  # then killed if still there
     _kill(first)
     seconds["first"] = time.monotonic() - start - seconds["inputs"]
 
@@ -256,7 +255,7 @@ def _two_workers(workdir: Path) -> dict:
         "logs": logs,
         "killed_after": killed_after,
         "alive_before_kill": alive_before_kill,
-        "chief_stuck_without_worker": chief_stuck,
+        "chief_alone": chief_alone,
         "resumed_at": {
             t: [int(e) for e in re.findall(r"from checkpoint at epoch (\d+)", log)] for t, log in logs.items()
         },
@@ -288,7 +287,8 @@ def _context(run: dict) -> str:
 def test_a_killed_worker_and_a_restart_resume_both_from_the_same_epoch_and_finish(two_workers) -> None:
     run = two_workers
     assert run["alive_before_kill"] and 1 <= run["killed_after"] < EPOCHS  # killed mid-run, after a checkpoint
-    assert run["chief_stuck_without_worker"]  # why a job restarts all workers, not the dead one alone
+    # Alone, the chief cannot finish (its collectives fail, or wait): why a job restarts every worker.
+    assert run["chief_alone"] != 0  # an error, or still running (None) when it was killed
     assert run["codes"] == {"chief": 0, "worker": 0}, _context(run)
     resumed = run["resumed_at"]
     assert resumed["chief"] == resumed["worker"] and len(resumed["chief"]) == 1, _context(run)
