@@ -37,16 +37,25 @@ class IntervalCheckpoint(keras.callbacks.Callback):
             one directory per run (the Trainer keys it by inputs and config).
         io_fraction: the share of wall time that saving may take, in (0, 1]; 1.0 saves every epoch.
         clock: a monotonic clock in seconds (time.monotonic; injectable).
+        agree: turns this process's decision to save into the one every process of a multi-worker
+            run takes (`components.train.cluster.chief_decides`: the chief's); saving runs
+            collectives there, so all workers must save at the same epochs. Default: the decision.
 
     After `fit`, `io_seconds` and `train_seconds` say what saving cost (`measured_io_fraction`).
     Raises ValueError for an io_fraction outside (0, 1].
     """
 
-    def __init__(self, directory: str, io_fraction: float = 0.05, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        directory: str,
+        io_fraction: float = 0.05,
+        clock: Callable[[], float] = time.monotonic,
+        agree: Callable[[bool], bool] = bool,
+    ):
         super().__init__()
         if not 0 < io_fraction <= 1:
             raise ValueError(f"io_fraction must lie in (0, 1], got {io_fraction}")
-        self.directory, self.io_fraction, self.clock = directory, io_fraction, clock
+        self.directory, self.io_fraction, self.clock, self.agree = directory, io_fraction, clock, agree
         self.save_seconds: float | None = None  # the cost of the latest save
         self.saved_epoch: int | None = None  # epochs completed in the latest checkpoint
         self.io_seconds = self.train_seconds = 0.0
@@ -55,22 +64,24 @@ class IntervalCheckpoint(keras.callbacks.Callback):
         self._completed = 0
 
     # --- resume --------------------------------------------------------------------------------
-    def restore(self, model: keras.Model) -> int:
-        """Loads the latest checkpoint into `model` (compiled, optimizer built here if needed) and
-        returns the number of completed epochs it holds (0 when there is none): pass it to
-        `fit(initial_epoch=...)`."""
-        state = self._read_state()
+    def restore(self, model: keras.Model, directory: str | None = None) -> int:
+        """Loads the latest checkpoint of `directory` (default: this one's; a non-chief worker restores
+        the chief's) into `model` (compiled, optimizer built here if needed) and returns the number of
+        completed epochs it holds (0 when there is none): pass it to `fit(initial_epoch=...)`."""
+        directory = directory or self.directory
+        state = self._read_state(directory)
         if state is None:
             return 0
         if not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
-        model.load_weights(os.path.join(self.directory, state["weights"]))
+        model.load_weights(os.path.join(directory, state["weights"]))
         self.saved_epoch = self._completed = int(state["epoch"])
         self.save_seconds = float(state["save_seconds"])
         return self.saved_epoch
 
-    def _read_state(self) -> dict | None:
-        path = os.path.join(self.directory, STATE_FILE)
+    @staticmethod
+    def _read_state(directory: str) -> dict | None:
+        path = os.path.join(directory, STATE_FILE)
         if not tf.io.gfile.exists(path):
             return None
         with tf.io.gfile.GFile(path) as f:
@@ -95,7 +106,7 @@ class IntervalCheckpoint(keras.callbacks.Callback):
         elapsed = self.clock() - self._epoch_started
         self.train_seconds += elapsed
         self._completed = epoch + 1
-        if self.due():
+        if self.agree(self.due()):
             self.save(self._completed)
 
     def on_train_end(self, logs=None):

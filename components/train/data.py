@@ -37,6 +37,7 @@ def image_dataset(
     initial_epoch: int = 0,
     shuffle_buffer: int = 2048,
     cache: bool = False,
+    element_shard: tuple[int, int] | None = None,
 ) -> tf.data.Dataset:
     """Shuffled batches of stored uint8 images `[B, T, T, 3]` (T = `image_size`) for SimSiam, for the
     epochs `initial_epoch` .. `epochs - 1` (labels are never read); `steps_per_epoch` full batches per
@@ -47,11 +48,18 @@ def image_dataset(
     holds that buffer, not the split, and a run resumed at epoch e reads what an uninterrupted run reads
     in epoch e. `cache=True` decodes the split once into memory and shuffles it whole every epoch: the
     old behaviour, for data that fits in memory (memory grows with the split: docs/measurements.md).
+
+    `element_shard` = (num_shards, index): keep every num_shards-th image of the files' stream, from
+    the index-th (one worker's share, components/train/cluster.py; the same seed on every worker gives
+    every worker the same stream); None: every image.
     """
     schema = examples.feature_schema({F.IMAGE_U8: "string"})
 
     def decoded(dataset: tf.data.Dataset) -> tf.data.Dataset:
-        return dataset.unbatch().map(lambda f: _image(f[F.IMAGE_U8], image_size), num_parallel_calls=tf.data.AUTOTUNE)
+        images = dataset.unbatch()
+        if element_shard is not None:
+            images = images.shard(*element_shard)
+        return images.map(lambda f: _image(f[F.IMAGE_U8], image_size), num_parallel_calls=tf.data.AUTOTUNE)
 
     if cache:
         items = decoded(examples.read(dataset_factory, file_patterns, schema)).cache()

@@ -27,6 +27,7 @@ from tfx import v1 as tfx
 
 from components import features as F
 from components.export.serving_model import export_serving_model
+from components.train import cluster as multi_worker
 from components.train import data as trainer_data
 from components.train.checkpoint import IntervalCheckpoint
 from components.train.encoder_io import load_encoder, save_encoder
@@ -37,6 +38,8 @@ from models.config import configure_precision
 from models.evaluation import frozen_feature_scores
 from models.monitors import KNNMonitor, LearningRateLogger, embed
 from models.simsiam import EpochRandomStreams, build_simsiam, compile_simsiam
+
+CHECKPOINT_STATE_DIR = "state"  # in a checkpoint folder: the chief's training state, which every worker restores
 
 
 class CollapseError(RuntimeError):
@@ -143,7 +146,10 @@ class _Splits(NamedTuple):
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
-    """The TFX Trainer entry point: data, model, fit (resumable), save; the helpers below do the rest."""
+    """The TFX Trainer entry point: data, model, fit (resumable), save; the helpers below do the rest.
+    With a `TF_CONFIG` cluster, every replica runs it on its share of the data (components/train/cluster.py)."""
+    cluster = multi_worker.Cluster.from_environment()
+    cluster_strategy = multi_worker.multi_worker_strategy(cluster)  # before any other TensorFlow op
     settings = SimSiamTrainerConfig.from_custom_config(fn_args.custom_config)
     config = settings.simsiam
     has_gpu = bool(tf.config.list_physical_devices("GPU"))
@@ -159,7 +165,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         trainer_data.sample_split(read, fn_args.train_files, settings.sample_size, config.stored_size),
         trainer_data.sample_split(read, fn_args.eval_files, settings.sample_size, config.stored_size),
     )
-    steps_per_epoch = max(1, splits.train.examples // config.batch_size)
+    shard = multi_worker.shard(cluster, read, fn_args.train_files, splits.train.examples, config.batch_size)
+    steps_per_epoch = shard.steps_per_epoch
     if fn_args.train_steps:  # TFX's TrainArgs.num_steps (0 in the pipeline: whole epochs) caps the run
         steps_per_epoch = min(steps_per_epoch, max(1, -(-int(fn_args.train_steps) // config.epochs)))
     knn_data = splits.knn_data()
@@ -167,11 +174,13 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
 
     # Model: on every device given (or found), with the step compiled as the devices allow.
     devices = training_devices(list(settings.devices))
-    strategy = distribution_strategy(devices)
+    strategy = cluster_strategy or distribution_strategy(devices)
     replicas = strategy.num_replicas_in_sync
     with strategy.scope():
         model = build_simsiam(config, mean=mean, std=std, sync_batch_norm=replicas > 1)
         compile_simsiam(model, config, steps_per_epoch=steps_per_epoch, jit_compile=step_jit_compile(has_gpu, replicas))
+    if cluster.multi_worker:
+        multi_worker.rank_one_logs(model)
     print(
         f"[simsiam] {replicas} replica(s) on {devices or ['the CPU']}, step jit_compile={model.jit_compile}", flush=True
     )
@@ -181,24 +190,38 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
 
     # Fit, resuming from this recipe's and data's latest checkpoint.
     ckpt = checkpoint_dir(settings.checkpoint_root, list(fn_args.train_files), config.to_dict())
-    checkpoint = IntervalCheckpoint(os.path.join(ckpt, "state"), io_fraction=settings.checkpoint_io_fraction)
-    initial_epoch = _restore(checkpoint, model, ckpt, settings.checkpoint_root, config.epochs)
-    history = HistoryFile(os.path.join(ckpt, "history.json"), initial_epoch=initial_epoch)
+    out = multi_worker.outputs(  # a non-chief writes the same files to its own paths (TF's rule)
+        cluster, os.path.join(ckpt, CHECKPOINT_STATE_DIR), os.path.join(ckpt, "history.json"), fn_args.model_run_dir,
+        fn_args.serving_model_dir,
+    )  # fmt: skip
+    agree = multi_worker.chief_decides(cluster_strategy, cluster)
+    checkpoint = IntervalCheckpoint(out.checkpoint, io_fraction=settings.checkpoint_io_fraction, agree=agree)
+    with strategy.scope():  # restoring builds the optimizer's variables: under a strategy, in its scope
+        initial_epoch = _restore(checkpoint, model, ckpt, settings.checkpoint_root, config.epochs)
+    history = HistoryFile(out.history, initial_epoch=initial_epoch)
     callbacks = [  # order matters: streams first, then the callbacks that add to the logs, then the writers
         EpochRandomStreams(),
         LearningRateLogger(),
         *([KNNMonitor(*knn_data, every_n_epochs=settings.knn_every, evaluate_at_start=False)] if knn_data else []),
         history,
-        keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch"),
+        keras.callbacks.TensorBoard(log_dir=out.model_run, update_freq="epoch"),
         EpochPrinter(config.epochs),
         checkpoint,
     ]
     if initial_epoch < config.epochs:  # a run killed after its last checkpoint only has to export
-        train_ds = trainer_data.image_dataset(
-            read, fn_args.train_files, config.stored_size, config.batch_size, steps_per_epoch, config.epochs,
-            shuffle_seed=config.seed, initial_epoch=initial_epoch, shuffle_buffer=settings.shuffle_buffer,
-            cache=settings.cache_images,
-        )  # fmt: skip
+
+        def dataset(batch_size: int) -> tf.data.Dataset:
+            return trainer_data.image_dataset(
+                read, shard.files, config.stored_size, batch_size, steps_per_epoch, config.epochs,
+                shuffle_seed=config.seed, initial_epoch=initial_epoch, shuffle_buffer=settings.shuffle_buffer,
+                cache=settings.cache_images, element_shard=shard.element,
+            )  # fmt: skip
+
+        train_ds = (
+            multi_worker.distribute(strategy, config.batch_size, dataset)
+            if cluster.multi_worker
+            else dataset(config.batch_size)
+        )
         model.fit(
             train_ds, epochs=config.epochs, initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch,
             callbacks=callbacks, verbose=0,
@@ -207,23 +230,32 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         history.on_train_begin()  # reads the finished run's history back
 
     # Save: the summary once, the collapse check, the encoder (and, without labels, the serving model).
-    summary = _summary(history, baselines, checkpoint, splits, steps_per_epoch, replicas)
-    summary_path = os.path.join(fn_args.model_run_dir, F.MONITOR_HISTORY_FILE)
-    os.makedirs(fn_args.model_run_dir, exist_ok=True)
-    with open(summary_path, "w") as f:
-        json.dump(summary, f, indent=2)
-    check_not_collapsed(summary["final"].get("collapse_std"), settings.collapse_threshold, summary_path)
+    if cluster.is_chief:  # a non-chief's history starts at its resume (the chief's file holds it all)
+        _write_summary(
+            _summary(history, baselines, checkpoint, splits, steps_per_epoch, replicas), fn_args.model_run_dir,
+            settings.collapse_threshold,
+        )  # fmt: skip
     random_init = baselines.get("random_init", {})
     recipe = {
         "backbone": config.backbone, "image_size": config.image_size, "stored_size": config.stored_size,
         "width": config.width, "small_stem": config.small_stem, "mean": mean, "std": std,
         "random_init_knn_accuracy": random_init.get("knn"),
     }  # fmt: skip
-    save_encoder(model.encoder, fn_args.serving_model_dir, recipe)
-    if settings.export_serving_model:  # no labels: this Trainer's model is what the Pusher serves
+    save_encoder(model.encoder, out.serving_model, recipe)  # every worker saves (TF's rule), the chief exports
+    if settings.export_serving_model and cluster.is_chief:  # no labels: what the Pusher serves
         encoder, _ = load_encoder(fn_args.serving_model_dir)  # a plain copy, outside any distribution strategy
         export_serving_model(fn_args.serving_model_dir, tft_output, encoder, None, None, config.stored_size)
         print(f"[simsiam] embedding-only serving model written to {fn_args.serving_model_dir}", flush=True)
+    multi_worker.finish(cluster, out, fn_args.serving_model_dir, settings.export_serving_model)
+
+
+def _write_summary(summary: dict[str, Any], model_run_dir: str, collapse_threshold: float) -> None:
+    """Writes `monitor_history.json` into `model_run_dir`, then raises CollapseError if training collapsed."""
+    summary_path = os.path.join(model_run_dir, F.MONITOR_HISTORY_FILE)
+    os.makedirs(model_run_dir, exist_ok=True)
+    with open(summary_path, "w") as f:
+        json.dump(summary, f, indent=2)
+    check_not_collapsed(summary["final"].get("collapse_std"), collapse_threshold, summary_path)
 
 
 def _print_data(
@@ -255,7 +287,7 @@ def _restore(checkpoint: IntervalCheckpoint, model: keras.Model, ckpt: str, root
     """Loads `ckpt`'s latest checkpoint into `model`; returns the epochs it holds (0: none). A resume says
     so itself (HistoryFile); a fresh start says why it is one."""
     os.makedirs(ckpt, exist_ok=True)
-    initial_epoch = checkpoint.restore(model)
+    initial_epoch = checkpoint.restore(model, os.path.join(ckpt, CHECKPOINT_STATE_DIR))  # the chief's, on every worker
     if initial_epoch == 0:
         others = [d for d in os.listdir(root) if d != os.path.basename(ckpt)]
         unused = f" ({len(others)} checkpoint folder(s) of other recipes or data in {root} are not used)"
