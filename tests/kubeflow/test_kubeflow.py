@@ -361,9 +361,35 @@ def test_vertex_training_job_has_the_gpu_worker_pool(vertex_training: dict[str, 
     assert pool.machine_spec.accelerator_count == 2
     assert pool.machine_spec.machine_type == "n1-standard-16"
     assert pool.replica_count == 1 and pool.container_spec.image_uri == IMAGE
+    assert "scheduling" not in args["job_spec"]  # one replica: nothing to restart together
     # The probe Trainer stays TFX's own Trainer, in its step.
     probe = _executors(vertex_training)["LinearProbeTrainer_executor"]["container"]
     assert probe["args"][1] == "tfx.components.trainer.executor.GenericExecutor"
+
+
+def test_vertex_training_with_workers_has_a_chief_pool_and_a_worker_pool(tmp_path: Path) -> None:
+    """--workers 3: Vertex AI's distributed layout (pool 0 the chief, pool 1 the workers), every replica
+    on the GPU machine in the image, no command (TFX writes its own), the job restarted as a whole."""
+    from google.cloud.aiplatform_v1.types import AcceleratorType, CustomJobSpec
+    from tfx.v1.extensions import google_cloud_ai_platform as gcp
+
+    job = _compile(
+        tmp_path,
+        *("--data-dir", DATA, "--project", "my-project", "--region", "us-central1", "--vertex-training"),
+        *("--gpu-type", "NVIDIA_L4", "--gpu-count", "2", "--workers", "3"),
+    )
+    job_spec = json.loads(_exec_property(job, "SimSiamTrainer", "custom_config"))[gcp.TRAINING_ARGS_KEY]["job_spec"]
+    spec = CustomJobSpec(**job_spec)
+    assert [pool.replica_count for pool in spec.worker_pool_specs] == [1, 2]
+    for pool in spec.worker_pool_specs:
+        assert pool.machine_spec.machine_type == "g2-standard-24"
+        assert (pool.machine_spec.accelerator_type, pool.machine_spec.accelerator_count) == (
+            AcceleratorType.NVIDIA_L4,
+            2,
+        )
+        assert pool.container_spec.image_uri == IMAGE and not pool.container_spec.command
+    assert [set(pool["container_spec"]) for pool in job_spec["worker_pool_specs"]] == [{"image_uri"}] * 2
+    assert spec.scheduling.restart_job_on_worker_restart is True
 
 
 def test_tfds_input_keeps_its_data_in_the_pipeline_root(vertex_training: dict[str, Any]) -> None:
@@ -387,6 +413,132 @@ def test_vertex_sdk_accepts_the_compiled_file(gpu_dataflow: dict[str, Any], tmp_
     tasks = job.pipeline_spec["root"]["dag"]["tasks"]
     assert set(tasks) == set(_tasks(gpu_dataflow))
     assert {tasks[name]["cachingOptions"]["enableCache"] for name in tasks} == {False}  # --no-cache
+
+
+# ---- the bare KFP v2 package (open-source Kubeflow Pipelines) ---------------------------------------
+
+
+KFP_ROOT = "minio://mlpipeline/simsiam"
+
+
+@pytest.fixture(scope="module")
+def kfp_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`--target kfp` with MinIO paths, as a KFP cluster's own object store names them."""
+    out = tmp_path_factory.mktemp("kfp") / "simsiam.yaml"
+    args = ["compile-kubeflow", "--target", "kfp", "--output", str(out), "--image", IMAGE, "--pipeline-root", KFP_ROOT]
+    assert cli_main([*args, "--data-dir", "minio://mlpipeline/data/flower_photos", "--gpu-count", "2"]) == 0
+    return out
+
+
+def test_the_bare_package_loads_with_kfps_own_loader(kfp_package: Path) -> None:
+    """The file `kfp.Client().upload_pipeline` and `create_run_from_pipeline_package` take: a PipelineSpec
+    (strictly, no unknown field) with the pipeline root as its default, in YAML, loaded by kfp itself."""
+    import yaml
+    from google.protobuf import json_format
+    from kfp import components
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
+    package = yaml.safe_load(kfp_package.read_text())
+    spec = json_format.ParseDict(package, pipeline_spec_pb2.PipelineSpec())
+    assert spec.default_pipeline_root == KFP_ROOT
+    assert spec.pipeline_info.name == "simsiam-tfx" and spec.schema_version == "2.0.0"
+    loaded = components.load_component_from_file(str(kfp_package))
+    assert loaded.name == "simsiam-tfx"
+    assert set(loaded.pipeline_spec.root.dag.tasks) == set(package["root"]["dag"]["tasks"])
+    assert "pipelineSpec" not in package and "runtimeConfig" not in package  # not the Vertex AI wrapper
+
+
+def test_the_bare_package_asks_kubernetes_for_the_gpu_and_keeps_its_paths(kfp_package: Path) -> None:
+    """Open-source KFP puts the accelerator type into the pod's resource limits: a Kubernetes resource name."""
+    import yaml
+
+    package = yaml.safe_load(kfp_package.read_text())
+    executors = package["deploymentSpec"]["executors"]
+    assert executors["SimSiamTrainer_executor"]["container"]["resources"] == {
+        "accelerator": {"type": "nvidia.com/gpu", "count": "2"}
+    }
+    schemes = {m for s in _strings(package) for m in re.findall(r"([a-z][a-z0-9+.-]*)://", s)}
+    assert schemes == {"minio"}
+    push = json.loads(
+        package["root"]["dag"]["tasks"]["Pusher"]["inputs"]["parameters"]["push_destination"]["runtimeValue"][
+            "constantValue"
+        ]["stringValue"]
+    )
+    assert push == {"filesystem": {"base_directory": f"{KFP_ROOT}/serving"}}
+
+
+def test_the_bare_package_is_the_vertex_jobs_pipeline_spec(gpu_dataflow: dict[str, Any], tmp_path: Path) -> None:
+    """One pipeline, two wrappers: what the execution test runs (the package) is what Vertex AI gets,
+    but for the GPU's name (Kubernetes' resource name on a KFP cluster, Vertex AI's accelerator name there)."""
+    import yaml
+
+    out = tmp_path / "simsiam.yaml"
+    flags = [
+        *("--data-dir", DATA, "--project", "my-project", "--region", "europe-west4", "--dataflow"),
+        *("--dataflow-machine-type", "n1-highmem-4"),
+    ]
+    assert cli_main([*BASE_ARGS, "--target", "kfp", "--output", str(out), *flags]) == 0
+    package = yaml.safe_load(out.read_text())
+    assert package.pop("defaultPipelineRoot") == ROOT
+    gpu = package["deploymentSpec"]["executors"]["SimSiamTrainer_executor"]["container"]["resources"]["accelerator"]
+    assert gpu == {"type": "nvidia.com/gpu", "count": "1"}
+    gpu["type"] = "NVIDIA_L4"
+    assert package == gpu_dataflow["pipelineSpec"]
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--pipeline-root", "/data/simsiam"], "--pipeline-root must be a gs://, s3:// or minio://BUCKET/... URI"),
+        (["--data-dir", "hdfs://nn/flowers"], "--data-dir must be a gs://, s3:// or minio://"),
+        (["--gpu-type", "NVIDIA_L4"], "--gpu-type is the Kubernetes resource the node offers, such as nvidia.com/gpu"),
+        (
+            ["--vertex-training", "--project", "my-project", "--region", "us-central1"],
+            "--vertex-training runs a Vertex AI job: compile it with --target vertex",
+        ),
+        (["--output-json"], "--target kfp: --output must be a .yaml file"),
+    ],
+)
+def test_bare_package_option_errors(
+    flags: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / ("p.json" if "--output-json" in flags else "p.yaml")
+    flags = [f for f in flags if f != "--output-json"]
+    args = ["compile-kubeflow", "--target", "kfp", "--image", IMAGE, "--output", str(out)]
+    args += ["--pipeline-root", KFP_ROOT, "--data-dir", "s3://bucket/flowers", *flags]
+    assert cli_main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not out.exists()
+
+
+def test_submit_kfp_without_a_reachable_endpoint_fails_with_one_line(kfp_package: Path, tmp_path: Path) -> None:
+    """kfp.Client(host=...) against a port nothing listens on, and with no endpoint at all."""
+    import socket
+
+    with socket.socket() as s:  # a free port, closed again: connecting to it is refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k != "KF_PIPELINES_ENDPOINT"}
+    base = [str(CLI), "submit-kfp", "--pipeline", str(kfp_package)]
+    for extra, message in [
+        (
+            ["--host", f"http://127.0.0.1:{port}"],
+            f"error: cannot reach Kubeflow Pipelines at http://127.0.0.1:{port}: ",
+        ),
+        ([], "error: no Kubeflow Pipelines endpoint: give --host URL or set KF_PIPELINES_ENDPOINT"),
+    ]:
+        result = subprocess.run([*base, *extra], capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
+        assert result.returncode == 2
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(message), result.stderr
+
+
+def test_submit_kfp_rejects_the_vertex_job(gpu_dataflow: dict[str, Any], tmp_path: Path, capsys) -> None:
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(json.dumps(gpu_dataflow))
+    assert cli_main(["submit-kfp", "--pipeline", str(path), "--host", "http://127.0.0.1:9"]) == 2
+    assert "is not a KFP package (no defaultPipelineRoot); use --target kfp" in capsys.readouterr().err
 
 
 # ---- bad options: one line, before any compile work ------------------------------------------------
@@ -473,6 +625,11 @@ def test_output_must_be_json(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         ),
         ({"machine_type": "a2-highgpu-1g"}, "--machine-type applies only with --vertex-training"),
         ({"trainer_memory_gb": 0.0}, "--trainer-memory must be positive"),
+        (
+            {"vertex_training": True, "project": "my-project", "region": "us-central1", "workers": 0},
+            "--workers must be at least 1 (the chief), not 0",
+        ),
+        ({"workers": 2}, "--workers applies only with --vertex-training"),
         (
             {"vertex_training": True, "project": "my-project", "region": "us-central1", "trainer_cpu": 8.0},
             "with --vertex-training choose the job's --machine-type",
