@@ -128,6 +128,23 @@ def options_from_args(args: argparse.Namespace) -> KubeflowOptions:
     return options
 
 
+def store_note(root: str) -> str | None:
+    """What a root outside gs:// needs before the steps can use it, or None. TFX's file I/O is
+    tf.io.gfile; the image's TensorFlow (requirements.lock) raises UnimplementedError for s3:// and
+    minio:// (checked with this environment's TensorFlow, the same lock)."""
+    if root.startswith("s3://"):
+        return (
+            "s3:// is not a file system of the image's TensorFlow (gs:// is): add tensorflow-io, whose S3 "
+            "file system the steps then use (S3_ENDPOINT for MinIO), to the image before running this"
+        )
+    if root.startswith("minio://"):
+        return (
+            "minio:// is no TensorFlow file system, so the TFX steps cannot write their outputs there; "
+            "for MinIO compile with s3:// (S3_ENDPOINT set to MinIO, tensorflow-io in the image)"
+        )
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         options = options_from_args(args)
@@ -158,4 +175,6 @@ def run(args: argparse.Namespace) -> int:
         f"SimSiam Trainer: {options.gpu_count} x {options.gpu_type} ({where}); "
         f"Beam: {'Dataflow' if options.dataflow else 'DirectRunner'}"
     )
+    if note := store_note(options.pipeline_root):
+        print(f"note: {note}", file=sys.stderr)
     return 0

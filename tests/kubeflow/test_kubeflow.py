@@ -512,6 +512,21 @@ def test_bare_package_option_errors(
     assert not out.exists()
 
 
+def test_compile_says_what_a_root_outside_gs_needs() -> None:
+    """The note's premise, checked on this environment's TensorFlow (the image's lock): TFX's file I/O
+    (tf.io.gfile) has gs:// but neither s3:// nor minio://."""
+    import tensorflow as tf
+
+    from kubeflow.commands.compile_kubeflow import store_note
+
+    for scheme in ("s3", "minio"):
+        with pytest.raises(tf.errors.UnimplementedError, match=f"File system scheme '{scheme}' not implemented"):
+            tf.io.gfile.exists(f"{scheme}://bucket/x")
+    assert store_note("gs://bucket/root") is None
+    assert "add tensorflow-io" in store_note("s3://bucket/root")
+    assert "minio:// is no TensorFlow file system" in store_note(KFP_ROOT)
+
+
 def test_submit_kfp_without_a_reachable_endpoint_fails_with_one_line(kfp_package: Path, tmp_path: Path) -> None:
     """kfp.Client(host=...) against a port nothing listens on, and with no endpoint at all."""
     import socket
