@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "compile-kubeflow": "kubeflow.commands.compile_kubeflow",
     "submit-vertex": "kubeflow.commands.submit_vertex",
     "submit-kfp": "kubeflow.commands.submit_kfp",
+    "run-compiled": "kubeflow.commands.run_compiled",
 }
 
 DESCRIPTION = """\

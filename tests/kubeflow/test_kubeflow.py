@@ -556,6 +556,115 @@ def test_submit_kfp_rejects_the_vertex_job(gpu_dataflow: dict[str, Any], tmp_pat
     assert "is not a KFP package (no defaultPipelineRoot); use --target kfp" in capsys.readouterr().err
 
 
+# ---- one compiled step, executed with a module missing from the image's path ------------------------
+
+
+def test_the_local_resolver_answers_the_compiled_latest_blessed_model_queries(gpu_dataflow: dict[str, Any]) -> None:
+    """run-compiled answers the two compiled ML Metadata queries of LatestBlessedModelStrategy from the
+    artifacts of earlier runs: the latest blessed ModelBlessing, then the Model it names."""
+    from kubeflow.local_executor import resolve
+
+    executors = _executors(gpu_dataflow)
+    blessings, models = executors[f"{BLESSING_RESOLVER}_executor"], executors[f"{MODEL_RESOLVER}_executor"]
+
+    def artifact(title: str, name: str, **metadata: Any) -> dict[str, Any]:
+        return {
+            "name": name,
+            "type": {"instanceSchema": f"title: {title}\ntype: object\n"},
+            "uri": f"/r/{name}",
+            "metadata": metadata,
+        }
+
+    known = [
+        artifact("tfx.Model", "run1/model"),
+        artifact("tfx.ModelBlessing", "run1/blessing", blessed=1.0, current_model_id="run1/model"),
+        artifact("tfx.Model", "run2/model"),
+        artifact("tfx.ModelBlessing", "run2/blessing", blessed=0.0, current_model_id="run2/model"),
+    ]
+    (blessing,) = resolve(blessings, {}, known)["model_blessing"]
+    assert blessing["name"] == "run1/blessing"  # the latest *blessed* one
+    assert resolve(models, {"input": [blessing]}, known) == {"model": [known[0]]}
+    assert resolve(blessings, {}, []) == {"model_blessing": []}  # a first run: no baseline
+    assert resolve(models, {"input": []}, known) == {"model": []}
+
+
+def test_run_compiled_swaps_dataflow_and_the_vertex_job_for_their_in_container_equivalents(
+    gpu_dataflow: dict[str, Any], vertex_training: dict[str, Any]
+) -> None:
+    import sys as _sys
+
+    from kubeflow.local_executor import DIRECT_RUNNER, TRAINER_IN_JOB, container_command
+
+    transform = _executors(gpu_dataflow)["Transform_executor"]["container"]
+    command, notes = container_command(transform, '{"inputs": {}}')
+    assert command[:3] == [_sys.executable, "-m", "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"]
+    assert command[3:7] == [
+        "--executor_class_path",
+        "tfx.components.transform.executor.Executor",
+        "--json_serialized_invocation_args",
+        '{"inputs": {}}',
+    ]
+    assert command[7:] == DIRECT_RUNNER and notes == ["Dataflow -> Beam's DirectRunner in the step"]
+    trainer = _executors(vertex_training)["SimSiamTrainer_executor"]["container"]
+    command, notes = container_command(trainer, "{}")
+    assert command[command.index("--executor_class_path") + 1] == TRAINER_IN_JOB
+    assert notes == ["Vertex AI custom job -> the GenericExecutor its container runs"]
+    probe = _executors(vertex_training)["LinearProbeTrainer_executor"]["container"]
+    assert container_command(probe, "{}") == (
+        [_sys.executable, *probe["command"][1:], *probe["args"][:3], "{}", *probe["args"][4:]],
+        [],
+    )
+
+
+def test_a_step_fails_naming_the_module_missing_from_the_images_path(
+    gpu_dataflow: dict[str, Any], tmp_path: Path
+) -> None:
+    """The EmbeddingIndexer's output type compiles to the title `simsiam.EmbeddingIndex`, which the
+    image's PYTHONPATH (kubeflow/entrypoint_path/) provides. Without that module on the path the step,
+    run through its compiled command, stops before its executor with the module's name: what the full
+    execution (test_local_execution.py) would hit on any such module."""
+    import shutil
+
+    from kubeflow.local_executor import (
+        ExecutionError,
+        LocalStore,
+        build_executor_input,
+        image_pythonpath,
+        run_container_task,
+        step_environment,
+    )
+
+    spec = gpu_dataflow["pipelineSpec"]
+    (entrypoint_path,) = image_pythonpath()
+    assert entrypoint_path == str(REPO / "kubeflow" / "entrypoint_path")
+    crippled = tmp_path / "entrypoint_path"
+    shutil.copytree(entrypoint_path, crippled, ignore=shutil.ignore_patterns("simsiam"))
+    assert (crippled / "system").is_dir() and not (crippled / "simsiam").exists()
+
+    def artifact(title: str, name: str) -> dict[str, Any]:
+        uri = tmp_path / "inputs" / name
+        uri.mkdir(parents=True)
+        return {
+            "name": f"local/{name}",
+            "type": {"instanceSchema": f"title: {title}\ntype: object\n"},
+            "uri": str(uri),
+            "metadata": {},
+        }
+
+    inputs = {"examples": [artifact("tfx.Examples", "examples")], "model": [artifact("tfx.Model", "model")]}
+    executor_input = build_executor_input(spec, "EmbeddingIndexer", inputs, tmp_path / "run", LocalStore(tmp_path))
+    container = spec["deploymentSpec"]["executors"]["EmbeddingIndexer_executor"]["container"]
+    with pytest.raises(ExecutionError) as err:
+        run_container_task("EmbeddingIndexer", container, executor_input, step_environment([str(crippled)]))
+    message = str(err.value)
+    assert "\n" not in message
+    # TFX's import_utils wraps the ModuleNotFoundError; the line names the class path the JSON gave.
+    assert message.startswith(
+        "step EmbeddingIndexer failed (exit 1): ImportError: Could not import simsiam.EmbeddingIndex"
+    )
+    assert "No module named 'simsiam'" in (tmp_path / "run" / "EmbeddingIndexer" / "log.txt").read_text()
+
+
 # ---- bad options: one line, before any compile work ------------------------------------------------
 
 
