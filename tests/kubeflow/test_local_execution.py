@@ -77,6 +77,24 @@ def test_every_step_of_the_package_ran_through_its_container_entry_point(compile
 
 
 @pytest.mark.slow
+def test_the_next_run_finds_this_runs_model_as_its_baseline(compiled_run: dict[str, Any]) -> None:
+    """The compiled LatestBlessedModelStrategy queries, asked after the run: the latest blessed
+    ModelBlessing is the BaselineGate's, and the Model it names is this run's probe model, so the next
+    run's Evaluator compares against it (components/evaluate/baseline_gate.py keeps the name)."""
+    from kubeflow.local_executor import METADATA_FILE, load_pipeline, resolve
+
+    spec, _ = load_pipeline(str(compiled_run["package"]))
+    executors = spec["deploymentSpec"]["executors"]
+    known = json.loads((compiled_run["root"] / METADATA_FILE).read_text())
+    blessings = executors["latest_blessed_model_resolver-model-blessing-resolver_executor"]
+    models = executors["latest_blessed_model_resolver-model-resolver_executor"]
+    (blessing,) = resolve(blessings, {}, known)["model_blessing"]
+    assert blessing["uri"] == str(compiled_run["run_dir"] / "BaselineGate" / "blessing")
+    (model,) = resolve(models, {"input": [blessing]}, known)["model"]
+    assert model == _outputs(compiled_run["run_dir"], "LinearProbeTrainer")["model"] | {"type": model["type"]}
+
+
+@pytest.mark.slow
 def test_the_pusher_pushed_a_servable_model_to_the_compiled_destination(compiled_run: dict[str, Any]) -> None:
     pushed = _outputs(compiled_run["run_dir"], "Pusher")["pushed_model"]
     assert pushed["metadata"]["pushed"] == 1
