@@ -41,13 +41,28 @@ _IMAGE = re.compile(
 )
 
 
+# Where the compiled pipeline runs: a Vertex AI PipelineJob, or the bare KFP v2 package (PipelineSpec)
+# that open-source Kubeflow Pipelines uploads and runs.
+TARGETS = ("vertex", "kfp")
+# The object stores TFX's file I/O and the KFP v2 backend both name: Vertex AI reads gs:// only;
+# open-source KFP keeps artifacts in MinIO (minio://) or S3 (s3://) as well.
+STORES = {"vertex": ("gs://",), "kfp": ("gs://", "s3://", "minio://")}
+# A Kubernetes extended resource name, what open-source KFP puts in a pod's limits (nvidia.com/gpu).
+_K8S_RESOURCE = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?/[a-z0-9]([a-z0-9_.-]*[a-z0-9])?$")
+KFP_GPU = "nvidia.com/gpu"
+
+
 class ConfigError(ValueError):
     """A deployment option that cannot work; the message is one line meant for the user."""
 
 
-def _gcs(flag: str, value: str) -> None:
-    if not value.startswith("gs://") or len(value) <= len("gs://") or value[len("gs://")] == "/":
+def _check_store(flag: str, value: str, target: str = "vertex") -> None:
+    for scheme in STORES[target]:
+        if value.startswith(scheme) and len(value) > len(scheme) and value[len(scheme)] != "/":
+            return
+    if target == "vertex":
         raise ConfigError(f"{flag} must be a gs://BUCKET/... URI that Vertex AI can reach, not {value!r}")
+    raise ConfigError(f"{flag} must be a gs://, s3:// or minio://BUCKET/... URI the cluster can reach, not {value!r}")
 
 
 def check_location(project: str | None, region: str | None) -> None:
@@ -84,7 +99,9 @@ class KubeflowOptions:
     temp_location: str | None = None  # Dataflow temp/staging, default: PIPELINE_ROOT/tmp
     vertex_training: bool = False  # SimSiam Trainer as a Vertex AI custom training job
     machine_type: str | None = None  # that job's machine, default: GPU_MACHINES[gpu_type][gpu_count]
+    workers: int = 1  # that job's replicas: a chief, and workers - 1 in a second pool
     enable_cache: bool = True
+    target: str = "vertex"  # TARGETS: a Vertex AI PipelineJob, or the bare KFP v2 package
 
     def __post_init__(self) -> None:
         validate(self)
@@ -128,7 +145,9 @@ class KubeflowOptions:
 
 def validate(o: KubeflowOptions) -> None:
     """Raises ConfigError (one line) on the first option that cannot work."""
-    _gcs("--pipeline-root", o.pipeline_root)
+    if o.target not in TARGETS:
+        raise ConfigError(f"--target must be one of {', '.join(TARGETS)}, not {o.target!r}")
+    _check_store("--pipeline-root", o.pipeline_root, o.target)
     if not _IMAGE.match(o.image or "") or o.image.startswith(("/", ".")):
         raise ConfigError(
             f"--image must be a container image reference such as "
@@ -144,11 +163,49 @@ def validate(o: KubeflowOptions) -> None:
         raise ConfigError(str(err)) from None
     for flag, path in (("--data-dir", o.data_dir), ("--unlabeled-dir", o.unlabeled_dir), ("--examples", o.examples)):
         if path:
-            _gcs(flag, path)
+            _check_store(flag, path, o.target)
     if o.tfds_data_dir:
-        _gcs("--tfds-data-dir", o.tfds_data_dir)
+        _check_store("--tfds-data-dir", o.tfds_data_dir, o.target)
     if o.serving_model_dir:
-        _gcs("--serving-model-dir", o.serving_model_dir)
+        _check_store("--serving-model-dir", o.serving_model_dir, o.target)
+    if o.target == "kfp":
+        _check_kfp(o)
+    else:
+        _check_vertex_gpu(o)
+    for flag, value in (("--trainer-cpu", o.trainer_cpu), ("--trainer-memory", o.trainer_memory_gb)):
+        if value is not None and value <= 0:
+            raise ConfigError(f"{flag} must be positive, not {value}")
+    check_location(o.project, o.region)
+    for flag, needed in (("--dataflow", o.dataflow), ("--vertex-training", o.vertex_training)):
+        if needed and not (o.project and o.region):
+            raise ConfigError(f"{flag} needs --project and --region")
+    if o.dataflow:
+        _check_store("--temp-location", o.beam_temp_location)  # Dataflow stages in Cloud Storage only
+    elif o.temp_location:
+        _check_store("--temp-location", o.temp_location)
+    for flag, machine in (("--dataflow-machine-type", o.dataflow_machine_type), ("--machine-type", o.machine_type)):
+        if machine is not None and not _MACHINE.match(machine):
+            raise ConfigError(f"{flag} {machine!r} is not a Compute Engine machine type such as n1-standard-8")
+    if o.vertex_training and (o.trainer_cpu or o.trainer_memory_gb):
+        raise ConfigError(
+            "--trainer-cpu/--trainer-memory size the SimSiam Trainer's pipeline step; with "
+            "--vertex-training choose the job's --machine-type instead"
+        )
+    if o.workers < 1:
+        raise ConfigError(f"--workers must be at least 1 (the chief), not {o.workers}")
+    if o.workers > 1 and not o.vertex_training:
+        raise ConfigError(
+            "--workers applies only with --vertex-training (a pipeline step is one machine; "
+            "a Vertex AI custom job can have several)"
+        )
+    if o.machine_type and not o.vertex_training:
+        raise ConfigError(
+            "--machine-type applies only with --vertex-training (otherwise Vertex AI Pipelines "
+            "picks the machine from the GPU request)"
+        )
+
+
+def _check_vertex_gpu(o: KubeflowOptions) -> None:
     if o.gpu_type not in GPU_MACHINES:
         raise ConfigError(f"unknown --gpu-type {o.gpu_type!r}; known: {', '.join(GPU_TYPES)}")
     counts = sorted(GPU_MACHINES[o.gpu_type])
@@ -158,25 +215,16 @@ def validate(o: KubeflowOptions) -> None:
         raise ConfigError(
             f"Vertex AI offers {o.gpu_type} in counts of {', '.join(map(str, counts))}, not {o.gpu_count}"
         )
-    for flag, value in (("--trainer-cpu", o.trainer_cpu), ("--trainer-memory", o.trainer_memory_gb)):
-        if value is not None and value <= 0:
-            raise ConfigError(f"{flag} must be positive, not {value}")
-    check_location(o.project, o.region)
-    for flag, needed in (("--dataflow", o.dataflow), ("--vertex-training", o.vertex_training)):
-        if needed and not (o.project and o.region):
-            raise ConfigError(f"{flag} needs --project and --region")
-    if o.temp_location:
-        _gcs("--temp-location", o.temp_location)
-    for flag, machine in (("--dataflow-machine-type", o.dataflow_machine_type), ("--machine-type", o.machine_type)):
-        if machine is not None and not _MACHINE.match(machine):
-            raise ConfigError(f"{flag} {machine!r} is not a Compute Engine machine type such as n1-standard-8")
-    if o.vertex_training and (o.trainer_cpu or o.trainer_memory_gb):
+
+
+def _check_kfp(o: KubeflowOptions) -> None:
+    """Open-source KFP: the GPU is a Kubernetes resource name; the Vertex AI training job is Vertex's."""
+    if not _K8S_RESOURCE.match(o.gpu_type):
         raise ConfigError(
-            "--trainer-cpu/--trainer-memory size the SimSiam Trainer's pipeline step; with "
-            "--vertex-training choose the job's --machine-type instead"
+            f"--target kfp: --gpu-type is the Kubernetes resource the node offers, such as {KFP_GPU}, "
+            f"not {o.gpu_type!r}"
         )
-    if o.machine_type and not o.vertex_training:
-        raise ConfigError(
-            "--machine-type applies only with --vertex-training (otherwise Vertex AI Pipelines "
-            "picks the machine from the GPU request)"
-        )
+    if o.gpu_count < 1:
+        raise ConfigError(f"--gpu-count must be at least 1, not {o.gpu_count}")
+    if o.vertex_training:
+        raise ConfigError("--vertex-training runs a Vertex AI job: compile it with --target vertex")

@@ -11,6 +11,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+import yaml
 from kfp.pipeline_spec import pipeline_spec_pb2
 from tfx import v1 as tfx
 from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
@@ -48,23 +49,36 @@ def trainer_resources(options: KubeflowOptions) -> ResourceSpec:
 
 
 def vertex_training_config(options: KubeflowOptions) -> dict[str, Any]:
-    """custom_config entries that make TFX's Google Cloud Trainer run as a Vertex AI CustomJob."""
-    worker_pool = {
-        "machine_spec": {
-            "machine_type": options.training_machine_type,
-            "accelerator_type": options.gpu_type,
-            "accelerator_count": options.gpu_count,
-        },
-        "replica_count": 1,
-        "container_spec": {"image_uri": options.image},  # TFX replaces the command with its run_executor
-    }
+    """custom_config entries that make TFX's Google Cloud Trainer run as a Vertex AI CustomJob.
+
+    `options.workers` replicas: one pool of one replica (the chief), plus with more than one a second
+    pool of `workers - 1`, as Vertex AI's distributed training takes them (pool 0 is the chief, pool 1
+    the workers; Vertex AI sets TF_CONFIG in each replica). Every pool runs the image on the same GPU
+    machine with no `command`: TFX's Vertex training client writes its own run_executor command into
+    every pool (tfx/extensions/google_cloud_ai_platform/training_clients.py). With several replicas,
+    `scheduling.restart_job_on_worker_restart` restarts the whole job when one replica restarts: a
+    MultiWorkerMirroredStrategy job cannot go on with a replica that lost its state.
+    """
+
+    def pool(replicas: int) -> dict[str, Any]:
+        return {
+            "machine_spec": {
+                "machine_type": options.training_machine_type,
+                "accelerator_type": options.gpu_type,
+                "accelerator_count": options.gpu_count,
+            },
+            "replica_count": replicas,
+            "container_spec": {"image_uri": options.image},  # TFX replaces the command with its run_executor
+        }
+
+    job_spec: dict[str, Any] = {"worker_pool_specs": [pool(1)]}
+    if options.workers > 1:
+        job_spec["worker_pool_specs"].append(pool(options.workers - 1))
+        job_spec["scheduling"] = {"restart_job_on_worker_restart": True}
     return {
         gcp.ENABLE_VERTEX_KEY: True,
         gcp.VERTEX_REGION_KEY: options.region,
-        gcp.TRAINING_ARGS_KEY: {
-            "project": options.project,
-            "job_spec": {"worker_pool_specs": [worker_pool]},
-        },
+        gcp.TRAINING_ARGS_KEY: {"project": options.project, "job_spec": job_spec},
     }
 
 
@@ -98,10 +112,23 @@ def build_pipeline(options: KubeflowOptions, config: RunConfig) -> tfx.dsl.Pipel
 
 
 def compile_pipeline(options: KubeflowOptions, config: RunConfig, output: str) -> dict[str, Any]:
-    """Writes the PipelineJob JSON to `output` and returns it as a dict."""
+    """Writes the compiled pipeline to `output` and returns it as a dict.
+
+    Target `vertex`: the Vertex AI PipelineJob that KubeflowV2DagRunner writes (`pipelineSpec` plus
+    `runtimeConfig.gcsOutputDirectory`). Target `kfp`: the bare KFP v2 package, that job's PipelineSpec
+    with the pipeline root as its `defaultPipelineRoot` (pipeline_spec.proto), the file that
+    `kfp.Client().upload_pipeline` / `create_run_from_pipeline_package` and
+    `kfp.components.load_component_from_file` take.
+    """
     runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(
         config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(default_image=options.image),
         output_dir=os.path.dirname(os.path.abspath(output)),
         output_filename=os.path.basename(output),
     )
-    return runner.run(build_pipeline(options, config))
+    job = runner.run(build_pipeline(options, config))
+    if options.target == "vertex":
+        return job
+    package = {**job["pipelineSpec"], "defaultPipelineRoot": options.pipeline_root}
+    with open(output, "w", encoding="utf-8") as f:
+        yaml.safe_dump(package, f, sort_keys=True)
+    return package

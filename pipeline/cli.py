@@ -33,6 +33,8 @@ COMMANDS: dict[str, str] = {
     "report": "pipeline.commands.report",
     "compile-kubeflow": "kubeflow.commands.compile_kubeflow",
     "submit-vertex": "kubeflow.commands.submit_vertex",
+    "submit-kfp": "kubeflow.commands.submit_kfp",
+    "run-compiled": "kubeflow.commands.run_compiled",
 }
 
 DESCRIPTION = """\

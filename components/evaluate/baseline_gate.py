@@ -130,6 +130,14 @@ def BaselineGate(  # noqa: N802 - TFX component names are class-like
     with fileio.open(os.path.join(blessing.uri, GATE_FILE), "w") as f:
         json.dump(decision, f, indent=1)
     write_blessing(blessing, model, decision["blessed"])
+    # Kubeflow V2: the container entry point renames the Evaluator's `current_model_id` (an int) to the
+    # model's artifact name, the name the compiled LatestBlessedModelStrategy query looks the model up by,
+    # but only on the Evaluator's own blessing (kubeflow_v2_run_executor.py, `refactor_model_blessing`).
+    # Carry that name over, or no later run finds this blessing's model as its baseline. (Locally the
+    # Evaluator's value is the int `model.id` that write_blessing already set.)
+    current_model = evaluator_blessing.get_custom_property(constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY)
+    if isinstance(current_model, str):
+        blessing.set_string_custom_property(constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY, current_model)
     for c in decision["comparisons"]:
         print(
             f"[BaselineGate] {MEASURES[c['measure']]} {c['trained']:.4f} vs untrained {c['baseline']} "

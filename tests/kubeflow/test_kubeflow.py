@@ -361,9 +361,35 @@ def test_vertex_training_job_has_the_gpu_worker_pool(vertex_training: dict[str, 
     assert pool.machine_spec.accelerator_count == 2
     assert pool.machine_spec.machine_type == "n1-standard-16"
     assert pool.replica_count == 1 and pool.container_spec.image_uri == IMAGE
+    assert "scheduling" not in args["job_spec"]  # one replica: nothing to restart together
     # The probe Trainer stays TFX's own Trainer, in its step.
     probe = _executors(vertex_training)["LinearProbeTrainer_executor"]["container"]
     assert probe["args"][1] == "tfx.components.trainer.executor.GenericExecutor"
+
+
+def test_vertex_training_with_workers_has_a_chief_pool_and_a_worker_pool(tmp_path: Path) -> None:
+    """--workers 3: Vertex AI's distributed layout (pool 0 the chief, pool 1 the workers), every replica
+    on the GPU machine in the image, no command (TFX writes its own), the job restarted as a whole."""
+    from google.cloud.aiplatform_v1.types import AcceleratorType, CustomJobSpec
+    from tfx.v1.extensions import google_cloud_ai_platform as gcp
+
+    job = _compile(
+        tmp_path,
+        *("--data-dir", DATA, "--project", "my-project", "--region", "us-central1", "--vertex-training"),
+        *("--gpu-type", "NVIDIA_L4", "--gpu-count", "2", "--workers", "3"),
+    )
+    job_spec = json.loads(_exec_property(job, "SimSiamTrainer", "custom_config"))[gcp.TRAINING_ARGS_KEY]["job_spec"]
+    spec = CustomJobSpec(**job_spec)
+    assert [pool.replica_count for pool in spec.worker_pool_specs] == [1, 2]
+    for pool in spec.worker_pool_specs:
+        assert pool.machine_spec.machine_type == "g2-standard-24"
+        assert (pool.machine_spec.accelerator_type, pool.machine_spec.accelerator_count) == (
+            AcceleratorType.NVIDIA_L4,
+            2,
+        )
+        assert pool.container_spec.image_uri == IMAGE and not pool.container_spec.command
+    assert [set(pool["container_spec"]) for pool in job_spec["worker_pool_specs"]] == [{"image_uri"}] * 2
+    assert spec.scheduling.restart_job_on_worker_restart is True
 
 
 def test_tfds_input_keeps_its_data_in_the_pipeline_root(vertex_training: dict[str, Any]) -> None:
@@ -387,6 +413,256 @@ def test_vertex_sdk_accepts_the_compiled_file(gpu_dataflow: dict[str, Any], tmp_
     tasks = job.pipeline_spec["root"]["dag"]["tasks"]
     assert set(tasks) == set(_tasks(gpu_dataflow))
     assert {tasks[name]["cachingOptions"]["enableCache"] for name in tasks} == {False}  # --no-cache
+
+
+# ---- the bare KFP v2 package (open-source Kubeflow Pipelines) ---------------------------------------
+
+
+KFP_ROOT = "minio://mlpipeline/simsiam"
+
+
+@pytest.fixture(scope="module")
+def kfp_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`--target kfp` with MinIO paths, as a KFP cluster's own object store names them."""
+    out = tmp_path_factory.mktemp("kfp") / "simsiam.yaml"
+    args = ["compile-kubeflow", "--target", "kfp", "--output", str(out), "--image", IMAGE, "--pipeline-root", KFP_ROOT]
+    assert cli_main([*args, "--data-dir", "minio://mlpipeline/data/flower_photos", "--gpu-count", "2"]) == 0
+    return out
+
+
+def test_the_bare_package_loads_with_kfps_own_loader(kfp_package: Path) -> None:
+    """The file `kfp.Client().upload_pipeline` and `create_run_from_pipeline_package` take: a PipelineSpec
+    (strictly, no unknown field) with the pipeline root as its default, in YAML, loaded by kfp itself."""
+    import yaml
+    from google.protobuf import json_format
+    from kfp import components
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
+    package = yaml.safe_load(kfp_package.read_text())
+    spec = json_format.ParseDict(package, pipeline_spec_pb2.PipelineSpec())
+    assert spec.default_pipeline_root == KFP_ROOT
+    assert spec.pipeline_info.name == "simsiam-tfx" and spec.schema_version == "2.0.0"
+    loaded = components.load_component_from_file(str(kfp_package))
+    assert loaded.name == "simsiam-tfx"
+    assert set(loaded.pipeline_spec.root.dag.tasks) == set(package["root"]["dag"]["tasks"])
+    assert "pipelineSpec" not in package and "runtimeConfig" not in package  # not the Vertex AI wrapper
+
+
+def test_the_bare_package_asks_kubernetes_for_the_gpu_and_keeps_its_paths(kfp_package: Path) -> None:
+    """Open-source KFP puts the accelerator type into the pod's resource limits: a Kubernetes resource name."""
+    import yaml
+
+    package = yaml.safe_load(kfp_package.read_text())
+    executors = package["deploymentSpec"]["executors"]
+    assert executors["SimSiamTrainer_executor"]["container"]["resources"] == {
+        "accelerator": {"type": "nvidia.com/gpu", "count": "2"}
+    }
+    schemes = {m for s in _strings(package) for m in re.findall(r"([a-z][a-z0-9+.-]*)://", s)}
+    assert schemes == {"minio"}
+    push = json.loads(
+        package["root"]["dag"]["tasks"]["Pusher"]["inputs"]["parameters"]["push_destination"]["runtimeValue"][
+            "constantValue"
+        ]["stringValue"]
+    )
+    assert push == {"filesystem": {"base_directory": f"{KFP_ROOT}/serving"}}
+
+
+def test_the_bare_package_is_the_vertex_jobs_pipeline_spec(gpu_dataflow: dict[str, Any], tmp_path: Path) -> None:
+    """One pipeline, two wrappers: what the execution test runs (the package) is what Vertex AI gets,
+    but for the GPU's name (Kubernetes' resource name on a KFP cluster, Vertex AI's accelerator name there)."""
+    import yaml
+
+    out = tmp_path / "simsiam.yaml"
+    flags = [
+        *("--data-dir", DATA, "--project", "my-project", "--region", "europe-west4", "--dataflow"),
+        *("--dataflow-machine-type", "n1-highmem-4"),
+    ]
+    assert cli_main([*BASE_ARGS, "--target", "kfp", "--output", str(out), *flags]) == 0
+    package = yaml.safe_load(out.read_text())
+    assert package.pop("defaultPipelineRoot") == ROOT
+    gpu = package["deploymentSpec"]["executors"]["SimSiamTrainer_executor"]["container"]["resources"]["accelerator"]
+    assert gpu == {"type": "nvidia.com/gpu", "count": "1"}
+    gpu["type"] = "NVIDIA_L4"
+    assert package == gpu_dataflow["pipelineSpec"]
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--pipeline-root", "/data/simsiam"], "--pipeline-root must be a gs://, s3:// or minio://BUCKET/... URI"),
+        (["--data-dir", "hdfs://nn/flowers"], "--data-dir must be a gs://, s3:// or minio://"),
+        (["--gpu-type", "NVIDIA_L4"], "--gpu-type is the Kubernetes resource the node offers, such as nvidia.com/gpu"),
+        (
+            ["--vertex-training", "--project", "my-project", "--region", "us-central1"],
+            "--vertex-training runs a Vertex AI job: compile it with --target vertex",
+        ),
+        (["--output-json"], "--target kfp: --output must be a .yaml file"),
+    ],
+)
+def test_bare_package_option_errors(
+    flags: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / ("p.json" if "--output-json" in flags else "p.yaml")
+    flags = [f for f in flags if f != "--output-json"]
+    args = ["compile-kubeflow", "--target", "kfp", "--image", IMAGE, "--output", str(out)]
+    args += ["--pipeline-root", KFP_ROOT, "--data-dir", "s3://bucket/flowers", *flags]
+    assert cli_main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not out.exists()
+
+
+def test_compile_says_what_a_root_outside_gs_needs() -> None:
+    """The note's premise, checked on this environment's TensorFlow (the image's lock): TFX's file I/O
+    (tf.io.gfile) has gs:// but neither s3:// nor minio://."""
+    import tensorflow as tf
+
+    from kubeflow.commands.compile_kubeflow import store_note
+
+    for scheme in ("s3", "minio"):
+        with pytest.raises(tf.errors.UnimplementedError, match=f"File system scheme '{scheme}' not implemented"):
+            tf.io.gfile.exists(f"{scheme}://bucket/x")
+    assert store_note("gs://bucket/root") is None
+    assert "add tensorflow-io" in store_note("s3://bucket/root")
+    assert "minio:// is no TensorFlow file system" in store_note(KFP_ROOT)
+
+
+def test_submit_kfp_without_a_reachable_endpoint_fails_with_one_line(kfp_package: Path, tmp_path: Path) -> None:
+    """kfp.Client(host=...) against a port nothing listens on, and with no endpoint at all."""
+    import socket
+
+    with socket.socket() as s:  # a free port, closed again: connecting to it is refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k != "KF_PIPELINES_ENDPOINT"}
+    base = [str(CLI), "submit-kfp", "--pipeline", str(kfp_package)]
+    for extra, message in [
+        (
+            ["--host", f"http://127.0.0.1:{port}"],
+            f"error: cannot reach Kubeflow Pipelines at http://127.0.0.1:{port}: ",
+        ),
+        ([], "error: no Kubeflow Pipelines endpoint: give --host URL or set KF_PIPELINES_ENDPOINT"),
+    ]:
+        result = subprocess.run([*base, *extra], capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
+        assert result.returncode == 2
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(message), result.stderr
+
+
+def test_submit_kfp_rejects_the_vertex_job(gpu_dataflow: dict[str, Any], tmp_path: Path, capsys) -> None:
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(json.dumps(gpu_dataflow))
+    assert cli_main(["submit-kfp", "--pipeline", str(path), "--host", "http://127.0.0.1:9"]) == 2
+    assert "is not a KFP package (no defaultPipelineRoot); use --target kfp" in capsys.readouterr().err
+
+
+# ---- one compiled step, executed with a module missing from the image's path ------------------------
+
+
+def test_the_local_resolver_answers_the_compiled_latest_blessed_model_queries(gpu_dataflow: dict[str, Any]) -> None:
+    """run-compiled answers the two compiled ML Metadata queries of LatestBlessedModelStrategy from the
+    artifacts of earlier runs: the latest blessed ModelBlessing, then the Model it names."""
+    from kubeflow.local_executor import resolve
+
+    executors = _executors(gpu_dataflow)
+    blessings, models = executors[f"{BLESSING_RESOLVER}_executor"], executors[f"{MODEL_RESOLVER}_executor"]
+
+    def artifact(title: str, name: str, **metadata: Any) -> dict[str, Any]:
+        return {
+            "name": name,
+            "type": {"instanceSchema": f"title: {title}\ntype: object\n"},
+            "uri": f"/r/{name}",
+            "metadata": metadata,
+        }
+
+    known = [
+        artifact("tfx.Model", "run1/model"),
+        artifact("tfx.ModelBlessing", "run1/blessing", blessed=1.0, current_model_id="run1/model"),
+        artifact("tfx.Model", "run2/model"),
+        artifact("tfx.ModelBlessing", "run2/blessing", blessed=0.0, current_model_id="run2/model"),
+    ]
+    (blessing,) = resolve(blessings, {}, known)["model_blessing"]
+    assert blessing["name"] == "run1/blessing"  # the latest *blessed* one
+    assert resolve(models, {"input": [blessing]}, known) == {"model": [known[0]]}
+    assert resolve(blessings, {}, []) == {"model_blessing": []}  # a first run: no baseline
+    assert resolve(models, {"input": []}, known) == {"model": []}
+
+
+def test_run_compiled_swaps_dataflow_and_the_vertex_job_for_their_in_container_equivalents(
+    gpu_dataflow: dict[str, Any], vertex_training: dict[str, Any]
+) -> None:
+    import sys as _sys
+
+    from kubeflow.local_executor import DIRECT_RUNNER, TRAINER_IN_JOB, container_command
+
+    transform = _executors(gpu_dataflow)["Transform_executor"]["container"]
+    command, notes = container_command(transform, '{"inputs": {}}')
+    assert command[:3] == [_sys.executable, "-m", "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"]
+    assert command[3:7] == [
+        "--executor_class_path",
+        "tfx.components.transform.executor.Executor",
+        "--json_serialized_invocation_args",
+        '{"inputs": {}}',
+    ]
+    assert command[7:] == DIRECT_RUNNER and notes == ["Dataflow -> Beam's DirectRunner in the step"]
+    trainer = _executors(vertex_training)["SimSiamTrainer_executor"]["container"]
+    command, notes = container_command(trainer, "{}")
+    assert command[command.index("--executor_class_path") + 1] == TRAINER_IN_JOB
+    assert notes == ["Vertex AI custom job -> the GenericExecutor its container runs"]
+    probe = _executors(vertex_training)["LinearProbeTrainer_executor"]["container"]
+    assert container_command(probe, "{}") == (
+        [_sys.executable, *probe["command"][1:], *probe["args"][:3], "{}", *probe["args"][4:]],
+        [],
+    )
+
+
+def test_a_step_fails_naming_the_module_missing_from_the_images_path(
+    gpu_dataflow: dict[str, Any], tmp_path: Path
+) -> None:
+    """The EmbeddingIndexer's output type compiles to the title `simsiam.EmbeddingIndex`, which the
+    image's PYTHONPATH (kubeflow/entrypoint_path/) provides. Without that module on the path the step,
+    run through its compiled command, stops before its executor with the module's name: what the full
+    execution (test_local_execution.py) would hit on any such module."""
+    import shutil
+
+    from kubeflow.local_executor import (
+        ExecutionError,
+        LocalStore,
+        build_executor_input,
+        image_pythonpath,
+        run_container_task,
+        step_environment,
+    )
+
+    spec = gpu_dataflow["pipelineSpec"]
+    (entrypoint_path,) = image_pythonpath()
+    assert entrypoint_path == str(REPO / "kubeflow" / "entrypoint_path")
+    crippled = tmp_path / "entrypoint_path"
+    shutil.copytree(entrypoint_path, crippled, ignore=shutil.ignore_patterns("simsiam"))
+    assert (crippled / "system").is_dir() and not (crippled / "simsiam").exists()
+
+    def artifact(title: str, name: str) -> dict[str, Any]:
+        uri = tmp_path / "inputs" / name
+        uri.mkdir(parents=True)
+        return {
+            "name": f"local/{name}",
+            "type": {"instanceSchema": f"title: {title}\ntype: object\n"},
+            "uri": str(uri),
+            "metadata": {},
+        }
+
+    inputs = {"examples": [artifact("tfx.Examples", "examples")], "model": [artifact("tfx.Model", "model")]}
+    executor_input = build_executor_input(spec, "EmbeddingIndexer", inputs, tmp_path / "run", LocalStore(tmp_path))
+    container = spec["deploymentSpec"]["executors"]["EmbeddingIndexer_executor"]["container"]
+    with pytest.raises(ExecutionError) as err:
+        run_container_task("EmbeddingIndexer", container, executor_input, step_environment([str(crippled)]))
+    message = str(err.value)
+    assert "\n" not in message
+    # TFX's import_utils wraps the ModuleNotFoundError; the line names the class path the JSON gave.
+    assert message.startswith(
+        "step EmbeddingIndexer failed (exit 1): ImportError: Could not import simsiam.EmbeddingIndex"
+    )
+    assert "No module named 'simsiam'" in (tmp_path / "run" / "EmbeddingIndexer" / "log.txt").read_text()
 
 
 # ---- bad options: one line, before any compile work ------------------------------------------------
@@ -473,6 +749,11 @@ def test_output_must_be_json(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         ),
         ({"machine_type": "a2-highgpu-1g"}, "--machine-type applies only with --vertex-training"),
         ({"trainer_memory_gb": 0.0}, "--trainer-memory must be positive"),
+        (
+            {"vertex_training": True, "project": "my-project", "region": "us-central1", "workers": 0},
+            "--workers must be at least 1 (the chief), not 0",
+        ),
+        ({"workers": 2}, "--workers applies only with --vertex-training"),
         (
             {"vertex_training": True, "project": "my-project", "region": "us-central1", "trainer_cpu": 8.0},
             "with --vertex-training choose the job's --machine-type",
