@@ -18,7 +18,7 @@ is `pipeline_spec.proto`'s `ExecutorInput` and `PipelineContainerSpec`; TFX's si
 
 A local folder stands in for the object store: `gs://B/P`, `s3://B/P` and `minio://B/P` in the compiled
 strings become `STORE/gs/B/P` (...), so the file runs unchanged. What cannot run here as compiled runs
-as its in-container equivalent: Dataflow (`--runner=DataflowRunner`) as Beam's DirectRunner inside the
+as its in-container equivalent: Dataflow (`--runner=DataflowRunner`) as Beam's FnApiRunner inside the
 step; a Vertex AI custom training job (TFX's Google Cloud Trainer) as the GenericExecutor that the job's
 container would run. Resolver tasks (ML Metadata queries that Vertex AI / KFP answer themselves) are
 answered from `local_metadata.json` in the pipeline root, the artifacts of earlier local runs; importer
@@ -41,7 +41,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMES = ("gs://", "s3://", "minio://")
-DIRECT_RUNNER = ["--runner=DirectRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=0"]
+DIRECT_RUNNER = ["--runner=FnApiRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=0"]
 VERTEX_TRAINER = "tfx.extensions.google_cloud_ai_platform.trainer.executor.GenericExecutor"
 TRAINER_IN_JOB = "tfx.components.trainer.executor.GenericExecutor"  # what that job's container runs
 METADATA_FILE = "local_metadata.json"
@@ -179,7 +179,7 @@ def container_command(container: Mapping[str, Any], executor_input: str) -> tupl
     if "--runner=DataflowRunner" in args:
         start = args.index("--runner=DataflowRunner")
         args = args[:start] + [a for a in args[start:] if not a.startswith("--")] + DIRECT_RUNNER
-        notes.append("Dataflow -> Beam's DirectRunner in the step")
+        notes.append("Dataflow -> Beam's FnApiRunner in the step")
     if VERTEX_TRAINER in args:
         args[args.index(VERTEX_TRAINER)] = TRAINER_IN_JOB
         notes.append("Vertex AI custom job -> the GenericExecutor its container runs")

@@ -18,6 +18,7 @@ from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 
 from kubeflow.config import KubeflowOptions
 from pipeline.configs import RunConfig
+from pipeline.local_runner import LOCAL_BEAM_RUNNER
 from pipeline.pipeline import SIMSIAM_TRAINER_ID, create_pipeline
 
 ResourceSpec = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec
@@ -25,9 +26,10 @@ gcp = tfx.extensions.google_cloud_ai_platform
 
 
 def beam_pipeline_args(options: KubeflowOptions) -> list[str]:
-    """DataflowRunner with `--dataflow` (workers run the same image), else Beam's DirectRunner in the step."""
+    """DataflowRunner with `--dataflow` (workers run the same image), else Beam's FnApiRunner in the step on
+    every core (named, as locally: pipeline/local_runner.py says why not the DirectRunner)."""
     if not options.dataflow:
-        return ["--runner=DirectRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=0"]
+        return [f"--runner={LOCAL_BEAM_RUNNER}", "--direct_running_mode=multi_processing", "--direct_num_workers=0"]
     return [
         "--runner=DataflowRunner",
         f"--project={options.project}",

@@ -68,7 +68,7 @@ def gpu_dataflow(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def vertex_training(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """The SimSiam Trainer as a Vertex AI custom job; TFDS input; Beam in each step (DirectRunner)."""
+    """The SimSiam Trainer as a Vertex AI custom job; TFDS input; Beam in each step (FnApiRunner)."""
     out = tmp_path_factory.mktemp("vertex_training")
     return _compile(
         out,
@@ -300,7 +300,7 @@ def test_beam_steps_get_the_dataflow_arguments(gpu_dataflow: dict[str, Any]) -> 
 
 def test_without_dataflow_beam_runs_inside_each_step(vertex_training: dict[str, Any]) -> None:
     args = _executors(vertex_training)["Transform_executor"]["container"]["args"]
-    assert "--runner=DirectRunner" in args
+    assert "--runner=FnApiRunner" in args
     assert not [a for a in args if a.startswith(("--project", "--temp_location", "--sdk_container_image"))]
 
 
@@ -604,7 +604,7 @@ def test_run_compiled_swaps_dataflow_and_the_vertex_job_for_their_in_container_e
         "--json_serialized_invocation_args",
         '{"inputs": {}}',
     ]
-    assert command[7:] == DIRECT_RUNNER and notes == ["Dataflow -> Beam's DirectRunner in the step"]
+    assert command[7:] == DIRECT_RUNNER and notes == ["Dataflow -> Beam's FnApiRunner in the step"]
     trainer = _executors(vertex_training)["SimSiamTrainer_executor"]["container"]
     command, notes = container_command(trainer, "{}")
     assert command[command.index("--executor_class_path") + 1] == TRAINER_IN_JOB
