@@ -77,7 +77,8 @@ CONFIG = dict(
 
 
 def _transformed_examples(folder, n: int = 40) -> None:
-    """What Transform writes: GZIP TFRecords of tf.Examples whose `image_u8` is a serialized uint8 [T, T, 3]."""
+    """What Transform writes: GZIP TFRecords of tf.Examples whose `image_u8` is a serialized uint8 [T, T, 3],
+    with the image id and label (-1: unlabelled) the readers' samples use."""
     import tensorflow as tf
 
     from components import features as F
@@ -86,9 +87,13 @@ def _transformed_examples(folder, n: int = 40) -> None:
     cells = rng.integers(0, 256, (n, 4, 4, 3), dtype=np.uint8).repeat(SIZE // 4, 1).repeat(SIZE // 4, 2)
     (folder / "Split-eval").mkdir(parents=True)
     with tf.io.TFRecordWriter(str(folder / "Split-eval" / "data.gz"), options="GZIP") as writer:
-        for image in cells:
+        for i, image in enumerate(cells):
             data = tf.io.serialize_tensor(tf.constant(image)).numpy()
-            feature = {F.IMAGE_U8: tf.train.Feature(bytes_list=tf.train.BytesList(value=[data]))}
+            feature = {
+                F.IMAGE_U8: tf.train.Feature(bytes_list=tf.train.BytesList(value=[data])),
+                F.IMAGE_ID: tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"card/%d.jpg" % i])),
+                F.LABEL: tf.train.Feature(int64_list=tf.train.Int64List(value=[-1])),  # unlabelled
+            }
             writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
 
 
