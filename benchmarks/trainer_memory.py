@@ -48,7 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.trainer_memory", description=__doc__.split("\n\n")[0])
     p.add_argument("--scale", type=int, nargs="+", default=[1, 4], help="data sizes, in versions per photo (1-4)")
     p.add_argument("--data-dir", default=str(FLOWERS), help="class folders of photos (default: Flowers)")
-    p.add_argument("--photos", type=int, default=0, help="use the first N photos (sorted ids; default 0: all)")
+    p.add_argument("--photos", type=int, default=0, help="use N photos, round-robin over the classes (default 0: all)")
     p.add_argument(
         "--image-size", type=int, default=128, help="SimSiam view size in px (stored larger: the recipe's stored_size)"
     )
@@ -90,15 +90,16 @@ def build_data(args: argparse.Namespace, root: Path) -> dict:
     import tensorflow_transform.beam as tft_beam
     from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
-    from benchmarks.image_data import list_images
+    from benchmarks.image_data import list_images, select_subset
     from components import features as F
     from components import transform as T
     from components.examples import RAW_FEATURES
     from components.ingest.executor import make_example
 
     ids, labels, classes, _ = list_images(args.data_dir)
-    if args.photos:
-        ids, labels = ids[: args.photos], labels[: args.photos]
+    if args.photos:  # round-robin over the classes, so a small version still has every class
+        chosen = select_subset(labels, args.photos)
+        ids, labels = [ids[i] for i in chosen], [labels[i] for i in chosen]
     stored = _recipe(args).simsiam.stored_size
     graph = root / "transform_graph"
     spec = {name: tf.io.FixedLenFeature([1], tf.as_dtype(dtype)) for name, dtype in RAW_FEATURES.items()}
@@ -181,12 +182,15 @@ def _write_batch(batch: list, layer, writers: dict, counts: dict) -> None:
         writers["transformed", split].write(transformed_example.SerializeToString())
 
 
-def _recipe(args: argparse.Namespace):
-    """The RunConfig measured: the `--profile` recipe at `--image-size`, one epoch (of `--steps`)."""
+def _recipe(args: argparse.Namespace, train_images: int = 0):
+    """The RunConfig measured: the `--profile` recipe at `--image-size`, with as many epochs as `--steps`
+    needs over `train_images` (one when an epoch holds them all; the Trainer caps the steps)."""
     from pipeline.configs import profile_config
 
     batch = 32 if args.profile == "smoke" else None  # the smoke profile's 16 is smaller than a real batch
-    return profile_config(args.profile, image_size=args.image_size, epochs=1, batch_size=batch)
+    config = profile_config(args.profile, image_size=args.image_size, epochs=1, batch_size=batch)
+    per_epoch = max(1, train_images // config.simsiam.batch_size)
+    return config.replace(epochs=max(1, round(args.steps / per_epoch)), warmup_epochs=0)
 
 
 def _fn_args(data: Path, out: Path, custom_config: dict, train_steps: int | None = None, base_model: str | None = None):
@@ -218,10 +222,11 @@ def run_child(args: argparse.Namespace) -> None:
         from components.train import simsiam
         from components.train.trainer_config import SimSiamTrainerConfig
 
-        config = _recipe(args)
+        config = _recipe(args, json.loads((data / "done").read_text())["train"])
         settings = SimSiamTrainerConfig(
-            simsiam=config.simsiam, checkpoint_root=str(out / "checkpoints"), knn_every=1, collapse_threshold=0.0,
-            precision=config.precision, checkpoint_io_fraction=1.0, export_serving_model=False,
+            simsiam=config.simsiam, checkpoint_root=str(out / "checkpoints"), knn_every=config.simsiam.epochs,
+            collapse_threshold=0.0, precision=config.precision, checkpoint_io_fraction=0.05,
+            export_serving_model=False,
             sample_size=args.sample_size, shuffle_buffer=args.shuffle_buffer,
             cache_images=args.child == "simsiam-cache",
         )  # fmt: skip

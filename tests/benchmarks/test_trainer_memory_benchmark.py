@@ -23,15 +23,15 @@ SAMPLE = 24
 
 @background.background_check("trainer_memory_small")
 def _trainer_memory_small(workdir: Path) -> dict:
-    """`python -m benchmarks.trainer_memory` on 240 Flowers photos at 1x and 2x: the SimSiam Trainer
-    streamed and cached, 60 steps each at 32 px, then the probe Trainer on the streamed model."""
+    """`python -m benchmarks.trainer_memory` on 480 Flowers photos (96 per class) at 1x and 2x: the
+    SimSiam Trainer streamed and cached, about 100 steps each at 32 px."""
     if not FLOWERS.is_dir():
         pytest.skip(f"real Flowers data not found at {FLOWERS}")
     out = workdir / "result.json"
     command = [
-        sys.executable, "-m", "benchmarks.trainer_memory", "--scale", "1", "2", "--photos", "240",
-        "--image-size", "32", "--steps", "60", "--sample-size", str(SAMPLE), "--shuffle-buffer", "32",
-        "--only", "simsiam", "simsiam-cache", "probe", "--work", str(workdir / "work"), "--out", str(out),
+        sys.executable, "-m", "benchmarks.trainer_memory", "--scale", "1", "2", "--photos", "480",
+        "--image-size", "32", "--steps", "100", "--sample-size", str(SAMPLE), "--shuffle-buffer", "32",
+        "--only", "simsiam", "simsiam-cache", "--work", str(workdir / "work"), "--out", str(out),
     ]  # fmt: skip
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO)}
     result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO, timeout=1500)
@@ -45,7 +45,6 @@ def _trainer_memory_small(workdir: Path) -> dict:
         "record": json.loads(out.read_text()),
         "stdout": result.stdout,
         "history": {(s, step): history(s, step) for s in (1, 2) for step in ("simsiam", "simsiam-cache")},
-        "probe": json.loads((workdir / "work" / "x2" / "out" / "probe" / "run" / "probe_history.json").read_text()),
     }
 
 
@@ -57,9 +56,9 @@ def trainer_memory_small() -> dict:
 @pytest.mark.slow
 def test_every_step_ran_in_its_own_process_at_both_scales(trainer_memory_small) -> None:
     record = trainer_memory_small["record"]
-    counts = record["data"]["counts"]
-    assert counts["2"]["train"] == 2 * counts["1"]["train"]  # every photo twice, the same split by id
-    for step in ("simsiam", "simsiam-cache", "probe"):
+    counts = {scale: n["train"] + n["eval"] for scale, n in record["data"]["counts"].items()}
+    assert counts == {"1": 480, "2": 960}  # every photo twice (the copy's own id hashes to its own split)
+    for step in ("simsiam", "simsiam-cache"):
         for scale in ("1", "2"):
             assert record["results"][step][scale]["peak_mb"] > 100, (step, scale)  # its own VmHWM, read
     assert "peak MB x1 | peak MB x2" in trainer_memory_small["stdout"]
@@ -68,18 +67,23 @@ def test_every_step_ran_in_its_own_process_at_both_scales(trainer_memory_small) 
 @pytest.mark.slow
 def test_the_samples_stay_capped_while_the_data_doubles(trainer_memory_small) -> None:
     small, large = (trainer_memory_small["history"][(s, "simsiam")] for s in (1, 2))
-    assert large["train_images"] == 2 * small["train_images"] > 2 * SAMPLE
+    assert large["train_images"] > 1.8 * small["train_images"] > 2 * SAMPLE
     assert small["sample_train_images"] == large["sample_train_images"] == SAMPLE
     assert small["sample_eval_images"] == large["sample_eval_images"] == SAMPLE
-    assert large["steps_per_epoch"] == small["steps_per_epoch"] == 60  # TFX's train_steps caps both
-    assert len(trainer_memory_small["probe"]["class_names"]) == 5
+    for history in (small, large):  # about 100 steps in all: whole epochs, capped by TFX's train_steps
+        assert 90 <= history["steps_per_epoch"] * len(history["history"]["loss"]) <= 115
 
 
 @pytest.mark.slow
 def test_the_streamed_trainer_trains_as_the_cached_one(trainer_memory_small) -> None:
-    """Same data, seed and steps; only the reader differs (another order of the same images). Tolerance:
-    0.1 of the loss (which runs from 0 towards -1) and 0.2 of kNN accuracy (24 eval images: 0.04 each)."""
+    """Same data, seed and steps (about 100); only the reader differs (another order of the same images).
+    Tolerance: 0.05 of the loss and 0.25 of kNN accuracy (24 sampled eval images: 0.042 each).
+
+    At this size and the smoke recipe's learning rate (0.06 x 32 / 256) the loss only starts to move
+    (a few hundredths after 100 steps), so this shows that the two readers drive training alike, not that
+    either learns well; the `cpu` profile rerun on the streaming reader (docs/measurements.md) is the
+    comparison of learning."""
     streamed, cached = (trainer_memory_small["history"][(1, step)]["final"] for step in ("simsiam", "simsiam-cache"))
-    assert streamed["loss"] < -0.2 and cached["loss"] < -0.2  # both learned something
-    assert abs(streamed["loss"] - cached["loss"]) <= 0.1, (streamed, cached)
-    assert abs(streamed["knn_accuracy"] - cached["knn_accuracy"]) <= 0.2, (streamed, cached)
+    assert streamed["collapse_std"] > 0.9 and cached["collapse_std"] > 0.9  # neither collapsed
+    assert abs(streamed["loss"] - cached["loss"]) <= 0.05, (streamed, cached)
+    assert abs(streamed["knn_accuracy"] - cached["knn_accuracy"]) <= 0.25, (streamed, cached)
