@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         images = sum(n for split in report["counts"].values() for n in split.values())
         result = {
             "benchmark": "ingest",
-            "command": " ".join(["simsiam-tfx", *command[1:5], "OUT", *command[7:]]),
+            "command": " ".join(["simsiam-tfx", *command[1:5], "OUT", *command[6:]]),
             "images": images,
             "rejected": len(report["rejected"]),
             "wall_s": round(wall_s, 2),
