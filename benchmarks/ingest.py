@@ -16,13 +16,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import tempfile
 import threading
 import time
 from pathlib import Path
 
 import psutil
+
+from benchmarks.machine import cpu_model
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -63,13 +64,7 @@ class PeakMemory:
 
 
 def machine() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{os.cpu_count()}-core CPU ({model}), {psutil.virtual_memory().total / 2**30:.0f} GiB RAM"
+    return f"{os.cpu_count()}-core CPU ({cpu_model()}), {psutil.virtual_memory().total / 2**30:.0f} GiB RAM"
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -116,8 +116,8 @@ def build_index(
     if not embeddings:
         raise ValueError(f"no example of {sorted(split_uris)} could be embedded ({len(failed)} rejected)")
     thumbnails = thumbnail_rows = None
-    if sample is not None and sample.items():
-        kept = sorted(sample.items(), key=lambda item: item[0])
+    kept = sorted(sample.items(), key=lambda item: item[0]) if sample is not None else []  # (row, thumbnail)
+    if kept:
         thumbnails = np.stack([thumbnail for _, thumbnail in kept])
         if len(kept) < len(paths):
             thumbnail_rows = np.asarray([row for row, _ in kept], np.int64)

@@ -77,12 +77,11 @@ def random_init_embeddings(
             fn_output_signature=tf.TensorSpec([stored, stored, 3], tf.uint8),
         )
 
-    encoder = random_init_encoder(simsiam_config, recipe)
-    out = [
-        embed(encoder, decode(tf.constant(images[i : i + batch_size])).numpy(), batch_size=batch_size)
-        for i in range(0, len(images), batch_size)
-    ]
-    return np.concatenate(out).astype(np.float32)
+    # The images are the report's bounded sample: decoded batch by batch, embedded in one call.
+    stored_images = np.concatenate(
+        [decode(tf.constant(images[i : i + batch_size])).numpy() for i in range(0, len(images), batch_size)]
+    )
+    return embed(random_init_encoder(simsiam_config, recipe), stored_images, batch_size=batch_size)
 
 
 def _images_of(ids: set[str], examples_uri: str, split_names: list[str]) -> dict[str, bytes]:
