@@ -5,12 +5,12 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from components.examples import tf_example_reader
 from components.train.checkpoint import IntervalCheckpoint
 from components.train.data import image_dataset
 from models.augment import SimSiamAugmentation
+from tests.fakes.transformed import write_transformed_file
 
 
 def _model() -> keras.Model:
@@ -77,13 +77,9 @@ def test_io_fraction_must_be_a_share() -> None:
 def _write_images(folder, n: int = 12) -> str:
     """A Transform output split of `n` stored 2x2 images, image i filled with the value i: GZIP TFRecords
     in two files, as Transform writes them."""
-    folder.mkdir(parents=True, exist_ok=True)
+    images = np.arange(n, dtype=np.uint8)[:, None, None, None].repeat(2, 1).repeat(2, 2).repeat(3, 3)
     for part in range(2):
-        with tf.io.TFRecordWriter(str(folder / f"part-{part}.gz"), options="GZIP") as writer:
-            for i in range(part, n, 2):
-                image = tf.io.serialize_tensor(tf.fill([2, 2, 3], tf.constant(i, tf.uint8))).numpy()
-                feature = {"image_u8": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image]))}
-                writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+        write_transformed_file(folder / f"part-{part}.gz", images[part::2])
     return str(folder / "*")
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from components.evaluate.label_free import BASELINE_TOLERANCE, label_free_decision
+from tests.fakes.transformed import write_transformed_file
 
 THRESHOLDS = {"min_collapse_std": 0.3, "min_rank_ratio": 1.5}
 HEALTHY = {"effective_rank": 90.0, "collapse_std": 0.7, "finite": True}
@@ -79,22 +80,10 @@ CONFIG = dict(
 def _transformed_examples(folder, n: int = 40) -> None:
     """What Transform writes: GZIP TFRecords of tf.Examples whose `image_u8` is a serialized uint8 [T, T, 3],
     with the image id and label (-1: unlabelled) the readers' samples use."""
-    import tensorflow as tf
-
-    from components import features as F
-
     rng = np.random.default_rng(0)
     cells = rng.integers(0, 256, (n, 4, 4, 3), dtype=np.uint8).repeat(SIZE // 4, 1).repeat(SIZE // 4, 2)
-    (folder / "Split-eval").mkdir(parents=True)
-    with tf.io.TFRecordWriter(str(folder / "Split-eval" / "data.gz"), options="GZIP") as writer:
-        for i, image in enumerate(cells):
-            data = tf.io.serialize_tensor(tf.constant(image)).numpy()
-            feature = {
-                F.IMAGE_U8: tf.train.Feature(bytes_list=tf.train.BytesList(value=[data])),
-                F.IMAGE_ID: tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"card/%d.jpg" % i])),
-                F.LABEL: tf.train.Feature(int64_list=tf.train.Int64List(value=[-1])),  # unlabelled
-            }
-            writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+    ids = [f"card/{i}.jpg" for i in range(n)]
+    write_transformed_file(folder / "Split-eval" / "data.gz", cells, image_ids=ids, labels=[-1] * n)  # unlabelled
 
 
 def _artifact(kind, uri, artifact_id=0, split_names=None):

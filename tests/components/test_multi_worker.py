@@ -27,6 +27,7 @@ from components.train.checkpoint import IntervalCheckpoint
 from components.train.cluster import Cluster, shard, shard_files
 from tests import background
 from tests.conftest import REPO
+from tests.fakes.transformed import write_transformed_file
 
 EPOCHS, TRAIN_FILES, EVAL_IMAGES, STORED = 4, (24, 16), 16, 20
 RECORD_DIR_ENV = "SIMSIAM_TEST_RECORD_DIR"
@@ -88,25 +89,16 @@ def build_inputs(root: str) -> None:
     schema = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
     metadata_io.write_metadata(schema, os.path.join(root, "transform_graph", "transformed_metadata"))
 
-    def example(image: np.ndarray, label: int, image_id: str) -> bytes:
-        feature = {
-            F.IMAGE_U8: tf.train.Feature(bytes_list=tf.train.BytesList(value=[tf.io.serialize_tensor(image).numpy()])),
-            F.LABEL: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
-            F.CLASS_NAME: tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"ab"[label : label + 1]])),
-            F.IMAGE_ID: tf.train.Feature(bytes_list=tf.train.BytesList(value=[image_id.encode()])),
-            **{k: tf.train.Feature(float_list=tf.train.FloatList(value=v)) for k, v in stats.items()},
-        }
-        return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
-
     parts = {"train": np.split(train, [TRAIN_FILES[0]]), "eval": [evaluation]}
     for split, files in parts.items():
         for i, images in enumerate(files):
             name = f"transformed_examples-{i:05d}-of-{len(files):05d}.gz"
-            path = os.path.join(root, "examples", f"Split-{split}", name)
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with tf.io.TFRecordWriter(path, "GZIP") as writer:
-                for j, image in enumerate(images):
-                    writer.write(example(image, j % 2, f"{split}/{i}/{j}.jpg"))
+            labels = [j % 2 for j in range(len(images))]
+            write_transformed_file(
+                os.path.join(root, "examples", f"Split-{split}", name), images,
+                image_ids=[f"{split}/{i}/{j}.jpg" for j in range(len(images))], labels=labels,
+                class_names=["ab"[label] for label in labels], floats=stats,
+            )  # fmt: skip
     digests = sorted(hashlib.sha256(tf.io.serialize_tensor(image).numpy()).hexdigest() for image in train)
     Path(root, "train_digests.json").write_text(json.dumps(digests))
 
