@@ -9,6 +9,25 @@ from components.ingest.inputs import ImageInput
 from components.ingest.splits import DEFAULT_EVAL_PERCENT, DEFAULT_MAX_REJECTED_FRACTION, output_splits
 
 
+def image_statistics_options():
+    """TFDV StatsOptions that declare the encoded image feature as image bytes (`image_domain`).
+
+    TFDV then skips the top-k / unique-value sketches for it (`schema_util.get_bytes_features` in
+    TFDV's TopKUniquesSketchStatsGenerator), which on JPEG bytes cost more than all other statistics
+    together and say nothing: every value is unique. Presence, value counts and byte lengths are still
+    computed (as `bytes_stats`), and the schema SchemaGen infers from them is unchanged (docs/measurements.md,
+    "Ingestion"). The partial schema only names the image feature; SchemaGen still infers the rest."""
+    import tensorflow_data_validation as tfdv
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    from components import features as F
+
+    schema = schema_pb2.Schema()
+    image = schema.feature.add(name=F.IMAGE, type=schema_pb2.BYTES)
+    image.image_domain.SetInParent()
+    return tfdv.StatsOptions(schema=schema)
+
+
 def ingestion_components(
     image_input: ImageInput,
     eval_percent: int = DEFAULT_EVAL_PERCENT,
@@ -35,7 +54,9 @@ def ingestion_components(
     else:
         example_gen = image_example_gen(*image_input.folders(), **common)
     splits = output_splits(image_input.labeled, image_input.unlabeled)
-    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    statistics_gen = tfx.components.StatisticsGen(
+        examples=example_gen.outputs["examples"], stats_options=image_statistics_options()
+    )
     schema_gen = tfx.components.SchemaGen(
         statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True, exclude_splits=splits[1:]
     )

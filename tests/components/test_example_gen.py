@@ -155,6 +155,7 @@ def test_sample_of_the_real_flowers(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_pipeline_with_statistics_and_schema_on_two_worker_processes(messy_folder, tmp_path: Path) -> None:
+    import tensorflow_data_validation as tfdv
     from tensorflow_metadata.proto.v0 import schema_pb2
     from tfx import v1 as tfx
     from tfx.utils import io_utils
@@ -177,7 +178,16 @@ def test_pipeline_with_statistics_and_schema_on_two_worker_processes(messy_folde
     examples_uri = latest_artifact_uri(metadata, EXAMPLE_GEN_ID)
     assert read_report(examples_uri)["counts"] == expected_counts(good, ["a", "b", "c"])
     assert sorted(r["image_id"] for s in ("train", "eval") for r in read_split(examples_uri, s)) == good
-    assert list(Path(latest_artifact_uri(metadata, "StatisticsGen", "statistics")).glob("Split-*/FeatureStats.pb"))
+    stats_files = sorted(
+        Path(latest_artifact_uri(metadata, "StatisticsGen", "statistics")).glob("Split-*/FeatureStats.pb")
+    )
+    assert len(stats_files) == 2
+    features = {f.path.step[0]: f for f in tfdv.load_stats_binary(str(stats_files[1])).datasets[0].features}
+    # The image bytes are declared image_domain: counted and measured as bytes, no top-k sketch of unique JPEGs.
+    assert features["image"].WhichOneof("stats") == "bytes_stats"
+    assert features["image"].bytes_stats.common_stats.num_non_missing > 0
+    assert features["image"].bytes_stats.avg_num_bytes > 100
+    assert features["class_name"].string_stats.top_values
     schema_file = Path(latest_artifact_uri(metadata, "SchemaGen", "schema")) / "schema.pbtxt"
     schema = io_utils.parse_pbtxt_file(str(schema_file), schema_pb2.Schema())
     assert {f.name: f.type for f in schema.feature} == {
