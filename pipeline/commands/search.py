@@ -44,9 +44,9 @@ def load_index(path: str):
     from serving.index import EmbeddingIndex, IndexFileError
 
     try:
-        table = EmbeddingIndex.load(path)
         folder = os.path.dirname(os.path.abspath(path))
         ann = AnnIndex.load(folder) if os.path.isfile(os.path.join(folder, ANN_FILE)) else None
+        table = EmbeddingIndex.load(path, ann=ann)  # the pipeline's .npz: its vectors come from `ann`
     except IndexFileError as err:
         raise SearchError(str(err)) from err
     if not len(table):
