@@ -42,7 +42,8 @@ EXACT_MAX_ROWS = 100_000
 METRIC = "inner_product_of_unit_vectors"
 MIN_POINTS_PER_CELL = 39  # faiss warns below this many training points per centroid
 # k-means sample: faiss' guidance is 30 to 256 points per centroid; k-means costs points x cells x D
-# per iteration, and 40 keeps the 1M x 512 build (4,000 cells, 160,000 points) near 1.5 minutes on 2 cores
+# per iteration, and 40 keeps k-means at 1M x 512 (4,000 cells, 160,000 points) near 1.5 minutes on 2 cores
+# (scaled from 18 s at 200k x 512, docs/search.md)
 TRAIN_POINTS_PER_CELL = 40
 # An IVF whose tuned nprobe passes this share of its cells is replaced by the exact index: faiss' per-cell
 # scan is slower per vector than the flat (BLAS) scan; at 200k x 512 on 2 cores, 500 queries at nprobe
