@@ -92,7 +92,8 @@ class EmbeddingIndex:
         except (OSError, ValueError) as err:
             raise IndexFileError(f"{path} is not an embedding index (.npz): {err}") from err
         if "embeddings" not in arrays and "norms" in arrays:
-            arrays["embeddings"] = _vectors_from_faiss(path, arrays["norms"], ann)
+            fingerprint = str(arrays.get("model_fingerprint", ""))
+            arrays["embeddings"] = _vectors_from_faiss(path, arrays["norms"], fingerprint, ann)
         missing = {"paths", "embeddings"} - set(arrays)
         if missing:
             raise IndexFileError(f"{path} lacks {sorted(missing)} (has {sorted(arrays)})")
@@ -137,8 +138,9 @@ class EmbeddingIndex:
         return str(label)
 
 
-def _vectors_from_faiss(path: str, norms: np.ndarray, ann=None) -> np.ndarray:
-    """float32 `[N, D]`: the unit rows of the faiss index beside `path` (or `ann`) times `norms` `[N]`."""
+def _vectors_from_faiss(path: str, norms: np.ndarray, fingerprint: str, ann=None) -> np.ndarray:
+    """float32 `[N, D]`: the unit rows of the faiss index beside `path` (or `ann`) times `norms` `[N]`;
+    IndexFileError when that index has another row count or was built from another model's embeddings."""
     from serving.ann import ANN_FILE, AnnIndex
 
     folder = os.path.dirname(os.path.abspath(path))
@@ -148,6 +150,10 @@ def _vectors_from_faiss(path: str, norms: np.ndarray, ann=None) -> np.ndarray:
         ann = AnnIndex.load(folder)
     if len(ann) != len(norms):
         raise IndexFileError(f"{ANN_FILE} beside {path} holds {len(ann)} rows but the table {len(norms)}")
+    if fingerprint and ann.meta.model_fingerprint and fingerprint != ann.meta.model_fingerprint:
+        raise IndexFileError(
+            f"{ANN_FILE} beside {path} was built from model {ann.meta.model_fingerprint}, the table from {fingerprint}"
+        )
     vectors = ann.vectors()
     vectors *= norms[:, None]
     return vectors

@@ -72,3 +72,6 @@ def test_an_npz_without_vectors_and_no_faiss_index_beside_it_says_so(tmp_path):
     ann.build_index(np.ones((9, 4))).save(str(tmp_path))  # another table's index: 9 rows, not 10
     with pytest.raises(IndexFileError, match="holds 9 rows but the table 10"):
         EmbeddingIndex.load(path)
+    ann.build_index(np.ones((10, 4)), model_fingerprint="other").save(str(tmp_path))  # another model's
+    with pytest.raises(IndexFileError, match="built from model other, the table from fp"):
+        EmbeddingIndex.load(path)
