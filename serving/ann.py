@@ -11,12 +11,15 @@ similarity, normalize the vectors and use METRIC_INNER_PRODUCT"):
   products (exact re-scoring); only the choice of cells is approximate. `nlist` follows faiss'
   guideline of 4*sqrt(N) to 16*sqrt(N) cells for N up to 1M (faiss wiki, "Guidelines to choose an
   index"), with at least 39 training points per cell; `nprobe` is doubled until recall@10 on a seeded
-  sample of the index's own rows reaches the target (`tune_nprobe`); when that takes every cell, the
-  exact index is used instead.
+  sample of the index's own rows reaches the target (`tune_nprobe`); when that takes more than a
+  quarter of the cells (`MAX_PROBE_SHARE`), the exact index is used instead.
 
 On disk a built index is two files in one folder: `index.faiss` (`faiss.write_index`) and
 `index_meta.json` (`AnnMeta`: kind, metric, dimension, rows, nlist, nprobe, the model fingerprint).
 Row r of the faiss index is row r of the index table (`serving/index.py`, `paths` = image ids).
+`index.faiss` is the one copy of the vectors: both kinds keep the full float32 unit rows, and
+`AnnIndex.vectors` reads them back (`reconstruct_n`), so the pipeline's `index.npz` keeps only each
+row's norm beside its ids, labels and thumbnails (`EmbeddingIndex.save(..., vectors_in_faiss=True)`).
 `measure_index` gives the figures the EmbeddingIndexer gates on (`check_recall`).
 """
 
@@ -26,6 +29,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
@@ -37,7 +41,14 @@ META_FILE = "index_meta.json"
 EXACT_MAX_ROWS = 100_000
 METRIC = "inner_product_of_unit_vectors"
 MIN_POINTS_PER_CELL = 39  # faiss warns below this many training points per centroid
-TRAIN_POINTS_PER_CELL = 64  # k-means sample: enough for stable centroids, bounded build time
+# k-means sample: faiss' guidance is 30 to 256 points per centroid; k-means costs points x cells x D
+# per iteration, and 40 keeps k-means at 1M x 512 (4,000 cells, 160,000 points) near 1.5 minutes on 2 cores
+# (scaled from 18 s at 200k x 512, docs/search.md)
+TRAIN_POINTS_PER_CELL = 40
+# An IVF whose tuned nprobe passes this share of its cells is replaced by the exact index: faiss' per-cell
+# scan is slower per vector than the flat (BLAS) scan; at 200k x 512 on 2 cores, 500 queries at nprobe
+# 1,024 of 1,789 cells took 14 s, as long as the exact scan of every row.
+MAX_PROBE_SHARE = 0.25
 
 
 class IndexGateError(RuntimeError):
@@ -76,6 +87,11 @@ class AnnIndex:
 
     def __len__(self) -> int:
         return int(self.index.ntotal)
+
+    def vectors(self) -> np.ndarray:
+        """float32 `[N, D]`: the unit rows the index holds, row r = row r of the table (faiss
+        `reconstruct_n`; IVF-Flat stores them whole in its cells, so this is exact)."""
+        return self.index.reconstruct_n(0, len(self))
 
     def search(
         self, queries: np.ndarray, k: int, rows: np.ndarray | None = None, nprobe: int | None = None
@@ -139,14 +155,16 @@ def build_index(
     target_recall: float = 0.96,
     model_fingerprint: str = "",
     seed: int = 0,
+    log: Callable[[str], None] | None = None,
 ) -> AnnIndex:
     """An AnnIndex over float `[N, D]` embeddings (normalised here): exact up to `exact_max_rows` rows, else IVF.
 
-    IVF: `nlist` defaults to `ivf_cells(N)`; k-means trains on a seeded sample of 64 points per cell;
+    IVF: `nlist` defaults to `ivf_cells(N)`; k-means trains on a seeded sample of 40 points per cell;
     `nprobe`, unless given, is tuned to `target_recall` (a margin above the gate's 0.95, since the gate
-    then measures on another sample). When the tuned nprobe has to scan every cell (vectors without
-    cluster structure, e.g. i.i.d. uniform), the exact index is returned instead: same answers as that
-    IVF, without the per-cell overhead. Raises ValueError for an empty or non-2-d table."""
+    then measures on another sample). When the tuned nprobe has to scan more than a quarter of the
+    cells (vectors without cluster structure, e.g. i.i.d. uniform), the exact index is returned
+    instead: exact answers, no slower than that IVF. `log`: called with one line per long phase (k-means, adding
+    the rows, each nprobe tried). Raises ValueError for an empty or non-2-d table."""
     import faiss
 
     if np.ndim(vectors) != 2 or not len(vectors):
@@ -172,12 +190,20 @@ def build_index(
         if n <= TRAIN_POINTS_PER_CELL * nlist
         else x[np.sort(rng.choice(n, TRAIN_POINTS_PER_CELL * nlist, replace=False))]
     )
+    log = log or (lambda line: None)
+    start = time.perf_counter()
+    log(f"k-means: {nlist} cells on {len(train)} of {n} rows, {index.cp.niter} iterations")
     index.train(train)
+    log(f"k-means done in {time.perf_counter() - start:.1f} s; adding {n} rows")
+    start = time.perf_counter()
     index.add(x)
+    log(f"added in {time.perf_counter() - start:.1f} s")
     ann = AnnIndex(index, AnnMeta(kind="ivf", nlist=nlist, nprobe=nprobe or 1, **base))
     if nprobe is None:
-        ann.meta = replace(ann.meta, nprobe=tune_nprobe(ann, x, target_recall, seed=seed + 1))
-        if ann.meta.nprobe >= nlist:  # no structure to exploit: scanning every cell is a slower flat scan
+        ann.meta = replace(ann.meta, nprobe=tune_nprobe(ann, x, target_recall, seed=seed + 1, log=log))
+        if ann.meta.nprobe >= nlist:  # no structure to exploit: the IVF would be a slower flat scan
+            log(f"recall needs more than {MAX_PROBE_SHARE:.0%} of the {nlist} cells: the exact index instead")
+            del ann, index  # frees the IVF's copy of the vectors before the exact index makes its own
             return build_index(x, exact_max_rows=n, model_fingerprint=model_fingerprint)
     return ann
 
@@ -223,21 +249,31 @@ def _search_without_self(ann: AnnIndex, queries: np.ndarray, own: np.ndarray, k:
 
 
 def tune_nprobe(
-    ann: AnnIndex, vectors: np.ndarray, target: float, queries: int = 500, k: int = 10, seed: int = 1
+    ann: AnnIndex,
+    vectors: np.ndarray,
+    target: float,
+    queries: int = 500,
+    k: int = 10,
+    seed: int = 1,
+    log: Callable[[str], None] | None = None,
 ) -> int:
-    """The smallest power-of-two `nprobe` (capped at nlist) whose recall@k on a seeded sample of rows
-    reaches `target`. `vectors`: the index's unit rows `[N, D]`."""
+    """The smallest power-of-two `nprobe` whose recall@k on a seeded sample of rows reaches `target`, or
+    nlist (scan everything) when none up to `MAX_PROBE_SHARE` of the cells does. `vectors`: the index's
+    unit rows `[N, D]`; `log`: one line per nprobe tried."""
     rng = np.random.default_rng(seed)
     own = np.sort(rng.choice(len(vectors), min(queries, len(vectors)), replace=False))
     k = min(k, len(vectors) - 1)
     _, exact = exact_top_k(vectors, vectors[own], k, exclude=own)
     nprobe = 1
-    while nprobe < ann.meta.nlist:
+    while nprobe <= max(1.0, MAX_PROBE_SHARE * ann.meta.nlist):
         found = _search_without_self(ann, vectors[own], own, k, nprobe=nprobe)
-        if recall_at_k(vectors, vectors[own], found, exact) >= target:
-            break
+        recall = recall_at_k(vectors, vectors[own], found, exact)
+        if log:
+            log(f"nprobe {nprobe}: recall@{k} {recall:.4f} on {len(own)} rows (target {target})")
+        if recall >= target:
+            return nprobe
         nprobe *= 2
-    return min(nprobe, ann.meta.nlist)
+    return ann.meta.nlist
 
 
 def measure_index(ann: AnnIndex, vectors: np.ndarray, queries: int = 1000, k: int = 10, seed: int = 0) -> dict:

@@ -6,6 +6,12 @@ Keys: `paths` (str [N]; image ids for the pipeline's index, file paths for `sims
 are elsewhere; M = N, or a bounded sample whose rows are `thumbnail_rows`, int64 [M]), `model` (where
 the embeddings came from), `model_fingerprint` (SavedModel checksum).
 Strings are stored as numpy unicode arrays, so the file loads without pickle.
+
+The pipeline's index keeps one copy of the vectors: the faiss index beside the `.npz` (`index.faiss`,
+serving/ann.py) holds the unit rows, and the `.npz` has `norms` (float32 [N], each row's L2 norm)
+instead of `embeddings` (`save(..., vectors_in_faiss=True)`); `load` reads the rows back from faiss and
+scales them by their norms, so `embeddings` is what the model gave (to float32 rounding). The `.npz`
+of `simsiam-tfx embed` has no faiss index and keeps `embeddings`.
 """
 
 from __future__ import annotations
@@ -54,13 +60,17 @@ class EmbeddingIndex:
     def __len__(self) -> int:
         return len(self.paths)
 
-    def save(self, path: str) -> str:
+    def save(self, path: str, vectors_in_faiss: bool = False) -> str:
+        """Writes the `.npz`; `vectors_in_faiss`: the rows' norms instead of `embeddings`, for a file
+        whose folder also gets the faiss index of these rows (the caller writes it)."""
         arrays = {}
         for f in fields(self):
             value = getattr(self, f.name)
             if value is None or (isinstance(value, str) and not value):
                 continue
             arrays[f.name] = np.asarray(value)
+        if vectors_in_faiss:
+            arrays["norms"] = np.linalg.norm(arrays.pop("embeddings"), axis=1).astype(np.float32)
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         # np.savez_compressed's layout, written here: its ZipFile is left open when a write fails, and closing
         # it later (after atomic_file removed the file) printed an "Exception ignored ... Traceback".
@@ -71,7 +81,9 @@ class EmbeddingIndex:
         return path
 
     @classmethod
-    def load(cls, path: str) -> EmbeddingIndex:
+    def load(cls, path: str, ann=None) -> EmbeddingIndex:
+        """Reads `path`; for a file without `embeddings` (`vectors_in_faiss`), the rows come from the
+        faiss index in its folder, or `ann` (serving.ann.AnnIndex) when the caller has loaded it."""
         if not os.path.isfile(path):
             raise IndexFileError(f"index file {path} does not exist")
         try:
@@ -79,6 +91,9 @@ class EmbeddingIndex:
                 arrays = {k: data[k] for k in data.files}
         except (OSError, ValueError) as err:
             raise IndexFileError(f"{path} is not an embedding index (.npz): {err}") from err
+        if "embeddings" not in arrays and "norms" in arrays:
+            fingerprint = str(arrays.get("model_fingerprint", ""))
+            arrays["embeddings"] = _vectors_from_faiss(path, arrays["norms"], fingerprint, ann)
         missing = {"paths", "embeddings"} - set(arrays)
         if missing:
             raise IndexFileError(f"{path} lacks {sorted(missing)} (has {sorted(arrays)})")
@@ -121,6 +136,27 @@ class EmbeddingIndex:
         if self.class_names is not None and label < len(self.class_names):
             return str(self.class_names[label])
         return str(label)
+
+
+def _vectors_from_faiss(path: str, norms: np.ndarray, fingerprint: str, ann=None) -> np.ndarray:
+    """float32 `[N, D]`: the unit rows of the faiss index beside `path` (or `ann`) times `norms` `[N]`;
+    IndexFileError when that index has another row count or was built from another model's embeddings."""
+    from serving.ann import ANN_FILE, AnnIndex
+
+    folder = os.path.dirname(os.path.abspath(path))
+    if ann is None:
+        if not os.path.isfile(os.path.join(folder, ANN_FILE)):
+            raise IndexFileError(f"{path} keeps its embeddings in {ANN_FILE} beside it, and {folder} has none")
+        ann = AnnIndex.load(folder)
+    if len(ann) != len(norms):
+        raise IndexFileError(f"{ANN_FILE} beside {path} holds {len(ann)} rows but the table {len(norms)}")
+    if fingerprint and ann.meta.model_fingerprint and fingerprint != ann.meta.model_fingerprint:
+        raise IndexFileError(
+            f"{ANN_FILE} beside {path} was built from model {ann.meta.model_fingerprint}, the table from {fingerprint}"
+        )
+    vectors = ann.vectors()
+    vectors *= norms[:, None]
+    return vectors
 
 
 def nearest(embeddings: np.ndarray, queries: np.ndarray, k: int, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:

@@ -3,13 +3,15 @@
 A Python-function TFX component. It loads the trained serving SavedModel (the linear-probe Trainer's
 `model` output, the very model the Pusher copies), streams the ExampleGen's tf.Examples batch by batch
 through `embed_images` (the same client code as `simsiam-tfx embed`), and writes into its artifact:
-- `index.npz` (format: serving/index.py): the row table, `paths` = image_id, `embeddings`, `labels`,
-  `class_names`, `splits`, 64-px `thumbnails` for the hash sample of at most `max_thumbnails` image ids
+- `index.npz` (format: serving/index.py): the row table, `paths` = image_id, each embedding's
+  `norms` (the vectors themselves are in `index.faiss` only), `labels`, `class_names`, `splits`, 64-px
+  `thumbnails` for the hash sample of at most `max_thumbnails` image ids
   (components/examples.py: the same photos in every run, the sample the report draws from; so
   `search --plot` and the report's neighbour grid work without the data folder, e.g. for TFDS data;
   12 KB a row would be 12 GB at a million images), and the model's fingerprint;
 - `index.faiss` + `index_meta.json` (serving/ann.py): the nearest-neighbour index over those rows,
-  exact up to `exact_max_rows` rows, IVF above;
+  exact up to `exact_max_rows` rows, IVF above; it holds the unit rows, which `EmbeddingIndex.load`
+  reads back (times the norms), so the artifact stores the vectors once;
 - `index_report.json`: counts, rejected images and the gate's figures (`serving.ann.measure_index`:
   recall@10 against exact search on a seeded sample of rows, latency, queries/s, threads). The step
   fails, its error giving those figures, when recall@10 < `min_recall`, so a broken index is never
@@ -43,7 +45,7 @@ def index_file(artifact_uri: str | None) -> str | None:
 
 
 class EmbeddingIndexArtifact(artifact.Artifact):
-    """A folder with `index.npz` (and `index_report.json`)."""
+    """A folder with `index.npz`, `index.faiss`, `index_meta.json` (and `index_report.json`)."""
 
     TYPE_NAME = "simsiam.EmbeddingIndex"  # "<namespace>.<Name>": what Kubeflow V2 compiles custom types to
 
@@ -151,7 +153,7 @@ def _write_local(tmp: str, index, ann_index, report: dict, projector_rows: int) 
 
     from components.index.projector import write_projector
 
-    index.save(os.path.join(tmp, F.INDEX_FILE))
+    index.save(os.path.join(tmp, F.INDEX_FILE), vectors_in_faiss=True)  # index.faiss is the one copy
     ann_index.save(tmp)
     with open(os.path.join(tmp, F.INDEX_REPORT_FILE), "w") as f:
         json.dump(report, f, indent=1)

@@ -17,6 +17,7 @@ from components.evaluate.baseline_gate import read_decision
 from components.evaluate.tfma_results import evaluation_metrics, gate_result
 from components.index.embedding_index import index_file
 from components.json_files import read_json
+from serving.ann import ANN_FILE, META_FILE
 
 NEIGHBOURS = 5  # neighbours shown per query
 
@@ -214,6 +215,10 @@ def build_report(
     with tempfile.TemporaryDirectory() as tmp:
         local_index = os.path.join(tmp, F.INDEX_FILE)
         fileio.copy(index_path, local_index)
+        for name in (ANN_FILE, META_FILE):  # the vectors live in the faiss index (serving/index.py)
+            source = f"{uris['embedding_index'].rstrip('/')}/{name}"
+            if fileio.exists(source):
+                fileio.copy(source, os.path.join(tmp, name))
         full_index = EmbeddingIndex.load(local_index)
     index = figure_sample(full_index)  # bounded: the maps, grids and kNN below look at this sample
     images = _images_of({str(p) for p in index.paths}, uris["examples"], split_names)

@@ -13,8 +13,9 @@ Prints the -k rows of --index with the highest cosine similarity to the query: -
 [D] or [1, D]; no model and no TensorFlow needed). --index is the .npz that `simsiam-tfx embed`
 writes (searched by brute force), or the pipeline's embedding index (OUT/summary.json names it as
 `embedding_index`): its folder also holds the faiss index (index.faiss, index_meta.json) searched
-here, and the .npz has labels, splits and thumbnails. --model must be the model that built the index
-(same as for embed: a SavedModel folder, http://HOST:8501/v1/models/NAME or grpc://HOST:8500/NAME).
+here, which also stores the embeddings, and the .npz has ids, labels, splits and thumbnails. --model
+must be the model that built the index (same as for embed: a SavedModel folder,
+http://HOST:8501/v1/models/NAME or grpc://HOST:8500/NAME).
 """
 
 
@@ -44,9 +45,9 @@ def load_index(path: str):
     from serving.index import EmbeddingIndex, IndexFileError
 
     try:
-        table = EmbeddingIndex.load(path)
         folder = os.path.dirname(os.path.abspath(path))
         ann = AnnIndex.load(folder) if os.path.isfile(os.path.join(folder, ANN_FILE)) else None
+        table = EmbeddingIndex.load(path, ann=ann)  # the pipeline's .npz: its vectors come from `ann`
     except IndexFileError as err:
         raise SearchError(str(err)) from err
     if not len(table):

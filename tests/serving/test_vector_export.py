@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import jsonschema
 import numpy as np
@@ -11,7 +13,7 @@ import pytest
 from pipeline.cli import main
 from serving.ann import unit_rows
 from serving.index import EmbeddingIndex
-from serving.vector_export import RECORD_SCHEMA, export_jsonl
+from serving.vector_export import INDEX_METADATA_SCHEMA, RECORD_SCHEMA, export_jsonl, index_metadata
 
 
 @pytest.fixture()
@@ -46,7 +48,11 @@ def test_every_line_validates_and_the_vectors_round_trip(index, tmp_path, capsys
         )
         == 0
     )
-    assert capsys.readouterr().out == f"wrote 5 datapoints of dimension 7 in 3 files to {out}\n"
+    meta = f"{out}_index_metadata.json"
+    assert capsys.readouterr().out == (
+        f"wrote 5 datapoints of dimension 7 in 3 files to {out}\n"
+        f"wrote the index metadata to {meta}: gcloud ai indexes create --metadata-file={meta} ...\n"
+    )
     files = sorted(str(p) for p in out.iterdir())
     assert [p.rsplit("/", 1)[1] for p in files] == [
         "embeddings-00000.json",
@@ -78,3 +84,50 @@ def test_at_most_max_files_and_refusals(index, tmp_path):
     with pytest.raises(ValueError, match="empty"):
         export_jsonl(EmbeddingIndex(paths=np.array([], str), embeddings=np.zeros((0, 3))), str(tmp_path / "e"))
     assert not (tmp_path / "dup").exists()
+
+
+def test_the_index_metadata_matches_the_records_and_the_documented_config(index, tmp_path):
+    """What Vertex AI would be told (index_metadata.json) against what it would read (the records),
+    and the configuration docs/search.md shows against what the command writes."""
+    out = tmp_path / "vs"
+    meta_file = tmp_path / "meta" / "index_metadata.json"
+    files = export_jsonl(index, str(out), rows_per_file=2, metadata_file=str(meta_file))
+    metadata = json.loads(meta_file.read_text())
+    jsonschema.validate(metadata, INDEX_METADATA_SCHEMA)
+    assert metadata == {
+        "contentsDeltaUri": f"{out}/",
+        "config": {
+            "dimensions": 7,
+            "approximateNeighborsCount": 10,
+            "distanceMeasureType": "DOT_PRODUCT_DISTANCE",
+            "featureNormType": "UNIT_L2_NORM",
+            "algorithmConfig": {"treeAhConfig": {}},
+        },
+    }
+    # contentsDeltaUri holds the record files only, directly (Vertex: no other subdirectory, every file read)
+    assert sorted(p.name for p in out.iterdir()) == sorted(Path(f).name for f in files)
+    assert all(p.is_file() and p.suffix == ".json" for p in out.iterdir())
+    records = _records(files)
+    vectors = np.array([r["embedding"] for r in records])
+    assert vectors.shape == (5, metadata["config"]["dimensions"])
+    # DOT_PRODUCT_DISTANCE with UNIT_L2_NORM ranks as the cosine `search` uses; the stored rows are unit already
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-6)
+    assert {x["namespace"] for r in records for x in r.get("restricts", [])} == {"class", "split"}
+    assert all(len(x["allow"]) == 1 and set(x) == {"namespace", "allow"} for r in records for x in r["restricts"])
+
+    # docs/search.md: its record example has the written fields, its metadata is the written one at 512-d
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "search.md").read_text()
+    blocks = re.findall(r"```json\n(.*?)```", doc, re.S)
+    assert len(blocks) == 2, "docs/search.md shows one record and one index metadata"
+    shown = json.loads(blocks[1])
+    jsonschema.validate(shown, INDEX_METADATA_SCHEMA)
+    assert shown == index_metadata(shown["contentsDeltaUri"], 512)
+    example = json.loads(blocks[0].replace(", ...]", "]"))
+    jsonschema.validate(example, RECORD_SCHEMA)
+    assert list(example) == list(records[0]) == ["id", "embedding", "restricts"]
+
+
+def test_a_metadata_file_inside_the_folder_is_refused(index, tmp_path):
+    with pytest.raises(ValueError, match="would read it as records"):
+        export_jsonl(index, str(tmp_path / "vs"), metadata_file=str(tmp_path / "vs" / "index_metadata.json"))
+    assert not (tmp_path / "vs").exists()
