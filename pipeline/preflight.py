@@ -2,9 +2,9 @@
 
 `simsiam-tfx run` and `ingest` write a run folder (--output) and read photo folders (--data-dir,
 --unlabeled-dir); `embed` writes one file. Without these checks an --output under a regular file
-ended in a `NotADirectoryError` traceback after TensorFlow had loaded (~40 s), an --output inside
+ended in a `NotADirectoryError` traceback once TensorFlow had loaded, an --output inside
 the photo folder was read back as photos by the next run (its plots, its projector sprite, or a
-class folder 'out' with no image), and a second command on a busy run folder died after ~40 s in
+class folder 'out' with no image), and a second command on a busy run folder died late in
 ML Metadata ("Concurrent writes aborted"). Each check raises `PreflightError`, whose message is the
 one line the command prints.
 

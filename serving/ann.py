@@ -42,12 +42,11 @@ EXACT_MAX_ROWS = 100_000
 METRIC = "inner_product_of_unit_vectors"
 MIN_POINTS_PER_CELL = 39  # faiss warns below this many training points per centroid
 # k-means sample: faiss' guidance is 30 to 256 points per centroid; k-means costs points x cells x D
-# per iteration, and 40 keeps k-means at 1M x 512 (4,000 cells, 160,000 points) near 1.5 minutes on 2 cores
-# (scaled from 18 s at 200k x 512, docs/search.md)
+# per iteration, so the low end of that range bounds the build at a million rows (timings: docs/search.md)
 TRAIN_POINTS_PER_CELL = 40
 # An IVF whose tuned nprobe passes this share of its cells is replaced by the exact index: faiss' per-cell
-# scan is slower per vector than the flat (BLAS) scan; at 200k x 512 on 2 cores, 500 queries at nprobe
-# 1,024 of 1,789 cells took 14 s, as long as the exact scan of every row.
+# scan is slower per vector than the flat (BLAS) scan, so scanning a large share of the cells costs as
+# much as scanning every row (docs/search.md, the uniform rows of the benchmark).
 MAX_PROBE_SHARE = 0.25
 
 

@@ -1,9 +1,9 @@
 """BaselineGate: a labelled run's model is pushed only when it beats the features that need no training.
 
 An absolute accuracy floor means different things for 2 classes and for 30, and a model can clear it
-while a cheap untrained feature does better: on Flowers, 64 random 3x3 filters plus the mean colour
-reach about 0.65 with a linear probe, so a floor of 0.5 blessed 6-epoch models 11-16 points below
-them. The natural floor is what the user could have without SimSiam. This step takes the TFX
+while a cheap untrained feature does better (on Flowers, 64 random 3x3 filters plus the mean colour
+beat short SimSiam runs that a floor of 0.5 blessed: docs/quality.md, "The baselines"). The
+natural floor is what the user could have without SimSiam. This step takes the TFX
 Evaluator's decision (its TFMA thresholds: the optional absolute floor and no regression against the
 last pushed model) and adds, per measure, a comparison with the untrained baselines that the SimSiam
 Trainer scored on the same eval split (`baselines` in its `monitor_history.json`; models/baselines.py):
