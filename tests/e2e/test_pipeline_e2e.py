@@ -83,7 +83,7 @@ def test_every_component_executed(smoke_run) -> None:
 
 def test_simsiam_trains_on_every_image_and_the_probe_on_the_labelled_ones(smoke_run) -> None:
     """80 labelled + 20 unlabelled photos: the counts the Trainers log, against the ingestion report's."""
-    from components.ingest.report import read_report
+    from components.ingest.ingestion_record import read_report
     from pipeline.local_runner import latest_artifact_uri
 
     report = read_report(latest_artifact_uri(str(smoke_run["out"] / "metadata.sqlite"), "ImageExampleGen"))
