@@ -88,8 +88,9 @@ def _profile_rows(profile: dict[str, Any] | None) -> list[tuple[str, str]]:
 
 
 ANOMALIES_EXPLAINED = (
-    "TFX's ExampleValidator compares each split's statistics with the schema (a curated one given with --schema, "
-    "or else the one inferred from this run's train split). An anomaly is a warning: the run goes on, since "
+    "TFX's ExampleValidator compares each split's statistics with the schema: a curated one given with --schema, "
+    "or else, for the train split only, the one inferred from it (nothing to drift from). An anomaly is a "
+    "warning: the run goes on, since "
     "every example passed the per-file checks; it says the data differs from what the schema describes."
 )
 

@@ -44,9 +44,10 @@ and keeps the TFX outputs in OUT/pipeline_root and ML Metadata in OUT/metadata.s
 with the same OUT reuses the cached results unless a file changed: any file added, removed or
 rewritten at any depth re-runs ingestion).
 
-Data anomalies (the ExampleValidator comparing each split with the schema: the curated --schema, or
-else the one inferred from this run's train split) are warnings: one line each, "data anomaly (split
-S) FEATURE: ...", before the "done" line; they do not change the exit status.
+Data anomalies (the ExampleValidator comparing each split with the curated --schema; without it, the
+train split with the schema inferred from it, which has nothing to drift from) are warnings: one line
+each, "data anomaly (split S) FEATURE: ...", before the "done" line; they do not change the exit
+status.
 
 Exit status: 0 done; 1 the data cannot be ingested (the message says why); 2 bad arguments, among them an
 --output that is a file or under one, cannot be written, is inside a photo folder or holds one, or is in

@@ -18,10 +18,10 @@ INTERRUPTED = (
 HELP = "run the whole pipeline locally: ingest, transform, SimSiam, linear probe, evaluate, push"
 DESCRIPTION = """\
 Runs ExampleGen -> StatisticsGen -> SchemaGen (ImportSchemaGen with --schema) -> ExampleValidator ->
-Transform -> SimSiam Trainer ->
-linear-probe Trainer -> Evaluator -> BaselineGate -> Pusher -> EmbeddingIndexer -> RunReport with
-LocalDagRunner. The BaselineGate pushes only a model whose linear probe and kNN accuracy reach the
-strongest untrained baseline (--gate-against; the smoke profile compares with nothing).
+Transform -> SimSiam Trainer -> linear-probe Trainer -> Evaluator -> BaselineGate -> Pusher ->
+EmbeddingIndexer -> RunReport with LocalDagRunner. The BaselineGate pushes only a model whose linear
+probe and kNN accuracy reach the strongest untrained baseline (--gate-against; the smoke profile
+compares with nothing).
 
 Input (see `simsiam-tfx ingest --help`): --data-dir (class folders) and/or --unlabeled-dir (images at
 any depth, no labels), --examples GLOB --image-key KEY [--label-key KEY] (TFRecords), or --tfds NAME.
@@ -34,11 +34,12 @@ SimSiam Trainer fails below the profile's collapse_threshold); the gate's encode
 formula on the served embedding, the encoder's output after a ReLU, which sits well below 1 even at
 random init (0 = collapsed).
 
-Data anomalies: the ExampleValidator compares each split with the schema (a curated one with --schema,
-else the one inferred from this run's train split). An anomaly is a warning, not a stop: one line each
-("data anomaly (split S) FEATURE: ...") at the end of the run, in summary.json ("anomalies") and in the
-report; the run and its exit status go on, because every example already passed the per-file checks and
-the Evaluator and the gates still judge the model (a new class is often a deliberate change).
+Data anomalies: the ExampleValidator compares each split with a curated schema given with --schema
+(without it, the train split with the schema inferred from it: no reference to drift from). An
+anomaly is a warning, not a stop: one line each ("data anomaly (split S) FEATURE: ...") at the end
+of the run, in summary.json ("anomalies") and in the report; the run and its exit status go on,
+because every example already passed the per-file checks and the Evaluator and the gates still judge
+the model (a new class is often a deliberate change).
 
 profiles (flags override their values):
   smoke  a few minutes on a 2-core CPU; proves the plumbing (tiny network, 2 epochs)

@@ -83,6 +83,9 @@ def test_ingest_writes_the_report_prints_progress_and_reuses_the_cache(tmp_path:
     assert set(report) == {"classes", "counts", "unlabeled", "rejected", "ignored", "duplicates", "anomalies"}
     assert report["unlabeled"] == {"train": 0, "eval": 0}  # every image is in a class folder
     assert report["ignored"] == []  # no hidden file, nothing directly in the data folder
+    # No --schema: the train split is checked against the schema inferred from it, so no anomaly (the eval
+    # split's image ids, never in a small train split's inferred string domain, are not flagged).
+    assert report["anomalies"] == []
     assert report["classes"] == ["a_roses", "b_tulips"]
     assert report["counts"] == counts_of([i for v in ids.values() for i in v], report["classes"])
     assert {r["path"]: r["reason"] for r in report["rejected"]}.keys() == bad.keys()
