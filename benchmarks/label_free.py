@@ -69,7 +69,7 @@ def measures(embeddings: np.ndarray) -> dict[str, Any]:
     return {
         "effective_rank": effective_rank(embeddings),
         "effective_rank_centred": effective_rank(embeddings - embeddings.mean(axis=0)),
-        "collapse_std": embedding_collapse_std(embeddings),
+        "encoder_spread": embedding_collapse_std(embeddings),
         "examples": int(embeddings.shape[0]),
         "dimension": int(embeddings.shape[1]),
     }
@@ -184,8 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         m["rank_ratio_centred"] = m["effective_rank_centred"] / random_centred
         print(
             f"{name:>17}: RankMe {m['effective_rank']:8.3f} (x{m['rank_ratio']:.3f} random init)  centred "
-            f"{m['effective_rank_centred']:8.3f} (x{m['rank_ratio_centred']:.3f})  collapse_std "
-            f"{m['collapse_std']:.4f}  [{m['examples']} x {m['dimension']}]"
+            f"{m['effective_rank_centred']:8.3f} (x{m['rank_ratio_centred']:.3f})  encoder_spread "
+            f"{m['encoder_spread']:.4f}  [{m['examples']} x {m['dimension']}]"
         )
     out["command"] = "python -m benchmarks.label_free " + " ".join(sys.argv[1:] if argv is None else argv)
     name = args.name or (args.run.resolve().name if args.run else f"synthetic-{args.profile}")

@@ -34,6 +34,9 @@ class NegativeCosineSimilarity(keras.losses.Loss):
 
 
 def collapse_std(z):
-    """std over the batch of l2-normalised z, averaged over dimensions, times sqrt(d): ~1 healthy, 0 collapsed."""
+    """std over the batch of l2-normalised z [B, d] (the projector's output), averaged over the d dimensions,
+    times sqrt(d): ~1 healthy, 0 collapsed (SimSiam paper Sec. 4.1, Fig. 2). The training curve's
+    `collapse_std`. The label-free gate's `encoder_spread` is the same formula on the encoder's output
+    (after a ReLU, so well below 1 even when healthy): a different number with its own name."""
     z = l2_normalize(ops.cast(z, "float32"))
     return ops.mean(ops.std(z, axis=0)) * (z.shape[-1] ** 0.5)

@@ -47,11 +47,12 @@ class RunConfig:
     # (components/train/checkpoint.py); 1.0 saves after every epoch.
     checkpoint_io_fraction: float = 0.05
     # The label-free gate (runs without any label; components/evaluate/label_free.py): the held-out
-    # embeddings' collapse measure must reach min_collapse_std, and their effective rank (RankMe)
+    # embeddings' encoder_spread (the SimSiam collapse monitor on the encoder's output, not the projector's
+    # collapse_std above) must reach min_encoder_spread, and their effective rank (RankMe)
     # min_rank_ratio times the random-init encoder's, and not fall below the last blessed model's.
     # benchmarks/label_free.py measured the ratio at 2.74 for the cpu profile's model and 2.37 for a 2-epoch
     # smoke model; collapsed encoders reach 1 or less.
-    min_collapse_std: float = 0.1
+    min_encoder_spread: float = 0.1
     min_rank_ratio: float = 1.5
     # Memory that does not grow with the data (components/examples.py, components/train/data.py): every
     # step that looks at embeddings (the kNN monitor and the baselines, the probe's fit, the label-free
@@ -61,6 +62,7 @@ class RunConfig:
     sample_size: int = DEFAULT_SAMPLE_SIZE
     shuffle_buffer: int = 2048
     cache_images: bool = False
+    keep_checkpoints: bool = False  # keep the SimSiam Trainer's resume checkpoints after a successful export
 
     def __post_init__(self) -> None:
         if self.probe_epochs < 1 or self.knn_every < 1:
@@ -73,9 +75,10 @@ class RunConfig:
             )
         if not 0 < self.checkpoint_io_fraction <= 1:
             raise ValueError(f"checkpoint_io_fraction must lie in (0, 1], got {self.checkpoint_io_fraction}")
-        if self.min_collapse_std < 0 or self.min_rank_ratio < 0:
+        if self.min_encoder_spread < 0 or self.min_rank_ratio < 0:
             raise ValueError(
-                f"min_collapse_std and min_rank_ratio must be >= 0, got {self.min_collapse_std}, {self.min_rank_ratio}"
+                "min_encoder_spread and min_rank_ratio must be >= 0, got "
+                f"{self.min_encoder_spread}, {self.min_rank_ratio}"
             )
         if self.gate_against not in GATE_AGAINST or self.gate_margin < 0:
             raise ValueError(
@@ -219,6 +222,19 @@ def add_recipe_arguments(group: argparse._ActionsContainer) -> None:
         help="decode the train split once into memory instead of streaming it every epoch: only for data "
         "that fits in memory (memory grows with the data)",
     )
+    add_checkpoint_argument(group)
+
+
+def add_checkpoint_argument(group: argparse._ActionsContainer) -> None:
+    """`--keep-checkpoints`, shared by `run` and `compile-kubeflow` (in `add_recipe_arguments`)."""
+    group.add_argument(
+        "--keep-checkpoints",
+        action="store_const",
+        const=True,
+        help="keep the SimSiam Trainer's resume checkpoints (OUT/pipeline_root/checkpoints) after it exported "
+        "its model; by default they are deleted then, since a finished step is reused from the cache "
+        "(a killed run still resumes from them)",
+    )
 
 
 def config_from_args(args: argparse.Namespace, profile: str) -> RunConfig:
@@ -240,6 +256,7 @@ def config_from_args(args: argparse.Namespace, profile: str) -> RunConfig:
         sample_size=args.sample_size,
         shuffle_buffer=args.shuffle_buffer,
         cache_images=args.cache_images,
+        keep_checkpoints=args.keep_checkpoints,
     )
 
 

@@ -1,4 +1,5 @@
-"""The ingestion part of the pipeline: ImageExampleGen -> StatisticsGen -> SchemaGen."""
+"""The ingestion part of the pipeline: ImageExampleGen -> StatisticsGen -> SchemaGen (or ImportSchemaGen) ->
+ExampleValidator."""
 
 from __future__ import annotations
 
@@ -33,15 +34,26 @@ def ingestion_components(
     eval_percent: int = DEFAULT_EVAL_PERCENT,
     max_rejected_fraction: float = DEFAULT_MAX_REJECTED_FRACTION,
     min_train_examples: int = 0,
+    schema_path: str | None = None,
 ) -> list:
-    """[example_gen, statistics_gen, schema_gen] for `image_input` (components/ingest/inputs.py).
+    """[example_gen, statistics_gen, schema_gen, example_validator] for `image_input`
+    (components/ingest/inputs.py).
     `min_train_examples` > 0 (the training batch size, for a run that trains): the ExampleGen fails with
-    one line on degenerate splits (`components.ingest.report.check_splits`).
+    one line on degenerate splits (`components.ingest.ingestion_record.check_splits`).
 
     SchemaGen infers the schema from the first split only ("train", or "unlabeled_train" without labels):
     the checks guarantee it holds a training batch, while another split may be empty (a few unlabelled
     images may all hash to train), and TFDV marks every feature DEPRECATED from an empty split's
-    statistics. Every example has every feature, so one split's schema fits all."""
+    statistics. Every example has every feature, so one split's schema fits all.
+
+    `schema_path` (a curated `schema.pbtxt`, `--schema`): TFX's ImportSchemaGen brings it in instead of
+    SchemaGen (the TFX guide's way to fix a schema, tensorflow/tfx#2718), so the ExampleValidator
+    compares every split with the same fixed schema in every run: drift against it is an anomaly
+    (components/ingest/anomalies.py says what an anomaly does). Without it the schema is inferred from
+    this run's own train split and the validator checks that split only: there is no reference to drift
+    from, and the other splits would only show what inference fixed from a sample (the `image_id` values
+    of a small train split become a string domain, so every eval image id is "unexpected": a warning on
+    every small run that says nothing)."""
     common = dict(
         eval_percent=eval_percent, max_rejected_fraction=max_rejected_fraction, min_train_examples=min_train_examples
     )
@@ -57,7 +69,15 @@ def ingestion_components(
     statistics_gen = tfx.components.StatisticsGen(
         examples=example_gen.outputs["examples"], stats_options=image_statistics_options()
     )
-    schema_gen = tfx.components.SchemaGen(
-        statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True, exclude_splits=splits[1:]
+    if schema_path:
+        schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
+    else:
+        schema_gen = tfx.components.SchemaGen(
+            statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True, exclude_splits=splits[1:]
+        )
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"],
+        schema=schema_gen.outputs["schema"],
+        exclude_splits=[] if schema_path else splits[1:],
     )
-    return [example_gen, statistics_gen, schema_gen]
+    return [example_gen, statistics_gen, schema_gen, example_validator]

@@ -75,22 +75,23 @@ def run_and_summarise(
     workers: int = 2,
     enable_cache: bool = True,
     plots: bool = True,
+    schema_path: str | None = None,
 ) -> dict[str, Any]:
     """`create_pipeline` for `image_input` (components/ingest/inputs.py) and `config` (a RunConfig), run
     with LocalDagRunner into the run folder `out` (SQLite ML Metadata `out/metadata.sqlite`, artifacts
-    under `out/pipeline_root`, pushed models under `out/serving`), with a line per component as it
-    starts and ends. Then writes `out/summary.json` (pipeline/summary.py; written whole or not at all)
-    and, when every step ran, the plots and `out/report.html`. Returns the summary; a step that raised
-    is recorded under "error" (the run's other figures are still summarised), not re-raised.
+    under `out/pipeline_root`, pushed models under `out/serving`; `schema_path`: a curated schema the
+    ExampleValidator checks the data against), with a line per component as it starts and ends. Then
+    writes `out/summary.json` (pipeline/summary.py; written whole or not at all) and, when every step
+    ran, copies the RunReport's figures and `out/report.html`. Returns the summary; a step that raised is
+    recorded under "error" (the run's other figures are still summarised), not re-raised.
     """
     import json
-    import time
 
-    from pipeline.memory import children_peak_rss_mb, own_peak_rss_mb
+    from pipeline.memory import children_peak_rss_mb, own_peak_rss_mb, seconds_since_process_start
     from pipeline.mlmd import latest_run
     from pipeline.pipeline import create_pipeline
     from pipeline.progress import ComponentProgress
-    from pipeline.summary import build_summary, simsiam_monitor, write_plots, write_report
+    from pipeline.summary import build_summary, copy_figures, write_report
     from serving.atomic import write_text_atomic
 
     metadata_path = os.path.join(out, "metadata.sqlite")
@@ -103,8 +104,9 @@ def run_and_summarise(
         metadata_connection_config=metadata_connection(metadata_path),
         beam_pipeline_args=beam_pipeline_args(workers),
         enable_cache=enable_cache,
+        schema_path=schema_path,
     )
-    start, failure = time.time(), None
+    failure = None
     with ComponentProgress(metadata_path):
         try:
             run_local(pipeline)
@@ -113,11 +115,12 @@ def run_and_summarise(
     executions = latest_run(metadata_path)
     # Peak memory of this process and of its (Beam worker) children, whichever is larger.
     peak_mb = max(own_peak_rss_mb(), children_peak_rss_mb())
-    summary = build_summary(executions, peak_mb, time.time() - start, config.to_dict())
+    # From process start: the ~half-minute of imports before the first step is part of what the user waits.
+    summary = build_summary(executions, peak_mb, seconds_since_process_start(), config.to_dict())
     if failure is not None:
         summary["error"] = f"{type(failure).__name__}: {failure}"
     if failure is None and plots:
-        summary["plots"] = write_plots(summary, simsiam_monitor(executions).get("history", {}), out)
+        summary["plots"] = copy_figures(executions, out)
     summary["report"] = write_report(executions, summary, out) if failure is None else None
     write_text_atomic(os.path.join(out, "summary.json"), json.dumps(summary, indent=2, default=str))
     return summary

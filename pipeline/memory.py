@@ -1,4 +1,5 @@
-"""Peak resident memory, measured so that a child process does not report its parent's peak.
+"""Peak resident memory, measured so that a child process does not report its parent's peak; and the
+seconds since this process started.
 
 `getrusage(RUSAGE_SELF).ru_maxrss` survives fork+exec on Linux: a process started by a large one
 (pytest with TensorFlow loaded) reports the parent's peak. `VmHWM` belongs to the process's own
@@ -8,6 +9,7 @@ address space, which exec replaces, so it is the process's own high-water mark.
 from __future__ import annotations
 
 import resource
+import time
 
 
 def own_peak_rss_mb() -> float:
@@ -19,6 +21,14 @@ def own_peak_rss_mb() -> float:
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def seconds_since_process_start() -> float:
+    """Wall-clock seconds since the OS started this process: a command's `wall` includes the interpreter's
+    start and the imports (TensorFlow, TFX) before its first line of work, which the user waits for too."""
+    import psutil
+
+    return time.time() - psutil.Process().create_time()
 
 
 def children_peak_rss_mb() -> float:

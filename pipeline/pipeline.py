@@ -1,6 +1,6 @@
 """The simsiam-tfx pipeline: one `create_pipeline(...)` that lists its components.
 
-ExampleGen -> StatisticsGen -> SchemaGen (-> ExampleValidator) -> Transform -> SimSiam Trainer
+ExampleGen -> StatisticsGen -> SchemaGen or ImportSchemaGen (-> ExampleValidator) -> Transform -> SimSiam Trainer
 -> linear-probe Trainer -> Evaluator (no regression against the last pushed model, an optional floor)
 -> BaselineGate (the probe and kNN must beat the untrained baselines: components/evaluate/baseline_gate.py)
 -> Pusher,
@@ -144,7 +144,7 @@ def _label_free_gate(
         baseline_model=model_resolver.outputs["model"],
         simsiam_config=simsiam_config,
         splits=eval_split,
-        min_collapse_std=config.min_collapse_std,
+        min_encoder_spread=config.min_encoder_spread,
         min_rank_ratio=config.min_rank_ratio,
         max_examples=config.sample_size,
     ).with_id(LABEL_FREE_EVALUATOR_ID)
@@ -162,25 +162,25 @@ def create_pipeline(
     enable_cache: bool = True,
     simsiam_trainer_component: Any = None,
     baseline_strategy: type = PreviousBlessedModelStrategy,
+    schema_path: str | None = None,
 ) -> tfx.dsl.Pipeline:
     """The pipeline for `image_input` (components/ingest/inputs.py: folders, TFRecords or TFDS).
 
     `simsiam_trainer_component` lets the Kubeflow runner swap in a Vertex AI training job;
     `baseline_strategy` picks the no-regression baseline (Kubeflow V2 compiles only TFX's
-    own `LatestBlessedModelStrategy`; see components/evaluate/baseline_resolver.py for why the default differs)."""
+    own `LatestBlessedModelStrategy`; see components/evaluate/baseline_resolver.py for why the default differs);
+    `schema_path`: a curated schema.pbtxt the data is validated against (pipeline/ingestion.py)."""
     labeled = image_input.labeled
     splits = output_splits(labeled, image_input.unlabeled)
     train_splits = [s for s in splits if s.endswith(TRAIN_SPLIT)]
     eval_split = EVAL_SPLIT if labeled else f"unlabeled_{EVAL_SPLIT}"
-    example_gen, statistics_gen, schema_gen = ingestion_components(
+    # With `schema_path` (a curated schema), drift against it shows up as the ExampleValidator's anomalies.
+    example_gen, statistics_gen, schema_gen, example_validator = ingestion_components(
         image_input,
         eval_percent=config.eval_percent,
         max_rejected_fraction=config.max_rejected_fraction,
         min_train_examples=config.simsiam.batch_size,
-    )
-    # Schema drift between runs (a feature missing, a type changed) shows up as anomalies here.
-    example_validator = tfx.components.ExampleValidator(
-        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
+        schema_path=schema_path,
     )
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"],
@@ -210,6 +210,7 @@ def create_pipeline(
             sample_size=config.sample_size,
             shuffle_buffer=config.shuffle_buffer,
             cache_images=config.cache_images,
+            keep_checkpoints=config.keep_checkpoints,
         ).to_custom_config(),
     ).with_id(SIMSIAM_TRAINER_ID)
     simsiam_config = json.dumps(config.simsiam.to_dict(), sort_keys=True)
@@ -239,8 +240,10 @@ def create_pipeline(
         blessing=gated.blessing,
         pushed_model=pusher.outputs["pushed_model"],
         embedding_index=embedding_indexer.outputs["embedding_index"],
+        anomalies=example_validator.outputs["anomalies"],
         simsiam_config=simsiam_config,
         accuracy_floor=config.accuracy_floor,
+        profile=config.profile,
     ).with_id(RUN_REPORT_ID)
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name,

@@ -1,9 +1,10 @@
-"""`OUT/summary.json` and the plots next to it: the RunReport's `report.json` plus what only the run knows.
+"""`OUT/summary.json` and the figures next to it: the RunReport's `report.json` plus what only the run knows.
 
 The RunReport step (components/report/) gathers the run's results once and writes them beside its page
 as `report.json`; the summary is that data plus the run's timings, states, memory and config, and the
-few facts ML Metadata holds that the step does not see (the candidate model, the index's path). A run
-that failed before the step has no report.json: its summary says what ran and how long it took.
+few facts ML Metadata holds that the step does not see (the candidate model, the index's path, the
+ExampleValidator's anomalies). A run that failed before the step has no report.json: its summary says
+what ran and how long it took. The figures beside it are the step's, copied, not drawn again.
 """
 
 from __future__ import annotations
@@ -26,12 +27,6 @@ from pipeline.pipeline import (
 from serving.atomic import write_text_atomic
 
 
-def simsiam_monitor(executions: list[NodeExecution]) -> dict[str, Any]:
-    """The SimSiam Trainer's monitor file: final values, per-epoch history, random-init kNN baseline."""
-    run_dir = output_uri(executions, SIMSIAM_TRAINER_ID, "model_run") or ""
-    return read_json(os.path.join(run_dir, F.MONITOR_HISTORY_FILE))
-
-
 def report_data(executions: list[NodeExecution]) -> dict[str, Any]:
     """The RunReport's `report.json` (components/report/data.py `build_report`), or {} when it did not run."""
     uri = output_uri(executions, RUN_REPORT_ID, "report")
@@ -42,6 +37,8 @@ def build_summary(
     executions: list[NodeExecution], peak_rss_mb: float, wall_s: float, config: dict[str, Any]
 ) -> dict[str, Any]:
     from tfx.utils import path_utils
+
+    from components.ingest.anomalies import read_all_splits
 
     label_free_uri = output_uri(executions, LABEL_FREE_EVALUATOR_ID, "evaluation")
     gate_id = LABEL_FREE_EVALUATOR_ID if label_free_uri else BASELINE_GATE_ID
@@ -72,6 +69,9 @@ def build_summary(
         "wall_s": round(wall_s, 1),
         "peak_rss_mb": round(peak_rss_mb, 1),
         "config": config,
+        # ExampleValidator's findings against the schema (a warning each: components/ingest/anomalies.py).
+        # Read from its artifact, not report.json, so a run that fails after it still shows them.
+        "anomalies": read_all_splits(output_uri(executions, "ExampleValidator", "anomalies")),
     }
 
 
@@ -90,39 +90,20 @@ def write_report(executions: list[NodeExecution], summary: dict[str, Any], out_d
     return path
 
 
-def write_plots(summary: dict[str, Any], history: dict[str, list], out_dir: str) -> list[str]:
-    """Training curves, and a 2-D map of the eval split's embeddings from the pipeline's embedding index."""
-    import numpy as np
+def copy_figures(executions: list[NodeExecution], out_dir: str) -> list[str]:
+    """Copies the RunReport step's figures (training curves, t-SNE map, neighbour grid: the ones its page
+    shows, components/report/data.py `draw_figures`) into `out_dir`; returns their paths there. The run
+    has one set of figures, drawn once by that step; [] when the step did not run."""
+    from tfx.dsl.io import fileio
 
-    from components.report.figures import plot_embedding_map, plot_training_curves
-    from components.report.html import baseline_scores, knn_references
-    from serving.index import EmbeddingIndex
+    from components.report.component import figures_dir
 
-    written = []
-    if history:
-        written.append(
-            str(
-                plot_training_curves(
-                    history,
-                    os.path.join(out_dir, "training_curves.png"),
-                    title="SimSiam pre-training",
-                    references={"knn_accuracy": knn_references(baseline_scores(summary))},
-                )
-            )
-        )
-    if summary.get("embedding_index") and os.path.exists(summary["embedding_index"]):
-        index = EmbeddingIndex.load(summary["embedding_index"])
-        rows = np.flatnonzero(index.splits == "eval") if index.splits is not None else np.arange(len(index))
-        if not len(rows):  # no labels: the held-out unlabelled images
-            rows = np.flatnonzero(np.char.endswith(index.splits.astype(str), "eval"))
-        written.append(
-            str(
-                plot_embedding_map(
-                    index.embeddings[rows],
-                    index.labels[rows],
-                    list(index.class_names),
-                    os.path.join(out_dir, "embedding_map.png"),
-                )
-            )
-        )
-    return written
+    uri = output_uri(executions, RUN_REPORT_ID, "report")
+    folder = figures_dir(uri) if uri else None
+    if not folder or not fileio.exists(folder):
+        return []
+    copied = []
+    for name in sorted(fileio.listdir(folder)):
+        copied.append(os.path.join(out_dir, name))
+        fileio.copy(f"{folder}/{name}", copied[-1], overwrite=True)
+    return copied

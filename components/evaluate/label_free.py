@@ -8,9 +8,14 @@ and, when a Resolver found one, the last blessed model. It measures each with tw
 numbers from models/evaluation.py:
 
 - `effective_rank` (RankMe, Garrido et al., ICML 2023): tracks linear-probe accuracy without labels;
-- `embedding_collapse_std` (SimSiam paper, Sec. 4.1): ~1 healthy, 0 collapsed.
+- `encoder_spread`: `embedding_collapse_std` (the SimSiam paper's collapse monitor, Sec. 4.1: the std
+  over images of the l2-normalised vectors, averaged over the D dimensions, times sqrt(D)) applied to
+  the *encoder's* output, the served embedding. Not the training curve's `collapse_std`, which is the
+  same formula on the *projector's* output z: the encoder's output follows a ReLU, so its vectors all
+  lie in the positive orthant and their spread sits far below 1 even for a healthy encoder (random
+  init included); only 0 (every image the same direction) means collapse. Hence its own name.
 
-It blesses (`label_free_decision`) only when the candidate has not collapsed (collapse std >= a
+It blesses (`label_free_decision`) only when the candidate has not collapsed (encoder_spread >= a
 floor), is clearly richer than random init (RankMe >= ratio x the random-init RankMe), and does not
 regress against the last blessed model (RankMe >= the baseline's, to the labelled gate's 1e-10).
 The defaults come from benchmarks/label_free.py on the Flowers cpu run (docs/CONTRACTS.md).
@@ -46,7 +51,7 @@ METRICS_FILE = "label_free_metrics.json"
 # even random init sits at 0.25 and a collapsing encoder at 0.58: the std floor only catches a total
 # collapse (a constant encoder: 0); 0.1 lies below every non-degenerate encoder measured (smoke random
 # init: 0.17). Partial collapse and "no better than random" are the rank ratio's job.
-DEFAULT_MIN_COLLAPSE_STD = 0.1
+DEFAULT_MIN_ENCODER_SPREAD = 0.1
 DEFAULT_MIN_RANK_RATIO = 1.5
 BASELINE_TOLERANCE = 1e-10  # as the labelled gate's change threshold: any regression fails
 # RankMe needs N >= D rows (512 for ResNet-18, 2048 for ResNet-50); more only costs time.
@@ -82,12 +87,12 @@ def random_init_encoder(simsiam_config: dict[str, Any], recipe: dict[str, Any]):
 
 
 def measure(embeddings: np.ndarray) -> dict[str, Any]:
-    """{"effective_rank", "collapse_std", "examples", "dimension", "finite"} of float `[N, D]` embeddings;
+    """{"effective_rank", "encoder_spread", "examples", "dimension", "finite"} of float `[N, D]` embeddings;
     both measures are None when a row holds NaN or inf (a diverged encoder is not blessed, not a crash)."""
     finite = bool(np.all(np.isfinite(embeddings)))
     return {
         "effective_rank": effective_rank(embeddings) if finite else None,
-        "collapse_std": embedding_collapse_std(embeddings) if finite else None,
+        "encoder_spread": embedding_collapse_std(embeddings) if finite else None,
         "examples": int(embeddings.shape[0]),
         "dimension": int(embeddings.shape[1]),
         "finite": finite,
@@ -103,20 +108,20 @@ def label_free_decision(
     """(blessed, reasons): bless only if every condition holds; one reason per failed condition.
 
     `candidate`, `random_init`, `baseline` (None: no blessed model yet): `measure` dicts (keys
-    `effective_rank`, `collapse_std`, `finite`). `thresholds`: `min_collapse_std` (the candidate's
-    collapse std must reach it), `min_rank_ratio` (its RankMe must reach this multiple of the
+    `effective_rank`, `encoder_spread`, `finite`). `thresholds`: `min_encoder_spread` (the candidate's
+    encoder_spread must reach it), `min_rank_ratio` (its RankMe must reach this multiple of the
     random-init RankMe) and optional `baseline_tolerance` (its RankMe may fall at most this far below
     the baseline's; default BASELINE_TOLERANCE). Pure: no I/O.
     """
     if not candidate.get("finite", True) or candidate.get("effective_rank") is None:
         return False, ["the candidate's embeddings hold NaN or inf: the encoder diverged"]
     reasons = []
-    collapse, rank = candidate["collapse_std"], candidate["effective_rank"]
-    floor = thresholds["min_collapse_std"]
-    if not collapse >= floor:
+    spread, rank = candidate["encoder_spread"], candidate["effective_rank"]
+    floor = thresholds["min_encoder_spread"]
+    if not spread >= floor:
         reasons.append(
-            f"collapse_std {collapse:.4f} is below the floor {floor:g}: the embeddings have collapsed "
-            "towards one direction (SimSiam paper, Sec. 4.1)"
+            f"encoder_spread {spread:.4f} (the served embeddings' spread, 0 = all one direction) is below the "
+            f"floor {floor:g}: the encoder has collapsed (SimSiam paper, Sec. 4.1)"
         )
     ratio = thresholds["min_rank_ratio"]
     random_rank = random_init.get("effective_rank")
@@ -206,7 +211,7 @@ def LabelFreeEvaluator(  # noqa: N802 - TFX component names are class-like
     blessing: OutputArtifact[standard_artifacts.ModelBlessing],
     simsiam_config: Parameter[str],
     baseline_model: InputArtifact[standard_artifacts.Model] = None,
-    min_collapse_std: Parameter[float] = DEFAULT_MIN_COLLAPSE_STD,
+    min_encoder_spread: Parameter[float] = DEFAULT_MIN_ENCODER_SPREAD,
     min_rank_ratio: Parameter[float] = DEFAULT_MIN_RANK_RATIO,
     splits: Parameter[str] = "eval",
     max_examples: Parameter[int] = DEFAULT_MAX_EXAMPLES,
@@ -222,7 +227,7 @@ def LabelFreeEvaluator(  # noqa: N802 - TFX component names are class-like
     from components import examples as example_reader
 
     file_patterns = [p for s in wanted for p in example_reader.split_files(examples, s)]
-    thresholds = {"min_collapse_std": float(min_collapse_std), "min_rank_ratio": float(min_rank_ratio)}
+    thresholds = {"min_encoder_spread": float(min_encoder_spread), "min_rank_ratio": float(min_rank_ratio)}
     report = evaluate_label_free(
         _encoder_dir(model.uri),
         example_reader.artifact_reader(examples),
@@ -244,12 +249,12 @@ def LabelFreeEvaluator(  # noqa: N802 - TFX component names are class-like
         if m is not None:
             print(
                 f"[LabelFreeEvaluator] {who}: effective_rank {_fmt(m['effective_rank'])}, "
-                f"collapse_std {_fmt(m['collapse_std'])} ({m['examples']} x {m['dimension']})",
+                f"encoder_spread {_fmt(m['encoder_spread'])} ({m['examples']} x {m['dimension']})",
                 flush=True,
             )
     print(
-        f"[LabelFreeEvaluator] rank ratio {_fmt(report['rank_ratio'])} (min {min_rank_ratio:g}), collapse floor "
-        f"{min_collapse_std:g}: {'BLESSED' if report['blessed'] else 'NOT BLESSED'}"
+        f"[LabelFreeEvaluator] rank ratio {_fmt(report['rank_ratio'])} (min {min_rank_ratio:g}), encoder_spread floor "
+        f"{min_encoder_spread:g}: {'BLESSED' if report['blessed'] else 'NOT BLESSED'}"
         + "".join(f"\n  - {r}" for r in report["reasons"]),
         flush=True,
     )

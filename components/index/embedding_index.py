@@ -82,7 +82,7 @@ def build_index(
     import numpy as np
 
     from components import examples
-    from components.ingest.report import load_class_names
+    from components.ingest.ingestion_record import load_class_names
     from serving import EmbeddingClient
     from serving.backends import LocalBackend
     from serving.index import EmbeddingIndex

@@ -77,7 +77,7 @@ def image_example_gen(
     """The ExampleGen for a folder of class folders (`data_dir`), a folder of unlabelled images at any
     depth (`unlabeled_dir`), or both, with id EXAMPLE_GEN_ID. `min_train_examples` > 0 (a run that
     trains: one batch) makes it fail on splits that cannot train and evaluate
-    (`components.ingest.report.check_splits`). Raises ValueError without a folder."""
+    (`components.ingest.ingestion_record.check_splits`). Raises ValueError without a folder."""
     _check_fraction(max_rejected_fraction)
     if not data_dir and not unlabeled_dir:
         raise ValueError("give data_dir (class folders), unlabeled_dir (unlabelled images) or both")

@@ -44,7 +44,7 @@ from tfx.utils import proto_utils
 
 from components import features as F
 from components.image_decode import decode_problem
-from components.ingest.report import build_report, check_report, read_report, report_path, write_report
+from components.ingest.ingestion_record import build_report, check_report, read_report, report_path, write_report
 from components.ingest.sources import ImageRecord, ImageSource, folder_source, records_source, tfds_source
 from components.ingest.splits import DEFAULT_MAX_REJECTED_FRACTION, canonical_ids, split_name, split_of
 from serving.images import ImageLimits, Problem, check_image_bytes

@@ -111,7 +111,7 @@ class ImageInput:
         exceeds 5 points. Without labels: the label-free gate's effective rank (RankMe) of an `[n, D]`
         embedding matrix cannot exceed n (components/evaluate/label_free.py), so below 100 images the
         rank ratio it needs is hard to reach. Call it after `split_problem` found none."""
-        from components.ingest.report import predicted_counts, predicted_unlabeled
+        from components.ingest.ingestion_record import predicted_counts, predicted_unlabeled
 
         listing = self.listing()
         if listing is None:
@@ -137,7 +137,7 @@ class ImageInput:
         """Why the listed folders cannot make train/eval splits for a run (before any image is decoded),
         or None (also for inputs that are not local folders: checked when they are read)."""
         from components.ingest.files import DataError
-        from components.ingest.report import check_splits, predicted_counts, predicted_unlabeled
+        from components.ingest.ingestion_record import check_splits, predicted_counts, predicted_unlabeled
 
         try:
             listing = self.listing()

@@ -51,6 +51,11 @@ def report_data_path(report_uri: str) -> str:
     return f"{os.path.dirname(report_uri.rstrip('/'))}/{F.REPORT_DATA_FILE}"
 
 
+def figures_dir(report_uri: str) -> str:
+    """The report's PNG/JPEG figures, beside the page: `<folder>/figures/` (`<folder>/value` is the page)."""
+    return f"{os.path.dirname(report_uri.rstrip('/'))}/figures"
+
+
 @component
 def RunReport(  # noqa: N802 - TFX component names are class-like
     examples: InputArtifact[standard_artifacts.Examples],
@@ -65,11 +70,16 @@ def RunReport(  # noqa: N802 - TFX component names are class-like
     simsiam_config: Parameter[str],
     accuracy_floor: Parameter[float],
     probe_run: InputArtifact[standard_artifacts.ModelRun] = None,
+    anomalies: InputArtifact[standard_artifacts.ExampleAnomalies] = None,
     queries_per_class: Parameter[int] = 2,
+    profile: Parameter[str] = "",
 ) -> None:
     """Writes the run's report page to `report.uri` and its data beside it (see the module docstring).
     `probe_run` is absent when the data has no labels; `evaluation` and `blessing` are then the
-    LabelFreeEvaluator's."""
+    LabelFreeEvaluator's. `anomalies`: the ExampleValidator's, shown on the page (optional so that a
+    pipeline compiled before it still runs). `profile`: the run's profile name, shown with its recipe.
+    The figures are kept beside the page (`figures_dir`): `simsiam-tfx run` copies them, it does not
+    draw its own."""
     from tfx.types import artifact_utils
 
     from components.report.data import build_report
@@ -83,6 +93,7 @@ def RunReport(  # noqa: N802 - TFX component names are class-like
         "evaluation": evaluation.uri,
         "blessing": blessing.uri,
         "embedding_index": embedding_index.uri,
+        "anomalies": anomalies.uri if anomalies else None,
     }
     status = {
         "blessed": blessing.get_int_custom_property("blessed") == 1,
@@ -97,6 +108,8 @@ def RunReport(  # noqa: N802 - TFX component names are class-like
         json.loads(simsiam_config),
         accuracy_floor,
         queries_per_class,
+        figures_dir=figures_dir(report.uri),
+        profile=profile,
     )
     with fileio.open(report.uri, "w") as f:
         f.write(page)

@@ -197,15 +197,20 @@ def build_report(
     accuracy_floor: float,
     queries_per_class: int = 2,
     figures_dir: str | None = None,
+    profile: str = "",
 ) -> tuple[str, dict]:
     """(report page, its data) from a run's artifacts.
 
     `uris`: the artifact URIs {"examples", "transform_graph", "simsiam_model", "simsiam_run", "probe_run",
     "evaluation", "embedding_index"}; `status`: {"blessed", "pushed", "serving_model_dir", "projector_dir"}
-    (artifact properties); the figures are kept in `figures_dir` when given. Shared by the RunReport step
-    and `simsiam-tfx report` (a report for a run made before this step existed)."""
+    (artifact properties); the figures are kept in `figures_dir` when given (a local path or a bucket URI:
+    they are drawn in a temporary folder and copied), and `data["figures"]` names them there; `uris`
+    may hold "anomalies" (the ExampleValidator's). `profile`: the run's profile name, shown with its
+    recipe. Shared by the RunReport step and `simsiam-tfx report` (a report for a run made before this
+    step existed)."""
     from tfx.utils import path_utils
 
+    from components.ingest.anomalies import read_anomalies
     from components.report.html import baseline_scores, knn_references, render_report
     from components.train.encoder_io import ENCODER_RECIPE
     from models.evaluation import knn_accuracy
@@ -270,16 +275,30 @@ def build_report(
         "ingestion": read_json(f"{uris['examples'].rstrip('/')}/{F.INGESTION_REPORT_FILE}"),
         "class_names": [str(c) for c in index.class_names],
         "figure_sample": {"images": len(index), "of": len(full_index)},
+        "profile": profile_row(profile, simsiam_config),
+        "anomalies": read_anomalies(uris.get("anomalies"), split_names),
     }
     with tempfile.TemporaryDirectory() as tmp:
-        if figures_dir:
-            os.makedirs(figures_dir, exist_ok=True)
         figures = draw_figures(
             index,
             random_emb,
             monitor.get("history", {}),
             knn_references(baseline_scores(data)),
             queries_per_class,
-            figures_dir or tmp,
+            tmp,
         )
+        data["figures"] = {}
+        if figures_dir:
+            fileio.makedirs(figures_dir)
+            for name, path in figures.items():
+                data["figures"][name] = f"{figures_dir.rstrip('/')}/{os.path.basename(path)}"
+                fileio.copy(path, data["figures"][name], overwrite=True)
         return render_report(data, figures), data
+
+
+def profile_row(profile: str, simsiam_config: dict[str, Any]) -> dict[str, Any]:
+    """What the report's header says of the run's recipe: the profile's name ("" when not known, e.g.
+    `simsiam-tfx report` on a run made before the name was recorded) and the recipe's main settings
+    (models/config.py `SimSiamConfig`: backbone, image size in px, epochs, batch size in images)."""
+    keys = ("backbone", "image_size", "epochs", "batch_size")
+    return {"name": profile, **{k: simsiam_config.get(k) for k in keys}}

@@ -36,8 +36,9 @@ FIGURE_CAPTIONS = {
 }
 # Without labels there are no classes, no colours and no kNN line: the captions say what is there.
 FIGURE_CAPTIONS_UNLABELLED = {
-    "curves": "Training curves of SimSiam pre-training: loss, collapse_std of the projector output (about 1 is "
-    "healthy, 0 is collapse) and the learning rate. No labels, so no kNN accuracy.",
+    "curves": "Training curves of SimSiam pre-training: loss, collapse_std (the std of the l2-normalised "
+    "projector output times sqrt(d), SimSiam paper Sec. 4.1: about 1 is healthy, 0 is collapse; not the gate's "
+    "encoder spread) and the learning rate. No labels, so no kNN accuracy.",
     "map": "t-SNE of the held-out photos' embeddings (no labels, so one colour): the trained encoder (left) and "
     "the same encoder at its random initialisation (right). Groups that random init lacks are what SimSiam learnt.",
     "neighbours": "Held-out photos (the first ten by file name) and their nearest training photos by cosine "
@@ -73,6 +74,25 @@ def _small_eval_rows(count: Any) -> list[tuple[str, str]]:
             f"{50 / n**0.5:.0f} points, so differences between the figures are mostly noise",
         )
     ]
+
+
+def _profile_rows(profile: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """The header's "profile" row: its name and recipe (components/report/data.py `profile_row`)."""
+    if not profile:
+        return []
+    recipe = (
+        f"{profile.get('backbone')}, {profile.get('image_size')} px, {profile.get('epochs')} epochs, "
+        f"batch {profile.get('batch_size')}"
+    )
+    return [("profile", f"{profile.get('name') or '(not recorded)'}: {recipe}")]
+
+
+ANOMALIES_EXPLAINED = (
+    "TFX's ExampleValidator compares each split's statistics with the schema: a curated one given with --schema, "
+    "or else, for the train split only, the one inferred from it (nothing to drift from). An anomaly is a "
+    "warning: the run goes on, since "
+    "every example passed the per-file checks; it says the data differs from what the schema describes."
+)
 
 
 class Table(dict):
@@ -185,12 +205,20 @@ RANDOM_INIT_EXPLAINED = (
 
 LABEL_FREE_EXPLAINED = (
     "Without labels nothing can be classified, so the gate looks at the shape of the embeddings of the held-out "
-    "images. A collapsed encoder maps every image to about the same vector (collapse measure near 0, Chen & He "
-    "2021 Sec. 4.1). The effective rank (RankMe, Garrido et al. 2023) counts how many directions the embeddings "
+    "images. A collapsed encoder maps every image to about the same vector: its encoder spread (the SimSiam "
+    "paper's collapse monitor, Chen & He 2021 Sec. 4.1, on the served embeddings) is near 0. It is not the "
+    "training curve's collapse_std, which measures the projector's output: the served embeddings follow a ReLU, "
+    "so their spread sits well below 1 even at random initialisation, and only 0 means collapse. "
+    "The effective rank (RankMe, Garrido et al. 2023) counts how many directions the embeddings "
     "really use; it tracks downstream accuracy across methods and settings. The model is pushed only when it is "
     "not collapsed, its effective rank is clearly above that of the same encoder at random initialisation, and it "
     "is not below the last pushed model's."
 )
+
+
+def _spread(measures: dict[str, Any]) -> Any:
+    """The gate's encoder spread; a label_free_metrics.json written before the rename calls it collapse_std."""
+    return measures.get("encoder_spread", measures.get("collapse_std"))
 
 
 def label_free_rows(result: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -210,10 +238,10 @@ def label_free_rows(result: dict[str, Any]) -> list[tuple[str, Any]]:
             baseline.get("effective_rank") if baseline else "none yet",
         ),
         (
-            f"collapse measure: candidate (needed: >= {_num(thresholds.get('min_collapse_std'))})",
-            candidate.get("collapse_std"),
+            f"encoder spread: candidate (0 = collapsed; needed: >= {_num(thresholds.get('min_encoder_spread'))})",
+            _spread(candidate),
         ),
-        ("collapse measure: random init", random_init.get("collapse_std")),
+        ("encoder spread: random init", _spread(random_init)),
         ("blessed", _flag(result.get("blessed"))),
     ]
     return rows + [("reason", r) for r in result.get("reasons", [])]
@@ -288,8 +316,9 @@ def render_report(data: dict[str, Any], figures: dict[str, str]) -> str:
     ingestion, index = data.get("ingestion", {}), data.get("index", {})
     label_free = data.get("label_free") or {}
     summary = _table(
-        ["", ""],
-        [
+        [],
+        _profile_rows(data.get("profile"))
+        + [
             ("blessed by the " + ("label-free gate" if label_free else "gate"), _flag(data["blessed"])),
             ("pushed", _flag(data["pushed"])),
             ("serving model", data.get("serving_model_dir") or "-"),
@@ -329,7 +358,7 @@ def render_report(data: dict[str, Any], figures: dict[str, str]) -> str:
         .render(
             summary=summary,
             gate_title=gate_title,
-            gate=_table(["", ""], gate_rows),
+            gate=_table([], gate_rows),
             label_free_explained=LABEL_FREE_EXPLAINED if label_free else None,
             # No labelled images and no random-init kNN: accuracy cannot be measured, no table.
             quality=None
@@ -354,9 +383,14 @@ def render_report(data: dict[str, Any], figures: dict[str, str]) -> str:
             else None,
             figures={name: {"src": data_uri(path), "caption": captions[name]} for name, path in figures.items()},
             rejected=_table(["file", "step", "reason"], rejected),
+            anomalies=_table(
+                ["split", "feature", "anomaly", "description"],
+                [(a["split"], a["feature"], a["short"], a["description"]) for a in data.get("anomalies") or []],
+            ),
+            anomalies_explained=ANOMALIES_EXPLAINED,
             timings_start=Markup(TIMINGS_START),
             timings_end=Markup(TIMINGS_END),
-            index_gate=_table(["", ""], index_gate_rows(index["gate"])) if index.get("gate") else None,
+            index_gate=_table([], index_gate_rows(index["gate"])) if index.get("gate") else None,
             projector_dir=index.get("projector_dir"),
             # JSON in a <script> element is not HTML-escaped: only "</" could end it early.
             data_json=Markup(json.dumps(data, default=str).replace("</", "<\\/")),

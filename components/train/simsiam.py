@@ -29,7 +29,7 @@ from components import features as F
 from components.export.serving_model import export_serving_model
 from components.train import cluster as multi_worker
 from components.train import data as trainer_data
-from components.train.checkpoint import IntervalCheckpoint
+from components.train.checkpoint import IntervalCheckpoint, remove_run_checkpoints
 from components.train.encoder_io import load_encoder, save_encoder
 from components.train.history import HistoryFile
 from components.train.trainer_config import SimSiamTrainerConfig
@@ -247,6 +247,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         export_serving_model(fn_args.serving_model_dir, tft_output, encoder, None, None, config.stored_size)
         print(f"[simsiam] embedding-only serving model written to {fn_args.serving_model_dir}", flush=True)
     multi_worker.finish(cluster, out, fn_args.serving_model_dir, settings.export_serving_model)
+    # Exported: the resume checkpoints have done their job (a kill before this line still resumes).
+    if cluster.is_chief and not settings.keep_checkpoints and remove_run_checkpoints(ckpt):
+        print(f"[simsiam] model exported: removed its resume checkpoints {ckpt} (--keep-checkpoints keeps them)")
 
 
 def _write_summary(summary: dict[str, Any], model_run_dir: str, collapse_threshold: float) -> None:

@@ -38,6 +38,8 @@ class SimSiamTrainerConfig:
     shuffle_buffer: int  # images in the streaming shuffle buffer (components/train/data.py)
     cache_images: bool  # decode the train split once into memory (small data only) instead of streaming
     devices: tuple[str, ...] = ()  # devices to train on; empty: every GPU, else the CPU
+    # Keep the resume checkpoints once the model is exported (they are only for resuming a killed run).
+    keep_checkpoints: bool = False
 
     def __post_init__(self) -> None:
         if self.knn_every < 1:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 HELP = "embed image files (or folders of them) with the serving model into an .npz index"
@@ -45,7 +44,6 @@ def run(args: argparse.Namespace) -> int:
     except PreflightError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import time
 
     import numpy as np

@@ -1,4 +1,5 @@
-"""`simsiam-tfx ingest`: ImageExampleGen -> StatisticsGen -> SchemaGen with LocalDagRunner, then a summary."""
+"""`simsiam-tfx ingest`: ImageExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator with LocalDagRunner,
+then a summary."""
 
 from __future__ import annotations
 
@@ -9,9 +10,17 @@ import tempfile
 import threading
 import time
 
-HELP = "validate and ingest images into tf.Examples (+ statistics and schema); writes OUT/ingestion.json"
+HELP = "validate and ingest images into tf.Examples (+ statistics, schema and its anomalies); writes OUT/ingestion.json"
+SCHEMA_HELP = (
+    "a curated schema.pbtxt (TFDV Schema text proto, e.g. a reviewed copy of an earlier run's "
+    "OUT/pipeline_root/SchemaGen/schema/<n>/schema.pbtxt): TFX's ImportSchemaGen uses it instead of inferring "
+    "one, and the ExampleValidator reports where the data departs from it. An anomaly is a warning: one "
+    "line each at the end, and in the output's JSON; the command goes on (its examples passed the per-file "
+    "checks; a new class is often deliberate)"
+)
 DESCRIPTION = """\
-Runs the ImageExampleGen, StatisticsGen and SchemaGen components with LocalDagRunner on your images:
+Runs the ImageExampleGen, StatisticsGen, SchemaGen (ImportSchemaGen with --schema) and ExampleValidator
+components with LocalDagRunner on your images:
   --data-dir DIR           a folder of class folders (DIR/<class>/<image>.jpg|.jpeg|.png): labelled
   --unlabeled-dir DIR      every JPEG/PNG below DIR, at any depth: unlabelled (alone or with --data-dir)
   --examples GLOB --image-key KEY [--label-key KEY]
@@ -26,13 +35,19 @@ lands in the same split on every run and machine; byte-identical copies all take
 Writes OUT/ingestion.json:
   {"classes": [...], "counts": {"train": {class: n}, "eval": {class: n}},
    "unlabeled": {"train": n, "eval": n}, "duplicates": {"groups": n, "images": n, "examples": [...]},
-   "rejected": [{"path": ..., "reason": ...}], "ignored": [{"path": ..., "rule": ...}]}
+   "rejected": [{"path": ..., "reason": ...}], "ignored": [{"path": ..., "rule": ...}],
+   "anomalies": [{"split": ..., "feature": ..., "short": ..., "description": ...}]}
 (every file below the folders is in one of counts, unlabeled, rejected or ignored: hidden files and
 folders, and files directly in a --data-dir, are ignored; names that are not UTF-8 get an escaped id
 such as caf\\xe9.jpg)
 and keeps the TFX outputs in OUT/pipeline_root and ML Metadata in OUT/metadata.sqlite (a second run
 with the same OUT reuses the cached results unless a file changed: any file added, removed or
 rewritten at any depth re-runs ingestion).
+
+Data anomalies (the ExampleValidator comparing each split with the curated --schema; without it, the
+train split with the schema inferred from it, which has nothing to drift from) are warnings: one line
+each, "data anomaly (split S) FEATURE: ...", before the "done" line; they do not change the exit
+status.
 
 Exit status: 0 done; 1 the data cannot be ingested (the message says why); 2 bad arguments, among them an
 --output that is a file or under one, cannot be written, is inside a photo folder or holds one, or is in
@@ -52,6 +67,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=0.1,
         help="fail when a larger share of the files is rejected (default: 0.1)",
     )
+    p.add_argument("--schema", metavar="SCHEMA.pbtxt", help=SCHEMA_HELP)
     p.add_argument("--workers", type=int, default=2, help="Beam worker processes (default: 2)")
     p.add_argument("--pipeline-name", default="simsiam-ingest")
     p.add_argument("--no-cache", action="store_true", help="run every component again")
@@ -119,6 +135,13 @@ def _write_ingestion_json(out: str, report: dict, write_report) -> str | None:
     return None
 
 
+def schema_problem(schema: str | None) -> str | None:
+    """Why `--schema` cannot be read (one line, before TensorFlow loads), or None."""
+    if schema and "://" not in schema and not os.path.isfile(schema):
+        return f"--schema {schema} is not a file (give a schema.pbtxt)"
+    return None
+
+
 def describe_listing(listing) -> str:
     """'N files in C classes under DIR (U unlabelled)' for the start line of `ingest` and `run`."""
     unlabeled = f", {listing.unlabeled:,} of them unlabelled" if listing.unlabeled else ""
@@ -137,6 +160,8 @@ def run(args: argparse.Namespace) -> int:
         return _error(f"--eval-percent must be from 1 to 99, got {args.eval_percent}", 2)
     if not 0.0 <= args.max_rejected_fraction <= 1.0:
         return _error(f"--max-rejected-fraction must be in [0, 1], got {args.max_rejected_fraction}", 2)
+    if problem := schema_problem(args.schema):
+        return _error(problem, 2)
     try:
         image_input = input_from_args(args)
         out = preflight.check_output(args.output, {"--data-dir": args.data_dir, "--unlabeled-dir": args.unlabeled_dir})
@@ -161,15 +186,19 @@ def run(args: argparse.Namespace) -> int:
     quiet_logs(args.verbose)
     from tfx import v1 as tfx
 
+    from components.ingest.anomalies import anomaly_lines, read_all_splits
     from components.ingest.component import EXAMPLE_GEN_ID
-    from components.ingest.report import read_report, summary_table, write_report
+    from components.ingest.ingestion_record import read_report, summary_table, write_report
     from pipeline.ingestion import ingestion_components
     from pipeline.local_runner import beam_pipeline_args, latest_artifact_uri, metadata_connection, run_local
     from pipeline.progress import ComponentProgress
 
     metadata_path = os.path.join(out, "metadata.sqlite")
     components = ingestion_components(
-        image_input, eval_percent=args.eval_percent, max_rejected_fraction=args.max_rejected_fraction
+        image_input,
+        eval_percent=args.eval_percent,
+        max_rejected_fraction=args.max_rejected_fraction,
+        schema_path=os.path.abspath(args.schema) if args.schema and "://" not in args.schema else args.schema,
     )
     pipeline = tfx.dsl.Pipeline(
         pipeline_name=args.pipeline_name,
@@ -190,7 +219,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"\n{summary_table(err.report)}", flush=True)
         return _error(str(err), 1)
     report = read_report(latest_artifact_uri(metadata_path, EXAMPLE_GEN_ID))
+    report["anomalies"] = read_all_splits(latest_artifact_uri(metadata_path, "ExampleValidator", "anomalies"))
     print(f"\n{summary_table(report)}")
+    for line in anomaly_lines(report["anomalies"]):
+        print(f"warning: {line}", flush=True)
     if problem := _write_ingestion_json(out, report, write_report):
         return _error(problem, 1)
     print(f"done in {time.time() - start:.0f}s: {os.path.join(out, 'ingestion.json')}")

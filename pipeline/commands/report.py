@@ -32,7 +32,10 @@ NEEDED = {  # artifact: (node id, output key)
     "evaluation": ("Evaluator", "evaluation"),
     "embedding_index": ("EmbeddingIndexer", "embedding_index"),
 }
-OPTIONAL = {"probe_run": ("LinearProbeTrainer", "model_run")}  # absent when the data has no labels
+OPTIONAL = {  # absent when the data has no labels; no anomalies in a run made before they were shown
+    "probe_run": ("LinearProbeTrainer", "model_run"),
+    "anomalies": ("ExampleValidator", "anomalies"),
+}
 LABEL_FREE = ("LabelFreeEvaluator", "evaluation")  # the gate of a run without labels
 
 
@@ -74,7 +77,14 @@ def run(args: argparse.Namespace) -> int:
     status = {**{k: summary.get(k) for k in ("blessed", "pushed", "serving_model_dir")}, "projector_dir": projector}
     config = summary["config"]
     page, data = build_report(
-        uris, split_names, status, config["simsiam"], config["accuracy_floor"], args.queries_per_class, args.figures
+        uris,
+        split_names,
+        status,
+        config["simsiam"],
+        config["accuracy_floor"],
+        args.queries_per_class,
+        args.figures,
+        profile=config.get("profile", ""),
     )
     page = with_timings(page, summary["seconds_per_component"], summary["states"])
     target = args.to or os.path.join(args.run_dir, F.REPORT_FILE)

@@ -7,6 +7,7 @@ import os
 import shlex
 import sys
 
+from components.ingest.anomalies import anomaly_lines
 from components.report.html import baseline_scores
 from pipeline.configs import add_recipe_arguments
 
@@ -16,17 +17,29 @@ INTERRUPTED = (
 )
 HELP = "run the whole pipeline locally: ingest, transform, SimSiam, linear probe, evaluate, push"
 DESCRIPTION = """\
-Runs ExampleGen -> StatisticsGen -> SchemaGen -> Transform -> SimSiam Trainer ->
-linear-probe Trainer -> Evaluator -> BaselineGate -> Pusher -> EmbeddingIndexer -> RunReport with
-LocalDagRunner. The BaselineGate pushes only a model whose linear probe and kNN accuracy reach the
-strongest untrained baseline (--gate-against; the smoke profile compares with nothing).
+Runs ExampleGen -> StatisticsGen -> SchemaGen (ImportSchemaGen with --schema) -> ExampleValidator ->
+Transform -> SimSiam Trainer -> linear-probe Trainer -> Evaluator -> BaselineGate -> Pusher ->
+EmbeddingIndexer -> RunReport with LocalDagRunner. The BaselineGate pushes only a model whose linear
+probe and kNN accuracy reach the strongest untrained baseline (--gate-against; the smoke profile
+compares with nothing).
 
 Input (see `simsiam-tfx ingest --help`): --data-dir (class folders) and/or --unlabeled-dir (images at
 any depth, no labels), --examples GLOB --image-key KEY [--label-key KEY] (TFRecords), or --tfds NAME.
 SimSiam trains on every image; the probe and the Evaluator use the labelled ones. With no label at
-all there is no probe: the serving model returns embeddings only, and a label-free gate (collapse
-measure and effective rank against the random-init encoder and the last blessed model) decides
-whether it is pushed.
+all there is no probe: the serving model returns embeddings only, and a label-free gate (encoder
+spread and effective rank against the random-init encoder and the last blessed model) decides
+whether it is pushed. Two collapse numbers, two names: the training curve's collapse_std is the std
+of the l2-normalised projector output times sqrt(d) (SimSiam paper Sec. 4.1; about 1 healthy, the
+SimSiam Trainer fails below the profile's collapse_threshold); the gate's encoder_spread is the same
+formula on the served embedding, the encoder's output after a ReLU, which sits well below 1 even at
+random init (0 = collapsed).
+
+Data anomalies: the ExampleValidator compares each split with a curated schema given with --schema
+(without it, the train split with the schema inferred from it: no reference to drift from). An
+anomaly is a warning, not a stop: one line each ("data anomaly (split S) FEATURE: ...") at the end
+of the run, in summary.json ("anomalies") and in the report; the run and its exit status go on,
+because every example already passed the per-file checks and the Evaluator and the gates still judge
+the model (a new class is often a deliberate change).
 
 profiles (flags override their values):
   smoke  a few minutes on a 2-core CPU; proves the plumbing (tiny network, 2 epochs)
@@ -35,7 +48,8 @@ profiles (flags override their values):
 
 Writes OUT/report.html (the run report: gate, quality vs the untrained baselines, per-class
 accuracy, curves, t-SNE map, nearest-neighbour grids, rejected files, time per step),
-OUT/summary.json, OUT/training_curves.png, OUT/embedding_map.png, TensorBoard projector files
+OUT/summary.json, the report's figures (OUT/training_curves.png, OUT/embedding_map_tsne.png,
+OUT/neighbour_grid.jpg; --no-plots leaves them out of OUT), TensorBoard projector files
 under OUT/pipeline_root (tensorboard --logdir OUT) and, when the gate blesses the model,
 a TF Serving model in OUT/serving/<version>/.
 Exit status: 0 the model was pushed; 1 a step failed; 2 bad arguments or input (data that cannot make
@@ -51,6 +65,7 @@ the data folder re-runs ingestion and what follows) and resumes an interrupted S
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from components.ingest.inputs import add_input_arguments
+    from pipeline.commands.ingest import SCHEMA_HELP
 
     p.add_argument("--profile", choices=["smoke", "cpu", "gpu"], help="default: gpu if TensorFlow sees one, else cpu")
     add_input_arguments(p)
@@ -65,7 +80,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--pipeline-name", default="simsiam-tfx")
     p.add_argument("--no-cache", action="store_true", help="execute every component again")
-    p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--schema", metavar="SCHEMA.pbtxt", help=SCHEMA_HELP)
+    p.add_argument(
+        "--no-plots", action="store_true", help="do not copy the report's figures into OUT (report.html has them)"
+    )
     p.add_argument("--verbose", action="store_true", help="show TFX/TensorFlow logs")
 
 
@@ -82,6 +100,11 @@ def run(args: argparse.Namespace) -> int:
         out = preflight.check_output(args.output, {"--data-dir": args.data_dir, "--unlabeled-dir": args.unlabeled_dir})
     except (ValueError, preflight.PreflightError) as err:
         print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    from pipeline.commands.ingest import schema_problem
+
+    if problem := schema_problem(args.schema):
+        print(f"error: {problem}", file=sys.stderr)
         return EXIT_USAGE
     for flag, folder in (("--data-dir", args.data_dir), ("--unlabeled-dir", args.unlabeled_dir)):
         if folder and "://" not in folder and not os.path.isdir(folder):
@@ -128,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
         args.workers,
         enable_cache=not args.no_cache,
         plots=not args.no_plots,
+        schema_path=os.path.abspath(args.schema) if args.schema and "://" not in args.schema else args.schema,
     )
     _print_summary(summary, out)
     if summary.get("error"):
@@ -179,8 +203,8 @@ def _print_summary(s: dict, out: str) -> None:
         print(
             f"  label-free gate: effective rank (RankMe) {num(candidate.get('effective_rank'))} vs "
             f"{num(random_init.get('effective_rank'))} at random init (ratio {num(gate.get('rank_ratio'))}, "
-            f"needed {limits['min_rank_ratio']:g}), collapse measure {num(candidate.get('collapse_std'))} "
-            f"(floor {limits['min_collapse_std']:g}; 0 = collapsed)"
+            f"needed {limits['min_rank_ratio']:g}), encoder spread {num(candidate.get('encoder_spread'))} "
+            f"(floor {limits['min_encoder_spread']:g}; 0 = collapsed)"
         )
     print(f"  blessed={s['blessed']} pushed={s['pushed']} serving_model_dir={s['serving_model_dir']}")
     if not s["pushed"] and not s.get("error"):
@@ -195,6 +219,8 @@ def _print_summary(s: dict, out: str) -> None:
         elif s.get("candidate_model_dir") and not s.get("error"):
             print(f"  use it anyway: {search_command(s['embedding_index'], s['candidate_model_dir'])}")
     print(f"  wall {s['wall_s']:.0f}s, peak memory {s['peak_rss_mb']:.0f} MB")
+    for line in anomaly_lines(s.get("anomalies") or []):  # warnings: the run went on (see --help)
+        print(f"  {line}")
     if s.get("error"):
         print(f"  FAILED: {s['error']}")
     print(f"  details: {os.path.join(out, 'summary.json')}")

@@ -151,7 +151,6 @@ def search(table, ann, query, k: int, allowed):
 
 
 def run(args: argparse.Namespace) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if args.k < 1:
         print("error: -k must be >= 1", file=sys.stderr)
         return 2

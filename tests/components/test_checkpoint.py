@@ -121,3 +121,24 @@ def test_a_resumed_run_draws_the_views_of_its_epoch_not_epoch_zeros() -> None:
         np.testing.assert_array_equal(a, b)
     assert not np.allclose(again[0], views[0][0])
     assert not np.allclose(views[1][0], views[0][0])
+
+
+def test_a_finished_runs_checkpoints_are_removed_and_the_flag_keeps_them(tmp_path):
+    from components.train.checkpoint import remove_run_checkpoints
+    from components.train.trainer_config import SimSiamTrainerConfig
+    from pipeline.configs import profile_config
+
+    run = tmp_path / "checkpoints" / "SimSiamTrainer" / "abc123"
+    (run / "state").mkdir(parents=True)
+    (run / "state" / "ckpt-1.data-00000-of-00001").write_bytes(b"x" * 100)
+    (run / "history.json").write_text('{"epochs": []}')
+    assert remove_run_checkpoints(str(run)) is True
+    assert not run.exists() and (tmp_path / "checkpoints" / "SimSiamTrainer").is_dir()
+    assert remove_run_checkpoints(str(run)) is False  # nothing left: a no-op
+    # The flag travels from the command line through the RunConfig to the Trainer's strict config.
+    assert profile_config("smoke").keep_checkpoints is False
+    assert profile_config("smoke", keep_checkpoints=True).keep_checkpoints is True
+    from tests.components.test_trainer_config import _config
+
+    custom = _config(keep_checkpoints=True).to_custom_config()
+    assert SimSiamTrainerConfig.from_custom_config(custom).keep_checkpoints is True

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from components.ingest.files import DataError
-from components.ingest.report import check_splits, predicted_counts
+from components.ingest.ingestion_record import check_splits, predicted_counts
 from components.ingest.splits import split_of
 from tests.fakes.images import encode, make_image
 

@@ -12,7 +12,7 @@ from apache_beam.metrics.metric import MetricsFilter
 from components.ingest.component import EXAMPLE_GEN_ID, image_example_gen
 from components.ingest.executor import METRICS_NAMESPACE, ImageExampleGenExecutor
 from components.ingest.files import DataError
-from components.ingest.report import load_class_names, read_report
+from components.ingest.ingestion_record import load_class_names, read_report
 from components.ingest.splits import split_of
 from tests.fakes.images import (
     FLOWERS,

@@ -80,7 +80,7 @@ def test_every_file_find_lists_is_ingested_ignored_or_rejected(tmp_path: Path) -
 
 def test_example_gen_ingests_a_non_utf8_name_and_reports_the_rest(tmp_path: Path) -> None:
     from components.ingest.component import image_example_gen
-    from components.ingest.report import read_report
+    from components.ingest.ingestion_record import read_report
     from tests.fakes.images import read_split, run_executor
 
     root = messy_tree(tmp_path / "data")

@@ -16,7 +16,7 @@ from components.ingest.files import (
     list_image_folder,
     list_unlabeled_folder,
 )
-from components.ingest.report import build_report, summary_table
+from components.ingest.ingestion_record import build_report, summary_table
 from serving.images import ImageLimits, check_image_bytes
 from tests.fakes.images import bad_files, encode, make_image, make_image_folder, special_images
 

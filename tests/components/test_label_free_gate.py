@@ -10,9 +10,9 @@ import pytest
 from components.evaluate.label_free import BASELINE_TOLERANCE, label_free_decision
 from tests.fakes.transformed import write_transformed_file
 
-THRESHOLDS = {"min_collapse_std": 0.3, "min_rank_ratio": 1.5}
-HEALTHY = {"effective_rank": 90.0, "collapse_std": 0.7, "finite": True}
-RANDOM = {"effective_rank": 30.0, "collapse_std": 0.25, "finite": True}
+THRESHOLDS = {"min_encoder_spread": 0.3, "min_rank_ratio": 1.5}
+HEALTHY = {"effective_rank": 90.0, "encoder_spread": 0.7, "finite": True}
+RANDOM = {"effective_rank": 30.0, "encoder_spread": 0.25, "finite": True}
 
 
 def test_a_healthy_candidate_without_baseline_is_blessed():
@@ -20,11 +20,11 @@ def test_a_healthy_candidate_without_baseline_is_blessed():
 
 
 def test_a_collapsed_candidate_fails_with_the_collapse_reason():
-    blessed, reasons = label_free_decision({**HEALTHY, "collapse_std": 0.05}, RANDOM, None, THRESHOLDS)
+    blessed, reasons = label_free_decision({**HEALTHY, "encoder_spread": 0.05}, RANDOM, None, THRESHOLDS)
     assert not blessed
     assert reasons == [
-        "collapse_std 0.0500 is below the floor 0.3: the embeddings have collapsed towards one "
-        "direction (SimSiam paper, Sec. 4.1)"
+        "encoder_spread 0.0500 (the served embeddings' spread, 0 = all one direction) is below the floor 0.3: "
+        "the encoder has collapsed (SimSiam paper, Sec. 4.1)"
     ]
 
 
@@ -55,10 +55,10 @@ def test_a_regression_against_the_last_blessed_model_fails_and_a_tie_passes():
 
 
 def test_every_failed_condition_is_reported_and_nan_embeddings_are_not_blessed():
-    bad = {"effective_rank": 10.0, "collapse_std": 0.01, "finite": True}
+    bad = {"effective_rank": 10.0, "encoder_spread": 0.01, "finite": True}
     blessed, reasons = label_free_decision(bad, RANDOM, HEALTHY, THRESHOLDS)
     assert not blessed and len(reasons) == 3
-    nan = {"effective_rank": None, "collapse_std": None, "finite": False}
+    nan = {"effective_rank": None, "encoder_spread": None, "finite": False}
     assert label_free_decision(nan, RANDOM, None, THRESHOLDS) == (
         False,
         ["the candidate's embeddings hold NaN or inf: the encoder diverged"],
@@ -129,7 +129,7 @@ def test_the_component_measures_rebuilds_random_init_and_writes_a_tfx_blessing(t
             {"evaluation": [evaluation], "blessing": [blessing]},
             {
                 "simsiam_config": json.dumps(CONFIG),
-                "min_collapse_std": 0.0,
+                "min_encoder_spread": 0.0,
                 "min_rank_ratio": min_rank_ratio,
                 "splits": "eval",
             },
@@ -156,6 +156,6 @@ def test_the_component_measures_rebuilds_random_init_and_writes_a_tfx_blessing(t
     assert blessing.get_string_custom_property("baseline_model") == str(tmp_path / "model")
     assert report["thresholds"] == {
         "baseline_tolerance": BASELINE_TOLERANCE,
-        "min_collapse_std": 0.0,
+        "min_encoder_spread": 0.0,
         "min_rank_ratio": 0.9,
     }

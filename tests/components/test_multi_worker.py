@@ -117,6 +117,7 @@ def build_inputs(root: str) -> None:
         simsiam=simsiam, checkpoint_root=os.path.join(root, "checkpoints"), knn_every=2, collapse_threshold=0.0,
         precision="fp32", checkpoint_io_fraction=1.0, export_serving_model=False, sample_size=100,
         shuffle_buffer=64, cache_images=False,
+        keep_checkpoints=True,  # the tests below read the final checkpoints of both workers
     )  # fmt: skip
     examples = artifact(standard_artifacts.Examples, "examples", split_names='["train", "eval"]')
     args = {

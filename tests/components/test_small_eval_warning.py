@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from components.ingest.ingestion_record import predicted_counts
 from components.ingest.inputs import SMALL_EVAL, ImageInput
-from components.ingest.report import predicted_counts
 from tests.fakes.images import make_image_folder
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from components.ingest.component import image_example_gen, tfds_image_example_gen
 from components.ingest.files import DataError
-from components.ingest.report import read_report
+from components.ingest.ingestion_record import read_report
 from components.ingest.splits import split_of
 from components.ingest.tfds import image_id_for, iter_tfds_images, prepare_tfds
 from tests.fakes.images import (

@@ -12,8 +12,8 @@ import tensorflow as tf
 
 from components.ingest.component import image_example_gen, records_image_example_gen
 from components.ingest.files import DataError, list_unlabeled_folder
+from components.ingest.ingestion_record import check_report, read_report, summary_table
 from components.ingest.inputs import ImageInput
-from components.ingest.report import check_report, read_report, summary_table
 from components.ingest.sources import parse_image_record, split_glob
 from components.ingest.splits import canonical_ids, output_splits, split_of
 from tests.fakes.images import FLOWERS, encode, make_image, read_split, run_executor

@@ -80,9 +80,12 @@ def test_ingest_writes_the_report_prints_progress_and_reuses_the_cache(tmp_path:
     first = ingest("--data-dir", str(root), "--output", str(out), "--max-rejected-fraction", "0.5", "--workers", "1")
     assert first.returncode == 0, first.stderr[-3000:]
     report = json.loads((out / "ingestion.json").read_text())
-    assert set(report) == {"classes", "counts", "unlabeled", "rejected", "ignored", "duplicates"}
+    assert set(report) == {"classes", "counts", "unlabeled", "rejected", "ignored", "duplicates", "anomalies"}
     assert report["unlabeled"] == {"train": 0, "eval": 0}  # every image is in a class folder
     assert report["ignored"] == []  # no hidden file, nothing directly in the data folder
+    # No --schema: the train split is checked against the schema inferred from it, so no anomaly (the eval
+    # split's image ids, never in a small train split's inferred string domain, are not flagged).
+    assert report["anomalies"] == []
     assert report["classes"] == ["a_roses", "b_tulips"]
     assert report["counts"] == counts_of([i for v in ids.values() for i in v], report["classes"])
     assert {r["path"]: r["reason"] for r in report["rejected"]}.keys() == bad.keys()
@@ -174,3 +177,44 @@ def test_ingest_run_and_compile_take_the_same_input_options() -> None:
         "--tfds",
         "--tfds-data-dir",
     }
+
+
+# A curated schema (tensorflow_metadata Schema, text format) that knows only the classes "a_roses" and
+# "b_tulips": data with a third class departs from it.
+CURATED_SCHEMA = """
+feature { name: "image" type: BYTES presence { min_fraction: 1.0 min_count: 1 } shape { dim { size: 1 } } }
+feature { name: "label" type: INT presence { min_fraction: 1.0 min_count: 1 } shape { dim { size: 1 } } }
+feature { name: "image_id" type: BYTES presence { min_fraction: 1.0 min_count: 1 } shape { dim { size: 1 } } }
+feature {
+  name: "class_name" type: BYTES domain: "class_name"
+  presence { min_fraction: 1.0 min_count: 1 } shape { dim { size: 1 } }
+}
+string_domain { name: "class_name" value: "a_roses" value: "b_tulips" }
+"""
+
+
+@pytest.mark.slow
+def test_a_curated_schema_the_data_departs_from_is_shown_as_a_warning(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    ids = make_image_folder(root, {"a_roses": 6, "b_tulips": 6, "c_daisy": 6})
+    daisy_splits = [s for s in ("train", "eval") if any(split_of(i) == s for i in ids["c_daisy"])]
+    schema = tmp_path / "schema.pbtxt"
+    schema.write_text(CURATED_SCHEMA)
+    out = tmp_path / "out"
+    result = ingest("--data-dir", str(root), "--schema", str(schema), "--output", str(out), "--workers", "1")
+    assert result.returncode == 0, result.stderr[-3000:]  # a warning, not a stop
+    assert "ImportSchemaGen" in result.stdout and "ExampleValidator" in result.stdout
+    anomalies = json.loads((out / "ingestion.json").read_text())["anomalies"]
+    # Each split that holds a c_daisy image reports the unknown class once.
+    assert [(a["split"], a["feature"], a["short"]) for a in anomalies] == [
+        (s, "class_name", "Unexpected string values") for s in daisy_splits
+    ]
+    assert daisy_splits
+    assert all("c_daisy" in a["description"] for a in anomalies)
+    lines = [line for line in result.stdout.splitlines() if "data anomaly" in line]
+    assert lines == [
+        f"warning: data anomaly (split {a['split']}) class_name: Unexpected string values: {a['description']}"
+        for a in anomalies
+    ]
+    missing = ingest("--data-dir", str(root), "--schema", str(tmp_path / "nope.pbtxt"), "--output", str(out))
+    assert missing.returncode == 2 and f"--schema {tmp_path / 'nope.pbtxt'} is not a file" in missing.stderr

@@ -78,12 +78,15 @@ def test_every_component_executed(smoke_run) -> None:
     assert {"loss", "collapse_std"} <= set(summary["simsiam_monitor"])
     assert summary["peak_rss_mb"] > 0
     assert (smoke_run["out"] / "training_curves.png").stat().st_size > 1000
-    assert (smoke_run["out"] / "embedding_map.png").stat().st_size > 1000
+    assert (smoke_run["out"] / "embedding_map_tsne.png").stat().st_size > 1000  # the RunReport's, copied
+    assert sorted(summary["plots"]) == sorted(
+        str(smoke_run["out"] / n) for n in os.listdir(smoke_run["out"]) if n.endswith((".png", ".jpg"))
+    )
 
 
 def test_simsiam_trains_on_every_image_and_the_probe_on_the_labelled_ones(smoke_run) -> None:
     """80 labelled + 20 unlabelled photos: the counts the Trainers log, against the ingestion report's."""
-    from components.ingest.report import read_report
+    from components.ingest.ingestion_record import read_report
     from pipeline.local_runner import latest_artifact_uri
 
     report = read_report(latest_artifact_uri(str(smoke_run["out"] / "metadata.sqlite"), "ImageExampleGen"))

@@ -26,6 +26,8 @@ SAME_NUMBERS = [
     "random_init_linear_probe_accuracy",
     "baselines",
     "probe",
+    "anomalies",  # the ExampleValidator's, read by the RunReport and by the summary from the same artifact
+    "profile",
 ]
 
 

@@ -45,12 +45,28 @@ EMBED_ONLY = textwrap.dedent("""
 """)
 
 
+# A curated schema (`--schema`) written for labelled photos: class_name may only be "roses" or "tulips".
+# Unlabelled photos have class_name "", so the ExampleValidator finds them departing from it: a warning.
+CURATED_SCHEMA = """
+feature { name: "image" type: BYTES presence { min_fraction: 1.0 min_count: 1 } shape { dim { size: 1 } } }
+feature { name: "label" type: INT presence { min_fraction: 1.0 min_count: 1 } shape { dim { size: 1 } } }
+feature { name: "image_id" type: BYTES presence { min_fraction: 1.0 min_count: 1 } shape { dim { size: 1 } } }
+feature {
+  name: "class_name" type: BYTES domain: "class_name"
+  presence { min_fraction: 1.0 min_count: 1 } shape { dim { size: 1 } }
+}
+string_domain { name: "class_name" value: "roses" value: "tulips" }
+"""
+
+
 @background.background_check("unlabeled_run")
 def _unlabeled_run(workdir: Path) -> dict:
     """The label-free run, its pushed model read in a fresh process, then the ablation in the same
     folder; what each test below reads is captured before the ablation can change it."""
     photos = unlabeled_sample(workdir / "photos", 0, 16)  # 80 photos, folders are not classes
     out = workdir / "run"
+    schema = workdir / "schema.pbtxt"
+    schema.write_text(CURATED_SCHEMA)
     result = run_cli(
         "run",
         "--profile",
@@ -61,6 +77,8 @@ def _unlabeled_run(workdir: Path) -> dict:
         "30",
         "--workers",
         "1",
+        "--schema",
+        str(schema),
         "--output",
         str(out),
     )
@@ -81,6 +99,8 @@ def _unlabeled_run(workdir: Path) -> dict:
         "summary": summary,
         "served": served,
         "page": (out / "report.html").read_text(),
+        # The Trainer exported its model: its resume checkpoints are gone (no --keep-checkpoints).
+        "checkpoints": sorted(str(p) for p in (out / "pipeline_root" / "checkpoints").rglob("*") if p.is_file()),
     }
     pushed_before = sorted(p.name for p in (out / "serving").iterdir())
     ablation = subprocess.run(
@@ -138,3 +158,23 @@ def test_the_collapsed_ablation_is_not_pushed(unlabeled_run) -> None:
     assert gate["rank_ratio"] < 1.5 and any("random-init encoder" in r for r in gate["reasons"]), gate
     assert gate["baseline"] is not None  # compared with the blessed model of the first run, too
     assert unlabeled_run["pushed_after"] == unlabeled_run["pushed_before"]
+
+
+def test_data_anomalies_against_a_curated_schema_are_warned_in_the_console_summary_and_report(unlabeled_run) -> None:
+    summary, stdout, page = unlabeled_run["summary"], unlabeled_run["stdout"], unlabeled_run["page"]
+    assert summary["states"]["ImportSchemaGen"] in ("COMPLETE", "CACHED") and "SchemaGen" not in summary["states"]
+    assert summary["pushed"]  # a warning: the run went on and pushed
+    found = {(a["split"], a["feature"], a["short"]) for a in summary["anomalies"]}
+    assert found == {(s, "class_name", "Unexpected string values") for s in ("unlabeled_train", "unlabeled_eval")}
+    for a in summary["anomalies"]:
+        assert f"data anomaly (split {a['split']}) class_name: Unexpected string values: {a['description']}" in stdout
+        assert f"<td>{a['split']}</td><td>class_name</td><td>Unexpected string values</td>" in page
+    assert f"Data anomalies ({len(summary['anomalies'])})" in page
+    assert "<td>profile</td><td>smoke: " in page and "<th></th>" not in page
+    for name in ("training_curves.png", "embedding_map_tsne.png", "neighbour_grid.jpg"):  # the report's, copied
+        assert str(unlabeled_run["out"] / name) in summary["plots"]
+
+
+def test_the_trainers_resume_checkpoints_are_removed_once_its_model_is_exported(unlabeled_run) -> None:
+    assert unlabeled_run["checkpoints"] == []
+    assert "removed its resume checkpoints" in unlabeled_run["stdout"]

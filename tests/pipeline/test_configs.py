@@ -26,3 +26,18 @@ def test_the_labelled_gate_is_relative_except_in_the_smoke_profile():
         profile_config("cpu", gate_against="best")
     with pytest.raises(ValueError, match="gate_margin >= 0"):
         profile_config("cpu", gate_margin=-0.01)
+
+
+def test_wall_time_counts_from_the_process_start_imports_included():
+    """The summary's `wall_s` is `seconds_since_process_start()`: a process that spends 1.5 s before it
+    asks (as `run` spends its start-up on imports) reports them."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    REPO = Path(__file__).resolve().parents[2]
+    code = "import time; time.sleep(1.5)\nfrom pipeline.memory import seconds_since_process_start as s; print(s())"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True, cwd=str(REPO)
+    )
+    assert 1.5 <= float(out.stdout) < 30

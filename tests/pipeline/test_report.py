@@ -218,3 +218,85 @@ def test_summary_json_is_report_json_plus_what_only_the_run_knows(tmp_path):
     assert summary["states"]["Transform"] == "CACHED" and summary["peak_rss_mb"] == 512.0
     failed_early = build_summary(ran[:1], 1.0, 1.0, {})  # no RunReport, no report.json: timings only
     assert "eval_metrics" not in failed_early and failed_early["seconds_per_component"] == {"Transform": 1.2}
+
+
+def test_the_header_has_no_empty_rows_and_shows_the_profile_and_the_data_anomalies(tmp_path):
+    from components.report.data import profile_row
+
+    data = _data([])
+    data["profile"] = profile_row("smoke", {"backbone": "resnet18", "image_size": 32, "epochs": 2, "batch_size": 16})
+    data["anomalies"] = [
+        {"split": "eval", "feature": "class_name", "short": "Unexpected string values", "description": "c_daisy"}
+    ]
+    page = render_report(data, {})
+    assert "<th></th>" not in page and "<tr></tr>" not in page  # name | value tables have no header row
+    assert "<td>profile</td><td>smoke: resnet18, 32 px, 2 epochs, batch 16</td>" in page
+    assert "Data anomalies (1)" in page
+    assert "<td>eval</td><td>class_name</td><td>Unexpected string values</td><td>c_daisy</td>" in page
+    assert "Data anomalies (0)</h2>" in render_report(_data([]), {})  # an older report.json: none shown
+
+
+def _anomalies_artifact(folder: Path) -> str:
+    """An ExampleValidator output in its own format: Split-<name>/SchemaDiff.pb, a binary Anomalies proto."""
+    from tensorflow_metadata.proto.v0 import anomalies_pb2
+
+    for split, values in (("train", []), ("eval", ["c_daisy"])):
+        anomalies = anomalies_pb2.Anomalies()
+        for value in values:
+            info = anomalies.anomaly_info["class_name"]
+            info.short_description = "Unexpected string values"
+            info.description = f"Examples contain values missing from the schema: {value} (~10%). "
+        (folder / f"Split-{split}").mkdir(parents=True)
+        (folder / f"Split-{split}" / "SchemaDiff.pb").write_bytes(anomalies.SerializeToString())
+    return str(folder)
+
+
+def test_summary_shows_the_validators_anomalies_and_copies_the_reports_figures_without_drawing(tmp_path):
+    from ml_metadata.proto import metadata_store_pb2
+
+    import pipeline.summary
+    from components.report.component import figures_dir
+    from pipeline.mlmd import NodeExecution
+    from pipeline.summary import build_summary, copy_figures
+
+    page = tmp_path / "RunReport" / "report" / "7" / "value"
+    Path(figures_dir(str(page))).mkdir(parents=True)
+    curves = _png(Path(figures_dir(str(page))) / "training_curves.png")
+    page.write_text("<html></html>")
+    anomalies = _anomalies_artifact(tmp_path / "ExampleValidator" / "anomalies" / "4")
+    ran = [
+        NodeExecution("ExampleValidator", "COMPLETE", 1.0, {"anomalies": [metadata_store_pb2.Artifact(uri=anomalies)]}),
+        NodeExecution("RunReport", "COMPLETE", 3.0, {"report": [metadata_store_pb2.Artifact(uri=str(page))]}),
+    ]
+    summary = build_summary(ran, 1.0, 1.0, {})
+    assert summary["anomalies"] == [
+        {
+            "split": "eval",
+            "feature": "class_name",
+            "short": "Unexpected string values",
+            "description": "Examples contain values missing from the schema: c_daisy (~10%).",
+        }
+    ]
+    out = tmp_path / "out"
+    out.mkdir()
+    assert copy_figures(ran, str(out)) == [str(out / "training_curves.png")]
+    assert (out / "training_curves.png").read_bytes() == Path(curves).read_bytes()
+    assert not hasattr(pipeline.summary, "write_plots")  # one set of figures per run: the RunReport's
+
+
+def test_the_label_free_gate_names_its_encoder_spread_apart_from_the_training_collapse_std():
+    from components.report.html import FIGURE_CAPTIONS_UNLABELLED, LABEL_FREE_EXPLAINED, label_free_rows
+
+    result = {
+        "candidate": {"effective_rank": 9.0, "encoder_spread": 0.41},
+        "random_init": {"effective_rank": 3.0, "collapse_std": 0.22},  # a file written before the rename
+        "thresholds": {"min_encoder_spread": 0.1, "min_rank_ratio": 1.5},
+        "rank_ratio": 3.0,
+        "blessed": True,
+    }
+    rows = dict(label_free_rows(result))
+    assert rows["encoder spread: candidate (0 = collapsed; needed: >= 0.1000)"] == 0.41
+    assert rows["encoder spread: random init"] == 0.22
+    assert not any("collapse" in str(name) and "spread" not in str(name) for name in rows)
+    assert "collapse_std" in LABEL_FREE_EXPLAINED and "projector" in LABEL_FREE_EXPLAINED
+    assert "projector output" in FIGURE_CAPTIONS_UNLABELLED["curves"]

@@ -34,7 +34,7 @@ EmbeddingIndex(paths=np.array([f"photo_{i}.jpg" for i in range(500)]), embedding
     ),
     "ingestion.json": (
         "ingestion.json",
-        "from components.ingest.report import write_report",
+        "from components.ingest.ingestion_record import write_report",
         """\
 write_report(path, {"rejected": [{"path": f"photo_{i}.jpg", "reason": "x" * 50} for i in range(500)]})""",
     ),

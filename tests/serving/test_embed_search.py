@@ -482,3 +482,25 @@ def test_search_right_after_the_pipeline(smoke_run, tmp_path, capsys):
     assert len(lines) == 2 + 5 + 1 and lines[-1] == f"wrote {tmp_path / 'n.png'}"
     assert (tmp_path / "n.png").stat().st_size > 1000
     assert all(line.split()[3].split("/")[0] in index.class_names.tolist() for line in lines[2:7])
+
+
+def test_embed_prints_no_native_log_lines_but_still_reports_real_errors(photo_dir, model_dir, tmp_path):
+    """A fresh `simsiam-tfx embed` with no TF_CPP_MIN_LOG_LEVEL of the user's: TensorFlow's and XLA's C++
+    log lines at import ("Unable to register cuDNN factory", "Could not find cuda drivers") stay off,
+    while the command's own errors (a rejected file, a model that is not there) are still printed."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    root, _, bad = photo_dir
+
+    def embed(model: str) -> subprocess.CompletedProcess:
+        args = [sys.executable, "-m", "pipeline.cli", "embed", str(root), "--model", model]
+        args += ["--output", str(tmp_path / "e.npz")]
+        return subprocess.run(args, capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+
+    native = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWEF] |[IWEF]\d{4} |WARNING: All log messages)")
+    good = embed(model_dir)
+    assert good.returncode == 0, good.stderr[-2000:]
+    assert not [line for line in good.stderr.splitlines() if native.match(line)], good.stderr[-2000:]
+    assert all(path in good.stdout + good.stderr for path in bad)  # the rejected files are still named
+    missing = embed(str(tmp_path / "no_model"))
+    assert missing.returncode != 0 and "no_model" in missing.stderr
+    assert not [line for line in missing.stderr.splitlines() if native.match(line)], missing.stderr[-2000:]
