@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from serving.jpeg_scan import scan_problem
+
 # What transparent pixels are composited onto, everywhere (components/image_decode.py says why white).
 BACKGROUND = (255, 255, 255)
 
@@ -112,6 +114,8 @@ def check_image_bytes(data: bytes, limits: ImageLimits = ImageLimits()) -> Probl
             if problem := structure(data):
                 return Problem("corrupt", problem)
             image.load()
+        if image_format == "JPEG" and (problem := scan_problem(data)):
+            return Problem("corrupt", problem)
     except UnidentifiedImageError:
         return Problem(
             "not_an_image",
