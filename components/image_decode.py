@@ -17,7 +17,7 @@ no Python, so everything below is TensorFlow ops on the bytes themselves:
 4. Decode memory is bounded by `ImageLimits.max_decoded_pixels` (checked from the header too): a larger
    JPEG is decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling) and a larger PNG is refused, so no
    accepted file, however small, makes the decode allocate more than that many pixels. Images at or
-   below it decode at full size, exactly as before.
+   below it decode at full size, as before (pixel for pixel, but for the 1-bit PNGs of point 5).
 5. PNG: an opaque one decoded with 3 channels; one with transparency (an alpha channel or a tRNS chunk:
    grey, palette and RGB + tRNS included, 16-bit too) with 4 channels and composited onto a WHITE
    background (`BACKGROUND`): transparent pixels have no defined colour (editors store black, white or
@@ -52,7 +52,7 @@ def _reader(encoded: tf.Tensor):
     n = tf.shape(raw, out_type=tf.int64)[0] - 1
 
     # The bytes stay uint8 and only the gathered ones become int64: the file cast whole to int64 took 8
-    # bytes per file byte (300 MB for a 37 MB PNG), more than decoding it.
+    # bytes per file byte, more than decoding a large PNG.
     def byte(i):
         i = tf.cast(i, tf.int64)
         value = tf.cast(tf.gather(raw, tf.clip_by_value(i, 0, n)), tf.int64)
@@ -188,8 +188,8 @@ def composite(rgba: tf.Tensor) -> tf.Tensor:
     the background). Straight (not premultiplied) alpha, as PNG stores it (PNG spec 12.4).
 
     In blocks of `_COMPOSITE_ROWS` rows, one at a time, so besides the decoded image, the blocks and
-    their concatenation (10 bytes a pixel) only one block's temporaries exist; the whole image in
-    float32 took about 47 bytes a pixel (issue 28: a 12 KB PNG declaring 40 M pixels cost 1.9 GB)."""
+    their concatenation (4 + 3 + 3 bytes a pixel) only one block's temporaries exist; the whole image
+    in float32 made several float copies of every pixel (issue 28's decompression bomb)."""
     blocks = (tf.shape(rgba)[0] + _COMPOSITE_ROWS - 1) // _COMPOSITE_ROWS
 
     def body(i, done):

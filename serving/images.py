@@ -40,8 +40,8 @@ class ImageLimits:
     PNG can declare 40 M pixels): a JPEG above it is decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT
     scaling, Pillow's `draft`), the largest image that fits, before it is shrunk to the stored square
     anyway; a PNG above it is refused, since PNG has no reduced decode. At or below it, every image
-    decodes at full size exactly as before. Decoded bytes per image are then at most
-    `max_decoded_pixels` x 4 (RGBA), whatever the file's size."""
+    decodes at full size as before. A decoded image then holds at most
+    `max_decoded_pixels` x 4 bytes (RGBA), whatever the file's size."""
 
     min_side: int = 8
     max_side: int = 16_384
