@@ -11,7 +11,9 @@ Targets (each in its own process, seeded with generated JPEG/PNG files: EXIF ori
   input cut into several images. Pillow's and the project's Python are instrumented (coverage-guided).
   Allowed outcome: a `Problem` or None; any exception is a crash.
 - `graph`: `components.image_decode.decode_image` (the in-graph header, EXIF and limits parsing and
-  TensorFlow's decoders), run as the compiled tf.function serving runs. Graph ops are not Python, so
+  TensorFlow's decoders), run as the compiled tf.function serving runs, with the default limits and
+  again with `max_decoded_pixels` 4096, so the seeds also take the reduced-scale JPEG decode and the
+  PNG refusal; the decoded pixels are checked against that bound. Graph ops are not Python, so
   this target is mutation-driven (libFuzzer sees no coverage from the graph). Allowed outcome: pixels
   within the limits, or `tf.errors.InvalidArgumentError`; anything else is a crash.
 libFuzzer also stops on an input running longer than --timeout s (a hang) or on memory above
@@ -135,20 +137,34 @@ def _graph_target():
     import tensorflow as tf
 
     with atheris.instrument_imports(include=["components.image_decode"]):
-        from components.image_decode import decode_image
+        from components.image_decode import decode_image, read_header
     from serving.images import ImageLimits
 
     limits = ImageLimits()
-    decode = tf.function(
-        lambda data: tf.shape(decode_image(data, limits)), input_signature=[tf.TensorSpec([], tf.string)]
-    )
+    # The same bytes again with a decode bound small enough for the seeds: a JPEG above it takes the
+    # reduced-scale decode (1/2 to 1/8), a PNG above it is refused.
+    small = ImageLimits(max_decoded_pixels=4096)
+
+    def decoder(bound: ImageLimits):
+        def shapes(data):
+            _, width, height, _ = read_header(data)
+            return tf.concat([tf.shape(decode_image(data, bound), out_type=tf.int64), [width, height]], 0)
+
+        return tf.function(shapes, input_signature=[tf.TensorSpec([], tf.string)])
+
+    decode, decode_small = decoder(limits), decoder(small)
 
     def test_one_input(data: bytes) -> None:
-        try:
-            height, width, channels = decode(tf.constant(data)).numpy().tolist()
-        except tf.errors.InvalidArgumentError:
-            return  # the documented rejection
-        assert channels == 3 and min(height, width) >= limits.min_side and height * width <= limits.max_pixels
+        for run, bound in ((decode, limits), (decode_small, small)):
+            try:
+                height, width, channels, stored_w, stored_h = run(tf.constant(data)).numpy().tolist()
+            except tf.errors.InvalidArgumentError:
+                continue  # the documented rejection
+            smallest_side = limits.min_side if bound is limits else 1  # 1/8 of an 8 px side is 1
+            assert channels == 3 and min(height, width) >= smallest_side and height * width <= bound.max_pixels
+            # at most max_decoded_pixels, or the 1/8 scale decode (libjpeg's smallest) of a larger JPEG
+            eighth = -(-stored_w // 8) * -(-stored_h // 8)
+            assert height * width <= max(bound.max_decoded_pixels, eighth), (height, width, stored_w, stored_h)
 
     return test_one_input
 

@@ -52,11 +52,11 @@ def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any] | Non
     """Raw tf.Example features -> stored uint8 image (serialized tensor), label, class name, image id, pixel stats.
 
     `custom_config["stored_size"]`: side of the stored square in px (default 72); optional
-    "min_side", "max_side", "max_pixels" override `ImageLimits`' defaults (those of ingestion).
+    "min_side", "max_side", "max_pixels", "max_decoded_pixels" override `ImageLimits`' defaults (those of ingestion).
     """
     config = custom_config or {}
     stored_size = int(config.get("stored_size", DEFAULT_STORED_SIZE))
-    limits = ImageLimits(**{k: int(config[k]) for k in ("min_side", "max_side", "max_pixels") if k in config})
+    limits = ImageLimits.from_mapping(config)
     images = decode_batch(inputs[F.IMAGE], stored_size, limits)
 
     # Every image has the same pixel count, so the mean of per-image channel means

@@ -83,7 +83,8 @@ def run_and_summarise(
     ExampleValidator checks the data against), with a line per component as it starts and ends. Then
     writes `out/summary.json` (pipeline/summary.py; written whole or not at all) and, when every step
     ran, copies the RunReport's figures and `out/report.html`. Returns the summary; a step that raised is
-    recorded under "error" (the run's other figures are still summarised), not re-raised.
+    recorded under "error" (the run's other figures are still summarised), not re-raised; an OSError
+    writing summary.json under "write_error" (one line: the run's results are on the console still).
     """
     import json
 
@@ -122,5 +123,9 @@ def run_and_summarise(
     if failure is None and plots:
         summary["plots"] = copy_figures(executions, out)
     summary["report"] = write_report(executions, summary, out) if failure is None else None
-    write_text_atomic(os.path.join(out, "summary.json"), json.dumps(summary, indent=2, default=str))
+    path = os.path.join(out, "summary.json")
+    try:
+        write_text_atomic(path, json.dumps(summary, indent=2, default=str))
+    except OSError as err:  # a full disk, a folder in its place: the previous file, if any, is still whole
+        summary["write_error"] = f"cannot write {path}: {err.strerror or err}; the previous file, if any, is unchanged"
     return summary

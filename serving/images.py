@@ -8,12 +8,17 @@ model is trained on and what it is asked about obey one rule. Pure Python + Pill
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from serving.jpeg_scan import scan_problem
 
 # What transparent pixels are composited onto, everywhere (components/image_decode.py says why white).
 BACKGROUND = (255, 255, 255)
@@ -29,11 +34,25 @@ class ImageLimits:
     Defined once: ingestion (`IngestConfig`), the client's check (`check_image_bytes`) and the graphs'
     decode (`components.image_decode.decode_image`, hence every serving signature) use these values;
     the exported model carries them as constants of its graph. Sides in px, `max_pixels` = width x height
-    as stored (the EXIF orientation does not change either)."""
+    as stored (the EXIF orientation does not change either).
+
+    `max_decoded_pixels` bounds the decode's memory, which a size limit alone does not (a 12 KB 1-bit
+    PNG can declare 40 M pixels): a JPEG above it is decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT
+    scaling, Pillow's `draft`), the largest image that fits, before it is shrunk to the stored square
+    anyway; a PNG above it is refused, since PNG has no reduced decode. At or below it, every image
+    decodes at full size as before. A decoded image then holds at most
+    `max_decoded_pixels` x 4 bytes (RGBA), whatever the file's size."""
 
     min_side: int = 8
     max_side: int = 16_384
     max_pixels: int = 40_000_000
+    max_decoded_pixels: int = 16_000_000
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> ImageLimits:
+        """The limits `values` names (a component's custom config; numbers may come as floats), the
+        defaults for the others."""
+        return cls(**{f.name: int(values[f.name]) for f in dataclasses.fields(cls) if f.name in values})
 
     def describe(self) -> str:
         return f"each side {self.min_side}-{self.max_side} px, at most {self.max_pixels:,} pixels"
@@ -87,10 +106,20 @@ def _jpeg_structure_problem(data: bytes) -> str | None:
     return None  # not a layout we can follow: decoding decides
 
 
+def png_size_reason(width: int, height: int, limits: ImageLimits) -> str:
+    """Why a PNG of `width` x `height` px is refused although inside the size limits (its decode memory)."""
+    return (
+        f"PNG size {width}x{height} px is over the {limits.max_decoded_pixels:,} pixels a PNG may have "
+        f"(a PNG cannot be decoded at reduced scale; {limits.describe()} for JPEG)"
+    )
+
+
 def check_image_bytes(data: bytes, limits: ImageLimits = ImageLimits()) -> Problem | None:
     """None when `data` is a JPEG or PNG of sensible size that decodes completely; else why not.
 
-    The size is checked from the header before anything is decoded."""
+    The size is checked from the header before anything is decoded. A JPEG is decoded at 1/8 scale
+    (Pillow's `draft`: all of its scan data is still read and checked), a PNG at full size (at most
+    `limits.max_decoded_pixels`), so the check's memory is bounded as the graphs' decode is."""
     if not data:
         return Problem("empty", "empty file (0 bytes)")
     image_format = None
@@ -108,10 +137,16 @@ def check_image_bytes(data: bytes, limits: ImageLimits = ImageLimits()) -> Probl
                 or width * height > limits.max_pixels
             ):
                 return Problem("bad_dimensions", f"absurd dimensions {width}x{height} ({limits.describe()})")
+            if image_format == "PNG" and width * height > limits.max_decoded_pixels:
+                return Problem("bad_dimensions", png_size_reason(width, height, limits))
             structure = _png_structure_problem if image_format == "PNG" else _jpeg_structure_problem
             if problem := structure(data):
                 return Problem("corrupt", problem)
+            if image_format == "JPEG":  # every coefficient is still Huffman-decoded (and checked) at 1/8 scale
+                image.draft(image.mode, (-(-width // 8), -(-height // 8)))
             image.load()
+        if image_format == "JPEG" and (problem := scan_problem(data)):
+            return Problem("corrupt", problem)
     except UnidentifiedImageError:
         return Problem(
             "not_an_image",

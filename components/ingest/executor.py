@@ -81,6 +81,7 @@ class IngestConfig:
                 "min_side": self.limits.min_side,
                 "max_side": self.limits.max_side,
                 "max_pixels": self.limits.max_pixels,
+                "max_decoded_pixels": self.limits.max_decoded_pixels,
                 "min_train_examples": self.min_train_examples,
                 "labeled": self.labeled,
                 "image_key": self.image_key,
@@ -103,7 +104,7 @@ class IngestConfig:
         struct = struct_pb2.Struct()
         config.custom_config.Unpack(struct)
         values = json_format.MessageToDict(struct)
-        limits = ImageLimits(**{k: int(values[k]) for k in ("min_side", "max_side", "max_pixels") if k in values})
+        limits = ImageLimits.from_mapping(values)
         return cls(
             float(values.get("max_rejected_fraction", cls.max_rejected_fraction)),
             limits,

@@ -113,7 +113,8 @@ def check_splits(
     report's, or `predicted_counts` from the listing before any decoding). SimSiam trains on both train
     splits: together they need `min_train_examples` images (one training batch: the Trainer drops
     incomplete batches). With labels (`labeled`), the probe and the Evaluator also need: at least two
-    classes, labelled images in train and in eval, and every class in eval. Without labels, the
+    classes, labelled images in train and in eval, and every class in train (else the probe
+    can never predict it: blessed with accuracy 0 on it) and in eval. Without labels, the
     label-free gate needs unlabelled eval images. Without these checks the run failed later in
     Transform with `KeyError: 'image'` (SchemaGen marks every feature of an empty split DEPRECATED)."""
     percent = f"--eval-percent (now {eval_percent})" if eval_percent else "--eval-percent"
@@ -132,6 +133,14 @@ def check_splits(
             raise DataError(
                 f"the {empty} split of {source} has no labelled image: all {n} labelled images hash to "
                 f"{full}; add images or {'raise' if empty == 'eval' else 'lower'} {percent}",
+                report,
+            )
+        untrained = [c for c in classes if train.get(c, 0) == 0]
+        if untrained:
+            detail = ", ".join(f"{c!r} ({evaluation.get(c, 0)} eval images)" for c in untrained[:5])
+            raise DataError(
+                f"class(es) {detail} of {source} have no image in the train split, so the model "
+                f"cannot learn them: add images to them or lower {percent}",
                 report,
             )
         missing = [c for c in classes if evaluation.get(c, 0) == 0]

@@ -109,19 +109,27 @@ def _compression(path: str) -> str:
         return "GZIP" if f.read(2) == b"\x1f\x8b" else ""
 
 
-def _feature_value(example, key: str):
-    """The first value of feature `key` (bytes or int), or None when the example has no such value."""
+def _feature_values(example, key: str) -> list:
+    """The values of feature `key` (bytes, ints or floats); [] when the example has no such feature."""
     if key not in example.features.feature:
-        return None
+        return []
     feature = example.features.feature[key]
-    values = feature.bytes_list.value or feature.int64_list.value or feature.float_list.value
-    return values[0] if values else None
+    return list(feature.bytes_list.value or feature.int64_list.value or feature.float_list.value)
+
+
+def _several_values(key: str, flag: str, what: str, n: int) -> Problem:
+    """The problem of a feature holding `n` > 1 values where one is expected: taking the first would
+    train on a silent guess (tf.Example features are lists, and a writer's bug fills them twice)."""
+    return Problem(
+        "several_values", f"feature {key!r} ({flag}) holds {n} values, not one {what}: which one is meant is unknown"
+    )
 
 
 def parse_image_record(image_id: str, serialized: bytes, image_key: str, label_key: str | None) -> ImageRecord:
     """One serialized tf.Example -> an ImageRecord: the encoded image from bytes feature `image_key`;
     with `label_key`, the class name from it (an int64 label becomes its decimal text, a bytes label
-    its UTF-8 text). A record that is not a tf.Example, or lacks either feature, gets a `problem`."""
+    its UTF-8 text). A record that is not a tf.Example, lacks either feature, or holds several values in
+    either (kind "several_values"), gets a `problem`."""
     from google.protobuf.message import DecodeError
     from tensorflow.core.example import example_pb2
 
@@ -141,10 +149,15 @@ def parse_image_record(image_id: str, serialized: bytes, image_key: str, label_k
                 "no_image_feature", f"no bytes feature {image_key!r} (--image-key); the record's features: {shown}"
             ),
         )
-    data = features[image_key].bytes_list.value[0]
+    if len(images := features[image_key].bytes_list.value) > 1:
+        return ImageRecord(image_id, None, None, _several_values(image_key, "--image-key", "image", len(images)))
+    data = images[0]
     if not label_key:
         return ImageRecord(image_id, None, data)
-    label = _feature_value(example, label_key)
+    labels = _feature_values(example, label_key)
+    if len(labels) > 1:
+        return ImageRecord(image_id, None, None, _several_values(label_key, "--label-key", "label", len(labels)))
+    label = labels[0] if labels else None
     if label is None or isinstance(label, float):
         return ImageRecord(
             image_id,

@@ -154,6 +154,9 @@ def run(args: argparse.Namespace) -> int:
         schema_path=os.path.abspath(args.schema) if args.schema and "://" not in args.schema else args.schema,
     )
     _print_summary(summary, out)
+    if summary.get("write_error"):
+        print(f"error: {summary['write_error']}", file=sys.stderr)
+        return EXIT_FAILED
     if summary.get("error"):
         return EXIT_FAILED
     if not summary["pushed"]:
@@ -192,7 +195,9 @@ def _print_summary(s: dict, out: str) -> None:
     if ev.get("accuracy") is not None:
         print(f"  eval accuracy (linear probe)     {ev['accuracy']:.4f}")
     _print_baselines(
-        baseline_scores(s), {"knn": s["simsiam_monitor"].get("knn_accuracy"), "linear_probe": ev.get("accuracy")}
+        # A run that failed before its RunReport has no monitor figures in its summary.
+        baseline_scores(s),
+        {"knn": (s.get("simsiam_monitor") or {}).get("knn_accuracy"), "linear_probe": ev.get("accuracy")},
     )
     if gate := s.get("label_free"):  # no labels: what the label-free gate measured on the held-out images
         candidate, random_init, limits = gate["candidate"], gate["random_init"], gate["thresholds"]
@@ -223,6 +228,7 @@ def _print_summary(s: dict, out: str) -> None:
         print(f"  {line}")
     if s.get("error"):
         print(f"  FAILED: {s['error']}")
-    print(f"  details: {os.path.join(out, 'summary.json')}")
+    if not s.get("write_error"):
+        print(f"  details: {os.path.join(out, 'summary.json')}")
     if s.get("report"):
         print(f"  report: {s['report']}  (open it in a browser; tensorboard --logdir {out}: Projector tab)")

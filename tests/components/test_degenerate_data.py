@@ -72,3 +72,33 @@ def test_example_gen_of_a_training_run_refuses_an_empty_eval_split(tmp_path: Pat
     ):
         run_executor(image_example_gen(str(root), min_train_examples=4), tmp_path / "out")
     run_executor(image_example_gen(str(root)), tmp_path / "out2")  # ingestion alone (`ingest`) still works
+
+
+def test_a_class_without_training_images_fails_naming_the_class() -> None:
+    """Issue 28, item 7: a class with eval images only was ingested, trained and blessed, and the probe
+    could never predict it (accuracy 0.0 on it); it now fails like a class without eval images."""
+    counts = {"train": {"a": 5, "b": 4}, "eval": {"a": 2, "b": 1, "c": 2}}
+    with pytest.raises(
+        DataError,
+        match=r"^class\(es\) 'c' \(2 eval images\) of D have no image in the train split, so the model "
+        r"cannot learn them: add images to them or lower --eval-percent \(now 15\)$",
+    ):
+        check_splits(["a", "b", "c"], counts, "D", 15)
+
+
+def test_example_gen_refuses_a_class_whose_images_all_hash_to_eval(tmp_path: Path) -> None:
+    from components.ingest.component import image_example_gen
+    from tests.fakes.images import run_executor
+
+    root = tmp_path / "data"
+    only_eval = [n for n in (f"c/img_{i}.jpg" for i in range(200)) if split_of(n, 15) == "eval"][:2]
+    ids = [image_id for image_id, _ in all_train_ids(("a", "b"), 4)] + only_eval
+    for class_name in "ab":
+        ids += [n for n in (f"{class_name}/e_{i}.jpg" for i in range(200)) if split_of(n, 15) == "eval"][:2]
+    for i, image_id in enumerate(ids):
+        (root / image_id).parent.mkdir(parents=True, exist_ok=True)
+        (root / image_id).write_bytes(encode(make_image((24, 16), seed=i), "JPEG"))
+    with pytest.raises(
+        DataError, match=r"class\(es\) 'c' \(2 eval images\) of data folder .* have no image in the train split"
+    ):
+        run_executor(image_example_gen(str(root), min_train_examples=4), tmp_path / "out")

@@ -97,7 +97,8 @@ def test_beam_counters_count_accepted_and_rejected_files(messy_folder) -> None:
     decoded = len(bad) - 1  # notes.txt is rejected by its name, before reading
     assert counters["images_accepted"] == len(good)
     assert counters["images_rejected"] == decoded
-    assert counters["rejected_corrupt"] == 4  # truncated JPEG/PNG, no JPEG end marker, no PNG IEND
+    # truncated JPEG/PNG, no JPEG end marker, no PNG IEND, damaged JPEG scan data (issue 28, item 2)
+    assert counters["rejected_corrupt"] == 5
     assert counters["rejected_bad_dimensions"] == 2 and counters["rejected_empty"] == 1
     assert counters["rejected_not_an_image"] == 1 and counters["rejected_unsupported_format"] == 1
 

@@ -8,6 +8,7 @@ composited onto white, hidden RGB under alpha 0 invisible. Size limits: read fro
 from __future__ import annotations
 
 import io
+import re
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from PIL import Image, ImageOps
 tf = pytest.importorskip("tensorflow")
 
 from components import image_decode as D  # noqa: E402
-from serving.images import ImageLimits, displayed_rgb  # noqa: E402
+from serving.images import ImageLimits, check_image_bytes, displayed_rgb  # noqa: E402
 from tests.fakes.images import encode, make_image, png_with_header_size  # noqa: E402
 
 
@@ -117,3 +118,86 @@ def test_other_formats_and_garbage_are_refused_by_name() -> None:
     for data in (gif, b"these bytes are no image", b"", b"\n\xdb"):  # the last: found by the fuzzer
         problem = D.decode_problem(data)
         assert problem and "Unknown image file format: only JPEG and PNG" in problem.reason
+
+
+# --- issue 28, item 3: decode memory bounded for every accepted input --------------------------------
+
+
+def one_bit_png(width: int, height: int) -> bytes:
+    """A 1-bit PNG of stripes: a few KB however large, the shape of issue 28's decompression bomb."""
+    stripes = (np.arange(width)[None, :] // 7 + np.arange(height)[:, None] // 5) % 2 * 255
+    return encode(Image.fromarray(np.broadcast_to(stripes, (height, width)).astype(np.uint8)).convert("1"), "PNG")
+
+
+def test_a_png_above_max_decoded_pixels_is_refused_from_its_header() -> None:
+    """The issue's kind of bomb: a 1-bit PNG of 6324x6324 px, inside the 40 M pixel limit and a few KB,
+    was expanded to RGBA float32 at full size; it is refused from its header now."""
+    bomb = one_bit_png(6324, 6324)
+    assert len(bomb) < 200_000 and 6324 * 6324 < ImageLimits().max_pixels
+    expected = (
+        "PNG size 6324x6324 px is over the 16,000,000 pixels a PNG may have (a PNG cannot be decoded at "
+        "reduced scale; each side 8-16384 px, at most 40,000,000 pixels for JPEG)"
+    )
+    with pytest.raises(tf.errors.InvalidArgumentError, match=re.escape(expected + " read from its header")):
+        decode(bomb)
+    problem = check_image_bytes(bomb)
+    assert problem is not None and (problem.kind, problem.reason) == ("bad_dimensions", expected)
+    assert check_image_bytes(one_bit_png(4000, 4000)) is None  # 16,000,000 px: the largest PNG accepted
+
+
+def test_a_jpeg_above_max_decoded_pixels_decodes_at_the_largest_scale_that_fits() -> None:
+    jpeg = encode(make_image((320, 240), seed=4), "JPEG")
+    full = tf.io.decode_jpeg(jpeg, channels=3).numpy()
+    np.testing.assert_array_equal(decode(jpeg, ImageLimits(max_decoded_pixels=320 * 240)), full)  # at the bound
+    for limit, ratio in ((320 * 240 - 1, 2), (160 * 120, 2), (160 * 120 - 1, 4), (4_800, 4), (4_799, 8), (1, 8)):
+        reduced = decode(jpeg, ImageLimits(max_decoded_pixels=limit))
+        np.testing.assert_array_equal(reduced, tf.io.decode_jpeg(jpeg, channels=3, ratio=ratio).numpy())
+        assert reduced.shape == (240 // ratio, 320 // ratio, 3), (limit, ratio)
+    assert check_image_bytes(jpeg, ImageLimits(max_decoded_pixels=1)) is None  # JPEGs are never refused for it
+
+
+def test_one_bit_and_opaque_pngs_decode_as_pillow_shows_them() -> None:
+    """TensorFlow's 4-channel decode of a 1-bit grey PNG gives alpha 1, not 255, so the composite made it
+    almost white; an opaque PNG is now decoded with 3 channels."""
+    png = one_bit_png(64, 48)
+    np.testing.assert_array_equal(decode(png), np.asarray(displayed_rgb(Image.open(io.BytesIO(png)))))
+    with_trns = encode(Image.open(io.BytesIO(png)).convert("L"), "PNG", transparency=0)
+    shown = np.asarray(displayed_rgb(Image.open(io.BytesIO(with_trns))))
+    np.testing.assert_array_equal(decode(with_trns), shown)
+    assert shown.min() == 255  # black was the transparent value: all white
+
+
+def test_the_integer_composite_equals_the_float_formula_for_every_value_and_alpha() -> None:
+    pairs = np.array([[v, a] for v in range(256) for a in range(256)], np.uint8).reshape(256, 256, 2)
+    rgba = np.concatenate([pairs[..., :1]] * 3 + [pairs[..., 1:]], -1)
+    alpha = rgba[..., 3:].astype(np.float32) / 255.0
+    expected = np.round(rgba[..., :3].astype(np.float32) * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
+    np.testing.assert_array_equal(D.composite(tf.constant(rgba)).numpy(), expected)
+    tall = np.tile(rgba[:, :5], (3, 1, 1))  # 768 rows: three blocks of rows
+    np.testing.assert_array_equal(D.composite(tf.constant(tall)).numpy(), np.tile(expected[:, :5], (3, 1, 1)))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["png_1bit_4000x4000", "jpeg_4000x4000"])
+def test_the_largest_accepted_images_decode_within_the_stated_bound(case: str) -> None:
+    """Peak memory one decode adds, in a fresh process (benchmarks/decode_memory.py): at most
+    `max_decoded_pixels` x 10 bytes (RGBA, composited blocks, their concatenation) plus TensorFlow's
+    working space. Before, the 1-bit PNG was composited in float32 at full size; the JPEG was within the
+    bound already and stays a guard."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.decode_memory", "--one", case],
+        capture_output=True,
+        text=True,
+        cwd=repo,
+        timeout=300,
+        check=True,
+    )
+    row = json.loads(done.stdout.strip().splitlines()[-1])
+    assert row["graph_error"] is None and row["check_refusal"] is None
+    assert row["graph_mb"] < 16_000_000 * 10 / 2**20, row  # the default max_decoded_pixels: 152.6 MB

@@ -18,7 +18,14 @@ from components.ingest.files import (
 )
 from components.ingest.ingestion_record import build_report, summary_table
 from serving.images import ImageLimits, check_image_bytes
-from tests.fakes.images import bad_files, encode, make_image, make_image_folder, special_images
+from tests.fakes.images import (
+    bad_files,
+    damaged_scan_jpeg,
+    encode,
+    make_image,
+    make_image_folder,
+    special_images,
+)
 
 
 def test_listing_sorts_classes_and_ids_keeps_nested_files_in_their_class(tmp_path: Path) -> None:
@@ -147,9 +154,30 @@ def test_bad_files_are_rejected_with_their_reason_and_tensorflow_agrees(name: st
     data, phrase = bad_files()[name]
     problem = check_image_bytes(data)
     assert problem is not None and phrase in problem.reason, problem
-    if name != "animation.png":  # decodes (its first frame), but is refused by the check above
+    # animation.png decodes (its first frame); damaged_scan.jpg decodes with grey blocks (libjpeg only
+    # warns): both are refused by the check above, which ingestion and the serving client run.
+    if name not in ("animation.png", "damaged_scan.jpg"):
         with pytest.raises(tf.errors.InvalidArgumentError):
             decode_image(tf.constant(data))  # the graphs' decode refuses it too (sizes: from the header)
+
+
+def test_jpegs_with_damaged_scan_data_are_rejected_although_both_decoders_draw_them() -> None:
+    """Issue 28, item 2: header and end marker intact, 20 scan bytes overwritten. TensorFlow and Pillow
+    decode all three (with grey or smeared blocks); the check rejects all three, and their undamaged
+    originals pass."""
+    import tensorflow as tf
+
+    from components.image_decode import decode_image
+
+    for seed, mode, save_args in ((0, "RGB", {}), (1, "L", {}), (2, "RGB", {"progressive": True})):
+        jpeg = encode(make_image((96, 64), mode=mode, seed=seed), "JPEG", **save_args)
+        damaged = damaged_scan_jpeg(jpeg, seed=seed)
+        assert damaged[:2] == b"\xff\xd8" and damaged.endswith(b"\xff\xd9") and len(damaged) == len(jpeg)
+        assert check_image_bytes(jpeg) is None
+        assert tuple(decode_image(tf.constant(damaged)).shape) == (64, 96, 3)  # no error from TensorFlow
+        problem = check_image_bytes(damaged)
+        assert problem is not None and problem.kind == "corrupt", (seed, problem)
+        assert problem.reason.startswith("corrupt JPEG scan data: Corrupt JPEG data: "), problem.reason
 
 
 def test_png_cut_after_its_image_data_is_rejected_although_pillow_decodes_it() -> None:

@@ -180,6 +180,39 @@ def test_parse_image_record_and_split_glob() -> None:
     assert split_glob("part-*") == (".", "part-*")
 
 
+def _example_of_lists(features: dict[str, list]) -> bytes:
+    def feature(values):
+        if isinstance(values[0], int):
+            return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=values))
+
+    return tf.train.Example(
+        features=tf.train.Features(feature={k: feature(v) for k, v in features.items()})
+    ).SerializeToString()
+
+
+def test_a_record_with_several_images_or_labels_is_rejected() -> None:
+    """Issue 28, item 4: a feature holding two images or two labels was ingested with its first value and
+    no word; which value the user meant is unknowable, so the record is rejected with the counts."""
+    two_images = parse_image_record(
+        "f:0", _example_of_lists({"image": [b"x", b"y"], "label": [b"cat"]}), "image", "label"
+    )
+    assert two_images.data is None and two_images.problem.kind == "several_values"
+    assert two_images.problem.reason == (
+        "feature 'image' (--image-key) holds 2 values, not one image: which one is meant is unknown"
+    )
+    unlabelled = parse_image_record("f:1", _example_of_lists({"image": [b"x", b"y"]}), "image", None)
+    assert unlabelled.data is None and unlabelled.problem.kind == "several_values"
+    for labels in ([1, 2], [b"cat", b"dog", b"cat"]):
+        record = parse_image_record("f:2", _example_of_lists({"image": [b"x"], "label": labels}), "image", "label")
+        assert record.class_name is None and record.problem.kind == "several_values"
+        assert record.problem.reason == (
+            f"feature 'label' (--label-key) holds {len(labels)} values, not one label: which one is meant is unknown"
+        )
+    one_each = parse_image_record("f:3", _example_of_lists({"image": [b"x"], "label": [3]}), "image", "label")
+    assert (one_each.class_name, one_each.data, one_each.problem) == ("3", b"x", None)
+
+
 def test_canonical_ids_send_every_copy_to_the_split_of_the_smallest_id() -> None:
     assert canonical_ids([["b", "a", "c"], ["z"]]) == {"a": "a", "b": "a", "c": "a"}
 

@@ -95,6 +95,21 @@ def special_images() -> dict[str, bytes]:
     }
 
 
+def damaged_scan_jpeg(jpeg: bytes, n_bytes: int = 20, seed: int = 0) -> bytes:
+    """`jpeg` with `n_bytes` bytes of its scan data (the middle half, between the first start-of-scan
+    segment and the end marker) overwritten with random values other than 0xFF, so no new marker
+    appears: the header and the end marker stay intact, as in a photo damaged on a disk or in transit."""
+    pos = 2
+    while jpeg[pos + 1] != 0xDA:  # walk the segments to the start of scan
+        pos += 2 + int.from_bytes(jpeg[pos + 2 : pos + 4], "big")
+    start, end = pos + 2 + int.from_bytes(jpeg[pos + 2 : pos + 4], "big"), len(jpeg) - 2
+    rng, damaged = np.random.default_rng(seed), bytearray(jpeg)
+    quarter = (end - start) // 4
+    for i in rng.choice(np.arange(start + quarter, end - quarter), size=n_bytes, replace=False):
+        damaged[i] = int(rng.integers(0, 255))
+    return bytes(damaged)
+
+
 def bad_files() -> dict[str, tuple[bytes, str]]:
     """{file name: (bytes, a phrase its rejection reason contains)}."""
     jpeg = encode(make_image((64, 48), seed=11), "JPEG")
@@ -106,6 +121,10 @@ def bad_files() -> dict[str, tuple[bytes, str]]:
         "no_end_marker.jpg": (jpeg[:-2], "truncated"),
         "truncated.png": (png[: len(png) // 2], "truncated"),
         "no_iend.png": (png[:-12], "truncated PNG"),
+        "damaged_scan.jpg": (
+            damaged_scan_jpeg(encode(make_image((96, 64), seed=13), "JPEG")),
+            "corrupt JPEG scan data",
+        ),
         "huge.png": (png_with_header_size(100_000, 100_000), "absurd dimensions"),
         "sliver.png": (encode(make_image((20_000, 1)), "PNG"), "absurd dimensions"),
         "animation.png": (encode(make_image((32, 32)), "GIF"), "unsupported image format GIF"),
