@@ -15,14 +15,23 @@ LOCAL_BEAM_RUNNER = "FnApiRunner"
 
 
 def beam_pipeline_args(direct_num_workers: int = 2) -> list[str]:
-    """Beam's FnApiRunner in worker processes (one per core): Python threads would share one core (the GIL)."""
+    """Beam's FnApiRunner in worker processes (one per core): Python threads would share one core (the GIL).
+
+    With no dependency flag, every TFX Beam executor first builds an sdist of TFX itself for the workers
+    (`tfx.utils.dependency_utils.make_beam_dependency_flags`), a `setup.py sdist` subprocess per step
+    that only a remote runner could use: the FnApiRunner's workers run in this environment and stage
+    nothing. Naming this project's own `setup.py` (when it exists, as in a clone) skips that build.
+    Dataflow and Kubeflow get their own arguments (kubeflow/runner.py)."""
     if direct_num_workers <= 1:
-        return [f"--runner={LOCAL_BEAM_RUNNER}", "--direct_running_mode=in_memory", "--direct_num_workers=1"]
-    return [
-        f"--runner={LOCAL_BEAM_RUNNER}",
-        "--direct_running_mode=multi_processing",
-        f"--direct_num_workers={direct_num_workers}",
-    ]
+        args = [f"--runner={LOCAL_BEAM_RUNNER}", "--direct_running_mode=in_memory", "--direct_num_workers=1"]
+    else:
+        args = [
+            f"--runner={LOCAL_BEAM_RUNNER}",
+            "--direct_running_mode=multi_processing",
+            f"--direct_num_workers={direct_num_workers}",
+        ]
+    setup_file = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "setup.py")
+    return args + ([f"--setup_file={setup_file}"] if os.path.isfile(setup_file) else [])
 
 
 def metadata_connection(path: str) -> Any:
