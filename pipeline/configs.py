@@ -50,8 +50,7 @@ class RunConfig:
     # embeddings' encoder_spread (the SimSiam collapse monitor on the encoder's output, not the projector's
     # collapse_std above) must reach min_encoder_spread, and their effective rank (RankMe)
     # min_rank_ratio times the random-init encoder's, and not fall below the last blessed model's.
-    # benchmarks/label_free.py measured the ratio at 2.74 for the cpu profile's model and 2.37 for a 2-epoch
-    # smoke model; collapsed encoders reach 1 or less.
+    # Why these defaults: components/evaluate/label_free.py; the measured ratios: docs/CONTRACTS.md.
     min_encoder_spread: float = 0.1
     min_rank_ratio: float = 1.5
     # Memory that does not grow with the data (components/examples.py, components/train/data.py): every

@@ -41,16 +41,13 @@ from components.examples import DEFAULT_SAMPLE_SIZE
 from models.evaluation import effective_rank, embedding_collapse_std
 
 METRICS_FILE = "label_free_metrics.json"
-# Defaults chosen from `python -m benchmarks.label_free` (benchmarks/results/label_free-*.json), on the
-# 493 eval photos of the Flowers cpu run [RankMe / ratio to random init / collapse std]: trained
-# 92.5 / 2.74 / 0.72; random init 33.7 / 1.00 / 0.25; no stop-gradient, 410 steps at lr 0.2 (its
-# projector output collapsing: z std 0.91 -> 0.43) 27.3 / 0.81 / 0.58; a constant encoder 1.0 / 0.03 / 0.
-# The smoke recipe after 32 steps on random-pattern images reaches ratio 2.37 (collapse std 0.34).
-# Ratio 1.5: half again the random init's rank, well under the trained cpu model's 2.74 (a margin of
-# 1.8x for shorter or weaker runs) and the smoke model's 2.37. The served features are post-ReLU, so
-# even random init sits at 0.25 and a collapsing encoder at 0.58: the std floor only catches a total
-# collapse (a constant encoder: 0); 0.1 lies below every non-degenerate encoder measured (smoke random
-# init: 0.17). Partial collapse and "no better than random" are the rank ratio's job.
+# Defaults chosen from `python -m benchmarks.label_free` (its figures: benchmarks/results/label_free-*.json
+# and docs/CONTRACTS.md, "Label-free gate"). Rank ratio 1.5: half again the random init's rank (1 by
+# definition), with a wide margin under what the trained cpu and smoke models reach, and above collapsed
+# encoders (below 1). The served features are post-ReLU, so random init and even a collapsing encoder keep
+# a sizeable spread: the spread floor 0.1 only catches a total collapse (a constant encoder: 0) and lies
+# under every non-degenerate encoder measured. Partial collapse and "no better than random" are the rank
+# ratio's job.
 DEFAULT_MIN_ENCODER_SPREAD = 0.1
 DEFAULT_MIN_RANK_RATIO = 1.5
 BASELINE_TOLERANCE = 1e-10  # as the labelled gate's change threshold: any regression fails

@@ -399,7 +399,7 @@ class ImageExampleGenExecutor(BaseExampleGenExecutor):
     def Do(self, input_dict, output_dict, exec_properties) -> None:
         """The base class' Do, except that examples stream from validation into the TFRecord files:
         TFX's WriteSplit reshuffles every split first, which holds all image bytes in the runner's
-        memory at once (over 3 GB of process memory for Flowers' 3,119 JPEGs). Within a split the examples
+        memory at once (memory that grows with the data set). Within a split the examples
         keep their listing order (sorted ids for folders, file order for TFRecords): the Trainers shuffle
         every epoch. Then the report is checked."""
         self._log_startup(input_dict, output_dict, exec_properties)

@@ -10,7 +10,9 @@ DESCRIPTION = """\
 Embeds every file given (folders: every file below them) with the model's `embed_images`
 signature and writes FILE.npz with `paths` and `embeddings` (float32 [N, D]).
 Files that are not JPEG/PNG images, or that the model rejects, are listed with the reason
-and skipped; the rest are still embedded. A progress bar (tqdm, on stderr when it is a terminal)
+and skipped; the rest are still embedded. Every file is counted once: a second name for one file
+(another spelling, a link) is skipped as "the same file as ...", linked folders are walked, and
+hidden entries (names starting with '.') are ignored and counted. A progress bar (tqdm, on stderr when it is a terminal)
 follows the files, and a last line gives the counts and the images per second.
 
 --model is one of:
@@ -56,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         print("error: --batch-size must be >= 1", file=sys.stderr)
         return 2
-    files, skipped = collect_files(args.paths)
+    files, skipped, hidden = collect_files(args.paths)
     try:
         backend = open_backend(args.model, timeout=args.timeout)
     except ServingError as err:
@@ -93,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
 
     for path, reason in skipped:
         print(f"skipped {path}: {reason}")
+    if hidden:
+        print(f"ignored {len(hidden)} hidden entr{'y' if len(hidden) == 1 else 'ies'} (names starting with '.')")
     if not paths:
         print(f"error: no image could be embedded ({len(skipped)} skipped); {args.output} not written", file=sys.stderr)
         return 1

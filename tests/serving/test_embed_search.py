@@ -168,7 +168,7 @@ def test_embed_writes_good_images_and_lists_the_bad(photo_dir, local, model_dir,
     for image_id in bad:
         assert any(line.startswith(f"skipped {root / image_id}: ") for line in skipped), image_id
     assert f"skipped {tmp_path / 'nope.jpg'}: no such file or folder" in skipped
-    assert ".hidden" not in printed
+    assert ".hidden" not in printed and "ignored 1 hidden entry (names starting with '.')" in printed
     assert index.model_fingerprint == local.fingerprint()
     last = re.fullmatch(
         r"embedded (\d+) images, skipped (\d+), in ([\d.]+)s \(([\d.]+) images/s\)", printed.splitlines()[-1]
