@@ -33,6 +33,23 @@ _LOCK = threading.Lock()
 _CORRUPT = ("Corrupt JPEG data", "Premature end of JPEG file")
 
 
+_AVAILABLE: list[bool] = []  # whether TensorFlow imports, found once
+
+
+def _tensorflow_available() -> bool:
+    """Whether TensorFlow (and so its libjpeg) can be imported here; tried once, under the lock, so that
+    threads checking at once do not see a half-imported module."""
+    with _LOCK:
+        if not _AVAILABLE:
+            try:
+                import tensorflow  # noqa: F401
+            except ImportError:
+                _AVAILABLE.append(False)
+            else:
+                _AVAILABLE.append(True)
+        return _AVAILABLE[0]
+
+
 def _libjpeg_messages(data: bytes) -> tuple[list[str], str | None]:
     """(lines written to descriptor 2 while TensorFlow decodes `data` at 1/8 scale, the decoder's error
     message or None). The lines of other writers are returned too; the caller sorts them out."""
@@ -61,7 +78,11 @@ def scan_problem(data: bytes) -> str | None:
 
     Call it on bytes already known to be a complete JPEG within the size limits (`check_image_bytes`
     does): it decodes them. Lines from other writers to standard error are passed through, except while
-    a decode fails (then its lines are all taken as libjpeg's and TensorFlow's words on it)."""
+    a decode fails (then its lines are all taken as libjpeg's and TensorFlow's words on it). Where
+    TensorFlow cannot be imported (the JAX pack of `benchmarks/gpu_pack.py`, a thin REST client) there
+    is no libjpeg to ask: it returns None, and the other checks of `check_image_bytes` still run."""
+    if not _tensorflow_available():
+        return None
     lines, error = _libjpeg_messages(data)
     found = [line.strip() for line in lines if line.strip().startswith(_CORRUPT)]
     # When the decode failed, libjpeg's error line and TensorFlow's log line about it are this check's.
