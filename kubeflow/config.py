@@ -95,6 +95,7 @@ class KubeflowOptions:
     trainer_cpu: float | None = None  # vCPU limit of the SimSiam Trainer step (Vertex picks the machine)
     trainer_memory_gb: float | None = None
     dataflow: bool = False
+    beam_workers: int = 0  # without Dataflow: Beam worker processes in a step (0: one per core, 1: in the step)
     dataflow_machine_type: str = "n1-standard-4"
     temp_location: str | None = None  # Dataflow temp/staging, default: PIPELINE_ROOT/tmp
     vertex_training: bool = False  # SimSiam Trainer as a Vertex AI custom training job
@@ -179,6 +180,10 @@ def validate(o: KubeflowOptions) -> None:
     for flag, needed in (("--dataflow", o.dataflow), ("--vertex-training", o.vertex_training)):
         if needed and not (o.project and o.region):
             raise ConfigError(f"{flag} needs --project and --region")
+    if o.beam_workers < 0:
+        raise ConfigError(f"--beam-workers must be 0 (one per core) or more, not {o.beam_workers}")
+    if o.dataflow and o.beam_workers:
+        raise ConfigError("--beam-workers applies to the Beam steps run inside their pipeline step, not to --dataflow")
     if o.dataflow:
         _check_store("--temp-location", o.beam_temp_location)  # Dataflow stages in Cloud Storage only
     elif o.temp_location:

@@ -26,10 +26,18 @@ gcp = tfx.extensions.google_cloud_ai_platform
 
 
 def beam_pipeline_args(options: KubeflowOptions) -> list[str]:
-    """DataflowRunner with `--dataflow` (workers run the same image), else Beam's FnApiRunner in the step on
-    every core (named, as locally: pipeline/local_runner.py says why not the DirectRunner)."""
+    """DataflowRunner with `--dataflow` (workers run the same image), else Beam's FnApiRunner in the step
+    (named, as locally: pipeline/local_runner.py says why not the DirectRunner), with `beam_workers`
+    worker processes (0: one per core) or, for 1, in the step's own process: each worker process
+    imports TensorFlow and receives the images through a pipe, which costs more than it saves on small data."""
     if not options.dataflow:
-        return [f"--runner={LOCAL_BEAM_RUNNER}", "--direct_running_mode=multi_processing", "--direct_num_workers=0"]
+        if options.beam_workers == 1:
+            return [f"--runner={LOCAL_BEAM_RUNNER}", "--direct_running_mode=in_memory", "--direct_num_workers=1"]
+        return [
+            f"--runner={LOCAL_BEAM_RUNNER}",
+            "--direct_running_mode=multi_processing",
+            f"--direct_num_workers={options.beam_workers}",
+        ]
     return [
         "--runner=DataflowRunner",
         f"--project={options.project}",

@@ -78,6 +78,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="run ExampleGen, StatisticsGen, Transform, "
         "Evaluator on Dataflow (default: Beam's DirectRunner inside each step)",
     )
+    beam.add_argument(
+        "--beam-workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="without --dataflow: Beam worker processes inside each Beam step, 0 for one per core of the "
+        "step's machine, 1 to run in the step's own process (faster for small data) (default: %(default)s)",
+    )
     beam.add_argument("--dataflow-machine-type", default="n1-standard-4", help="(default: %(default)s)")
     beam.add_argument("--temp-location", help="gs:// Dataflow temp folder (default: PIPELINE_ROOT/tmp)")
     run = p.add_argument_group("run profile (as for `simsiam-tfx run`)")
@@ -108,6 +116,7 @@ def options_from_args(args: argparse.Namespace) -> KubeflowOptions:
         trainer_cpu=args.trainer_cpu,
         trainer_memory_gb=args.trainer_memory,
         dataflow=args.dataflow,
+        beam_workers=args.beam_workers,
         dataflow_machine_type=args.dataflow_machine_type,
         temp_location=args.temp_location,
         vertex_training=args.vertex_training,

@@ -302,7 +302,17 @@ def test_beam_steps_get_the_dataflow_arguments(gpu_dataflow: dict[str, Any]) -> 
 def test_without_dataflow_beam_runs_inside_each_step(vertex_training: dict[str, Any]) -> None:
     args = _executors(vertex_training)["Transform_executor"]["container"]["args"]
     assert "--runner=FnApiRunner" in args
+    assert "--direct_running_mode=multi_processing" in args and "--direct_num_workers=0" in args  # every core
     assert not [a for a in args if a.startswith(("--project", "--temp_location", "--sdk_container_image"))]
+
+
+def test_one_beam_worker_runs_in_the_steps_own_process() -> None:
+    from kubeflow.runner import beam_pipeline_args
+
+    assert beam_pipeline_args(_options(beam_workers=1)) == [
+        "--runner=FnApiRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1"
+    ]  # fmt: skip
+    assert "--direct_num_workers=3" in beam_pipeline_args(_options(beam_workers=3))
 
 
 @pytest.mark.parametrize("variant", ["gpu_dataflow", "vertex_training"])
@@ -755,6 +765,11 @@ def test_output_must_be_json(tmp_path: Path, capsys: pytest.CaptureFixture[str])
             "--workers must be at least 1 (the chief), not 0",
         ),
         ({"workers": 2}, "--workers applies only with --vertex-training"),
+        ({"beam_workers": -1}, "--beam-workers must be 0 (one per core) or more, not -1"),
+        (
+            {"dataflow": True, "project": "my-project", "region": "us-central1", "beam_workers": 1},
+            "--beam-workers applies to the Beam steps run inside their pipeline step, not to --dataflow",
+        ),
         (
             {"vertex_training": True, "project": "my-project", "region": "us-central1", "trainer_cpu": 8.0},
             "with --vertex-training choose the job's --machine-type",

@@ -30,6 +30,7 @@ def _compiled_run(workdir: Path) -> dict[str, Any]:
         *("compile-kubeflow", "--target", "kfp", "--output", str(package), "--image", IMAGE, "--profile", "smoke"),
         *("--pipeline-root", f"gs://{BUCKET}/root", "--serving-model-dir", f"gs://{BUCKET}/models/simsiam"),
         *("--data-dir", f"gs://{BUCKET}/data/flowers", "--unlabeled-dir", f"gs://{BUCKET}/data/unlabeled"),
+        *("--beam-workers", "1"),  # the Beam steps in their own process: no worker processes to start
     )
     assert compiled.returncode == 0, compiled.stderr[-3000:]
     result = run_cli("run-compiled", "--pipeline", str(package), "--store", str(store), timeout=1800)
