@@ -135,22 +135,19 @@ def check_splits(
                 f"{full}; add images or {'raise' if empty == 'eval' else 'lower'} {percent}",
                 report,
             )
-        untrained = [c for c in classes if train.get(c, 0) == 0]
-        if untrained:
-            detail = ", ".join(f"{c!r} ({evaluation.get(c, 0)} eval images)" for c in untrained[:5])
-            raise DataError(
-                f"class(es) {detail} of {source} have no image in the train split, so the model "
-                f"cannot learn them: add images to them or lower {percent}",
-                report,
-            )
-        missing = [c for c in classes if evaluation.get(c, 0) == 0]
-        if missing:
-            detail = ", ".join(f"{c!r} ({train.get(c, 0)} train images)" for c in missing[:5])
-            raise DataError(
-                f"class(es) {detail} of {source} have no image in the eval split, so their accuracy "
-                f"cannot be measured: add images to them or raise {percent}",
-                report,
-            )
+        # Every class needs images in both splits: train to learn it, eval to measure it.
+        for split, split_counts, other, other_counts, why, fix in (
+            ("train", train, "eval", evaluation, "the model cannot learn them", "lower"),
+            ("eval", evaluation, "train", train, "their accuracy cannot be measured", "raise"),
+        ):
+            missing = [c for c in classes if split_counts.get(c, 0) == 0]
+            if missing:
+                detail = ", ".join(f"{c!r} ({other_counts.get(c, 0)} {other} images)" for c in missing[:5])
+                raise DataError(
+                    f"class(es) {detail} of {source} have no image in the {split} split, so {why}: "
+                    f"add images to them or {fix} {percent}",
+                    report,
+                )
     elif unlabeled.get("eval", 0) == 0:
         raise DataError(
             f"the eval split of {source} is empty: all {unlabeled.get('train', 0)} images hash to train, "

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from components.ingest.splits import split_of
-from tests.fakes.images import make_image_folder, prepare_local_tf_flowers, write_bad_files
+from tests.fakes.images import curated_schema, make_image_folder, prepare_local_tf_flowers, write_bad_files
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -183,16 +183,7 @@ def test_ingest_run_and_compile_take_the_same_input_options() -> None:
 
 # A curated schema (tensorflow_metadata Schema, text format) that knows only the classes "a_roses" and
 # "b_tulips": data with a third class departs from it.
-CURATED_SCHEMA = """
-feature { name: "image" type: BYTES presence { min_fraction: 1.0 min_count: 1 } shape { dim { size: 1 } } }
-feature { name: "label" type: INT presence { min_fraction: 1.0 min_count: 1 } shape { dim { size: 1 } } }
-feature { name: "image_id" type: BYTES presence { min_fraction: 1.0 min_count: 1 } shape { dim { size: 1 } } }
-feature {
-  name: "class_name" type: BYTES domain: "class_name"
-  presence { min_fraction: 1.0 min_count: 1 } shape { dim { size: 1 } }
-}
-string_domain { name: "class_name" value: "a_roses" value: "b_tulips" }
-"""
+CURATED_SCHEMA = curated_schema("a_roses", "b_tulips")
 
 
 @pytest.mark.slow

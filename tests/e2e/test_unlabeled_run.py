@@ -14,6 +14,7 @@ import pytest
 
 from tests import background
 from tests.conftest import REPO, run_cli, unlabeled_sample
+from tests.fakes.images import curated_schema
 
 pytestmark = pytest.mark.slow
 
@@ -47,16 +48,7 @@ EMBED_ONLY = textwrap.dedent("""
 
 # A curated schema (`--schema`) written for labelled photos: class_name may only be "roses" or "tulips".
 # Unlabelled photos have class_name "", so the ExampleValidator finds them departing from it: a warning.
-CURATED_SCHEMA = """
-feature { name: "image" type: BYTES presence { min_fraction: 1.0 min_count: 1 } shape { dim { size: 1 } } }
-feature { name: "label" type: INT presence { min_fraction: 1.0 min_count: 1 } shape { dim { size: 1 } } }
-feature { name: "image_id" type: BYTES presence { min_fraction: 1.0 min_count: 1 } shape { dim { size: 1 } } }
-feature {
-  name: "class_name" type: BYTES domain: "class_name"
-  presence { min_fraction: 1.0 min_count: 1 } shape { dim { size: 1 } }
-}
-string_domain { name: "class_name" value: "roses" value: "tulips" }
-"""
+CURATED_SCHEMA = curated_schema("roses", "tulips")
 
 
 @background.background_check("unlabeled_run")

@@ -201,6 +201,22 @@ def prepare_local_tf_flowers(folder: str | Path, data_dir: str | Path) -> Path:
 IN_MEMORY = ["--runner=FnApiRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1"]
 
 
+def curated_schema(*class_names: str) -> str:
+    """A curated schema (tensorflow_metadata Schema, text format, for `--schema`) of the ExampleGen's four
+    features, every one required, whose `class_name` may take only `class_names`."""
+    values = " ".join(f'value: "{name}"' for name in class_names)
+    return f"""
+feature {{ name: "image" type: BYTES presence {{ min_fraction: 1.0 min_count: 1 }} shape {{ dim {{ size: 1 }} }} }}
+feature {{ name: "label" type: INT presence {{ min_fraction: 1.0 min_count: 1 }} shape {{ dim {{ size: 1 }} }} }}
+feature {{ name: "image_id" type: BYTES presence {{ min_fraction: 1.0 min_count: 1 }} shape {{ dim {{ size: 1 }} }} }}
+feature {{
+  name: "class_name" type: BYTES domain: "class_name"
+  presence {{ min_fraction: 1.0 min_count: 1 }} shape {{ dim {{ size: 1 }} }}
+}}
+string_domain {{ name: "class_name" {values} }}
+"""
+
+
 def exec_properties(component) -> dict:
     """What the orchestrator hands the executor: proto properties as JSON strings."""
     from google.protobuf import message
