@@ -119,20 +119,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             signal.signal(signal.SIGINT, previous)
 
 
-def quiet_native_logs(verbose: bool) -> None:
-    """Silences TensorFlow's and XLA's C++ log lines before TensorFlow is first imported, unless `verbose`.
-
-    At import TensorFlow prints lines that look like errors but are not (XLA's "Unable to register
-    cuDNN/cuFFT/cuBLAS factory", "Could not find cuda drivers", oneDNN notes): they are the C++ log at
-    levels INFO to ERROR, which TF_CPP_MIN_LOG_LEVEL=3 turns off (a value the user set is kept). Real
-    errors are not hidden: a failing TensorFlow op raises a Python exception carrying its message, and
-    each command prints it (`error: ...`) or its traceback; `--verbose` (run, ingest) shows every log.
-    Beam's worker processes inherit the variable."""
-    if verbose:
-        return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-
 def _main(argv: Sequence[str] | None) -> int:
     # TFX 1.16 needs Python 3.10, and every google-cloud import then warns that 3.10 is unsupported.
     warnings.filterwarnings("ignore", message=".*non-supported Python version.*", category=FutureWarning)
@@ -141,6 +127,8 @@ def _main(argv: Sequence[str] | None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 0
+    from pipeline.local_runner import quiet_native_logs  # standard library only: no TensorFlow yet
+
     quiet_native_logs(getattr(args, "verbose", False))
     exit_on_interrupt(getattr(sys.modules[args._run.__module__], "INTERRUPTED", ""))
     return int(args._run(args) or 0)

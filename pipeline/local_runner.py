@@ -42,6 +42,20 @@ def metadata_connection(path: str) -> Any:
     return metadata.sqlite_metadata_connection_config(path)
 
 
+def quiet_native_logs(verbose: bool) -> None:
+    """Silences TensorFlow's and XLA's C++ log lines before TensorFlow is first imported, unless `verbose`.
+
+    At import TensorFlow prints lines that look like errors but are not (XLA's "Unable to register
+    cuDNN/cuFFT/cuBLAS factory", "Could not find cuda drivers", oneDNN notes): they are the C++ log at
+    levels INFO to ERROR, which TF_CPP_MIN_LOG_LEVEL=3 turns off (a value the user set is kept). Real
+    errors are not hidden: a failing TensorFlow op raises a Python exception carrying its message, and
+    each command prints it (`error: ...`) or its traceback; `--verbose` (run, ingest) shows every log.
+    Beam's worker processes inherit the variable."""
+    if verbose:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
 def quiet_logs(verbose: bool) -> None:
     """Keeps the progress lines readable: TFX/Beam/TensorFlow chatter stays off unless `verbose`.
 
@@ -52,7 +66,7 @@ def quiet_logs(verbose: bool) -> None:
     if verbose:
         absl_logging.set_verbosity(absl_logging.INFO)
         return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # CUDA plugin noise at import; failures still raise
+    quiet_native_logs(verbose)
     os.environ.setdefault("PYTHONWARNINGS", "ignore")
     warnings.filterwarnings("ignore")
     logging.getLogger("apache_beam").setLevel(logging.ERROR)
