@@ -14,13 +14,16 @@ second core of the 2-core CI machine idle for minutes. So each such fixture is a
   check nobody started, `result` runs the check inline: same value, no background.
 
 A check's exception reaches the fixture (and so every test that reads it) as it would inline. Each
-check gets its own folder under one temporary root, removed when the session ends.
+check gets its own folder under one temporary root, removed when the session ends. The terminal
+summary lists when each check started, how long it ran and how long the foreground waited for it:
+what to look at first when the suite gets slower (docs/development.md).
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -53,6 +56,16 @@ class _Lane:
         self._pool: ThreadPoolExecutor | None = None
         self._futures: dict[str, Future] = {}
         self._root: Path | None = None
+        self._t0 = time.monotonic()
+        self._ran: dict[str, tuple[float, float]] = {}  # name -> (started, seconds), from the lane's start
+        self._waited: dict[str, float] = {}  # name -> seconds the foreground waited for its result
+
+    def _run(self, name: str) -> Any:
+        started = time.monotonic()
+        try:
+            return _CHECKS[name](self._workdir(name))
+        finally:
+            self._ran[name] = (started - self._t0, time.monotonic() - started)
 
     def _workdir(self, name: str) -> Path:
         if self._root is None:
@@ -65,9 +78,10 @@ class _Lane:
         if not todo:
             return
         if self._pool is None:
+            self._t0 = time.monotonic()
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="background-check")
         for name in todo:
-            self._futures[name] = self._pool.submit(lambda n=name: _CHECKS[n](self._workdir(n)))
+            self._futures[name] = self._pool.submit(self._run, name)
 
     def result(self, name: str) -> Any:
         if name not in _CHECKS:
@@ -76,10 +90,21 @@ class _Lane:
         if future is None:  # not started (xdist, or a fixture requested outside the collected set)
             future = self._futures[name] = Future()
             try:
-                future.set_result(_CHECKS[name](self._workdir(name)))
+                future.set_result(self._run(name))
             except BaseException as error:  # noqa: BLE001 - stored, re-raised to every reader below
                 future.set_exception(error)
-        return future.result()
+        waiting = time.monotonic()
+        try:
+            return future.result()
+        finally:
+            self._waited.setdefault(name, time.monotonic() - waiting)
+
+    def summary(self) -> list[str]:
+        """One line per check that ran: start (s after the lane started), duration and the foreground's wait."""
+        return [
+            f"{name}: started +{started:.0f} s, ran {seconds:.0f} s, waited for {self._waited.get(name, 0):.0f} s"
+            for name, (started, seconds) in sorted(self._ran.items(), key=lambda item: item[1][0])
+        ]
 
     def close(self) -> None:
         if self._pool is not None:

@@ -64,6 +64,14 @@ def pytest_sessionfinish(session, exitstatus) -> None:
     background.LANE.close()
 
 
+def pytest_terminal_summary(terminalreporter) -> None:
+    lines = background.LANE.summary()
+    if lines:
+        terminalreporter.section("background checks")
+        for line in lines:
+            terminalreporter.write_line(line)
+
+
 def flowers_sample(root: Path, per_class: int) -> Path:
     """Links the first `per_class` images of each class (sorted names) into `root`: no copies."""
     if not FLOWERS.is_dir():
