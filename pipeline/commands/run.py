@@ -212,6 +212,8 @@ def _print_summary(s: dict, out: str) -> None:
             f"(floor {limits['min_encoder_spread']:g}; 0 = collapsed)"
         )
     print(f"  blessed={s['blessed']} pushed={s['pushed']} serving_model_dir={s['serving_model_dir']}")
+    if note := (s.get("baseline_gate") or {}).get("note"):  # blessed without comparing: say so
+        print(f"  {note}")
     if not s["pushed"] and not s.get("error"):
         for reason in s.get("gate_reasons") or ["the gate did not bless the model"]:
             print(f"  not pushed: {reason}")
