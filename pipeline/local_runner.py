@@ -14,22 +14,34 @@ from typing import Any
 LOCAL_BEAM_RUNNER = "FnApiRunner"
 
 
-def beam_pipeline_args(direct_num_workers: int = 2) -> list[str]:
+# The environment variables that carry the Beam worker settings to the Beam steps (`beam_pipeline_args`).
+BEAM_WORKERS_ENV = "SIMSIAM_TFX_BEAM_WORKERS"
+BEAM_RUNNING_MODE_ENV = "SIMSIAM_TFX_BEAM_RUNNING_MODE"
+
+
+def beam_pipeline_args(direct_num_workers: int = 2) -> list[Any]:
     """Beam's FnApiRunner in worker processes (one per core): Python threads would share one core (the GIL).
+
+    The worker count and running mode are TFX placeholders read from this process's environment when a
+    Beam step starts (this call sets the variables), not literal arguments: TFX hashes a Beam step's
+    arguments into its cache key, so `--workers 1` after a run with 2 would re-run ingestion and, with
+    new examples, every step after it: the Trainers would re-train and the Pusher push a model no
+    different in kind. How many processes run Beam does not change what the steps produce.
 
     With no dependency flag, every TFX Beam executor first builds an sdist of TFX itself for the workers
     (`tfx.utils.dependency_utils.make_beam_dependency_flags`), a `setup.py sdist` subprocess per step
     that only a remote runner could use: the FnApiRunner's workers run in this environment and stage
     nothing. Naming this project's own `setup.py` (when it exists, as in a clone) skips that build.
     Dataflow and Kubeflow get their own arguments (kubeflow/runner.py)."""
-    if direct_num_workers <= 1:
-        args = [f"--runner={LOCAL_BEAM_RUNNER}", "--direct_running_mode=in_memory", "--direct_num_workers=1"]
-    else:
-        args = [
-            f"--runner={LOCAL_BEAM_RUNNER}",
-            "--direct_running_mode=multi_processing",
-            f"--direct_num_workers={direct_num_workers}",
-        ]
+    from tfx.dsl.placeholder.placeholder import environment_variable
+
+    os.environ[BEAM_WORKERS_ENV] = str(max(direct_num_workers, 1))
+    os.environ[BEAM_RUNNING_MODE_ENV] = "in_memory" if direct_num_workers <= 1 else "multi_processing"
+    args: list[Any] = [
+        f"--runner={LOCAL_BEAM_RUNNER}",
+        "--direct_running_mode=" + environment_variable(BEAM_RUNNING_MODE_ENV),
+        "--direct_num_workers=" + environment_variable(BEAM_WORKERS_ENV),
+    ]
     setup_file = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "setup.py")
     return args + ([f"--setup_file={setup_file}"] if os.path.isfile(setup_file) else [])
 

@@ -37,6 +37,12 @@ from models.baselines import GATE_AGAINST, strongest_baseline
 
 GATE_FILE = "baseline_gate.json"
 MEASURES = {"linear_probe": "linear-probe accuracy", "knn": "kNN accuracy"}
+# Said wherever the decision is shown when `against` is "none": a bare "BLESSED" would read as "beat
+# the baselines" when nothing was compared.
+NOT_COMPARED = (
+    "no baselines checked: --gate-against none, as in the smoke profile, which only checks that the run works; "
+    "the Evaluator's decision alone"
+)
 
 
 def baseline_decision(
@@ -46,7 +52,8 @@ def baseline_decision(
     [0, 1]; None when not measured) with `baselines` `{name: {"linear_probe": ..., "knn": ...}}`.
 
     Returns `{"blessed": bool, "against", "margin", "comparisons": [{"measure", "trained", "baseline",
-    "baseline_score", "needed", "passed"}], "reasons": [str]}`. A measure with no candidate or no
+    "baseline_score", "needed", "passed"}], "reasons": [str]}`, plus "note" (`NOT_COMPARED`) when
+    `against` is "none". A measure with no candidate or no
     baseline score fails closed (a gate that cannot compare must not bless). Raises ValueError for an
     unknown `against` or a negative `margin`.
     """
@@ -56,7 +63,7 @@ def baseline_decision(
         raise ValueError(f"margin must be >= 0, got {margin}")
     decision: dict[str, Any] = {"blessed": True, "against": against, "margin": margin, "comparisons": [], "reasons": []}
     if against == "none":
-        return decision
+        return {**decision, "note": NOT_COMPARED}
     pool = baselines if against == "strongest" else {"random_init": baselines.get("random_init") or {}}
     for measure, title in MEASURES.items():
         best, score = strongest_baseline(pool, measure), trained.get(measure)
@@ -85,6 +92,13 @@ def baseline_decision(
             )
             decision["blessed"] = False
     return decision
+
+
+def verdict_line(decision: dict[str, Any]) -> str:
+    """The console's verdict on `decision` (`baseline_decision`), its note in brackets, a line per reason."""
+    verdict = "BLESSED" if decision["blessed"] else "NOT BLESSED"
+    note = f" ({decision['note']})" if decision.get("note") else ""
+    return f"[BaselineGate] {verdict}{note}" + "".join(f"\n  - {r}" for r in decision["reasons"])
 
 
 def read_decision(blessing_uri: str | None) -> dict[str, Any]:
@@ -144,8 +158,4 @@ def BaselineGate(  # noqa: N802 - TFX component names are class-like
             f"{c['baseline_score']:.4f}: {'ok' if c['passed'] else 'BELOW'}",
             flush=True,
         )
-    print(
-        f"[BaselineGate] {'BLESSED' if decision['blessed'] else 'NOT BLESSED'}"
-        + "".join(f"\n  - {r}" for r in decision["reasons"]),
-        flush=True,
-    )
+    print(verdict_line(decision), flush=True)

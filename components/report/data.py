@@ -130,8 +130,10 @@ def draw_figures(
     knn_lines: list[tuple[str, float | None]],
     queries_per_class: int,
     folder: str,
-) -> dict[str, str]:
-    """The report's PNGs in `folder`: {name: path}. `knn_lines`: the kNN curve's reference lines."""
+) -> tuple[dict[str, str], dict[str, int]]:
+    """The report's PNGs in `folder` ({name: path}) and what they show that their captions count
+    ({"neighbour_queries", "queries_per_class"}: components/report/html.py `figure_captions`).
+    `knn_lines`: the kNN curve's reference lines."""
     from components.report.figures import plot_embedding_maps, plot_neighbour_grids, plot_training_curves
 
     names = list(index.class_names)
@@ -141,7 +143,8 @@ def draw_figures(
         train, evaluation = np.flatnonzero(splits == "train"), np.flatnonzero(splits == "eval")
     else:
         train, evaluation = (np.flatnonzero(np.char.endswith(splits.astype(str), s)) for s in ("train", "eval"))
-    figures = {}
+    figures: dict[str, str] = {}
+    shown: dict[str, int] = {}
     if history:
         figures["curves"] = str(
             plot_training_curves(
@@ -186,7 +189,8 @@ def draw_figures(
                 image_ids=[str(p) for p in index.paths],
             )
         )
-    return figures
+        shown = {"neighbour_queries": len(queries), "queries_per_class": queries_per_class}
+    return figures, shown
 
 
 def build_report(
@@ -279,7 +283,7 @@ def build_report(
         "anomalies": read_anomalies(uris.get("anomalies"), split_names),
     }
     with tempfile.TemporaryDirectory() as tmp:
-        figures = draw_figures(
+        figures, data["figures_shown"] = draw_figures(
             index,
             random_emb,
             monitor.get("history", {}),

@@ -27,12 +27,12 @@ TEMPLATE, TABLE_TEMPLATE = "report.html.j2", "table.html.j2"
 TIMINGS_START, TIMINGS_END = "<!-- timings -->", "<!-- /timings -->"  # around the time-per-component text
 FIGURE_CAPTIONS = {
     "curves": "Training curves of SimSiam pre-training. The dashed lines on kNN accuracy are the same encoder at "
-    "its random initialisation and the strongest feature that needs no training: the curve must end "
-    "above both.",
+    "its random initialisation and the strongest feature that needs no training: SimSiam has earned its cost "
+    "where the curve ends above both.",
     "map": "t-SNE of the eval split's embeddings, coloured by class: the trained encoder (left) and the same "
     "encoder at its random initialisation (right).",
-    "neighbours": "Eval-split queries (two per class) and their nearest train images by cosine similarity. Green: "
-    "same class as the query; red: another class. Left: trained encoder; right: random init.",
+    "neighbours": "Eval-split queries (the first by file name of each class) and their nearest train images by "
+    "cosine similarity. Green: same class as the query; red: another class. Left: trained encoder; right: random init.",
 }
 # Without labels there are no classes, no colours and no kNN line: the captions say what is there.
 FIGURE_CAPTIONS_UNLABELLED = {
@@ -41,9 +41,46 @@ FIGURE_CAPTIONS_UNLABELLED = {
     "encoder spread) and the learning rate. No labels, so no kNN accuracy.",
     "map": "t-SNE of the held-out photos' embeddings (no labels, so one colour): the trained encoder (left) and "
     "the same encoder at its random initialisation (right). Groups that random init lacks are what SimSiam learnt.",
-    "neighbours": "Held-out photos (the first ten by file name) and their nearest training photos by cosine "
+    "neighbours": "Held-out photos (the first by file name) and their nearest training photos by cosine "
     "similarity, captioned with file name and similarity. Left: trained encoder; right: random init.",
 }
+
+
+def _where_the_curve_ends(final: float | None, references: list[tuple[str, float | None]]) -> str:
+    """Where the kNN curve's last value lies against each dashed line, as the page's 4 decimals show it."""
+    parts = []
+    for name, value in references:
+        if final is None or value is None:
+            continue
+        gap = round(final - value, 4)
+        parts.append(f"level with {name}" if gap == 0 else f"{abs(gap):.4f} {'above' if gap > 0 else 'below'} {name}")
+    return f" It ends {' and '.join(parts)}." if parts else ""
+
+
+def figure_captions(data: dict[str, Any]) -> dict[str, str]:
+    """The captions of the page's figures, with what depends on the run said from its numbers: how many
+    queries the neighbour grid shows (`data["figures_shown"]`, from components/report/data.py
+    `draw_figures`; a report.json from before it has no counts, and its captions none) and where the
+    kNN curve ended against its dashed lines. A fixed "ten photos" or "ends above both" would be false
+    for a small folder or a short run, the cases a first run is."""
+    shown = data.get("figures_shown") or {}
+    queries, per_class = shown.get("neighbour_queries"), shown.get("queries_per_class")
+    if data.get("label_free"):
+        captions = dict(FIGURE_CAPTIONS_UNLABELLED)
+        if queries:
+            captions["neighbours"] = captions["neighbours"].replace(
+                "(the first by file name)", f"(the first {queries} by file name)"
+            )
+        return captions
+    captions = dict(FIGURE_CAPTIONS)
+    if queries and per_class:
+        captions["neighbours"] = captions["neighbours"].replace(
+            "(the first by file name of each class)",
+            f"({queries}: up to {per_class} per class, the first by file name)",
+        )
+    final = (data.get("simsiam_monitor") or {}).get("knn_accuracy")
+    captions["curves"] += _where_the_curve_ends(final, knn_references(baseline_scores(data)))
+    return captions
 
 
 def _num(value: Any) -> str:
@@ -351,7 +388,7 @@ def render_report(data: dict[str, Any], figures: dict[str, str]) -> str:
     eval_counts = ingestion.get("counts", {}).get("eval", {})
     rejected = [(r.get("path", "?"), "ingestion", r.get("reason", "")) for r in ingestion.get("rejected", [])]
     rejected += [(r.get("path", "?"), "indexing", r.get("reason", "")) for r in index.get("failed", [])]
-    captions = FIGURE_CAPTIONS_UNLABELLED if label_free else FIGURE_CAPTIONS
+    captions = figure_captions(data)
     return (
         _environment()
         .get_template(TEMPLATE)

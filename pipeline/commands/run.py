@@ -76,7 +76,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=int,
         default=2,
         help="Beam worker processes of the Beam steps (default: 2; 1 runs them in this process, which "
-        "starts faster on small data)",
+        "starts faster on small data). Changing it alone reuses every cached step",
     )
     p.add_argument("--pipeline-name", default="simsiam-tfx")
     p.add_argument("--no-cache", action="store_true", help="execute every component again")
@@ -212,6 +212,8 @@ def _print_summary(s: dict, out: str) -> None:
             f"(floor {limits['min_encoder_spread']:g}; 0 = collapsed)"
         )
     print(f"  blessed={s['blessed']} pushed={s['pushed']} serving_model_dir={s['serving_model_dir']}")
+    if note := (s.get("baseline_gate") or {}).get("note"):  # blessed without comparing: say so
+        print(f"  {note}")
     if not s["pushed"] and not s.get("error"):
         for reason in s.get("gate_reasons") or ["the gate did not bless the model"]:
             print(f"  not pushed: {reason}")

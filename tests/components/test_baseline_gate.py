@@ -63,3 +63,41 @@ def test_none_compares_nothing_and_missing_scores_fail_closed() -> None:
 def test_bad_settings_are_rejected(against, margin, message) -> None:
     with pytest.raises(ValueError, match=message):
         baseline_decision({}, BASELINES, against, margin)
+
+
+def test_the_console_line_says_when_no_baseline_was_checked() -> None:
+    """A bare "BLESSED" reads as "beat the baselines"; with `none` (the smoke profile) nothing was compared."""
+    from components.evaluate.baseline_gate import verdict_line
+
+    unchecked = verdict_line(baseline_decision({"linear_probe": 0.2, "knn": 0.2}, BASELINES, "none"))
+    assert unchecked.startswith("[BaselineGate] BLESSED (no baselines checked: ")
+    assert "smoke profile" in unchecked and "only checks that the run works" in unchecked
+    checked = verdict_line(baseline_decision({"linear_probe": 0.70, "knn": 0.70}, BASELINES, "strongest"))
+    assert checked == "[BaselineGate] BLESSED"
+    refused = verdict_line(baseline_decision({"linear_probe": 0.60, "knn": 0.70}, BASELINES, "strongest"))
+    assert refused.startswith("[BaselineGate] NOT BLESSED\n  - linear-probe accuracy 0.600 is below")
+
+
+def _summary(against: str) -> dict:
+    """The fields of summary.json (pipeline/summary.py) that the run's console summary reads."""
+    decision = baseline_decision({"linear_probe": 0.7, "knn": 0.7}, BASELINES, against)
+    return {
+        "seconds_per_component": {"BaselineGate": 1.0},
+        "states": {"BaselineGate": "COMPLETE"},
+        "eval_metrics": {"accuracy": 0.7},
+        "baseline_gate": decision,
+        "blessed": True,
+        "pushed": True,
+        "serving_model_dir": "runs/x/serving/1",
+        "wall_s": 60.0,
+        "peak_rss_mb": 900.0,
+    }
+
+
+def test_the_run_summary_says_when_the_pushed_model_was_not_compared(capsys) -> None:
+    from pipeline.commands.run import _print_summary
+
+    _print_summary(_summary("none"), "runs/x")
+    assert "no baselines checked" in capsys.readouterr().out
+    _print_summary(_summary("strongest"), "runs/x")
+    assert "no baselines checked" not in capsys.readouterr().out

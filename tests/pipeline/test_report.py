@@ -300,3 +300,46 @@ def test_the_label_free_gate_names_its_encoder_spread_apart_from_the_training_co
     assert not any("collapse" in str(name) and "spread" not in str(name) for name in rows)
     assert "collapse_std" in LABEL_FREE_EXPLAINED and "projector" in LABEL_FREE_EXPLAINED
     assert "projector output" in FIGURE_CAPTIONS_UNLABELLED["curves"]
+
+
+def _caption(page: str, figure: str) -> str:
+    """The caption under the page's `figure` ("curves", "map" or "neighbours"), unescaped."""
+    return html.unescape(re.search(rf'alt="{figure}"><figcaption>(.*?)</figcaption>', page, re.S)[1])
+
+
+def test_the_unlabelled_neighbour_caption_counts_the_photos_it_shows(tmp_path):
+    """Five held-out photos: the caption says five were shown, not the ten a larger folder gives."""
+    from components.report.data import draw_figures
+    from serving.index import EmbeddingIndex
+
+    rng = np.random.default_rng(0)
+    splits = np.array(["unlabeled_eval"] * 5 + ["unlabeled_train"] * 6)
+    index = EmbeddingIndex(
+        paths=np.array([f"p/{i:02d}.jpg" for i in range(11)]),
+        embeddings=rng.normal(size=(11, 4)).astype(np.float32),
+        labels=np.full(11, -1),
+        class_names=np.array([], dtype=str),
+        splits=splits,
+        thumbnails=rng.integers(0, 255, (11, 8, 8, 3), dtype=np.uint8),
+    )
+    figures, shown = draw_figures(index, index.embeddings[::-1].copy(), {}, [], 2, str(tmp_path))
+    assert shown["neighbour_queries"] == 5
+    label_free = {"candidate": {}, "random_init": {}, "thresholds": {"min_encoder_spread": 0.1, "min_rank_ratio": 1.5}}
+    data = {**_data([]), "label_free": label_free, "eval_metrics": {}, "figures_shown": shown}
+    caption = _caption(render_report(data, {"neighbours": figures["neighbours"]}), "neighbours")
+    assert "the first 5 by file name" in caption and "ten" not in caption
+
+
+def test_the_knn_curve_caption_says_where_the_curve_ended_against_each_dashed_line(tmp_path):
+    """Below the strongest cheap baseline, the caption must not say the curve ends above both lines."""
+    baselines = {
+        "random_init": {"knn": 0.4, "linear_probe": 0.3},
+        "colour_histograms": {"knn": 0.5125, "linear_probe": 0.5},
+    }
+    below = {**_data([]), "baselines": baselines, "simsiam_monitor": {"knn_accuracy": 0.45}}
+    caption = _caption(render_report(below, {"curves": _png(tmp_path / "c.png")}), "curves")
+    assert "ends 0.0500 above random init and 0.0625 below colour histograms" in caption
+    assert "must end above" not in caption
+    above = {**below, "simsiam_monitor": {"knn_accuracy": 0.55}}
+    caption = _caption(render_report(above, {"curves": _png(tmp_path / "c.png")}), "curves")
+    assert "ends 0.1500 above random init and 0.0375 above colour histograms" in caption
