@@ -18,6 +18,7 @@ from PIL import Image
 from benchmarks import gpu_pack, quality
 from components.ingest.splits import split_of
 from pipeline.configs import profile_config
+from tests import background
 from tests.benchmarks.test_quality_benchmark import PNG_MAGIC, _pattern_folder
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,6 +36,7 @@ def test_run_sh_flags_are_the_gpu_profiles_recipe() -> None:
     assert (tiny.image_size, tiny.stored_size) == (32, None)  # the stored size follows the new image size
 
 
+@background.background_check("gpu_pack_run")
 def _gpu_pack_run(tmp_path: Path) -> dict:
     """`scripts/gpu-quality prepare` on a small pattern folder, then the pack's `run` with TensorFlow blocked."""
     data_dir = _pattern_folder(tmp_path / "data")
@@ -93,10 +95,8 @@ def _gpu_pack_run(tmp_path: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def gpu_pack_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    # In the foreground (about a minute): the background lane of tests/background.py ends the CI run,
-    # while the foreground has time to spare.
-    return _gpu_pack_run(tmp_path_factory.mktemp("gpu_pack_run"))
+def gpu_pack_run() -> dict:
+    return background.result("gpu_pack_run")
 
 
 @pytest.mark.slow
