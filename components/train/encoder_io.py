@@ -23,15 +23,18 @@ def save_encoder(encoder: keras.Model, model_dir: str, recipe: dict[str, Any]) -
         json.dump(recipe, f, indent=2)
 
 
-def load_encoder(model_dir: str) -> tuple[keras.Model, dict[str, Any]]:
-    from models.backbones import build_backbone
+def load_encoder(model_dir: str, image_size: int | None = None) -> tuple[keras.Model, dict[str, Any]]:
+    """The saved encoder and its recipe. `image_size` rebuilds it for views of another size (the
+    backbone is fully convolutional up to its global pooling, so the weights fit any size); the stem
+    stays the one it was trained with. Default: the recipe's training size."""
+    from models.backbones import build_backbone, resolve_small_stem
     from models.encoder import build_encoder
 
     with open(os.path.join(model_dir, ENCODER_RECIPE)) as f:
         recipe = json.load(f)
-    backbone = build_backbone(
-        recipe["backbone"], recipe["image_size"], small_stem=recipe.get("small_stem"), width=recipe.get("width", 1.0)
-    )
-    encoder = build_encoder(backbone, recipe["image_size"], mean=recipe["mean"], std=recipe["std"])
+    size = image_size or recipe["image_size"]
+    small_stem = resolve_small_stem(recipe["image_size"], recipe.get("small_stem"))
+    backbone = build_backbone(recipe["backbone"], size, small_stem=small_stem, width=recipe.get("width", 1.0))
+    encoder = build_encoder(backbone, size, mean=recipe["mean"], std=recipe["std"])
     encoder.load_weights(os.path.join(model_dir, ENCODER_WEIGHTS))
     return encoder, recipe
