@@ -12,8 +12,9 @@ cheap baselines on the same view (`models.baselines.cheap_baseline_scores`), so 
 just the larger view's. Photos decoded with Pillow at `--stored-size` (`benchmarks.image_data`), the
 split by the ExampleGen's hash of the file name.
 
-Writes benchmarks/results/eval_resolution-<name>.json ({"command", "device", "model", "sizes":
-{size: {"simsiam": {...}, "random_filters": {...}, "colour_histograms": {...}}}}).
+Writes benchmarks/results/eval_resolution-<name>.json ({"command", "device", "model", "counts":
+{"train", "eval"}, "sizes": {size: {"simsiam": {...}, "random_filters": {...}, "colour_histograms":
+{...}}}}). TensorFlow backend (the Trainer's).
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--model", required=True, help="folder with encoder.json and encoder.weights.h5")
     p.add_argument("--data-dir", default=str(FLOWERS), help="class folders of photos (default: Flowers)")
     p.add_argument("--sizes", type=int, nargs="+", default=[64, 80, 96], help="evaluation view sizes, px")
-    p.add_argument("--stored-size", type=int, default=96, help="photos decoded and stored at this size, px")
+    p.add_argument(
+        "--stored-size", type=int, default=0, help="photos decoded and stored at this size, px (default: the recipe's)"
+    )
     p.add_argument("--max-images", type=int, default=0, help="use at most N photos (default 0: all)")
     p.add_argument("--cache-dir", default=None, help="decoded-photo cache (default: benchmarks.image_data's)")
     p.add_argument("--name", default="cpu", help="results file suffix")
@@ -41,6 +44,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if not Path(args.model, "encoder.json").is_file():
         p.error(f"--model {args.model}: no encoder.json there (the SimSiam Trainer's Format-Serving folder has one)")
+    recipe = json.loads(Path(args.model, "encoder.json").read_text())
+    args.stored_size = args.stored_size or recipe.get("stored_size") or recipe["image_size"]
     if min(args.sizes) < 8 or max(args.sizes) > args.stored_size:
         p.error(f"--sizes must lie in 8..--stored-size ({args.stored_size}), got {args.sizes}")
     return args

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 # Named, not Beam's default DirectRunner: in Beam 2.74 that one first tries PrismRunner, a Go binary it
@@ -14,29 +16,30 @@ from typing import Any
 LOCAL_BEAM_RUNNER = "FnApiRunner"
 
 
-# The environment variables that carry the Beam worker settings to the Beam steps (`beam_pipeline_args`).
+# The environment variables that carry the Beam worker settings to the Beam steps while `run_local` runs.
 BEAM_WORKERS_ENV = "SIMSIAM_TFX_BEAM_WORKERS"
 BEAM_RUNNING_MODE_ENV = "SIMSIAM_TFX_BEAM_RUNNING_MODE"
 
 
-def beam_pipeline_args(direct_num_workers: int = 2) -> list[Any]:
-    """Beam's FnApiRunner in worker processes (one per core): Python threads would share one core (the GIL).
+def beam_pipeline_args() -> list[Any]:
+    """Beam's FnApiRunner, its worker count filled in by `run_local` (one worker process per core:
+    Python threads would share one core, the GIL).
 
-    The worker count and running mode are TFX placeholders read from this process's environment when a
-    Beam step starts (this call sets the variables), not literal arguments: TFX hashes a Beam step's
-    arguments into its cache key, so `--workers 1` after a run with 2 would re-run ingestion and, with
-    new examples, every step after it: the Trainers would re-train and the Pusher push a model no
-    different in kind. How many processes run Beam does not change what the steps produce.
+    The worker count and running mode are TFX environment-variable placeholders, resolved when a Beam
+    step starts from the variables `run_local` sets for the run, not literal arguments: TFX hashes a
+    Beam step's arguments into its cache key, so `--workers 1` after a run with 2 would re-run
+    ingestion and, with new examples, every step after it: the Trainers would re-train and the Pusher
+    push a model no different in kind. How many processes run Beam does not change what the steps
+    produce. So a pipeline built with these arguments runs through `run_local` only (elsewhere the
+    placeholders resolve to nothing and Beam fails on its flags); Dataflow and Kubeflow get literal
+    arguments of their own (kubeflow/runner.py).
 
     With no dependency flag, every TFX Beam executor first builds an sdist of TFX itself for the workers
     (`tfx.utils.dependency_utils.make_beam_dependency_flags`), a `setup.py sdist` subprocess per step
     that only a remote runner could use: the FnApiRunner's workers run in this environment and stage
-    nothing. Naming this project's own `setup.py` (when it exists, as in a clone) skips that build.
-    Dataflow and Kubeflow get their own arguments (kubeflow/runner.py)."""
+    nothing. Naming this project's own `setup.py` (when it exists, as in a clone) skips that build."""
     from tfx.dsl.placeholder.placeholder import environment_variable
 
-    os.environ[BEAM_WORKERS_ENV] = str(max(direct_num_workers, 1))
-    os.environ[BEAM_RUNNING_MODE_ENV] = "in_memory" if direct_num_workers <= 1 else "multi_processing"
     args: list[Any] = [
         f"--runner={LOCAL_BEAM_RUNNER}",
         "--direct_running_mode=" + environment_variable(BEAM_RUNNING_MODE_ENV),
@@ -44,6 +47,27 @@ def beam_pipeline_args(direct_num_workers: int = 2) -> list[Any]:
     ]
     setup_file = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "setup.py")
     return args + ([f"--setup_file={setup_file}"] if os.path.isfile(setup_file) else [])
+
+
+@contextlib.contextmanager
+def beam_workers(count: int) -> Iterator[None]:
+    """The Beam worker settings `beam_pipeline_args` leaves to run time, set for the `with` block and
+    restored after it: `count` worker processes (`multi_processing`), or Beam in this process
+    (`in_memory`) for 1 or fewer."""
+    values = {
+        BEAM_WORKERS_ENV: str(max(count, 1)),
+        BEAM_RUNNING_MODE_ENV: "in_memory" if count <= 1 else "multi_processing",
+    }
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def metadata_connection(path: str) -> Any:
@@ -86,11 +110,13 @@ def quiet_logs(verbose: bool) -> None:
     absl_logging.set_verbosity(absl_logging.ERROR)
 
 
-def run_local(pipeline: Any) -> None:
-    """Runs the components in order in this process; raises what a failing executor raised."""
+def run_local(pipeline: Any, workers: int = 2) -> None:
+    """Runs the components in order in this process, the Beam steps on `workers` Beam worker processes
+    (`beam_workers`); raises what a failing executor raised."""
     from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 
-    LocalDagRunner().run(pipeline)
+    with beam_workers(workers):
+        LocalDagRunner().run(pipeline)
 
 
 def latest_artifact_uri(metadata_path: str, component_id: str, output_key: str = "examples") -> str | None:
@@ -138,14 +164,14 @@ def run_and_summarise(
         serving_model_dir=os.path.join(out, "serving"),
         image_input=image_input,
         metadata_connection_config=metadata_connection(metadata_path),
-        beam_pipeline_args=beam_pipeline_args(workers),
+        beam_pipeline_args=beam_pipeline_args(),
         enable_cache=enable_cache,
         schema_path=schema_path,
     )
     failure = None
     with ComponentProgress(metadata_path):
         try:
-            run_local(pipeline)
+            run_local(pipeline, workers)
         except Exception as err:  # summarise what ran, then report the failure
             failure = err
     executions = latest_run(metadata_path)

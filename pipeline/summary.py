@@ -13,6 +13,7 @@ import os
 from typing import Any
 
 from components import features as F
+from components.evaluate.baseline_gate import read_decision
 from components.index.embedding_index import index_file
 from components.json_files import read_json
 from components.report.component import report_data_path
@@ -51,7 +52,9 @@ def build_summary(
             props = ex.outputs["pushed_model"][0].custom_properties
             pushed_uri = props["pushed_destination"].string_value if "pushed_destination" in props else None
     report = report_data(executions)
-    baseline_gate = (report.get("gate") or {}).get("baseline_gate")
+    # Read from the BaselineGate's own artifact, as the anomalies below: a run that fails after the gate
+    # (the index's recall gate, the RunReport) has no report.json, yet its verdict and reasons stand.
+    baseline_gate = read_decision(output_uri(executions, BASELINE_GATE_ID, "blessing")) or None
     return {
         **report,
         "blessed": blessed,

@@ -86,6 +86,7 @@ class _Lane:
     def result(self, name: str) -> Any:
         if name not in _CHECKS:
             raise KeyError(f"no background check {name!r}; registered: {names()}")
+        waiting = time.monotonic()  # inline, the foreground waits for the whole check
         future = self._futures.get(name)
         if future is None:  # not started (xdist, or a fixture requested outside the collected set)
             future = self._futures[name] = Future()
@@ -93,7 +94,6 @@ class _Lane:
                 future.set_result(self._run(name))
             except BaseException as error:  # noqa: BLE001 - stored, re-raised to every reader below
                 future.set_exception(error)
-        waiting = time.monotonic()
         try:
             return future.result()
         finally:

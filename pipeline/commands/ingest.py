@@ -206,12 +206,12 @@ def run(args: argparse.Namespace) -> int:
         components=components,
         enable_cache=not args.no_cache,
         metadata_connection_config=metadata_connection(metadata_path),
-        beam_pipeline_args=beam_pipeline_args(args.workers),
+        beam_pipeline_args=beam_pipeline_args(),
     )
     start = time.time()
     try:
         with ComponentProgress(metadata_path), FileProgress(total):
-            run_local(pipeline)
+            run_local(pipeline, args.workers)
     except DataError as err:
         if err.report:  # show what was rejected, then why it failed
             if problem := _write_ingestion_json(out, err.report, write_report):

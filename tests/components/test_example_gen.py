@@ -173,8 +173,9 @@ def test_pipeline_with_statistics_and_schema_on_two_worker_processes(messy_folde
             pipeline_root=str(tmp_path / "root"),
             components=ingestion_components(ImageInput(data_dir=str(root)), max_rejected_fraction=0.5),
             metadata_connection_config=metadata_connection(metadata),
-            beam_pipeline_args=beam_pipeline_args(2),
-        )
+            beam_pipeline_args=beam_pipeline_args(),
+        ),
+        workers=2,
     )
     examples_uri = latest_artifact_uri(metadata, EXAMPLE_GEN_ID)
     assert read_report(examples_uri)["counts"] == expected_counts(good, ["a", "b", "c"])

@@ -32,7 +32,7 @@ ABLATION = textwrap.dedent("""
     config = profile_config("smoke", eval_percent=30).replace(stop_gradient=False, epochs=40, base_lr=0.2)
     run_local(create_pipeline("simsiam-tfx", f"{out}/pipeline_root", config, f"{out}/serving",
                               ImageInput(unlabeled_dir=data), metadata_connection(f"{out}/metadata.sqlite"),
-                              beam_pipeline_args(1)))
+                              beam_pipeline_args()), workers=1)
 """)
 
 EMBED_ONLY = textwrap.dedent("""
