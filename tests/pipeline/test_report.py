@@ -191,19 +191,29 @@ def test_the_steps_page_is_complete_without_the_run_and_tells_where_the_timings_
 def test_summary_json_is_report_json_plus_what_only_the_run_knows(tmp_path):
     from ml_metadata.proto import metadata_store_pb2
 
+    from components.evaluate.baseline_gate import GATE_FILE
     from components.report.component import report_data_path
     from pipeline.mlmd import NodeExecution
+    from pipeline.pipeline import BASELINE_GATE_ID
     from pipeline.summary import build_summary
 
     page = tmp_path / "RunReport" / "report" / "7" / "value"  # a ValueArtifact's URI is its file
     page.parent.mkdir(parents=True)
     page.write_text("<html></html>")
     data = _data([])
-    data["gate"]["baseline_gate"] = {"reasons": ["kNN below the strongest baseline"]}
+    decision = {"blessed": False, "reasons": ["kNN below the strongest baseline"]}
+    data["gate"]["baseline_gate"] = decision
     assert report_data_path(str(page)) == str(page.parent / "report.json")
     Path(report_data_path(str(page))).write_text(json.dumps(data))
+    blessing = tmp_path / "BaselineGate" / "blessing" / "6"  # the verdict as the BaselineGate wrote it
+    blessing.mkdir(parents=True)
+    (blessing / GATE_FILE).write_text(json.dumps(decision))
+    gate = NodeExecution(
+        BASELINE_GATE_ID, "COMPLETE", 0.5, {"blessing": [metadata_store_pb2.Artifact(uri=str(blessing))]}
+    )
     ran = [
         NodeExecution("Transform", "CACHED", 1.25),
+        gate,
         NodeExecution("RunReport", "COMPLETE", 3.0, {"report": [metadata_store_pb2.Artifact(uri=str(page))]}),
     ]
     summary = build_summary(ran, peak_rss_mb=512.04, wall_s=9.87, config={"profile": "smoke"})
@@ -214,10 +224,13 @@ def test_summary_json_is_report_json_plus_what_only_the_run_knows(tmp_path):
     assert summary["blessed"] is False and summary["pushed"] is False and summary["serving_model_dir"] is None
     assert summary["gate_reasons"] == ["kNN below the strongest baseline"]
     assert summary["baseline_gate"] == data["gate"]["baseline_gate"]
-    assert summary["seconds_per_component"] == {"Transform": 1.2, "RunReport": 3.0}
+    assert summary["seconds_per_component"] == {"Transform": 1.2, BASELINE_GATE_ID: 0.5, "RunReport": 3.0}
     assert summary["states"]["Transform"] == "CACHED" and summary["peak_rss_mb"] == 512.0
     failed_early = build_summary(ran[:1], 1.0, 1.0, {})  # no RunReport, no report.json: timings only
     assert "eval_metrics" not in failed_early and failed_early["seconds_per_component"] == {"Transform": 1.2}
+    failed_late = build_summary(ran[:2], 1.0, 1.0, {})  # the gate ran, a later step failed: its verdict stands
+    assert "eval_metrics" not in failed_late and failed_late["baseline_gate"] == decision
+    assert failed_late["gate_reasons"] == ["kNN below the strongest baseline"]
 
 
 def test_the_header_has_no_empty_rows_and_shows_the_profile_and_the_data_anomalies(tmp_path):
