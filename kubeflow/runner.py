@@ -18,7 +18,7 @@ from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 
 from kubeflow.config import KubeflowOptions
 from pipeline.configs import RunConfig
-from pipeline.local_runner import LOCAL_BEAM_RUNNER
+from pipeline.local_runner import LOCAL_BEAM_RUNNER, direct_running
 from pipeline.pipeline import SIMSIAM_TRAINER_ID, create_pipeline
 
 ResourceSpec = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec
@@ -28,16 +28,10 @@ gcp = tfx.extensions.google_cloud_ai_platform
 def beam_pipeline_args(options: KubeflowOptions) -> list[str]:
     """DataflowRunner with `--dataflow` (workers run the same image), else Beam's FnApiRunner in the step
     (named, as locally: pipeline/local_runner.py says why not the DirectRunner), with `beam_workers`
-    worker processes (0: one per core) or, for 1, in the step's own process: each worker process
-    imports TensorFlow and receives the images through a pipe, which costs more than it saves on small data."""
+    worker processes (0: one per core) or, for 1, in the step's own process (`direct_running`)."""
     if not options.dataflow:
-        if options.beam_workers == 1:
-            return [f"--runner={LOCAL_BEAM_RUNNER}", "--direct_running_mode=in_memory", "--direct_num_workers=1"]
-        return [
-            f"--runner={LOCAL_BEAM_RUNNER}",
-            "--direct_running_mode=multi_processing",
-            f"--direct_num_workers={options.beam_workers}",
-        ]
+        mode, workers = direct_running(options.beam_workers)
+        return [f"--runner={LOCAL_BEAM_RUNNER}", f"--direct_running_mode={mode}", f"--direct_num_workers={workers}"]
     return [
         "--runner=DataflowRunner",
         f"--project={options.project}",

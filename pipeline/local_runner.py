@@ -49,15 +49,20 @@ def beam_pipeline_args() -> list[Any]:
     return args + ([f"--setup_file={setup_file}"] if os.path.isfile(setup_file) else [])
 
 
+def direct_running(workers: int) -> tuple[str, int]:
+    """(`--direct_running_mode`, `--direct_num_workers`) of the FnApiRunner for `workers` worker
+    processes: 1 runs Beam in the calling process (`in_memory`: no worker process importing TensorFlow,
+    no images through a pipe), anything else in worker processes (`multi_processing`; 0 is one per core).
+    Local runs (`beam_workers`) and the compiled pipeline's steps (kubeflow/runner.py) share it."""
+    return ("in_memory", 1) if workers == 1 else ("multi_processing", workers)
+
+
 @contextlib.contextmanager
 def beam_workers(count: int) -> Iterator[None]:
-    """The Beam worker settings `beam_pipeline_args` leaves to run time, set for the `with` block and
-    restored after it: `count` worker processes (`multi_processing`), or Beam in this process
-    (`in_memory`) for 1 or fewer."""
-    values = {
-        BEAM_WORKERS_ENV: str(max(count, 1)),
-        BEAM_RUNNING_MODE_ENV: "in_memory" if count <= 1 else "multi_processing",
-    }
+    """The Beam worker settings `beam_pipeline_args` leaves to run time (`direct_running`), set for the
+    `with` block and restored after it: `count` worker processes, or Beam in this process for 1 or fewer."""
+    mode, workers = direct_running(max(count, 1))
+    values = {BEAM_WORKERS_ENV: str(workers), BEAM_RUNNING_MODE_ENV: mode}
     before = {name: os.environ.get(name) for name in values}
     os.environ.update(values)
     try:
