@@ -48,7 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", required=True, type=Path, help="folder with one sub-folder per class")
     p.add_argument("--backend", choices=("tensorflow", "jax"), default="jax")
     p.add_argument("--backbone", default="resnet18")
-    p.add_argument("--image-size", type=int, default=64, help="training/evaluation view size in px")
+    p.add_argument("--image-size", type=int, default=64, help="training crop size in px")
+    p.add_argument(
+        "--eval-size",
+        type=int,
+        default=None,
+        help="evaluation view size in px, <= the stored size (default: --image-size; the cpu profile: 96)",
+    )
     p.add_argument(
         "--stored-size",
         type=int,
@@ -126,10 +132,15 @@ def _validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
         parser.error("--crop-min-scale must lie in (0, 1]")
     if args.time_budget_min is not None and (args.time_budget_min <= 0 or args.seeds != 1):
         parser.error("--time-budget-min must be > 0 and needs --seeds 1")
+    try:
+        make_config(args, 0)
+    except ValueError as err:  # e.g. an --eval-size above the stored size
+        parser.error(str(err))
 
 
 def result_stem(args: argparse.Namespace) -> str:
     stem = f"quality-{args.backend}-{args.backbone}-{args.image_size}px-{args.epochs}ep"
+    stem += f"-eval{args.eval_size}px" if args.eval_size is not None else ""
     stem += f"-{args.max_images}img" if args.max_images is not None else ""
     stem += f"-seed{args.first_seed}" if args.first_seed else ""
     return stem + (f"-{args.tag}" if args.tag else "")
@@ -198,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace, command: str) -> int:
     t0 = time.perf_counter()
-    stored_size = make_config(args, 0).stored_size
+    recipe = make_config(args, 0)
+    stored_size, eval_size = recipe.stored_size, recipe.eval_size
     data = load_images(args.data_dir, stored_size, args.max_images, args.eval_percent, args.cache_dir)
     _check_data(data, args.batch_size)
     _progress(
@@ -206,7 +218,7 @@ def run(args: argparse.Namespace, command: str) -> int:
         f"{len(data.rejected)} rejected, loaded in {time.perf_counter() - t0:.1f}s"
     )
     device, _ = describe_device(args.backend)
-    cheap = cheap_baselines(data, args.image_size)  # before the time plan: it counts against the budget
+    cheap = cheap_baselines(data, eval_size)  # before the time plan: it counts against the budget
     plan = None
     if args.time_budget_min is not None:
         plan = plan_epochs(args, data, budget_s=60 * args.time_budget_min - (time.perf_counter() - t0))
@@ -255,13 +267,14 @@ def run_seed(args: argparse.Namespace, data: FlowerData, seed: int) -> tuple[dic
     model = build_simsiam(config, mean=mean, std=std)
     compile_simsiam(model, config, steps_per_epoch=steps_per_epoch)
 
-    random_init, random_eval_features = _score(model.encoder, data)
+    random_init, random_eval_features = _score(model.encoder, data, config.eval_size)
     _progress(f"seed {seed}: random init linear_probe={random_init['linear_probe']:.4f} knn={random_init['knn']:.4f}")
 
     callbacks: list[keras.callbacks.Callback] = [EpochRandomStreams(), LearningRateLogger()]
     if args.eval_every:
         callbacks.append(KNNMonitor(data.train.images, data.train.labels, data.eval.images, data.eval.labels,
-                                    every_n_epochs=args.eval_every, k=KNN_K, evaluate_at_start=False))  # fmt: skip
+                                    every_n_epochs=args.eval_every, k=KNN_K, evaluate_at_start=False,
+                                    view_size=config.eval_size))  # fmt: skip
     progress = _epoch_progress(args.epochs)
     callbacks.append(progress)  # last: it records what the monitors logged
     t_train = time.perf_counter()
@@ -269,13 +282,14 @@ def run_seed(args: argparse.Namespace, data: FlowerData, seed: int) -> tuple[dic
               steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=0)  # fmt: skip
     train_s = time.perf_counter() - t_train
 
-    trained, trained_eval_features = _score(model.encoder, data)
+    trained, trained_eval_features = _score(model.encoder, data, config.eval_size)
     history = progress.series()
     steps = steps_per_epoch * args.epochs
     record = {
         "seed": seed, "trained": trained, "random_init": random_init, "epochs": args.epochs, "steps": steps,
         "base_lr": config.base_lr, "weight_decay": config.weight_decay, "warmup_epochs": config.warmup_epochs,
-        "precision": policy, "stored_size": config.stored_size, "width": config.width,
+        "precision": policy, "stored_size": config.stored_size, "eval_size": config.eval_size,
+        "width": config.width,
         "jitter_strength": config.jitter_strength, "grayscale_prob": config.grayscale_prob,
         "proj_dim": config.proj_dim, "proj_hidden_dim": config.proj_hidden_dim,
         "pred_hidden_dim": config.pred_hidden_dim, "crop_min_scale": config.crop_min_scale,
@@ -367,6 +381,7 @@ def make_config(args: argparse.Namespace, seed: int):
         ("base_lr", args.base_lr),
         ("weight_decay", args.weight_decay),
         ("stored_size", args.stored_size),
+        ("eval_size", args.eval_size),
         ("jitter_strength", args.jitter_strength),
         ("grayscale_prob", args.grayscale_prob),
         ("proj_dim", args.proj_dim),
@@ -384,12 +399,15 @@ def make_config(args: argparse.Namespace, seed: int):
                          **overrides)  # fmt: skip
 
 
-def _score(encoder, data: FlowerData) -> tuple[dict[str, float], np.ndarray]:
+def _score(encoder, data: FlowerData, view_size: int) -> tuple[dict[str, float], np.ndarray]:
     """Linear probe (the pipeline's: `fit_linear_probe`, weight decay by cross-validation on the train
-    split) and kNN accuracy of frozen features on the eval split; also the eval features."""
+    split) and kNN accuracy of frozen features on the eval split, on the `view_size` px evaluation
+    view; also the eval features."""
+    from models.encoder import encoder_at_size
     from models.evaluation import frozen_feature_scores
     from models.monitors import embed
 
+    encoder = encoder_at_size(encoder, view_size)
     train_f, eval_f = embed(encoder, data.train.images), embed(encoder, data.eval.images)
     scores = frozen_feature_scores(train_f, data.train.labels, eval_f, data.eval.labels, k=KNN_K)
     return _rounded(scores), eval_f

@@ -16,11 +16,18 @@ class SimSiamConfig:
     """Defaults follow the recipe that worked on Flowers: batch 128, lr 0.06 (no batch scaling), wd 5e-4."""
 
     backbone: str = "resnet18"
-    image_size: int = 64  # training and evaluation view size (px)
+    image_size: int = 64  # training view size (px): the random-resized crops
     # Size (px) of the stored square image that the crops are cut from: the whole photo, larger than
     # image_size so a small crop keeps real resolution. None: image_size * 9/8 (the reference run
     # stored 144 px for 128 px training), rounded to a multiple of 8.
     stored_size: int | None = None
+    # Size (px) of the evaluation view: the whole stored photo, resampled, as the kNN monitor, the
+    # baselines, the probe, the index and the served model see it. None: image_size. Larger than
+    # image_size undoes the train-test resolution discrepancy: a random-resized crop shows an object
+    # larger than the whole-photo view at the same size does, so the whole photo at a larger size
+    # matches the apparent object size the encoder learned (FixRes: Touvron et al., "Fixing the
+    # train-test resolution discrepancy", NeurIPS 2019, Sec. 3). At most stored_size.
+    eval_size: int | None = None
     small_stem: bool | None = None  # None: the 3x3 stem for images under 64 px (see backbones.py)
     width: float = 1.0  # channel multiplier of the backbone (tests use a fraction)
     batch_size: int = 128
@@ -47,8 +54,12 @@ class SimSiamConfig:
     def __post_init__(self):
         if self.stored_size is None:
             object.__setattr__(self, "stored_size", default_stored_size(self.image_size))
+        if self.eval_size is None:
+            object.__setattr__(self, "eval_size", self.image_size)
         if self.stored_size < self.image_size:
             raise ValueError(f"stored_size ({self.stored_size}) must be >= image_size ({self.image_size})")
+        if not 8 <= self.eval_size <= self.stored_size:
+            raise ValueError(f"eval_size ({self.eval_size}) must lie in 8..stored_size ({self.stored_size})")
         if self.jitter_strength < 0 or not 0 <= self.grayscale_prob <= 1 or not 0 < self.crop_min_scale <= 1:
             raise ValueError(f"need jitter_strength >= 0, grayscale_prob in [0, 1], crop_min_scale in (0, 1]: {self}")
         if self.image_size < 8 or self.batch_size < 2 or self.epochs < 1:

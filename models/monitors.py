@@ -8,6 +8,7 @@ import keras
 import numpy as np
 
 from models.augment import eval_view
+from models.encoder import encoder_at_size
 from models.evaluation import knn_accuracy
 
 
@@ -41,6 +42,8 @@ class KNNMonitor(keras.callbacks.Callback):
 
     The accuracy of the encoder as it was before training is kept in `initial_accuracy`
     (`evaluate_at_start`): random features already beat chance, the gain over them is what counts.
+    `view_size`: the evaluation view's size in px (`SimSiamConfig.eval_size`; the training encoder's
+    weights in a copy built for it, `models.encoder.encoder_at_size`); None: the encoder's input size.
     """
 
     def __init__(
@@ -54,6 +57,7 @@ class KNNMonitor(keras.callbacks.Callback):
         temperature: float = 0.1,
         batch_size: int = 256,
         evaluate_at_start: bool = True,
+        view_size: int | None = None,
     ):
         super().__init__()
         if every_n_epochs < 1:
@@ -61,12 +65,14 @@ class KNNMonitor(keras.callbacks.Callback):
         self.train_images, self.train_labels = np.asarray(train_images), np.asarray(train_labels)
         self.eval_images, self.eval_labels = np.asarray(eval_images), np.asarray(eval_labels)
         self.every_n_epochs, self.k, self.temperature = every_n_epochs, k, temperature
-        self.batch_size, self.evaluate_at_start = batch_size, evaluate_at_start
+        self.batch_size, self.evaluate_at_start, self.view_size = batch_size, evaluate_at_start, view_size
         self.initial_accuracy: float | None = None
         self.history: dict[int, float] = {}
 
     def accuracy(self) -> float:
         encoder = self.model.encoder
+        if self.view_size is not None:
+            encoder = encoder_at_size(encoder, self.view_size)
         return knn_accuracy(
             embed(encoder, self.train_images, self.batch_size),
             self.train_labels,

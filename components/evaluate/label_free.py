@@ -72,15 +72,17 @@ def read_stored_images(
 
 def random_init_encoder(simsiam_config: dict[str, Any], recipe: dict[str, Any]):
     """The candidate's encoder at the weights its Trainer started from: `keras.utils.set_random_seed(seed)`
-    then `build_simsiam(config, mean, std)`, the SimSiam Trainer's order (the RunReport uses it too)."""
+    then `build_simsiam(config, mean, std)`, the SimSiam Trainer's order (the RunReport uses it too);
+    for the evaluation view (`eval_size`), as the candidate is loaded."""
     import keras
 
     from models.config import SimSiamConfig
+    from models.encoder import encoder_at_size
     from models.simsiam import build_simsiam
 
     config = SimSiamConfig.from_dict(simsiam_config)
     keras.utils.set_random_seed(config.seed)
-    return build_simsiam(config, mean=recipe["mean"], std=recipe["std"]).encoder
+    return encoder_at_size(build_simsiam(config, mean=recipe["mean"], std=recipe["std"]).encoder, config.eval_size)
 
 
 def measure(embeddings: np.ndarray) -> dict[str, Any]:

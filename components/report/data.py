@@ -303,6 +303,7 @@ def build_report(
 def profile_row(profile: str, simsiam_config: dict[str, Any]) -> dict[str, Any]:
     """What the report's header says of the run's recipe: the profile's name ("" when not known, e.g.
     `simsiam-tfx report` on a run made before the name was recorded) and the recipe's main settings
-    (models/config.py `SimSiamConfig`: backbone, image size in px, epochs, batch size in images)."""
-    keys = ("backbone", "image_size", "epochs", "batch_size")
+    (models/config.py `SimSiamConfig`: backbone, training and evaluation view sizes in px, epochs,
+    batch size in images)."""
+    keys = ("backbone", "image_size", "eval_size", "epochs", "batch_size")
     return {"name": profile, **{k: simsiam_config.get(k) for k in keys}}

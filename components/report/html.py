@@ -117,10 +117,9 @@ def _profile_rows(profile: dict[str, Any] | None) -> list[tuple[str, str]]:
     """The header's "profile" row: its name and recipe (components/report/data.py `profile_row`)."""
     if not profile:
         return []
-    recipe = (
-        f"{profile.get('backbone')}, {profile.get('image_size')} px, {profile.get('epochs')} epochs, "
-        f"batch {profile.get('batch_size')}"
-    )
+    size, eval_size = profile.get("image_size"), profile.get("eval_size")
+    sizes = f"{size} px" if eval_size in (None, size) else f"{size} px crops, evaluated at {eval_size} px"
+    recipe = f"{profile.get('backbone')}, {sizes}, {profile.get('epochs')} epochs, batch {profile.get('batch_size')}"
     return [("profile", f"{profile.get('name') or '(not recorded)'}: {recipe}")]
 
 

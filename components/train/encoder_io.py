@@ -26,13 +26,14 @@ def save_encoder(encoder: keras.Model, model_dir: str, recipe: dict[str, Any]) -
 def load_encoder(model_dir: str, image_size: int | None = None) -> tuple[keras.Model, dict[str, Any]]:
     """The saved encoder and its recipe. `image_size` rebuilds it for views of another size (the
     backbone is fully convolutional up to its global pooling, so the weights fit any size); the stem
-    stays the one it was trained with. Default: the recipe's training size."""
+    stays the one it was trained with. Default: the recipe's evaluation view size (`eval_size`; its
+    training size in recipes written before there was one), the size everything downstream embeds at."""
     from models.backbones import build_backbone, resolve_small_stem
     from models.encoder import build_encoder
 
     with open(os.path.join(model_dir, ENCODER_RECIPE)) as f:
         recipe = json.load(f)
-    size = image_size or recipe["image_size"]
+    size = image_size or recipe.get("eval_size") or recipe["image_size"]
     small_stem = resolve_small_stem(recipe["image_size"], recipe.get("small_stem"))
     backbone = build_backbone(recipe["backbone"], size, small_stem=small_stem, width=recipe.get("width", 1.0))
     encoder = build_encoder(backbone, size, mean=recipe["mean"], std=recipe["std"])

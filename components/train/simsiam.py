@@ -35,6 +35,7 @@ from components.train.history import HistoryFile
 from components.train.trainer_config import SimSiamTrainerConfig
 from models.baselines import cheap_baseline_scores, strongest_baseline
 from models.config import configure_precision
+from models.encoder import encoder_at_size
 from models.evaluation import frozen_feature_scores
 from models.monitors import KNNMonitor, LearningRateLogger, embed
 from models.simsiam import EpochRandomStreams, build_simsiam, compile_simsiam
@@ -91,14 +92,16 @@ def check_not_collapsed(collapse_std: float | None, threshold: float, history_pa
         )
 
 
-def untrained_baselines(encoder: keras.Model, knn_data: tuple, image_size: int) -> dict[str, dict[str, float]]:
+def untrained_baselines(encoder: keras.Model, knn_data: tuple, view_size: int) -> dict[str, dict[str, float]]:
     """`{"random_init": ..., "random_filters": ..., "colour_histograms": ...}`, each
     `frozen_feature_scores` (kNN, linear probe) on the labelled eval images: `encoder` before any
-    training step, and the cheap features of models/baselines.py on the same evaluation view.
-    `knn_data`: (train images, labels, eval images, labels), stored uint8 images. Prints each."""
+    training step, and the cheap features of models/baselines.py, both on the evaluation view of
+    `view_size` px. `knn_data`: (train images, labels, eval images, labels), stored uint8 images.
+    Prints each."""
     train_x, train_y, eval_x, eval_y = knn_data
+    encoder = encoder_at_size(encoder, view_size)
     scores = {"random_init": frozen_feature_scores(embed(encoder, train_x), train_y, embed(encoder, eval_x), eval_y)}
-    scores.update(cheap_baseline_scores(train_x, train_y, eval_x, eval_y, image_size))
+    scores.update(cheap_baseline_scores(train_x, train_y, eval_x, eval_y, view_size))
     for name, values in scores.items():
         print(
             f"[simsiam] baseline {name}: kNN accuracy {values['knn']:.4f}, linear probe {values['linear_probe']:.4f}",
@@ -186,7 +189,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     )
     # The baselines SimSiam must beat, scored the same way before any step: the same encoder at its
     # random initialisation, and the untrained features of models/baselines.py.
-    baselines = untrained_baselines(model.encoder, knn_data, config.image_size) if knn_data else {}
+    baselines = untrained_baselines(model.encoder, knn_data, config.eval_size) if knn_data else {}
 
     # Fit, resuming from this recipe's and data's latest checkpoint.
     ckpt = checkpoint_dir(settings.checkpoint_root, list(fn_args.train_files), config.to_dict())
@@ -202,7 +205,11 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     callbacks = [  # order matters: streams first, then the callbacks that add to the logs, then the writers
         EpochRandomStreams(),
         LearningRateLogger(),
-        *([KNNMonitor(*knn_data, every_n_epochs=settings.knn_every, evaluate_at_start=False)] if knn_data else []),
+        *(
+            [KNNMonitor(*knn_data, settings.knn_every, evaluate_at_start=False, view_size=config.eval_size)]
+            if knn_data
+            else []
+        ),
         history,
         keras.callbacks.TensorBoard(log_dir=out.model_run, update_freq="epoch"),
         EpochPrinter(config.epochs),
@@ -238,8 +245,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     random_init = baselines.get("random_init", {})
     recipe = {
         "backbone": config.backbone, "image_size": config.image_size, "stored_size": config.stored_size,
-        "width": config.width, "small_stem": config.small_stem, "mean": mean, "std": std,
-        "random_init_knn_accuracy": random_init.get("knn"),
+        "eval_size": config.eval_size, "width": config.width, "small_stem": config.small_stem, "mean": mean,
+        "std": std, "random_init_knn_accuracy": random_init.get("knn"),
     }  # fmt: skip
     save_encoder(model.encoder, out.serving_model, recipe)  # every worker saves (TF's rule), the chief exports
     if settings.export_serving_model and cluster.is_chief:  # no labels: what the Pusher serves

@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"simsiam-tfx run: {image_input.describe()}", flush=True)
     print(
         f"simsiam-tfx run: profile={profile} backbone={recipe.backbone} image_size={recipe.image_size} "
-        f"(stored {recipe.stored_size}) epochs={recipe.epochs} -> {out}",
+        f"(stored {recipe.stored_size}, evaluated at {recipe.eval_size}) epochs={recipe.epochs} -> {out}",
         flush=True,
     )
     summary = run_and_summarise(

@@ -104,6 +104,13 @@ def test_simsiam_trains_on_every_image_and_the_probe_on_the_labelled_ones(smoke_
     assert "labelled eval images: one accuracy on them has a standard error of up to" in smoke_run["stderr"]
     # A fresh start says it is one (a resume says where it resumes: the kill test below).
     assert "[simsiam] starting at epoch 1 of 2: no checkpoint of this recipe and data yet\n" in smoke_run["stdout"]
+    # Trained on 32 px crops, the encoder is handed on for the whole 40 px stored photo (FixRes): the
+    # probe, the index and serving load it at that size.
+    from components.train.encoder_io import load_encoder
+
+    model = latest_artifact_uri(str(smoke_run["out"] / "metadata.sqlite"), "SimSiamTrainer", "model")
+    encoder, recipe = load_encoder(str(Path(model) / "Format-Serving"))
+    assert (recipe["image_size"], recipe["eval_size"], tuple(encoder.input.shape)) == (32, 40, (None, 40, 40, 3))
 
 
 def test_pushed_model_serves_three_signatures_in_a_fresh_process(smoke_run) -> None:

@@ -16,6 +16,17 @@ def test_fewer_epochs_than_the_profiles_warmup_shorten_the_warmup():
         profile_config("cpu").replace(epochs=4, warmup_epochs=5)
 
 
+def test_the_evaluation_view_follows_the_training_size_unless_given():
+    cpu = profile_config("cpu").simsiam
+    assert (cpu.image_size, cpu.stored_size, cpu.eval_size) == (64, 96, 96)  # FixRes: the whole photo, larger
+    smaller = profile_config("cpu", image_size=48).simsiam  # the sizes tied to 64 px are derived anew
+    assert (smaller.stored_size, smaller.eval_size) == (56, 48)
+    assert profile_config("cpu", image_size=48, eval_size=56).simsiam.eval_size == 56
+    assert profile_config("gpu").simsiam.eval_size == 128  # not measured on a GPU: the training size
+    with pytest.raises(ValueError, match=r"eval_size \(104\) must lie in 8..stored_size \(96\)"):
+        profile_config("cpu", eval_size=104)  # nothing to show beyond the stored photo
+
+
 def test_the_labelled_gate_is_relative_except_in_the_smoke_profile():
     for name in ("cpu", "gpu"):  # no absolute floor: 0.5 is chance for 2 classes and out of reach for 30
         config = profile_config(name)

@@ -244,6 +244,8 @@ def test_the_header_has_no_empty_rows_and_shows_the_profile_and_the_data_anomali
     page = render_report(data, {})
     assert "<th></th>" not in page and "<tr></tr>" not in page  # name | value tables have no header row
     assert "<td>profile</td><td>smoke: resnet18, 32 px, 2 epochs, batch 16</td>" in page
+    data["profile"] = profile_row("cpu", {"backbone": "resnet18", "image_size": 64, "eval_size": 96, "epochs": 200})
+    assert "cpu: resnet18, 64 px crops, evaluated at 96 px, 200 epochs" in render_report(data, {})
     assert "Data anomalies (1)" in page
     assert "<td>eval</td><td>class_name</td><td>Unexpected string values</td><td>c_daisy</td>" in page
     assert "Data anomalies (0)</h2>" in render_report(_data([]), {})  # an older report.json: none shown
