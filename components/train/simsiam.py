@@ -32,6 +32,7 @@ from components.train import data as trainer_data
 from components.train.checkpoint import IntervalCheckpoint, remove_run_checkpoints
 from components.train.encoder_io import load_encoder, save_encoder
 from components.train.history import HistoryFile
+from components.train.native_logs import start_xla_quietly
 from components.train.trainer_config import SimSiamTrainerConfig
 from models.baselines import cheap_baseline_scores, strongest_baseline
 from models.config import configure_precision
@@ -158,6 +159,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     has_gpu = bool(tf.config.list_physical_devices("GPU"))
     policy = configure_precision(has_gpu, settings.precision)
     keras.utils.set_random_seed(config.seed)
+    start_xla_quietly()  # the augmentation is XLA-compiled: its start-up notices stay out of the terminal
 
     # Data: the pixel statistics of every training image (the Transform's analyzers), and a bounded
     # sample of each split's stored images for the kNN monitor and the baselines; training streams.

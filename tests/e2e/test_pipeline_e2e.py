@@ -102,6 +102,8 @@ def test_simsiam_trains_on_every_image_and_the_probe_on_the_labelled_ones(smoke_
     assert smoke_run["summary"]["eval_metrics"]["example_count"] == labeled["eval"]  # the Evaluator: labelled eval
     # 80 photos leave about 12 to evaluate on: the run says up front that its gate then decides on noise.
     assert "labelled eval images: one accuracy on them has a standard error of up to" in smoke_run["stderr"]
+    # XLA's start-up notices (absl's pre-init warning, "XLA service ... initialized") look like errors.
+    assert "absl::InitializeLog" not in smoke_run["stderr"] and "XLA service" not in smoke_run["stderr"]
     # A fresh start says it is one (a resume says where it resumes: the kill test below).
     assert "[simsiam] starting at epoch 1 of 2: no checkpoint of this recipe and data yet\n" in smoke_run["stdout"]
     # Trained on 32 px crops, the encoder is handed on for the whole 40 px stored photo (FixRes): the
