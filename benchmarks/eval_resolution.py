@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     record = {
         "command": "python -m benchmarks.eval_resolution " + " ".join(argv if argv is not None else sys.argv[1:]),
         "device": describe_device("tensorflow")[0],
-        "model": {k: recipe.get(k) for k in ("backbone", "image_size", "stored_size", "width")},
+        "model": {k: recipe.get(k) for k in ("backbone", "image_size", "stored_size", "eval_size", "width")},
         "counts": {"train": len(train), "eval": len(held)},
         "sizes": results,
     }

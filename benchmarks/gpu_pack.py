@@ -83,6 +83,7 @@ def recipe_flags(profile: str, overrides: dict) -> list[str]:
         "backbone": recipe.backbone,
         "image-size": recipe.image_size,
         "stored-size": recipe.stored_size,
+        "eval-size": recipe.eval_size,
         "width": recipe.width,
         "batch-size": recipe.batch_size,
         "epochs": recipe.epochs,
@@ -95,8 +96,10 @@ def recipe_flags(profile: str, overrides: dict) -> list[str]:
         "eval-every": max(1, recipe.epochs // 8),
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
-    if "image-size" in overrides and "stored-size" not in overrides:
-        values.pop("stored-size")  # derived anew (9/8 of the new size)
+    if "image-size" in overrides:  # the sizes tied to the training size are derived anew unless given
+        for key in ("stored-size", "eval-size"):
+            if key not in overrides:
+                values.pop(key)
     return [part for key, value in values.items() for part in (f"--{key}", str(value))]
 
 

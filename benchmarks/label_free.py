@@ -84,9 +84,11 @@ def latest_artifact(folder: Path) -> Path:
 
 
 def train_encoder(config, images: np.ndarray, mean, std):
-    """The encoder of `build_simsiam(config)` after `config.epochs` epochs of `fit` on uint8 `images`."""
+    """The encoder of `build_simsiam(config)` after `config.epochs` epochs of `fit` on uint8 `images`,
+    for the evaluation view (`eval_size`), as the pipeline hands it on and `random_init_encoder` builds it."""
     import keras
 
+    from models.encoder import encoder_at_size
     from models.simsiam import build_simsiam, compile_simsiam
 
     steps_per_epoch = max(1, len(images) // config.batch_size)
@@ -95,7 +97,9 @@ def train_encoder(config, images: np.ndarray, mean, std):
     history = model.fit(
         images[: steps_per_epoch * config.batch_size], batch_size=config.batch_size, epochs=config.epochs, verbose=0
     )
-    return model.encoder, {k: [round(float(v), 4) for v in vals] for k, vals in history.history.items()}
+    return encoder_at_size(model.encoder, config.eval_size), {
+        k: [round(float(v), 4) for v in vals] for k, vals in history.history.items()
+    }
 
 
 def random_patterns(n: int, size: int, seed: int = 0) -> np.ndarray:

@@ -350,7 +350,7 @@ def plan_epochs(args: argparse.Namespace, data: FlowerData, budget_s: float) -> 
     step_s = (timer.epoch_ends[2] - timer.epoch_ends[0]) / (2 * probe_steps)
     compile_s = max(0.0, timer.epoch_ends[0] - step_s * probe_steps)
     score_started = time.perf_counter()
-    _score(model.encoder, data)
+    _score(model.encoder, data, config.eval_size)
     score_s = time.perf_counter() - score_started
     left = budget_s - (time.perf_counter() - started)
     train_budget = 0.9 * (left - compile_s - 2 * score_s)

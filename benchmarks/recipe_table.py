@@ -32,7 +32,9 @@ def tag_of(path: Path) -> str:
 
 def settings(run: dict[str, Any]) -> str:
     text = (
-        f"w {run.get('width', 1.0)}, {run['image_size']}/{run.get('stored_size', run['image_size'])} px, "
+        f"w {run.get('width', 1.0)}, {run['image_size']}/{run.get('stored_size', run['image_size'])} px"
+        + (f" (eval {run['eval_size']})" if run.get("eval_size", run["image_size"]) != run["image_size"] else "")
+        + ", "
         f"b {run['batch_size']}, {run['epochs']} ep ({run['steps']} steps), lr {run.get('base_lr', 0.06)}, "
         f"jitter {run.get('jitter_strength', 1.0)}, gray {run.get('grayscale_prob', 0.2)}"
     )

@@ -8,7 +8,8 @@ resample written as two batched matmuls (`R_y @ image @ R_x^T`), and so is the G
 The input is the stored image (the whole photo, squashed to a square larger than the training size:
 components/transform.py), so crops sample the full photo at real resolution. `eval_view` is the one
 deterministic view that evaluation, the kNN monitor, the probe, the index and serving all use: the
-whole stored image resampled to the training size with the same antialiased bilinear kernel as the
+whole stored image resampled to the evaluation size (`SimSiamConfig.eval_size`: the training size
+unless a profile sets it larger, as FixRes does) with the same antialiased bilinear kernel as the
 training crops (a crop of scale 1.0, ratio 1, no flip).
 
 Differences from torchvision (deliberate, for speed): crop boxes are continuous rather than whole

@@ -99,7 +99,8 @@ class RunConfig:
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
         if unknown:
             raise ValueError(f"unknown run settings: {sorted(unknown)}")
-        if "image_size" in recipe:  # the sizes tied to the training size follow it unless given too
+        if recipe.get("image_size", self.simsiam.image_size) != self.simsiam.image_size:
+            # a new training size: the sizes tied to it follow it unless given too
             recipe.setdefault("stored_size", None)
             recipe.setdefault("eval_size", None)
         if "epochs" in recipe and "warmup_epochs" not in recipe and self.simsiam.warmup_epochs > recipe["epochs"]:

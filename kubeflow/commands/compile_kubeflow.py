@@ -8,7 +8,7 @@ import sys
 import warnings
 
 from kubeflow.config import GPU_TYPES, KFP_GPU, TARGETS, ConfigError, KubeflowOptions
-from pipeline.configs import add_recipe_arguments
+from pipeline.configs import add_recipe_arguments, config_from_args
 
 HELP = "compile the pipeline into a Kubeflow Pipelines v2 / Vertex AI Pipelines JSON"
 DESCRIPTION = f"""\
@@ -157,7 +157,8 @@ def store_note(root: str) -> str | None:
 def run(args: argparse.Namespace) -> int:
     try:
         options = options_from_args(args)
-    except ConfigError as err:
+        config = config_from_args(args, args.profile)  # e.g. an --eval-size above the stored size
+    except (ConfigError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if not args.verbose:
@@ -167,10 +168,8 @@ def run(args: argparse.Namespace) -> int:
     from absl import logging as absl_logging
 
     from kubeflow.runner import compile_pipeline
-    from pipeline.configs import config_from_args
 
     absl_logging.set_verbosity(absl_logging.INFO if args.verbose else absl_logging.WARNING)
-    config = config_from_args(args, args.profile)
     compiled = compile_pipeline(options, config, args.output)
     tasks = compiled.get("pipelineSpec", compiled)["root"]["dag"]["tasks"]
     where = (

@@ -19,6 +19,8 @@ def test_fewer_epochs_than_the_profiles_warmup_shorten_the_warmup():
 def test_the_evaluation_view_follows_the_training_size_unless_given():
     cpu = profile_config("cpu").simsiam
     assert (cpu.image_size, cpu.stored_size, cpu.eval_size) == (64, 96, 96)  # FixRes: the whole photo, larger
+    same = profile_config("cpu", image_size=64).simsiam  # the profile's own size restated: nothing changes
+    assert (same.stored_size, same.eval_size) == (96, 96)
     smaller = profile_config("cpu", image_size=48).simsiam  # the sizes tied to 64 px are derived anew
     assert (smaller.stored_size, smaller.eval_size) == (56, 48)
     assert profile_config("cpu", image_size=48, eval_size=56).simsiam.eval_size == 56
