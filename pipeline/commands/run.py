@@ -125,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.configs import config_from_args, default_profile
     from pipeline.local_runner import run_and_summarise
 
+    print(f"simsiam-tfx run: {image_input.describe()}", flush=True)  # before TensorFlow loads (default_profile)
     profile = args.profile or default_profile()
     try:
         config = config_from_args(args, profile)
@@ -137,7 +138,6 @@ def run(args: argparse.Namespace) -> int:
     if warning := image_input.small_eval_warning(config.eval_percent):
         print(f"warning: {warning}", file=sys.stderr, flush=True)
     recipe = config.simsiam
-    print(f"simsiam-tfx run: {image_input.describe()}", flush=True)
     print(
         f"simsiam-tfx run: profile={profile} backbone={recipe.backbone} image_size={recipe.image_size} "
         f"(stored {recipe.stored_size}, evaluated at {recipe.eval_size}) epochs={recipe.epochs} -> {out}",

@@ -139,6 +139,10 @@ def test_a_good_output_passes_the_checks_and_the_command_goes_on_to_tensorflow(t
     result = cli_without_tensorflow(tmp_path, "ingest", "--data-dir", str(photos), "--output", str(tmp_path / "o"))
     assert STUB_MESSAGE in result.stderr  # past every check: the stub stopped it
     assert (tmp_path / "o").is_dir()
+    # `run` without --profile (as `make run` calls it) loads TensorFlow to look for a GPU: it has said
+    # what it runs on first, instead of 30-40 s of silence.
+    result = cli_without_tensorflow(tmp_path, "run", "--data-dir", str(photos), "--output", str(tmp_path / "r"))
+    assert STUB_MESSAGE in result.stderr and result.stdout.startswith("simsiam-tfx run: data folder ")
 
 
 def test_one_command_per_output_folder_and_a_killed_holder_blocks_nothing(tmp_path: Path, photos: Path) -> None:
