@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--eval-size",
         type=int,
         default=None,
-        help="evaluation view size in px, <= the stored size (default: --image-size; the cpu profile: 96)",
+        help="evaluation view size in px, <= the stored size (default: --image-size)",
     )
     p.add_argument(
         "--stored-size",

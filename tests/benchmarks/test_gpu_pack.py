@@ -34,8 +34,8 @@ def test_run_sh_flags_are_the_gpu_profiles_recipe() -> None:
     assert args.precision == "auto"  # bf16 on the GPU, as the pipeline's `auto`
     tiny = quality.build_parser().parse_args(["--data-dir", "d", *gpu_pack.recipe_flags("gpu", {"image-size": 32})])
     assert (tiny.image_size, tiny.stored_size, tiny.eval_size) == (32, None, None)  # both follow the new size
-    cpu = quality.build_parser().parse_args(["--data-dir", "d", *gpu_pack.recipe_flags("cpu", {})])
-    assert (cpu.image_size, cpu.stored_size, cpu.eval_size) == (64, 96, 96)  # scored as the pipeline scores it
+    cpu = quality.build_parser().parse_args(["--data-dir", "d", *gpu_pack.recipe_flags("smoke", {})])
+    assert (cpu.image_size, cpu.stored_size, cpu.eval_size) == (32, 40, 40)  # scored as the pipeline scores it
 
 
 @background.background_check("gpu_pack_run")

@@ -17,13 +17,14 @@ def test_fewer_epochs_than_the_profiles_warmup_shorten_the_warmup():
 
 
 def test_the_evaluation_view_follows_the_training_size_unless_given():
-    cpu = profile_config("cpu").simsiam
-    assert (cpu.image_size, cpu.stored_size, cpu.eval_size) == (64, 96, 96)  # FixRes: the whole photo, larger
-    same = profile_config("cpu", image_size=64).simsiam  # the profile's own size restated: nothing changes
+    smoke = profile_config("smoke").simsiam  # evaluated on the whole stored photo (FixRes): tests take that path
+    assert (smoke.image_size, smoke.stored_size, smoke.eval_size) == (32, 40, 40)
+    fixres = profile_config("cpu", eval_size=96).simsiam
+    assert (fixres.image_size, fixres.stored_size, fixres.eval_size) == (64, 96, 96)
+    same = profile_config("cpu", image_size=64, eval_size=96).simsiam  # the profile's own size restated
     assert (same.stored_size, same.eval_size) == (96, 96)
-    smaller = profile_config("cpu", image_size=48).simsiam  # the sizes tied to 64 px are derived anew
+    smaller = profile_config("smoke", image_size=48).simsiam  # a new training size: both follow it
     assert (smaller.stored_size, smaller.eval_size) == (56, 48)
-    assert profile_config("cpu", image_size=48, eval_size=56).simsiam.eval_size == 56
     assert profile_config("gpu").simsiam.eval_size == 128  # not measured on a GPU: the training size
     with pytest.raises(ValueError, match=r"eval_size \(104\) must lie in 8..stored_size \(96\)"):
         profile_config("cpu", eval_size=104)  # nothing to show beyond the stored photo
