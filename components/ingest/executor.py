@@ -351,7 +351,14 @@ class ImageExampleGenExecutor(BaseExampleGenExecutor):
         self, pipeline: beam.Pipeline, exec_properties: dict[str, Any]
     ) -> dict[str, beam.PCollection]:
         """{split name: (split, tf.Example)} by the hash split of components/ingest/splits.py, plus the
-        report of counts, rejections and copies."""
+        report of counts, rejections and copies (TFX's BaseExampleGenExecutor method)."""
+        return self._generate(pipeline, exec_properties)[0]
+
+    def _generate(
+        self, pipeline: beam.Pipeline, exec_properties: dict[str, Any]
+    ) -> tuple[dict[str, beam.PCollection], ImageSource]:
+        """`GenerateExamplesByBeam`'s splits and the source they were read from (`Do` checks the
+        report against it: its name, and whether labels were expected)."""
         output_config = example_gen_pb2.Output()
         proto_utils.json_to_proto(exec_properties[standard_component_specs.OUTPUT_CONFIG_KEY], output_config)
         split_config = output_config.split_config
@@ -366,7 +373,6 @@ class ImageExampleGenExecutor(BaseExampleGenExecutor):
                 "over 100 buckets; build it with components.ingest.component.output_config()"
             )
         source, outputs, classes, groups = self._read_and_validate(pipeline, exec_properties)
-        self._source = source  # Do's checks name it and need to know whether labels were expected
         names = self.split_names(source)
         parts = outputs[_EXAMPLES] | "SplitData" >> beam.Partition(lambda kv, n: names.index(kv[0]), len(names))
         counts = (
@@ -394,7 +400,7 @@ class ImageExampleGenExecutor(BaseExampleGenExecutor):
                 beam.pvalue.AsSingleton(groups),
             )
         )
-        return dict(zip(names, parts))
+        return dict(zip(names, parts)), source
 
     def Do(self, input_dict, output_dict, exec_properties) -> None:
         """The base class' Do, except that examples stream from validation into the TFRecord files:
@@ -407,7 +413,7 @@ class ImageExampleGenExecutor(BaseExampleGenExecutor):
         properties = dict(exec_properties)
         properties[_REPORT_PATH_KEY] = report_path(examples.uri)
         with self._make_beam_pipeline() as pipeline:
-            splits = self.GenerateExamplesByBeam(pipeline, properties)
+            splits, source = self._generate(pipeline, properties)
             examples.split_names = artifact_utils.encode_split_names(list(splits))
             for name, split in splits.items():
                 _ = (
@@ -425,10 +431,10 @@ class ImageExampleGenExecutor(BaseExampleGenExecutor):
         check_report(
             read_report(examples.uri),
             config.max_rejected_fraction,
-            self._source.description,
+            source.description,
             _eval_percent(exec_properties),
             config.min_train_examples,
-            labeled=self._source.labeled,
+            labeled=source.labeled,
         )
 
 
