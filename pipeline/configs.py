@@ -6,7 +6,9 @@
     └── pipeline-level settings  probe, monitor cadence, split, gates, precision
 
 `config_from_args` turns a profile plus command-line overrides into a RunConfig for both
-`simsiam-tfx run` and `simsiam-tfx compile-kubeflow`. Nothing here imports TensorFlow.
+`simsiam-tfx run` and `simsiam-tfx compile-kubeflow`, and `input_from_args` the input options they
+share with `ingest` into an ImageInput: the command-line side lives here, not in components/.
+Nothing here imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from components.examples import DEFAULT_SAMPLE_SIZE
+from components.ingest.inputs import ImageInput
 from components.ingest.splits import DEFAULT_EVAL_PERCENT, DEFAULT_MAX_REJECTED_FRACTION
 from models.baselines import GATE_AGAINST
 from models.config import PRECISIONS, SimSiamConfig
@@ -278,3 +281,50 @@ def default_profile() -> str:
     import tensorflow as tf
 
     return "gpu" if tf.config.list_physical_devices("GPU") else "cpu"
+
+
+def add_input_arguments(parser: argparse.ArgumentParser) -> None:
+    """The input options `ingest`, `run` and `compile-kubeflow` share (argparse)."""
+    group = parser.add_argument_group("input (one kind; --data-dir and --unlabeled-dir may go together)")
+    group.add_argument(
+        "--data-dir", help="a folder of class sub-folders of JPEG/PNG images (flower_photos layout): labelled images"
+    )
+    group.add_argument(
+        "--unlabeled-dir",
+        help="a folder of JPEG/PNG images without labels, read at any depth "
+        "(its sub-folders are never classes); with --data-dir, extra images "
+        "SimSiam also trains on",
+    )
+    group.add_argument(
+        "--examples",
+        metavar="GLOB",
+        help="TFRecord files (GZIP or not) of tf.Examples holding encoded "
+        "JPEG/PNG images, e.g. 'data/train-*.tfrecord.gz'",
+    )
+    group.add_argument(
+        "--image-key",
+        default="image",
+        help="with --examples: the bytes feature holding the encoded image (default: %(default)s)",
+    )
+    group.add_argument(
+        "--label-key", help="with --examples: the int64 or bytes label feature; leave it out for unlabelled records"
+    )
+    group.add_argument(
+        "--tfds",
+        metavar="NAME",
+        help="a TFDS image-classification dataset, e.g. tf_flowers (downloaded on first use: needs internet)",
+    )
+    group.add_argument("--tfds-data-dir", help="where TFDS keeps its data (default: ~/tensorflow_datasets)")
+
+
+def input_from_args(args: argparse.Namespace) -> ImageInput:
+    """The ImageInput of `add_input_arguments`' options; raises ValueError on a bad combination."""
+    return ImageInput(
+        data_dir=args.data_dir,
+        unlabeled_dir=args.unlabeled_dir,
+        examples=args.examples,
+        image_key=args.image_key,
+        label_key=args.label_key,
+        tfds_name=args.tfds,
+        tfds_data_dir=args.tfds_data_dir,
+    )

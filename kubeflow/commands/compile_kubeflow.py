@@ -43,7 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--pipeline-root", required=True, help="BUCKET URI where the runs keep their artifacts (gs://; kfp: s3://...)"
     )
     p.add_argument("--image", required=True, help="the pipeline image (kubeflow/Dockerfile), pushed to a registry")
-    from components.ingest.inputs import add_input_arguments
+    from pipeline.configs import add_input_arguments
 
     add_input_arguments(p)  # gs:// paths here; --tfds-data-dir defaults to PIPELINE_ROOT/tensorflow_datasets
     p.add_argument("--serving-model-dir", help="gs:// folder the Pusher writes to (default: PIPELINE_ROOT/serving)")

@@ -56,7 +56,7 @@ use by another `ingest` or `run` (OUT/simsiam-tfx.lock names it; one command per
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from components.ingest.inputs import add_input_arguments
+    from pipeline.configs import add_input_arguments
 
     add_input_arguments(p)
     p.add_argument("--output", default="runs/ingest", help="output folder (default: %(default)s)")
@@ -153,8 +153,8 @@ def describe_listing(listing) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from components.ingest.files import DataError
-    from components.ingest.inputs import input_from_args
     from pipeline import preflight
+    from pipeline.configs import input_from_args
 
     if not 1 <= args.eval_percent <= 99:
         return _error(f"--eval-percent must be from 1 to 99, got {args.eval_percent}", 2)

@@ -64,8 +64,8 @@ the data folder re-runs ingestion and what follows) and resumes an interrupted S
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from components.ingest.inputs import add_input_arguments
     from pipeline.commands.ingest import SCHEMA_HELP
+    from pipeline.configs import add_input_arguments
 
     p.add_argument("--profile", choices=["smoke", "cpu", "gpu"], help="default: gpu if TensorFlow sees one, else cpu")
     add_input_arguments(p)
@@ -91,9 +91,9 @@ EXIT_FAILED, EXIT_USAGE, EXIT_NOT_PUSHED = 1, 2, 3
 
 
 def run(args: argparse.Namespace) -> int:
-    from components.ingest.inputs import input_from_args
     from components.ingest.splits import DEFAULT_EVAL_PERCENT
     from pipeline import preflight
+    from pipeline.configs import input_from_args
 
     try:  # checked before TensorFlow loads: answers at once
         image_input = input_from_args(args)
