@@ -347,18 +347,13 @@ class ImageExampleGenExecutor(BaseExampleGenExecutor):
 
         return ImagesToExample
 
-    def GenerateExamplesByBeam(
-        self, pipeline: beam.Pipeline, exec_properties: dict[str, Any]
-    ) -> dict[str, beam.PCollection]:
-        """{split name: (split, tf.Example)} by the hash split of components/ingest/splits.py, plus the
-        report of counts, rejections and copies (TFX's BaseExampleGenExecutor method)."""
-        return self._generate(pipeline, exec_properties)[0]
-
     def _generate(
         self, pipeline: beam.Pipeline, exec_properties: dict[str, Any]
     ) -> tuple[dict[str, beam.PCollection], ImageSource]:
-        """`GenerateExamplesByBeam`'s splits and the source they were read from (`Do` checks the
-        report against it: its name, and whether labels were expected)."""
+        """{split name: (split, tf.Example)} by the hash split of components/ingest/splits.py, plus the
+        report of counts, rejections and copies; and the source they were read from (`Do` checks the
+        report against it: its name, and whether labels were expected). In place of TFX's
+        `GenerateExamplesByBeam`, which returns the splits alone."""
         output_config = example_gen_pb2.Output()
         proto_utils.json_to_proto(exec_properties[standard_component_specs.OUTPUT_CONFIG_KEY], output_config)
         split_config = output_config.split_config
