@@ -36,11 +36,11 @@ from tfx.dsl.component.experimental.decorators import component
 from tfx.dsl.io import fileio
 from tfx.types import artifact_utils, standard_artifacts
 
+from components import features as F
 from components.evaluate.blessing import write_blessing
 from components.examples import DEFAULT_SAMPLE_SIZE
 from models.evaluation import effective_rank, embedding_collapse_std
 
-METRICS_FILE = "label_free_metrics.json"
 # Defaults chosen from `python -m benchmarks.label_free` (its figures: benchmarks/results/label_free-*.json
 # and docs/CONTRACTS.md, "Label-free gate"). Rank ratio 1.5: half again the random init's rank (1 by
 # definition), with a wide margin under what the trained cpu and smoke models reach, and above collapsed
@@ -238,7 +238,7 @@ def LabelFreeEvaluator(  # noqa: N802 - TFX component names are class-like
     )
     report["splits"] = wanted
     fileio.makedirs(evaluation.uri)
-    with fileio.open(f"{evaluation.uri.rstrip('/')}/{METRICS_FILE}", "w") as f:
+    with fileio.open(f"{evaluation.uri.rstrip('/')}/{F.LABEL_FREE_METRICS_FILE}", "w") as f:
         json.dump(report, f, indent=1)
 
     write_blessing(blessing, model, bool(report["blessed"]), baseline_model)

@@ -40,8 +40,10 @@ LABEL_FREE = ("LabelFreeEvaluator", "evaluation")  # the gate of a run without l
 
 
 def run(args: argparse.Namespace) -> int:
+    from pipeline.local_runner import SUMMARY_FILE, quiet_logs
+
     metadata = os.path.join(args.run_dir, "metadata.sqlite")
-    summary_path = os.path.join(args.run_dir, "summary.json")
+    summary_path = os.path.join(args.run_dir, SUMMARY_FILE)
     for path in (metadata, summary_path):
         if not os.path.exists(path):
             print(
@@ -50,8 +52,6 @@ def run(args: argparse.Namespace) -> int:
             )
             return 2
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from pipeline.local_runner import quiet_logs
-
     quiet_logs(False)
     from components import features as F
     from components.report.data import build_report

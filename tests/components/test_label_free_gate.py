@@ -98,7 +98,8 @@ def _artifact(kind, uri, artifact_id=0, split_names=None):
 def test_the_component_measures_rebuilds_random_init_and_writes_a_tfx_blessing(tmp_path, capsys):
     from tfx.types import artifact_utils, standard_artifacts
 
-    from components.evaluate.label_free import METRICS_FILE, LabelFreeEvaluator, random_init_encoder
+    from components import features as F
+    from components.evaluate.label_free import LabelFreeEvaluator, random_init_encoder
     from components.train.encoder_io import save_encoder
 
     _transformed_examples(tmp_path / "examples")
@@ -134,7 +135,7 @@ def test_the_component_measures_rebuilds_random_init_and_writes_a_tfx_blessing(t
                 "splits": "eval",
             },
         )
-        report = json.loads((tmp_path / name / "evaluation" / METRICS_FILE).read_text())
+        report = json.loads((tmp_path / name / "evaluation" / F.LABEL_FREE_METRICS_FILE).read_text())
         return report, blessing, sorted(p.name for p in (tmp_path / name / "blessing").iterdir())
 
     report, blessing, files = run("strict", None, 1.2)
