@@ -190,6 +190,7 @@ def run(args: argparse.Namespace) -> int:
     from components.ingest.anomalies import anomaly_lines, read_all_splits
     from components.ingest.component import EXAMPLE_GEN_ID
     from components.ingest.ingestion_record import read_report, summary_table, write_report
+    from pipeline.component_ids import EXAMPLE_VALIDATOR_ID
     from pipeline.ingestion import ingestion_components
     from pipeline.local_runner import beam_pipeline_args, latest_artifact_uri, metadata_connection, run_local
     from pipeline.progress import ComponentProgress
@@ -220,7 +221,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"\n{summary_table(err.report)}", flush=True)
         return _error(str(err), 1)
     report = read_report(latest_artifact_uri(metadata_path, EXAMPLE_GEN_ID))
-    report["anomalies"] = read_all_splits(latest_artifact_uri(metadata_path, "ExampleValidator", "anomalies"))
+    report["anomalies"] = read_all_splits(latest_artifact_uri(metadata_path, EXAMPLE_VALIDATOR_ID, "anomalies"))
     print(f"\n{summary_table(report)}")
     for line in anomaly_lines(report["anomalies"]):
         print(f"warning: {line}", flush=True)
