@@ -160,3 +160,11 @@ def test_the_component_measures_rebuilds_random_init_and_writes_a_tfx_blessing(t
         "min_encoder_spread": 0.0,
         "min_rank_ratio": 0.9,
     }
+
+
+def test_the_component_takes_its_thresholds_and_splits_from_the_pipeline() -> None:
+    """No defaults of its own for what RunConfig sets (min_encoder_spread, min_rank_ratio) or the split."""
+    from components.evaluate.label_free import LabelFreeEvaluator
+
+    optional = {k for k, p in LabelFreeEvaluator.SPEC_CLASS.PARAMETERS.items() if p.optional}
+    assert optional == {"max_examples"}
