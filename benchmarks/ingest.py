@@ -24,6 +24,7 @@ from pathlib import Path
 import psutil
 
 from benchmarks.machine import cpu_model
+from pipeline.commands.ingest import INGESTION_FILE
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             if done.returncode != 0:
                 print(done.stdout[-2000:], done.stderr[-2000:])
                 return done.returncode
-            report = json.loads(Path(tmp, "out", "ingestion.json").read_text())
+            report = json.loads(Path(tmp, "out", INGESTION_FILE).read_text())
         pillow_s = pillow_decode_seconds(files)
         images = sum(n for split in report["counts"].values() for n in split.values())
         result = {

@@ -115,12 +115,14 @@ def from_run(run: Path, collapse_steps: int, collapse_lr: float | None = None) -
     from components.train.encoder_io import load_encoder
     from models.config import SimSiamConfig
     from models.monitors import embed
+    from pipeline.component_ids import SIMSIAM_TRAINER_ID, TRANSFORM_ID
+    from pipeline.local_runner import SUMMARY_FILE
 
-    summary = json.loads((run / "summary.json").read_text())
+    summary = json.loads((run / SUMMARY_FILE).read_text())
     config_dict = summary["config"]["simsiam"]
     root = run / "pipeline_root"
-    model_dir = latest_artifact(root / "SimSiamTrainer" / "model") / "Format-Serving"
-    examples = latest_artifact(root / "Transform" / "transformed_examples")
+    model_dir = latest_artifact(root / SIMSIAM_TRAINER_ID / "model") / "Format-Serving"
+    examples = latest_artifact(root / TRANSFORM_ID / "transformed_examples")
     images = read_stored_images(tf_example_reader(), [str(examples / "Split-eval" / "*")])
     encoder, recipe = load_encoder(str(model_dir))
     out: dict[str, Any] = {"run": str(run), "model": str(model_dir), "examples": str(examples), "config": config_dict}

@@ -26,8 +26,6 @@ from components import features as F
 from components.image_decode import decode_image
 from serving.images import ImageLimits
 
-DEFAULT_STORED_SIZE = 72
-
 
 def decode_and_resize(encoded: tf.Tensor, image_size: int, limits: ImageLimits = ImageLimits()) -> tf.Tensor:
     """JPEG/PNG bytes -> uint8 [T, T, 3] (T = `image_size`, the stored size): the photo as displayed
@@ -51,11 +49,14 @@ def decode_batch(encoded: tf.Tensor, image_size: int, limits: ImageLimits = Imag
 def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any] | None = None) -> dict[str, Any]:
     """Raw tf.Example features -> stored uint8 image (serialized tensor), label, class name, image id, pixel stats.
 
-    `custom_config["stored_size"]`: side of the stored square in px (default 72); optional
-    "min_side", "max_side", "max_pixels", "max_decoded_pixels" override `ImageLimits`' defaults (those of ingestion).
+    `custom_config["stored_size"]`: side of the stored square in px, required (the pipeline passes the
+    recipe's `SimSiamConfig.stored_size`; ValueError without it); optional "min_side", "max_side",
+    "max_pixels", "max_decoded_pixels" override `ImageLimits`' defaults (those of ingestion).
     """
     config = custom_config or {}
-    stored_size = int(config.get("stored_size", DEFAULT_STORED_SIZE))
+    if "stored_size" not in config:
+        raise ValueError("the Transform's custom_config has no 'stored_size' (the recipe's stored image size in px)")
+    stored_size = int(config["stored_size"])
     limits = ImageLimits.from_mapping(config)
     images = decode_batch(inputs[F.IMAGE], stored_size, limits)
 

@@ -17,9 +17,10 @@ from tfx import v1 as tfx
 from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 
 from kubeflow.config import KubeflowOptions
+from pipeline.component_ids import SIMSIAM_TRAINER_ID
 from pipeline.configs import RunConfig
 from pipeline.local_runner import LOCAL_BEAM_RUNNER, direct_running
-from pipeline.pipeline import SIMSIAM_TRAINER_ID, create_pipeline
+from pipeline.pipeline import create_pipeline
 
 ResourceSpec = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec
 gcp = tfx.extensions.google_cloud_ai_platform

@@ -68,8 +68,9 @@ def knn_accuracy(train_x, train_y, test_x, test_y, k: int = 20, temperature: flo
 
 
 PROBE_ITERATIONS = 1000
-# Candidate L2 strengths, chosen per fit by cross-validation on the train features: on 512-d
-# random-init ResNet features of Flowers the eval accuracy moves from 0.47 (1e-4) to 0.54 (1e-2).
+# Candidate L2 strengths, chosen per fit by cross-validation on the train features: no one strength
+# suits every feature set (a fixed 1e-4 under-regularises random-init features; docs/measurements.md,
+# "A CPU recipe", gives the accuracies with each).
 PROBE_WEIGHT_DECAYS = (1e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
 PROBE_FOLDS = 5
 

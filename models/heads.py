@@ -1,4 +1,10 @@
-"""SimSiam projection and prediction MLPs (Chen & He 2021, official code layout)."""
+"""SimSiam projection and prediction MLPs, as the paper specifies them and its official code lays them out.
+
+Paper: Xinlei Chen and Kaiming He, "Exploring Simple Siamese Representation Learning", CVPR 2021,
+https://arxiv.org/abs/2011.10566; the heads are in Sec. 3, "Baseline settings" (docs/recipe.md sums up
+the whole recipe). The layer-by-layer details the paper leaves open (no bias before a BN, the output
+BN of the projector without scale and shift, PyTorch's initialisation) follow the official code.
+"""
 
 from __future__ import annotations
 
@@ -42,7 +48,11 @@ class _MLP(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="simsiam")
 class SimSiamProjectionHead(_MLP):
-    """Linear-BN-ReLU, Linear-BN-ReLU, Linear-BN (no learnable scale/shift); linears without bias."""
+    """Linear-BN-ReLU, Linear-BN-ReLU, Linear-BN (no learnable scale/shift); linears without bias.
+
+    The paper's projection MLP (part of the encoder f): 3 layers with BN on every fc layer, the output
+    fc included, and no ReLU after the output fc; the hidden fc is 2048-d, as is the output (d).
+    """
 
     def __init__(self, output_dim: int = 2048, hidden_dim: int = 2048, sync_batch_norm: bool = False, **kwargs):
         super().__init__(output_dim, hidden_dim, sync_batch_norm, **kwargs)
@@ -61,7 +71,12 @@ class SimSiamProjectionHead(_MLP):
 
 @keras.saving.register_keras_serializable(package="simsiam")
 class SimSiamPredictionHead(_MLP):
-    """Bottleneck Linear(d -> hidden, no bias)-BN-ReLU-Linear(hidden -> d); no BN on the output."""
+    """Bottleneck Linear(d -> hidden, no bias)-BN-ReLU-Linear(hidden -> d); no BN on the output.
+
+    The paper's prediction MLP h: 2 layers, BN on the hidden fc only (its Sec. 4.4 ablates BN on the
+    output) and no ReLU on the output; input and output d = 2048-d with a 512-d hidden layer, which
+    the paper calls "a bottleneck structure".
+    """
 
     def __init__(self, output_dim: int = 2048, hidden_dim: int = 512, sync_batch_norm: bool = False, **kwargs):
         super().__init__(output_dim, hidden_dim, sync_batch_norm, **kwargs)

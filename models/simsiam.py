@@ -64,10 +64,11 @@ class SimSiam(keras.Model):
 
         On the TensorFlow backend the augmentation (a pure function of the images and their random
         draws) is compiled with XLA on its own, even when the step is not: it is dozens of elementwise
-        ops on whole images, which XLA fuses (4-5x faster on a 2-core CPU, docs/measurements.md "Training
-        throughput"), while the convolutions stay on oneDNN/cuDNN. The draws stay outside the XLA
-        function: a compiled function that captured the seed variable could not run on a second
-        device under MirroredStrategy. When the whole step is jitted (and on JAX) XLA fuses it anyway.
+        ops on whole images, each a pass over memory unless XLA fuses them, while the convolutions stay
+        on oneDNN/cuDNN (XLA's CPU convolutions are far slower; docs/measurements.md, "Training
+        throughput", times both). The draws stay outside the XLA function: a compiled function that
+        captured the seed variable could not run on a second device under MirroredStrategy. When the
+        whole step is jitted (and on JAX) XLA fuses it anyway.
         """
         if keras.backend.backend() != "tensorflow" or self.jit_compile:
             return self.augmentation(x)

@@ -42,8 +42,9 @@ class RunConfig:
     accuracy_floor: float = 0.0
     gate_against: str = "strongest"
     gate_margin: float = 0.0
-    # collapse_std below this fails the SimSiam Trainer: healthy runs stay near 1 (0.97 in the cpu run);
-    # without stop-gradient it falls to ~0.3 within 160 steps (tests/models/test_models_training.py).
+    # collapse_std below this fails the SimSiam Trainer: it lies between a healthy run, which stays near 1
+    # (docs/measurements.md gives the cpu run's), and a collapse, which heads for 0 (without stop-gradient
+    # it falls under half its start within 160 steps: tests/models/test_models_training.py).
     collapse_threshold: float = 0.5
     precision: str = "auto"  # auto: bf16 with a GPU, float32 on a CPU; bf16/fp16/fp32 as given
     # The SimSiam Trainer's checkpoints may take at most this share of its training time
@@ -208,8 +209,8 @@ def add_recipe_arguments(group: argparse._ActionsContainer) -> None:
     group.add_argument(
         "--precision",
         choices=tuple(PRECISIONS),
-        help="SimSiam Trainer precision: auto = bf16 with a GPU, float32 on a CPU; bf16 also runs on "
-        "CPUs with AVX512-BF16/AMX (about 1.3x faster on a 2-core Xeon: docs/measurements.md)",
+        help="SimSiam Trainer precision: auto = bf16 with a GPU, float32 on a CPU; bf16 also pays on "
+        "CPUs with AVX512-BF16/AMX, which compute in bf16 natively (docs/measurements.md, 'Precision')",
     )
     group.add_argument(
         "--checkpoint-io-fraction",

@@ -8,6 +8,7 @@ from tfx import v1 as tfx
 from components.ingest.component import image_example_gen, records_image_example_gen, tfds_image_example_gen
 from components.ingest.inputs import ImageInput
 from components.ingest.splits import DEFAULT_EVAL_PERCENT, DEFAULT_MAX_REJECTED_FRACTION, output_splits
+from pipeline.component_ids import EXAMPLE_VALIDATOR_ID
 
 
 def image_statistics_options():
@@ -79,5 +80,5 @@ def ingestion_components(
         statistics=statistics_gen.outputs["statistics"],
         schema=schema_gen.outputs["schema"],
         exclude_splits=[] if schema_path else splits[1:],
-    )
+    ).with_id(EXAMPLE_VALIDATOR_ID)
     return [example_gen, statistics_gen, schema_gen, example_validator]

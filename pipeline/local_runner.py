@@ -14,6 +14,8 @@ from typing import Any
 # Beam pipeline). So a laptop online would run another runner than CI does; this runs the same one
 # everywhere, with the same direct-running options (`apache_beam.runners.direct.direct_runner`).
 LOCAL_BEAM_RUNNER = "FnApiRunner"
+# The run folder's summary (`run_and_summarise`), which `simsiam-tfx report` reads back.
+SUMMARY_FILE = "summary.json"
 
 
 # The environment variables that carry the Beam worker settings to the Beam steps while `run_local` runs.
@@ -189,7 +191,7 @@ def run_and_summarise(
     if failure is None and plots:
         summary["plots"] = copy_figures(executions, out)
     summary["report"] = write_report(executions, summary, out) if failure is None else None
-    path = os.path.join(out, "summary.json")
+    path = os.path.join(out, SUMMARY_FILE)
     try:
         write_text_atomic(path, json.dumps(summary, indent=2, default=str))
     except OSError as err:  # a full disk, a folder in its place: the previous file, if any, is still whole

@@ -34,18 +34,23 @@ from components.ingest.inputs import ImageInput
 from components.ingest.splits import EVAL_SPLIT, TRAIN_SPLIT, output_splits
 from components.report.component import RunReport
 from components.train.trainer_config import SimSiamTrainerConfig
+from pipeline.component_ids import (
+    BASELINE_GATE_ID,
+    EMBEDDING_INDEXER_ID,
+    EVALUATOR_ID,
+    LABEL_FREE_EVALUATOR_ID,
+    PROBE_TRAINER_ID,
+    PUSHER_ID,
+    RUN_REPORT_ID,
+    SIMSIAM_TRAINER_ID,
+    TRANSFORM_ID,
+)
 from pipeline.configs import RunConfig
 from pipeline.ingestion import ingestion_components
 
 TRANSFORM_FN = "components.transform.preprocessing_fn"
 SIMSIAM_RUN_FN = "components.train.simsiam.run_fn"
 PROBE_RUN_FN = "components.train.probe.run_fn"
-
-SIMSIAM_TRAINER_ID = "SimSiamTrainer"
-PROBE_TRAINER_ID = "LinearProbeTrainer"
-LABEL_FREE_EVALUATOR_ID = "LabelFreeEvaluator"
-BASELINE_GATE_ID = "BaselineGate"
-RUN_REPORT_ID = "RunReport"
 
 
 def eval_config(accuracy_floor: float) -> tfma.EvalConfig:
@@ -114,7 +119,7 @@ def _labelled_gate(config: RunConfig, example_gen, transform, schema_gen, simsia
         baseline_model=model_resolver.outputs["model"],
         eval_config=eval_config(config.accuracy_floor),
         example_splits=[EVAL_SPLIT],
-    )
+    ).with_id(EVALUATOR_ID)
     baseline_gate = BaselineGate(
         evaluation=evaluator.outputs["evaluation"],
         evaluator_blessing=evaluator.outputs["blessing"],
@@ -189,7 +194,7 @@ def create_pipeline(
         custom_config={"stored_size": config.simsiam.stored_size},
         # The pixel statistics come from every training image, labelled or not.
         splits_config=tfx.proto.SplitsConfig(analyze=train_splits, transform=splits),
-    )
+    ).with_id(TRANSFORM_ID)
     trainer_cls = simsiam_trainer_component or tfx.components.Trainer
     simsiam_trainer = trainer_cls(
         run_fn=SIMSIAM_RUN_FN,
@@ -225,11 +230,11 @@ def create_pipeline(
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)
         ),
-    )
+    ).with_id(PUSHER_ID)
     # The Trainer's model is the one the Pusher copies; the index is built even when it is not blessed.
     embedding_indexer = EmbeddingIndexer(
         model=gated.served, examples=example_gen.outputs["examples"], max_thumbnails=config.sample_size
-    )
+    ).with_id(EMBEDDING_INDEXER_ID)
     run_report = RunReport(
         examples=example_gen.outputs["examples"],
         transform_graph=transform.outputs["transform_graph"],

@@ -17,14 +17,17 @@ from components.evaluate.baseline_gate import read_decision
 from components.index.embedding_index import index_file
 from components.json_files import read_json
 from components.report.component import report_data_path
-from pipeline.mlmd import NodeExecution, custom_int, output_uri
-from pipeline.pipeline import (
+from pipeline.component_ids import (
     BASELINE_GATE_ID,
+    EMBEDDING_INDEXER_ID,
+    EXAMPLE_VALIDATOR_ID,
     LABEL_FREE_EVALUATOR_ID,
     PROBE_TRAINER_ID,
+    PUSHER_ID,
     RUN_REPORT_ID,
     SIMSIAM_TRAINER_ID,
 )
+from pipeline.mlmd import NodeExecution, custom_int, output_uri
 from serving.atomic import write_text_atomic
 
 
@@ -45,10 +48,10 @@ def build_summary(
     gate_id = LABEL_FREE_EVALUATOR_ID if label_free_uri else BASELINE_GATE_ID
     blessed = custom_int(executions, gate_id, "blessing", "blessed") == 1
     candidate_uri = output_uri(executions, SIMSIAM_TRAINER_ID if label_free_uri else PROBE_TRAINER_ID, "model")
-    pushed = custom_int(executions, "Pusher", "pushed_model", "pushed") == 1
+    pushed = custom_int(executions, PUSHER_ID, "pushed_model", "pushed") == 1
     pushed_uri = None
     for ex in executions:
-        if ex.node_id == "Pusher" and ex.outputs.get("pushed_model"):
+        if ex.node_id == PUSHER_ID and ex.outputs.get("pushed_model"):
             props = ex.outputs["pushed_model"][0].custom_properties
             pushed_uri = props["pushed_destination"].string_value if "pushed_destination" in props else None
     report = report_data(executions)
@@ -64,7 +67,7 @@ def build_summary(
         "candidate_model_dir": path_utils.serving_model_path(candidate_uri) if candidate_uri else None,
         # Why the gate did not bless, in plain words ([] when it did, or did not run).
         "gate_reasons": [] if blessed else (report.get("label_free") or baseline_gate or {}).get("reasons", []),
-        "embedding_index": index_file(output_uri(executions, "EmbeddingIndexer", "embedding_index")),
+        "embedding_index": index_file(output_uri(executions, EMBEDDING_INDEXER_ID, "embedding_index")),
         # With labels: the BaselineGate's comparisons with the untrained baselines (the report's gate).
         "baseline_gate": baseline_gate,
         "seconds_per_component": {ex.node_id: round(ex.seconds, 1) for ex in executions},
@@ -74,7 +77,7 @@ def build_summary(
         "config": config,
         # ExampleValidator's findings against the schema (a warning each: components/ingest/anomalies.py).
         # Read from its artifact, not report.json, so a run that fails after it still shows them.
-        "anomalies": read_all_splits(output_uri(executions, "ExampleValidator", "anomalies")),
+        "anomalies": read_all_splits(output_uri(executions, EXAMPLE_VALIDATOR_ID, "anomalies")),
     }
 
 

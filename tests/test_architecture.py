@@ -79,21 +79,62 @@ def test_the_checker_sees_function_level_imports(tmp_path: Path) -> None:
     assert _imports(sample) == [("os", None), ("benchmarks", "f"), ("tensorflow", "f")]
 
 
+def _tfx_imports(tree: ast.AST) -> dict[str, str]:
+    """Local name -> the TFX module or object it is bound to, for every import from `tfx`:
+    `from tfx import v1 as tfx` gives {"tfx": "tfx.v1"}, `import tfx.v1` {"tfx": "tfx"}."""
+    bound = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] == "tfx":
+                    bound[alias.asname or "tfx"] = alias.name if alias.asname else "tfx"
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] == "tfx":
+            for alias in node.names:
+                bound[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+    return bound
+
+
+def _is_tfx_component_class(path: str) -> bool:
+    """Whether the dotted `path` names a TFX component class: TFX defines each in a module named
+    `component` (`tfx.components.trainer.component`, `...example_gen.component`) or `base_*component`
+    (`BaseComponent`, `BaseBeamComponent`), and re-exports them from `tfx.components` and
+    `tfx.v1.components`. Its executors, drivers, artifacts and strategies live in modules of other names."""
+    module = path.rpartition(".")[0].split(".")
+    return module[0] == "tfx" and (module[-1] == "components" or module[-1].endswith("component"))
+
+
 def _tfx_components(path: Path) -> list[str]:
     """Names of the TFX components `path` defines: functions decorated with TFX's `@component` (bare, called
     or as an attribute: `@component`, `@component(use_beam=True)`, `@decorators.component`) and classes
-    with a base named `BaseComponent` (`base_component.BaseComponent` or imported by that name)."""
+    with a base named `BaseComponent` (`base_component.BaseComponent` or imported by that name) or a base
+    that its imports resolve to a TFX component class (`FileBasedExampleGen` imported from
+    `tfx.components.example_gen.component`, `tfx.components.Trainer` with `from tfx import v1 as tfx`)."""
 
     def last_name(node: ast.AST) -> str | None:
         node = node.func if isinstance(node, ast.Call) else node
         return node.attr if isinstance(node, ast.Attribute) else node.id if isinstance(node, ast.Name) else None
 
+    def resolved(node: ast.AST) -> str | None:
+        """The dotted TFX path of a base class, through the module's imports; None if not from TFX."""
+        attributes = []
+        while isinstance(node, ast.Attribute):
+            attributes.insert(0, node.attr)
+            node = node.value
+        if not isinstance(node, ast.Name) or node.id not in tfx_names:
+            return None
+        return ".".join([tfx_names[node.id], *attributes])
+
+    def is_component_base(base: ast.AST) -> bool:
+        return last_name(base) == "BaseComponent" or _is_tfx_component_class(resolved(base) or "")
+
+    tree = ast.parse(path.read_text(), filename=str(path))
+    tfx_names = _tfx_imports(tree)
     found = []
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+    for node in ast.walk(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             if any(last_name(d) == "component" for d in node.decorator_list):
                 found.append(node.name)
-        elif isinstance(node, ast.ClassDef) and any(last_name(b) == "BaseComponent" for b in node.bases):
+        elif isinstance(node, ast.ClassDef) and any(is_component_base(b) for b in node.bases):
             found.append(node.name)
     return found
 
@@ -107,22 +148,32 @@ def test_tfx_components_are_defined_only_in_components() -> None:
         for name in _tfx_components(path)
     ]
     assert _tfx_components(REPO / "components" / "report" / "component.py") == ["RunReport"]
+    assert _tfx_components(REPO / "components" / "ingest" / "component.py") == ["ImageFolderExampleGen"]
     assert not outside, "TFX components belong in components/ (pipeline/ only wires them):\n" + "\n".join(outside)
 
 
 def test_the_checker_sees_every_way_to_define_a_component(tmp_path: Path) -> None:
     sample = tmp_path / "sample.py"
     sample.write_text(
-        "from tfx.dsl.components.base import base_component\n"
+        "from tfx import v1 as tfx\n"
+        "from tfx.components.example_gen import component as example_gen\n"
+        "from tfx.components.example_gen.component import FileBasedExampleGen\n"
+        "from tfx.components.example_gen.driver import FileBasedDriver\n"
+        "from tfx.dsl.components.base import base_component, base_executor\n"
         "from tfx.dsl.component.experimental import decorators\n\n"
         "@component\ndef A(): ...\n\n"
         "@component(use_beam=True)\ndef B(): ...\n\n"
         "@decorators.component\ndef C(): ...\n\n"
         "class D(base_component.BaseComponent): ...\n\n"
         "class E(BaseComponent): ...\n\n"
-        "@staticmethod\ndef not_one(): ...\n"
+        "class F(FileBasedExampleGen): ...\n\n"
+        "class G(tfx.components.Trainer): ...\n\n"
+        "class H(example_gen.QueryBasedExampleGen): ...\n\n"
+        "@staticmethod\ndef not_one(): ...\n\n"
+        "class NotOne(FileBasedDriver, base_executor.BaseExecutor, tfx.dsl.experimental.ResolverStrategy): ...\n\n"
+        "class NorThis(Trainer): ...\n"  # a name TFX never bound here
     )
-    assert _tfx_components(sample) == ["A", "B", "C", "D", "E"]
+    assert _tfx_components(sample) == ["A", "B", "C", "D", "E", "F", "G", "H"]
 
 
 # Reading the user's own TFRecord files is ingestion, before any example exists (ImageExampleGen's

@@ -113,11 +113,12 @@ def BaselineGate(  # noqa: N802 - TFX component names are class-like
     model: InputArtifact[standard_artifacts.Model],
     simsiam_run: InputArtifact[standard_artifacts.ModelRun],
     blessing: OutputArtifact[standard_artifacts.ModelBlessing],
-    against: Parameter[str] = "strongest",
-    margin: Parameter[float] = 0.0,
+    against: Parameter[str],
+    margin: Parameter[float],
 ) -> None:
     """Blesses `model` when the Evaluator blessed it and it beats the untrained baselines (see the
-    module docstring); writes `baseline_gate.json` beside the blessing."""
+    module docstring); writes `baseline_gate.json` beside the blessing. `against` and `margin`: the
+    pipeline passes its RunConfig's `gate_against` and `gate_margin`."""
     from tfx.components.evaluator import constants
 
     from components.evaluate.tfma_results import evaluation_metrics, gate_result

@@ -18,7 +18,8 @@ numbers from models/evaluation.py:
 It blesses (`label_free_decision`) only when the candidate has not collapsed (encoder_spread >= a
 floor), is clearly richer than random init (RankMe >= ratio x the random-init RankMe), and does not
 regress against the last blessed model (RankMe >= the baseline's, to the labelled gate's 1e-10).
-The defaults come from benchmarks/label_free.py on the Flowers cpu run (docs/CONTRACTS.md).
+The floor and ratio are RunConfig's (pipeline/configs.py), chosen with benchmarks/label_free.py on the
+Flowers cpu run (docs/CONTRACTS.md).
 
 Outputs: `evaluation` (ModelEvaluation) holds `label_free_metrics.json`; `blessing` (ModelBlessing)
 is written as TFX's Evaluator writes it (components/evaluate/blessing.py).
@@ -36,20 +37,19 @@ from tfx.dsl.component.experimental.decorators import component
 from tfx.dsl.io import fileio
 from tfx.types import artifact_utils, standard_artifacts
 
+from components import features as F
 from components.evaluate.blessing import write_blessing
 from components.examples import DEFAULT_SAMPLE_SIZE
 from models.evaluation import effective_rank, embedding_collapse_std
 
-METRICS_FILE = "label_free_metrics.json"
-# Defaults chosen from `python -m benchmarks.label_free` (its figures: benchmarks/results/label_free-*.json
-# and docs/CONTRACTS.md, "Label-free gate"). Rank ratio 1.5: half again the random init's rank (1 by
+# The thresholds are RunConfig's `min_encoder_spread` and `min_rank_ratio` (pipeline/configs.py), chosen
+# from `python -m benchmarks.label_free` (its figures: benchmarks/results/label_free-*.json and
+# docs/CONTRACTS.md, "Label-free gate"). Rank ratio 1.5: half again the random init's rank (1 by
 # definition), with a wide margin under what the trained cpu and smoke models reach, and above collapsed
 # encoders (below 1). The served features are post-ReLU, so random init and even a collapsing encoder keep
 # a sizeable spread: the spread floor 0.1 only catches a total collapse (a constant encoder: 0) and lies
 # under every non-degenerate encoder measured. Partial collapse and "no better than random" are the rank
 # ratio's job.
-DEFAULT_MIN_ENCODER_SPREAD = 0.1
-DEFAULT_MIN_RANK_RATIO = 1.5
 BASELINE_TOLERANCE = 1e-10  # as the labelled gate's change threshold: any regression fails
 # RankMe needs N >= D rows (512 for ResNet-18, 2048 for ResNet-50); more only costs time.
 DEFAULT_MAX_EXAMPLES = DEFAULT_SAMPLE_SIZE
@@ -209,15 +209,16 @@ def LabelFreeEvaluator(  # noqa: N802 - TFX component names are class-like
     evaluation: OutputArtifact[standard_artifacts.ModelEvaluation],
     blessing: OutputArtifact[standard_artifacts.ModelBlessing],
     simsiam_config: Parameter[str],
+    min_encoder_spread: Parameter[float],
+    min_rank_ratio: Parameter[float],
+    splits: Parameter[str],
     baseline_model: InputArtifact[standard_artifacts.Model] = None,
-    min_encoder_spread: Parameter[float] = DEFAULT_MIN_ENCODER_SPREAD,
-    min_rank_ratio: Parameter[float] = DEFAULT_MIN_RANK_RATIO,
-    splits: Parameter[str] = "eval",
     max_examples: Parameter[int] = DEFAULT_MAX_EXAMPLES,
 ) -> None:
     """Measures the candidate `model` on the transformed `examples` of `splits` (comma-separated) and
     blesses it or not (see the module docstring). `simsiam_config`: the SimSiamConfig as JSON (its seed
-    rebuilds the random-init encoder); `baseline_model`: the last blessed SimSiam model, if any."""
+    rebuilds the random-init encoder); `min_encoder_spread`, `min_rank_ratio`: the thresholds, which the
+    pipeline passes from its RunConfig; `baseline_model`: the last blessed SimSiam model, if any."""
     available = artifact_utils.decode_split_names(examples.split_names)
     wanted = [s.strip() for s in splits.split(",") if s.strip()]
     unknown = sorted(set(wanted) - set(available))
@@ -238,7 +239,7 @@ def LabelFreeEvaluator(  # noqa: N802 - TFX component names are class-like
     )
     report["splits"] = wanted
     fileio.makedirs(evaluation.uri)
-    with fileio.open(f"{evaluation.uri.rstrip('/')}/{METRICS_FILE}", "w") as f:
+    with fileio.open(f"{evaluation.uri.rstrip('/')}/{F.LABEL_FREE_METRICS_FILE}", "w") as f:
         json.dump(report, f, indent=1)
 
     write_blessing(blessing, model, bool(report["blessed"]), baseline_model)

@@ -2,7 +2,8 @@
 
 Keras' `BackupAndRestore` saves every epoch (or every N steps). On the `gpu` profile an epoch of
 Flowers is about 20 steps and well under a second, while the training state (weights, SGD momentum,
-step counter) is ~180 MB for ResNet-18: saving each epoch would roughly double the wall time.
+step counter) of ResNet-18 and its heads is large: saving it after each epoch would take a large share
+of the wall time (docs/gpu.md, "Checkpoints that cost little", gives its size and that share).
 `IntervalCheckpoint` instead saves once when training starts (which measures what a save costs),
 then at an epoch end only when the time spent saving so far, plus this save, plus one save kept in
 reserve for the end, stays within `io_fraction` (5% by default) of the training time; and always

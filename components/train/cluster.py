@@ -35,6 +35,7 @@ import tensorflow as tf
 from components import examples
 from components.export.warmup import WARMUP_DIR, WARMUP_FILE
 from components.train.encoder_io import ENCODER_RECIPE
+from components.train.history import HISTORY_FILE
 
 CHIEF, WORKER = "chief", "worker"
 WORKERS_DIR = "workers"  # under a checkpoint folder: each non-chief's own latest checkpoint
@@ -224,7 +225,7 @@ def outputs(cluster: Cluster, checkpoint: str, history: str, model_run: str, ser
         own,
         os.path.join(scratch, "model_run"),
         os.path.join(scratch, "serving_model"),
-        os.path.join(scratch, "history.json"),
+        os.path.join(scratch, HISTORY_FILE),
     )
 
 

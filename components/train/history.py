@@ -7,6 +7,8 @@ import os
 
 from models.monitors import EpochHistory
 
+HISTORY_FILE = "history.json"  # in a checkpoint folder: the epochs a resumed run keeps
+
 
 class HistoryFile(EpochHistory):
     """`EpochHistory` kept in a JSON file after every epoch; on resume (`initial_epoch`, the epochs

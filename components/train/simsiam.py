@@ -31,7 +31,7 @@ from components.train import cluster as multi_worker
 from components.train import data as trainer_data
 from components.train.checkpoint import IntervalCheckpoint, remove_run_checkpoints
 from components.train.encoder_io import load_encoder, save_encoder
-from components.train.history import HistoryFile
+from components.train.history import HISTORY_FILE, HistoryFile
 from components.train.native_logs import start_xla_quietly
 from components.train.trainer_config import SimSiamTrainerConfig
 from models.baselines import cheap_baseline_scores, strongest_baseline
@@ -196,7 +196,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     # Fit, resuming from this recipe's and data's latest checkpoint.
     ckpt = checkpoint_dir(settings.checkpoint_root, list(fn_args.train_files), config.to_dict())
     out = multi_worker.outputs(  # a non-chief writes the same files to its own paths (TF's rule)
-        cluster, os.path.join(ckpt, CHECKPOINT_STATE_DIR), os.path.join(ckpt, "history.json"), fn_args.model_run_dir,
+        cluster, os.path.join(ckpt, CHECKPOINT_STATE_DIR), os.path.join(ckpt, HISTORY_FILE), fn_args.model_run_dir,
         fn_args.serving_model_dir,
     )  # fmt: skip
     agree = multi_worker.chief_decides(cluster_strategy, cluster)

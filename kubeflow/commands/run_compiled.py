@@ -39,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from kubeflow.local_executor import run_pipeline
+    from pipeline.component_ids import PUSHER_ID
 
     def step(name: str, seconds: float, notes: list[str]) -> None:
         print(f"{name}: done in {seconds:.1f} s{'; ' + '; '.join(notes) if notes else ''}", flush=True)
@@ -49,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     pushed = [
-        a["metadata"].get("pushed_destination") for arts in result.outputs.get("Pusher", {}).values() for a in arts
+        a["metadata"].get("pushed_destination") for arts in result.outputs.get(PUSHER_ID, {}).values() for a in arts
     ]
     print(
         f"run {result.run_dir} finished: {len(result.seconds)} steps in {sum(result.seconds.values()):.0f} s; "

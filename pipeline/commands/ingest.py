@@ -10,6 +10,7 @@ import tempfile
 import threading
 import time
 
+INGESTION_FILE = "ingestion.json"  # in OUT: what was ingested, rejected and ignored, and the anomalies
 HELP = "validate and ingest images into tf.Examples (+ statistics, schema and its anomalies); writes OUT/ingestion.json"
 SCHEMA_HELP = (
     "a curated schema.pbtxt (TFDV Schema text proto, e.g. a reviewed copy of an earlier run's "
@@ -127,7 +128,7 @@ def _error(message: str, status: int) -> int:
 
 def _write_ingestion_json(out: str, report: dict, write_report) -> str | None:
     """Writes OUT/ingestion.json, whole or not at all; returns why it could not (one line), or None."""
-    path = os.path.join(out, "ingestion.json")
+    path = os.path.join(out, INGESTION_FILE)
     try:
         write_report(path, report)
     except OSError as err:
@@ -189,6 +190,7 @@ def run(args: argparse.Namespace) -> int:
     from components.ingest.anomalies import anomaly_lines, read_all_splits
     from components.ingest.component import EXAMPLE_GEN_ID
     from components.ingest.ingestion_record import read_report, summary_table, write_report
+    from pipeline.component_ids import EXAMPLE_VALIDATOR_ID
     from pipeline.ingestion import ingestion_components
     from pipeline.local_runner import beam_pipeline_args, latest_artifact_uri, metadata_connection, run_local
     from pipeline.progress import ComponentProgress
@@ -219,11 +221,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"\n{summary_table(err.report)}", flush=True)
         return _error(str(err), 1)
     report = read_report(latest_artifact_uri(metadata_path, EXAMPLE_GEN_ID))
-    report["anomalies"] = read_all_splits(latest_artifact_uri(metadata_path, "ExampleValidator", "anomalies"))
+    report["anomalies"] = read_all_splits(latest_artifact_uri(metadata_path, EXAMPLE_VALIDATOR_ID, "anomalies"))
     print(f"\n{summary_table(report)}")
     for line in anomaly_lines(report["anomalies"]):
         print(f"warning: {line}", flush=True)
     if problem := _write_ingestion_json(out, report, write_report):
         return _error(problem, 1)
-    print(f"done in {time.time() - start:.0f}s: {os.path.join(out, 'ingestion.json')}")
+    print(f"done in {time.time() - start:.0f}s: {os.path.join(out, INGESTION_FILE)}")
     return 0

@@ -7,6 +7,8 @@ import json
 import os
 import sys
 
+from pipeline import component_ids as ids
+
 HELP = "write the run report (report.html) of an existing `simsiam-tfx run` folder"
 DESCRIPTION = """\
 Builds report.html from the latest pipeline run recorded in RUN/metadata.sqlite, the way the
@@ -24,24 +26,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--queries-per-class", type=int, default=2, help="neighbour-grid queries per class (default: 2)")
 
 
-NEEDED = {  # artifact: (node id, output key)
-    "examples": ("ImageExampleGen", "examples"),
-    "transform_graph": ("Transform", "transform_graph"),
-    "simsiam_model": ("SimSiamTrainer", "model"),
-    "simsiam_run": ("SimSiamTrainer", "model_run"),
-    "evaluation": ("Evaluator", "evaluation"),
-    "embedding_index": ("EmbeddingIndexer", "embedding_index"),
-}
-OPTIONAL = {  # absent when the data has no labels; no anomalies in a run made before they were shown
-    "probe_run": ("LinearProbeTrainer", "model_run"),
-    "anomalies": ("ExampleValidator", "anomalies"),
-}
-LABEL_FREE = ("LabelFreeEvaluator", "evaluation")  # the gate of a run without labels
+def _outputs() -> tuple[dict[str, tuple[str, str]], dict[str, tuple[str, str]]]:
+    """(needed, optional) outputs of the run the page is built from, {artifact: (node id, output key)}; the
+    optional ones are absent without labels (the probe) or in a run made before anomalies were shown.
+    Built when the command runs: the ExampleGen's id comes with TFX."""
+    from components.ingest.component import EXAMPLE_GEN_ID
+
+    needed = {
+        "examples": (EXAMPLE_GEN_ID, "examples"),
+        "transform_graph": (ids.TRANSFORM_ID, "transform_graph"),
+        "simsiam_model": (ids.SIMSIAM_TRAINER_ID, "model"),
+        "simsiam_run": (ids.SIMSIAM_TRAINER_ID, "model_run"),
+        "evaluation": (ids.EVALUATOR_ID, "evaluation"),
+        "embedding_index": (ids.EMBEDDING_INDEXER_ID, "embedding_index"),
+    }
+    optional = {"probe_run": (ids.PROBE_TRAINER_ID, "model_run"), "anomalies": (ids.EXAMPLE_VALIDATOR_ID, "anomalies")}
+    return needed, optional
 
 
 def run(args: argparse.Namespace) -> int:
+    from pipeline.local_runner import SUMMARY_FILE, quiet_logs
+
     metadata = os.path.join(args.run_dir, "metadata.sqlite")
-    summary_path = os.path.join(args.run_dir, "summary.json")
+    summary_path = os.path.join(args.run_dir, SUMMARY_FILE)
     for path in (metadata, summary_path):
         if not os.path.exists(path):
             print(
@@ -50,10 +57,9 @@ def run(args: argparse.Namespace) -> int:
             )
             return 2
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from pipeline.local_runner import quiet_logs
-
     quiet_logs(False)
     from components import features as F
+    from components.ingest.component import EXAMPLE_GEN_ID
     from components.report.data import build_report
     from components.report.html import with_timings
     from pipeline.mlmd import latest_run, output_uri
@@ -62,15 +68,17 @@ def run(args: argparse.Namespace) -> int:
     with open(summary_path) as f:
         summary = json.load(f)
     executions = latest_run(metadata)
-    uris = {name: output_uri(executions, node, key) for name, (node, key) in {**NEEDED, **OPTIONAL}.items()}
-    uris["evaluation"] = uris["evaluation"] or output_uri(executions, *LABEL_FREE)
-    missing = sorted(f"{NEEDED[n][0]}.{NEEDED[n][1]}" for n, uri in uris.items() if not uri and n in NEEDED)
+    needed, optional = _outputs()
+    uris = {name: output_uri(executions, node, key) for name, (node, key) in {**needed, **optional}.items()}
+    # no labels: the label-free gate's evaluation
+    uris["evaluation"] = uris["evaluation"] or output_uri(executions, ids.LABEL_FREE_EVALUATOR_ID, "evaluation")
+    missing = sorted(f"{needed[n][0]}.{needed[n][1]}" for n, uri in uris.items() if not uri and n in needed)
     if missing:
         print(f"error: the latest run in {metadata} has no {', '.join(missing)}: did it finish?", file=sys.stderr)
         return 1
-    examples = next(ex.outputs["examples"][0] for ex in executions if ex.node_id == "ImageExampleGen")
+    examples = next(ex.outputs["examples"][0] for ex in executions if ex.node_id == EXAMPLE_GEN_ID)
     split_names = json.loads(examples.properties["split_names"].string_value)
-    index = next(ex.outputs["embedding_index"][0] for ex in executions if ex.node_id == "EmbeddingIndexer")
+    index = next(ex.outputs["embedding_index"][0] for ex in executions if ex.node_id == ids.EMBEDDING_INDEXER_ID)
     projector = (
         index.custom_properties["projector_dir"].string_value if "projector_dir" in index.custom_properties else None
     )

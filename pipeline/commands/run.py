@@ -10,6 +10,7 @@ import sys
 from components.ingest.anomalies import anomaly_lines
 from components.report.html import baseline_scores
 from pipeline.configs import add_recipe_arguments
+from pipeline.local_runner import SUMMARY_FILE
 
 INTERRUPTED = (
     "rerun the same command to go on: finished steps are reused from OUTPUT/metadata.sqlite and the "
@@ -231,6 +232,6 @@ def _print_summary(s: dict, out: str) -> None:
     if s.get("error"):
         print(f"  FAILED: {s['error']}")
     if not s.get("write_error"):
-        print(f"  details: {os.path.join(out, 'summary.json')}")
+        print(f"  details: {os.path.join(out, SUMMARY_FILE)}")
     if s.get("report"):
         print(f"  report: {s['report']}  (open it in a browser; tensorboard --logdir {out}: Projector tab)")

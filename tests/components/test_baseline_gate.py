@@ -101,3 +101,10 @@ def test_the_run_summary_says_when_the_pushed_model_was_not_compared(capsys) -> 
     assert "no baselines checked" in capsys.readouterr().out
     _print_summary(_summary("strongest"), "runs/x")
     assert "no baselines checked" not in capsys.readouterr().out
+
+
+def test_the_component_has_no_defaults_of_its_own() -> None:
+    """`against` and `margin` come from the pipeline (RunConfig's gate_against, gate_margin): one place."""
+    from components.evaluate.baseline_gate import BaselineGate
+
+    assert [k for k, p in BaselineGate.SPEC_CLASS.PARAMETERS.items() if p.optional] == []

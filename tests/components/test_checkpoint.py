@@ -125,13 +125,14 @@ def test_a_resumed_run_draws_the_views_of_its_epoch_not_epoch_zeros() -> None:
 
 def test_a_finished_runs_checkpoints_are_removed_and_the_flag_keeps_them(tmp_path):
     from components.train.checkpoint import remove_run_checkpoints
+    from components.train.history import HISTORY_FILE
     from components.train.trainer_config import SimSiamTrainerConfig
     from pipeline.configs import profile_config
 
     run = tmp_path / "checkpoints" / "SimSiamTrainer" / "abc123"
     (run / "state").mkdir(parents=True)
     (run / "state" / "ckpt-1.data-00000-of-00001").write_bytes(b"x" * 100)
-    (run / "history.json").write_text('{"epochs": []}')
+    (run / HISTORY_FILE).write_text('{"epochs": []}')
     assert remove_run_checkpoints(str(run)) is True
     assert not run.exists() and (tmp_path / "checkpoints" / "SimSiamTrainer").is_dir()
     assert remove_run_checkpoints(str(run)) is False  # nothing left: a no-op

@@ -98,7 +98,8 @@ def _artifact(kind, uri, artifact_id=0, split_names=None):
 def test_the_component_measures_rebuilds_random_init_and_writes_a_tfx_blessing(tmp_path, capsys):
     from tfx.types import artifact_utils, standard_artifacts
 
-    from components.evaluate.label_free import METRICS_FILE, LabelFreeEvaluator, random_init_encoder
+    from components import features as F
+    from components.evaluate.label_free import LabelFreeEvaluator, random_init_encoder
     from components.train.encoder_io import save_encoder
 
     _transformed_examples(tmp_path / "examples")
@@ -134,7 +135,7 @@ def test_the_component_measures_rebuilds_random_init_and_writes_a_tfx_blessing(t
                 "splits": "eval",
             },
         )
-        report = json.loads((tmp_path / name / "evaluation" / METRICS_FILE).read_text())
+        report = json.loads((tmp_path / name / "evaluation" / F.LABEL_FREE_METRICS_FILE).read_text())
         return report, blessing, sorted(p.name for p in (tmp_path / name / "blessing").iterdir())
 
     report, blessing, files = run("strict", None, 1.2)
@@ -159,3 +160,11 @@ def test_the_component_measures_rebuilds_random_init_and_writes_a_tfx_blessing(t
         "min_encoder_spread": 0.0,
         "min_rank_ratio": 0.9,
     }
+
+
+def test_the_component_takes_its_thresholds_and_splits_from_the_pipeline() -> None:
+    """No defaults of its own for what RunConfig sets (min_encoder_spread, min_rank_ratio) or the split."""
+    from components.evaluate.label_free import LabelFreeEvaluator
+
+    optional = {k for k, p in LabelFreeEvaluator.SPEC_CLASS.PARAMETERS.items() if p.optional}
+    assert optional == {"max_examples"}

@@ -53,6 +53,14 @@ def test_grayscale_and_alpha_inputs_become_rgb_alpha_over_white() -> None:
     np.testing.assert_array_equal(out[1], 191)
 
 
+@pytest.mark.parametrize("custom_config", [None, {}, {"max_side": 4096}])
+def test_the_stored_size_is_required_one_line_naming_the_key(custom_config) -> None:
+    """No default of its own: the pipeline passes the recipe's stored_size, the one place it is set."""
+    with pytest.raises(ValueError, match="'stored_size'") as err:
+        T.preprocessing_fn({F.IMAGE: tf.constant([[b""]])}, custom_config)
+    assert "\n" not in str(err.value)
+
+
 def test_analyzers_compute_per_channel_mean_and_std_over_all_pixels() -> None:
     rng = np.random.default_rng(0)
     arrays = [rng.integers(0, 256, (16, 16, 3), dtype=np.uint8) for _ in range(6)]

@@ -112,10 +112,11 @@ def unlabeled_run() -> dict:
 
 
 def _gate(out: Path) -> dict:
+    from components import features as F
     from pipeline.local_runner import latest_artifact_uri
 
     uri = latest_artifact_uri(str(out / "metadata.sqlite"), "LabelFreeEvaluator", "evaluation")
-    return json.loads(Path(uri, "label_free_metrics.json").read_text())
+    return json.loads(Path(uri, F.LABEL_FREE_METRICS_FILE).read_text())
 
 
 def test_a_run_without_labels_is_gated_label_free_and_pushes_an_embedding_model(unlabeled_run) -> None:

@@ -193,8 +193,8 @@ def test_summary_json_is_report_json_plus_what_only_the_run_knows(tmp_path):
 
     from components.evaluate.baseline_gate import GATE_FILE
     from components.report.component import report_data_path
+    from pipeline.component_ids import BASELINE_GATE_ID
     from pipeline.mlmd import NodeExecution
-    from pipeline.pipeline import BASELINE_GATE_ID
     from pipeline.summary import build_summary
 
     page = tmp_path / "RunReport" / "report" / "7" / "value"  # a ValueArtifact's URI is its file
