@@ -50,8 +50,9 @@ class _MLP(keras.layers.Layer):
 class SimSiamProjectionHead(_MLP):
     """Linear-BN-ReLU, Linear-BN-ReLU, Linear-BN (no learnable scale/shift); linears without bias.
 
-    The paper's projection MLP (part of the encoder f): 3 layers with BN on every fc layer, the output
-    fc included, and no ReLU after the output fc; the hidden fc is 2048-d, as is the output (d).
+    The paper's projection MLP (part of the encoder f), Sec. 3: "The projection MLP (in f) has BN
+    applied to each fully-connected (fc) layer, including its output fc. Its output fc has no ReLU.
+    The hidden fc is 2048-d. This MLP has 3 layers." The output is d = 2048-d as well.
     """
 
     def __init__(self, output_dim: int = 2048, hidden_dim: int = 2048, sync_batch_norm: bool = False, **kwargs):
@@ -73,9 +74,10 @@ class SimSiamProjectionHead(_MLP):
 class SimSiamPredictionHead(_MLP):
     """Bottleneck Linear(d -> hidden, no bias)-BN-ReLU-Linear(hidden -> d); no BN on the output.
 
-    The paper's prediction MLP h: 2 layers, BN on the hidden fc only (its Sec. 4.4 ablates BN on the
-    output) and no ReLU on the output; input and output d = 2048-d with a 512-d hidden layer, which
-    the paper calls "a bottleneck structure".
+    The paper's prediction MLP h, Sec. 3: "The prediction MLP (h) has BN applied to its hidden fc
+    layers. Its output fc does not have BN (ablation in Sec. 4.4) or ReLU. This MLP has 2 layers."
+    Input and output are d = 2048-d with a 512-d hidden layer, which the paper calls "a bottleneck
+    structure".
     """
 
     def __init__(self, output_dim: int = 2048, hidden_dim: int = 512, sync_batch_norm: bool = False, **kwargs):
