@@ -13,7 +13,6 @@ from keras import layers
 
 from models.conv import Conv2D, MaxPool3x3S2
 
-FEATURE_DIMS = {"resnet18": 512, "resnet50": 2048}
 _BLOCKS = {"resnet18": (2, 2, 2, 2), "resnet50": (3, 4, 6, 3)}
 # Below 64 px the ImageNet stem (/4) leaves too little resolution: 32 px ends at 1x1 after stage 4.
 SMALL_STEM_BELOW = 64

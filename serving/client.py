@@ -52,6 +52,8 @@ class EmbeddingClient:
         return self.predict("embed_images", images)
 
     def classify(self, images: Sequence[bytes]) -> PredictResult:
+        """`probabilities` [n_ok, C], `class_ids` [n_ok] and `class_names` [n_ok] for encoded JPEG/PNG
+        images (a labelled run's model; an embedding-only model has no `classify_images`)."""
         return self.predict("classify_images", images)
 
     def predict(self, signature: str, values: Sequence[bytes]) -> PredictResult:

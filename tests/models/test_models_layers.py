@@ -11,10 +11,12 @@ import keras
 import numpy as np
 import pytest
 
-from models.backbones import FEATURE_DIMS, build_backbone, resolve_small_stem
+from models.backbones import build_backbone, resolve_small_stem
 from models.conv import Conv2D, MaxPool3x3S2
 from models.encoder import build_encoder
 from models.heads import SimSiamPredictionHead, SimSiamProjectionHead
+
+FEATURE_DIMS = {"resnet18": 512, "resnet50": 2048}  # the torchvision models' pooled features
 
 
 def _count(variables) -> int:
