@@ -82,3 +82,45 @@ def ingestion_components(
         exclude_splits=[] if schema_path else splits[1:],
     ).with_id(EXAMPLE_VALIDATOR_ID)
     return [example_gen, statistics_gen, schema_gen, example_validator]
+
+
+def run_ingestion(
+    image_input: ImageInput,
+    out: str,
+    *,
+    eval_percent: int,
+    max_rejected_fraction: float,
+    schema_path: str | None,
+    workers: int,
+    pipeline_name: str,
+    enable_cache: bool,
+    total_files: int | None,
+) -> dict:
+    """Runs `ingestion_components` with LocalDagRunner into the run folder `out` (OUT/metadata.sqlite,
+    OUT/pipeline_root/), printing a line as each component starts and ends and the count of
+    validated files (of `total_files`, when known). Returns the ImageExampleGen's ingestion report
+    (components/ingest/ingestion_record.py) with the ExampleValidator's anomalies of every split
+    under "anomalies". Raises components.ingest.files.DataError when the data fails ingestion (its
+    `report`, when set, holds what was rejected)."""
+    import os
+
+    from components.ingest.anomalies import read_all_splits
+    from components.ingest.component import EXAMPLE_GEN_ID
+    from components.ingest.ingestion_record import read_report
+    from pipeline.local_runner import beam_pipeline_args, latest_artifact_uri, metadata_connection, run_local
+    from pipeline.progress import ComponentProgress, FileProgress
+
+    metadata_path = os.path.join(out, "metadata.sqlite")
+    pipeline = tfx.dsl.Pipeline(
+        pipeline_name=pipeline_name,
+        pipeline_root=os.path.join(out, "pipeline_root"),
+        components=ingestion_components(image_input, eval_percent, max_rejected_fraction, schema_path=schema_path),
+        enable_cache=enable_cache,
+        metadata_connection_config=metadata_connection(metadata_path),
+        beam_pipeline_args=beam_pipeline_args(),
+    )
+    with ComponentProgress(metadata_path), FileProgress(total_files):
+        run_local(pipeline, workers)
+    report = read_report(latest_artifact_uri(metadata_path, EXAMPLE_GEN_ID))
+    report["anomalies"] = read_all_splits(latest_artifact_uri(metadata_path, EXAMPLE_VALIDATOR_ID, "anomalies"))
+    return report

@@ -1,8 +1,10 @@
-"""Progress lines while LocalDagRunner works: one line when a component starts and when it ends."""
+"""Progress lines while LocalDagRunner works: one line when a component starts and when it ends, and
+the ImageExampleGen's count of validated files."""
 
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
 import time
 
@@ -56,3 +58,49 @@ class ComponentProgress:
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_s):
             self.poll()
+
+
+class FileProgress:
+    """Prints how many files the ExampleGen's workers have validated (they write counts to a folder)."""
+
+    def __init__(self, total: int | None, interval_s: float = 2.0, printer=print):
+        from components.ingest.executor import PROGRESS_DIR_ENV
+
+        self.env, self.total, self.interval_s, self.printer = PROGRESS_DIR_ENV, total, interval_s, printer
+        self._dir = tempfile.TemporaryDirectory(prefix="ingest-progress-")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._last = 0
+
+    def count(self) -> int:
+        n = 0
+        for name in os.listdir(self._dir.name):
+            try:
+                with open(os.path.join(self._dir.name, name)) as f:
+                    n += int(f.read() or 0)
+            except (OSError, ValueError):
+                pass  # a temporary file being renamed
+        return n
+
+    def poll(self) -> None:
+        n = self.count()
+        if n != self._last:
+            self._last = n
+            of = f" of {self.total:,}" if self.total else ""
+            self.printer(f"           validated {n:,}{of} files", flush=True)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.poll()
+
+    def __enter__(self) -> FileProgress:
+        os.environ[self.env] = self._dir.name  # Beam's worker processes inherit it
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.poll()
+        os.environ.pop(self.env, None)
+        self._dir.cleanup()

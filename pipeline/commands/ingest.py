@@ -6,8 +6,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
-import threading
 import time
 
 INGESTION_FILE = "ingestion.json"  # in OUT: what was ingested, rejected and ignored, and the anomalies
@@ -75,52 +73,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--verbose", action="store_true", help="show TFX, Beam and TensorFlow logs")
 
 
-class FileProgress:
-    """Prints how many files the ExampleGen's workers have validated (they write counts to a folder)."""
-
-    def __init__(self, total: int | None, interval_s: float = 2.0, printer=print):
-        from components.ingest.executor import PROGRESS_DIR_ENV
-
-        self.env, self.total, self.interval_s, self.printer = PROGRESS_DIR_ENV, total, interval_s, printer
-        self._dir = tempfile.TemporaryDirectory(prefix="ingest-progress-")
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._last = 0
-
-    def count(self) -> int:
-        n = 0
-        for name in os.listdir(self._dir.name):
-            try:
-                with open(os.path.join(self._dir.name, name)) as f:
-                    n += int(f.read() or 0)
-            except (OSError, ValueError):
-                pass  # a temporary file being renamed
-        return n
-
-    def poll(self) -> None:
-        n = self.count()
-        if n != self._last:
-            self._last = n
-            of = f" of {self.total:,}" if self.total else ""
-            self.printer(f"           validated {n:,}{of} files", flush=True)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            self.poll()
-
-    def __enter__(self) -> FileProgress:
-        os.environ[self.env] = self._dir.name  # Beam's worker processes inherit it
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self.poll()
-        os.environ.pop(self.env, None)
-        self._dir.cleanup()
-
-
 def _error(message: str, status: int) -> int:
     print(f"error: {message}", file=sys.stderr, flush=True)
     return status
@@ -185,43 +137,29 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.local_runner import quiet_logs
 
     quiet_logs(args.verbose)
-    from tfx import v1 as tfx
+    from components.ingest.anomalies import anomaly_lines
+    from components.ingest.ingestion_record import summary_table, write_report
+    from pipeline.ingestion import run_ingestion
 
-    from components.ingest.anomalies import anomaly_lines, read_all_splits
-    from components.ingest.component import EXAMPLE_GEN_ID
-    from components.ingest.ingestion_record import read_report, summary_table, write_report
-    from pipeline.component_ids import EXAMPLE_VALIDATOR_ID
-    from pipeline.ingestion import ingestion_components
-    from pipeline.local_runner import beam_pipeline_args, latest_artifact_uri, metadata_connection, run_local
-    from pipeline.progress import ComponentProgress
-
-    metadata_path = os.path.join(out, "metadata.sqlite")
-    components = ingestion_components(
-        image_input,
-        eval_percent=args.eval_percent,
-        max_rejected_fraction=args.max_rejected_fraction,
-        schema_path=os.path.abspath(args.schema) if args.schema and "://" not in args.schema else args.schema,
-    )
-    pipeline = tfx.dsl.Pipeline(
-        pipeline_name=args.pipeline_name,
-        pipeline_root=os.path.join(out, "pipeline_root"),
-        components=components,
-        enable_cache=not args.no_cache,
-        metadata_connection_config=metadata_connection(metadata_path),
-        beam_pipeline_args=beam_pipeline_args(),
-    )
     start = time.time()
     try:
-        with ComponentProgress(metadata_path), FileProgress(total):
-            run_local(pipeline, args.workers)
+        report = run_ingestion(
+            image_input,
+            out,
+            eval_percent=args.eval_percent,
+            max_rejected_fraction=args.max_rejected_fraction,
+            schema_path=os.path.abspath(args.schema) if args.schema and "://" not in args.schema else args.schema,
+            workers=args.workers,
+            pipeline_name=args.pipeline_name,
+            enable_cache=not args.no_cache,
+            total_files=total,
+        )
     except DataError as err:
         if err.report:  # show what was rejected, then why it failed
             if problem := _write_ingestion_json(out, err.report, write_report):
                 print(problem, flush=True)
             print(f"\n{summary_table(err.report)}", flush=True)
         return _error(str(err), 1)
-    report = read_report(latest_artifact_uri(metadata_path, EXAMPLE_GEN_ID))
-    report["anomalies"] = read_all_splits(latest_artifact_uri(metadata_path, EXAMPLE_VALIDATOR_ID, "anomalies"))
     print(f"\n{summary_table(report)}")
     for line in anomaly_lines(report["anomalies"]):
         print(f"warning: {line}", flush=True)
