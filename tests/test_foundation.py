@@ -103,3 +103,23 @@ def test_run_rejects_a_missing_data_dir_at_once() -> None:
     result = subprocess.run([str(exe), "run", "--data-dir", "/no/such/folder"], capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.strip() == "error: --data-dir /no/such/folder is not a folder"
+
+
+def test_every_command_in_the_readme_quickstart_parses() -> None:
+    """Issue 27 point 3: the quickstart is what a newcomer types. Each `simsiam-tfx` line in it must be
+    accepted by the command's own parser (a renamed or required flag breaks this test, not the reader)."""
+    import shlex
+
+    from pipeline.cli import build_parser
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = readme.split("## Quickstart", 1)[1].split("\n\n", 2)[1]  # the indented command block
+    lines = [line.split("#", 1)[0].strip() for line in block.splitlines()]
+    commands = [shlex.split(line)[1:] for line in lines if line.startswith("simsiam-tfx ")]
+    assert [argv[0] for argv in commands] == ["run", "run", "search", "embed"]
+    parser = build_parser()
+    for argv in commands:
+        argv = ["x" if arg == "..." else arg for arg in argv]  # `--index ...`: the paths the run prints
+        args = parser.parse_args(argv)
+        assert args.command == argv[0]
+    assert "make setup" in lines[0] and "source .venv/bin/activate" in lines[1] and "make run" in lines[-1]
