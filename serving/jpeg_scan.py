@@ -23,8 +23,9 @@ log line) is written back to the real standard error afterwards.
 from __future__ import annotations
 
 import os
-import tempfile
 import threading
+
+from serving.stderr_capture import descriptor_2_captured
 
 _LOCK = threading.Lock()
 # libjpeg's messages for a scan that did not decode as written (jerror.h: JWRN_EXTRANEOUS_DATA,
@@ -56,20 +57,12 @@ def _libjpeg_messages(data: bytes) -> tuple[list[str], str | None]:
     import tensorflow as tf
 
     error = None
-    with _LOCK, tempfile.TemporaryFile() as sink:
-        saved = os.dup(2)
+    with _LOCK, descriptor_2_captured() as captured:
         try:
-            os.dup2(sink.fileno(), 2)
-            try:
-                tf.io.decode_jpeg(data, channels=3, ratio=8)
-            except tf.errors.OpError as err:
-                error = err.message.splitlines()[0] if err.message else type(err).__name__
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-        sink.seek(0)
-        lines = sink.read().decode("utf-8", "replace").splitlines()
-    return lines, error
+            tf.io.decode_jpeg(data, channels=3, ratio=8)
+        except tf.errors.OpError as err:
+            error = err.message.splitlines()[0] if err.message else type(err).__name__
+    return b"".join(captured).decode("utf-8", "replace").splitlines(), error
 
 
 def scan_problem(data: bytes) -> str | None:

@@ -16,9 +16,9 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import sys
-import tempfile
 from collections.abc import Iterator
+
+from serving.stderr_capture import descriptor_2_captured
 
 # absl's prefix: severity + date, time, thread id, then the source file and line of XLA's notices.
 XLA_STARTUP_LINE = re.compile(
@@ -34,24 +34,14 @@ def native_stderr_filtered(drop: re.Pattern = XLA_STARTUP_LINE) -> Iterator[None
 
     Keep the block short: what it captures shows only when it ends (a hard crash inside loses it).
     """
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
+    captured: list[bytes] = []
+    try:
+        with descriptor_2_captured() as captured:
             yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            kept = [
-                line
-                for line in captured.read().splitlines(keepends=True)
-                if not drop.match(line.decode(errors="replace").rstrip("\n"))
-            ]
-            if kept:
-                os.write(2, b"".join(kept))
+    finally:
+        kept = [line for line in captured if not drop.match(line.decode(errors="replace").rstrip("\n"))]
+        if kept:
+            os.write(2, b"".join(kept))
 
 
 def start_xla_quietly() -> None:
