@@ -11,26 +11,50 @@ import time
 from pipeline.mlmd import open_store, pipeline_runs, run_executions
 
 
-class ComponentProgress:
+class _Poller:
+    """Calls `poll()` every `interval_s` seconds in a daemon thread between `_start()` and `_finish()`,
+    and once more at the end, so the last state is always printed."""
+
+    join_timeout_s = 10.0
+
+    def __init__(self, interval_s: float, printer):
+        self.interval_s, self.printer = interval_s, printer
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def poll(self) -> None:
+        raise NotImplementedError
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.poll()
+
+    def _start(self) -> None:
+        self._thread.start()
+
+    def _finish(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.join_timeout_s)
+        self.poll()
+
+
+class ComponentProgress(_Poller):
     """Polls ML Metadata in a background thread (the runner has no callbacks)."""
 
     def __init__(self, sqlite_path: str, interval_s: float = 2.0, printer=print):
-        self.sqlite_path, self.interval_s, self.printer = sqlite_path, interval_s, printer
+        super().__init__(interval_s, printer)
+        self.sqlite_path = sqlite_path
         self._known_runs: set[int] = set()
         self._seen: dict[str, str] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
 
     def __enter__(self) -> ComponentProgress:
         if os.path.exists(self.sqlite_path):
             self._known_runs = {c.id for c in pipeline_runs(open_store(self.sqlite_path))}
-        self._thread.start()
+        self._start()
         return self
 
     def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-        self.poll()
+        self._finish()
 
     def poll(self) -> None:
         if not os.path.exists(self.sqlite_path):
@@ -55,21 +79,18 @@ class ComponentProgress:
                     flush=True,
                 )
 
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            self.poll()
 
-
-class FileProgress:
+class FileProgress(_Poller):
     """Prints how many files the ExampleGen's workers have validated (they write counts to a folder)."""
+
+    join_timeout_s = 5.0
 
     def __init__(self, total: int | None, interval_s: float = 2.0, printer=print):
         from components.ingest.executor import PROGRESS_DIR_ENV
 
-        self.env, self.total, self.interval_s, self.printer = PROGRESS_DIR_ENV, total, interval_s, printer
+        super().__init__(interval_s, printer)
+        self.env, self.total = PROGRESS_DIR_ENV, total
         self._dir = tempfile.TemporaryDirectory(prefix="ingest-progress-")
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
         self._last = 0
 
     def count(self) -> int:
@@ -89,18 +110,12 @@ class FileProgress:
             of = f" of {self.total:,}" if self.total else ""
             self.printer(f"           validated {n:,}{of} files", flush=True)
 
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            self.poll()
-
     def __enter__(self) -> FileProgress:
         os.environ[self.env] = self._dir.name  # Beam's worker processes inherit it
-        self._thread.start()
+        self._start()
         return self
 
     def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self.poll()
+        self._finish()
         os.environ.pop(self.env, None)
         self._dir.cleanup()
