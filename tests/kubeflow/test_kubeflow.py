@@ -303,16 +303,30 @@ def test_without_dataflow_beam_runs_inside_each_step(vertex_training: dict[str, 
     args = _executors(vertex_training)["Transform_executor"]["container"]["args"]
     assert "--runner=FnApiRunner" in args
     assert "--direct_running_mode=multi_processing" in args and "--direct_num_workers=0" in args  # every core
-    assert not [a for a in args if a.startswith(("--project", "--temp_location", "--sdk_container_image"))]
+    assert not [a for a in args if a.startswith(("--project", "--temp_location"))]
 
 
 def test_one_beam_worker_runs_in_the_steps_own_process() -> None:
     from kubeflow.runner import beam_pipeline_args
 
     assert beam_pipeline_args(_options(beam_workers=1)) == [
-        "--runner=FnApiRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1"
+        "--runner=FnApiRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1",
+        f"--sdk_container_image={IMAGE}",
     ]  # fmt: skip
     assert "--direct_num_workers=3" in beam_pipeline_args(_options(beam_workers=3))
+
+
+@pytest.mark.parametrize("dataflow", [False, True])
+def test_no_beam_step_builds_an_sdist_of_tfx(dataflow: bool) -> None:
+    """TFX adds `--extra_package=<an sdist of TFX it has just built>` to a Beam step's arguments when
+    they name no dependency (`make_beam_dependency_flags`): seconds and 49 MB of temporary files per step."""
+    from tfx.utils.dependency_utils import make_beam_dependency_flags
+
+    from kubeflow.runner import beam_pipeline_args
+
+    extra = {"project": "my-project", "region": "us-central1"} if dataflow else {}
+    args = beam_pipeline_args(_options(dataflow=dataflow, **extra))
+    assert make_beam_dependency_flags(args) == args
 
 
 @pytest.mark.parametrize("variant", ["gpu_dataflow", "vertex_training"])

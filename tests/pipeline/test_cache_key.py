@@ -83,6 +83,7 @@ def test_run_local_hands_the_worker_count_to_beam_for_the_run_only() -> None:
     from tfx.dsl.compiler import placeholder_utils
     from tfx.dsl.components.base.executor_spec import BeamExecutorSpec
     from tfx.orchestration.portable.data_types import ExecutionInfo
+    from tfx.utils.dependency_utils import make_beam_dependency_flags
 
     from pipeline.local_runner import BEAM_WORKERS_ENV, beam_pipeline_args, beam_workers
 
@@ -101,6 +102,8 @@ def test_run_local_hands_the_worker_count_to_beam_for_the_run_only() -> None:
         with beam_workers(workers):
             assert f"--direct_num_workers={workers}" in resolved()
             assert f"--direct_running_mode={mode}" in resolved()
+            # A dependency flag is among them: TFX builds no sdist of itself at each Beam step.
+            assert make_beam_dependency_flags(resolved()) == resolved()
     assert os.environ.get(BEAM_WORKERS_ENV) == before  # restored after the run
 
 
