@@ -217,7 +217,8 @@ def add_recipe_arguments(group: argparse._ActionsContainer) -> None:
         type=float,
         help="the largest share of SimSiam training time that checkpoints may take (default 0.05: "
         "save once more only when that keeps it; 1 saves after every epoch). A killed Trainer "
-        "resumes from the latest checkpoint",
+        "resumes from the latest checkpoint. Like every SimSiam Trainer setting, changing it on a "
+        "rerun trains again: TFX reuses a step only when its settings are unchanged",
     )
     group.add_argument(
         "--sample-size",
@@ -249,7 +250,7 @@ def add_checkpoint_argument(group: argparse._ActionsContainer) -> None:
         const=True,
         help="keep the SimSiam Trainer's resume checkpoints (OUT/pipeline_root/checkpoints) after it exported "
         "its model; by default they are deleted then, since a finished step is reused from the cache "
-        "(a killed run still resumes from them)",
+        "(a killed run still resumes from them). Set it on the first run: changing it later trains again",
     )
 
 

@@ -3,7 +3,9 @@ ExampleValidator."""
 
 from __future__ import annotations
 
-from tfx import v1 as tfx
+from tfx.components import ExampleValidator, SchemaGen, StatisticsGen
+from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
+from tfx.orchestration.pipeline import Pipeline
 
 from components.ingest.component import image_example_gen, records_image_example_gen, tfds_image_example_gen
 from components.ingest.inputs import ImageInput
@@ -67,16 +69,14 @@ def ingestion_components(
     else:
         example_gen = image_example_gen(*image_input.folders(), **common)
     splits = output_splits(image_input.labeled, image_input.unlabeled)
-    statistics_gen = tfx.components.StatisticsGen(
-        examples=example_gen.outputs["examples"], stats_options=image_statistics_options()
-    )
+    statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"], stats_options=image_statistics_options())
     if schema_path:
-        schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
+        schema_gen = ImportSchemaGen(schema_file=schema_path)
     else:
-        schema_gen = tfx.components.SchemaGen(
+        schema_gen = SchemaGen(
             statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True, exclude_splits=splits[1:]
         )
-    example_validator = tfx.components.ExampleValidator(
+    example_validator = ExampleValidator(
         statistics=statistics_gen.outputs["statistics"],
         schema=schema_gen.outputs["schema"],
         exclude_splits=[] if schema_path else splits[1:],
@@ -111,7 +111,7 @@ def run_ingestion(
     from pipeline.progress import ComponentProgress, FileProgress
 
     metadata_path = os.path.join(out, "metadata.sqlite")
-    pipeline = tfx.dsl.Pipeline(
+    pipeline = Pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=os.path.join(out, "pipeline_root"),
         components=ingestion_components(image_input, eval_percent, max_rejected_fraction, schema_path=schema_path),

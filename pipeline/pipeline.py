@@ -22,8 +22,12 @@ import os
 from typing import Any, NamedTuple
 
 import tensorflow_model_analysis as tfma
-from tfx import v1 as tfx
+from tfx.components import Evaluator, Pusher, Trainer, Transform
+from tfx.dsl.components.common.resolver import Resolver
+from tfx.orchestration.pipeline import Pipeline
+from tfx.proto import pusher_pb2, trainer_pb2, transform_pb2
 from tfx.types import standard_artifacts
+from tfx.types.channel import Channel
 
 from components import features as F
 from components.evaluate.baseline_gate import BaselineGate
@@ -75,17 +79,17 @@ def eval_config(accuracy_floor: float) -> tfma.EvalConfig:
     )
 
 
-def _baseline_resolver(strategy: type, producer_id: str, gate_id: str, candidate: Any) -> tfx.dsl.Resolver:
+def _baseline_resolver(strategy: type, producer_id: str, gate_id: str, candidate: Any) -> Resolver:
     """The last model of `producer_id` that the final gate `gate_id` blessed (not `candidate`, with this
     project's strategy). Only that gate's blessings count: the Evaluator may bless a model that the
     BaselineGate then refuses, and a refused model must not become the next run's baseline."""
     inputs = {
-        "model": tfx.dsl.Channel(type=standard_artifacts.Model, producer_component_id=producer_id),
-        "model_blessing": tfx.dsl.Channel(type=standard_artifacts.ModelBlessing, producer_component_id=gate_id),
+        "model": Channel(type=standard_artifacts.Model, producer_component_id=producer_id),
+        "model_blessing": Channel(type=standard_artifacts.ModelBlessing, producer_component_id=gate_id),
     }
     if strategy is PreviousBlessedModelStrategy:
         inputs["candidate"] = candidate
-    return tfx.dsl.Resolver(strategy_class=strategy, **inputs).with_id("latest_blessed_model_resolver")
+    return Resolver(strategy_class=strategy, **inputs).with_id("latest_blessed_model_resolver")
 
 
 class _Gated(NamedTuple):
@@ -101,19 +105,19 @@ class _Gated(NamedTuple):
 def _labelled_gate(config: RunConfig, example_gen, transform, schema_gen, simsiam_trainer, baseline_strategy) -> _Gated:
     """Labels: linear-probe Trainer -> Evaluator (TFMA; no regression against the last pushed model, an
     optional floor) -> BaselineGate (the untrained baselines)."""
-    probe_trainer = tfx.components.Trainer(
+    probe_trainer = Trainer(
         run_fn=PROBE_RUN_FN,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
         base_model=simsiam_trainer.outputs["model"],
-        train_args=tfx.proto.TrainArgs(splits=[TRAIN_SPLIT], num_steps=0),
-        eval_args=tfx.proto.EvalArgs(splits=[EVAL_SPLIT], num_steps=0),
+        train_args=trainer_pb2.TrainArgs(splits=[TRAIN_SPLIT], num_steps=0),
+        eval_args=trainer_pb2.EvalArgs(splits=[EVAL_SPLIT], num_steps=0),
         custom_config={"probe_epochs": config.probe_epochs, "sample_size": config.sample_size},
     ).with_id(PROBE_TRAINER_ID)
     served = probe_trainer.outputs["model"]
     model_resolver = _baseline_resolver(baseline_strategy, PROBE_TRAINER_ID, BASELINE_GATE_ID, served)
-    evaluator = tfx.components.Evaluator(
+    evaluator = Evaluator(
         examples=example_gen.outputs["examples"],
         model=served,
         baseline_model=model_resolver.outputs["model"],
@@ -168,7 +172,7 @@ def create_pipeline(
     simsiam_trainer_component: Any = None,
     baseline_strategy: type = PreviousBlessedModelStrategy,
     schema_path: str | None = None,
-) -> tfx.dsl.Pipeline:
+) -> Pipeline:
     """The pipeline for `image_input` (components/ingest/inputs.py: folders, TFRecords or TFDS).
 
     `simsiam_trainer_component` lets the Kubeflow runner swap in a Vertex AI training job;
@@ -187,22 +191,22 @@ def create_pipeline(
         min_train_examples=config.simsiam.batch_size,
         schema_path=schema_path,
     )
-    transform = tfx.components.Transform(
+    transform = Transform(
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
         preprocessing_fn=TRANSFORM_FN,
         custom_config={"stored_size": config.simsiam.stored_size},
         # The pixel statistics come from every training image, labelled or not.
-        splits_config=tfx.proto.SplitsConfig(analyze=train_splits, transform=splits),
+        splits_config=transform_pb2.SplitsConfig(analyze=train_splits, transform=splits),
     ).with_id(TRANSFORM_ID)
-    trainer_cls = simsiam_trainer_component or tfx.components.Trainer
+    trainer_cls = simsiam_trainer_component or Trainer
     simsiam_trainer = trainer_cls(
         run_fn=SIMSIAM_RUN_FN,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
-        train_args=tfx.proto.TrainArgs(splits=train_splits, num_steps=0),
-        eval_args=tfx.proto.EvalArgs(splits=[eval_split], num_steps=0),
+        train_args=trainer_pb2.TrainArgs(splits=train_splits, num_steps=0),
+        eval_args=trainer_pb2.EvalArgs(splits=[eval_split], num_steps=0),
         custom_config=SimSiamTrainerConfig(
             simsiam=config.simsiam,
             checkpoint_root=os.path.join(pipeline_root, "checkpoints", SIMSIAM_TRAINER_ID),
@@ -224,11 +228,11 @@ def create_pipeline(
         if labeled
         else _label_free_gate(config, transform, simsiam_trainer, simsiam_config, eval_split, baseline_strategy)
     )
-    pusher = tfx.components.Pusher(
+    pusher = Pusher(
         model=gated.served,
         model_blessing=gated.blessing,
-        push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)
+        push_destination=pusher_pb2.PushDestination(
+            filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=serving_model_dir)
         ),
     ).with_id(PUSHER_ID)
     # The Trainer's model is the one the Pusher copies; the index is built even when it is not blessed.
@@ -250,7 +254,7 @@ def create_pipeline(
         accuracy_floor=config.accuracy_floor,
         profile=config.profile,
     ).with_id(RUN_REPORT_ID)
-    return tfx.dsl.Pipeline(
+    return Pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,
         components=[

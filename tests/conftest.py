@@ -106,13 +106,13 @@ def unlabeled_sample(root: Path, start: int, count: int) -> Path:
 @background.background_check("smoke_run")
 def _smoke_run(workdir: Path) -> dict:
     """One `simsiam-tfx run --profile smoke` on 80 labelled real images plus 20 unlabelled ones (other
-    Flowers photos); returns its summary and paths. `run_args` repeat its input options and `--workers 1`
-    (Beam in the test's process: on this small data it saves about 30 s per run over 2 worker processes;
-    tests/components/test_example_gen.py runs the 2-process path)."""
+    Flowers photos), with the default Beam workers (1: Beam in the command's process;
+    tests/components/test_example_gen.py runs the 2-process path); returns its summary and paths.
+    `run_args` repeat its input options."""
     photos = flowers_sample(workdir / "flowers", SMOKE_PER_CLASS)
     unlabeled = unlabeled_sample(workdir / "unlabeled", SMOKE_PER_CLASS, 4)
     out = workdir / "run"
-    run_args = ["--data-dir", str(photos), "--unlabeled-dir", str(unlabeled), "--workers", "1"]
+    run_args = ["--data-dir", str(photos), "--unlabeled-dir", str(unlabeled)]
     result = run_cli("run", "--profile", "smoke", *run_args, "--output", str(out))
     assert result.returncode == 0, f"smoke run failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
     summary = json.loads((out / "summary.json").read_text())

@@ -18,7 +18,7 @@ import os
 import keras
 import numpy as np
 import tensorflow_transform as tft
-from tfx import v1 as tfx
+from tfx.components.trainer.fn_args_utils import FnArgs
 
 from components import examples
 from components import features as F
@@ -81,7 +81,7 @@ def embedded_sample(
     return np.concatenate(features), np.asarray(kept, np.int64), names
 
 
-def run_fn(fn_args: tfx.components.FnArgs) -> None:
+def run_fn(fn_args: FnArgs) -> None:
     custom = fn_args.custom_config or {}
     encoder, recipe = load_encoder(fn_args.base_model)
     encoder.trainable = False

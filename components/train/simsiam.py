@@ -23,7 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
-from tfx import v1 as tfx
+from tfx.components.trainer.fn_args_utils import FnArgs
 
 from components import features as F
 from components.export.serving_model import export_serving_model
@@ -149,7 +149,7 @@ class _Splits(NamedTuple):
         }
 
 
-def run_fn(fn_args: tfx.components.FnArgs) -> None:
+def run_fn(fn_args: FnArgs) -> None:
     """The TFX Trainer entry point: data, model, fit (resumable), save; the helpers below do the rest.
     With a `TF_CONFIG` cluster, every replica runs it on its share of the data (components/train/cluster.py)."""
     cluster = multi_worker.Cluster.from_environment()

@@ -75,9 +75,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--workers",
         type=int,
-        default=2,
-        help="Beam worker processes of the Beam steps (default: 2; 1 runs them in this process, which "
-        "starts faster on small data). Changing it alone reuses every cached step",
+        default=1,
+        help="Beam worker processes of the Beam steps (default: 1, Beam in this process: on 2 cores it was "
+        "the faster at every size measured, up to the 3,119 Flowers photos; docs/measurements.md). More "
+        "may pay on many cores. Changing it alone reuses every cached step",
     )
     p.add_argument("--pipeline-name", default="simsiam-tfx")
     p.add_argument("--no-cache", action="store_true", help="execute every component again")

@@ -104,6 +104,7 @@ def test_simsiam_trains_on_every_image_and_the_probe_on_the_labelled_ones(smoke_
     assert "labelled eval images: one accuracy on them has a standard error of up to" in smoke_run["stderr"]
     # XLA's start-up notices (absl's pre-init warning, "XLA service ... initialized") look like errors.
     assert "absl::InitializeLog" not in smoke_run["stderr"] and "XLA service" not in smoke_run["stderr"]
+    assert "Traceback" not in smoke_run["stderr"]  # e.g. a Beam worker process's AtomicFunction.__del__
     # A fresh start says it is one (a resume says where it resumes: the kill test below).
     assert "[simsiam] starting at epoch 1 of 2: no checkpoint of this recipe and data yet\n" in smoke_run["stdout"]
     # Trained on 32 px crops, the encoder is handed on for the whole 40 px stored photo (FixRes): the

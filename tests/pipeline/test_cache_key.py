@@ -64,7 +64,7 @@ def smoke(run_folder) -> dict[str, tuple]:
 
 
 def test_no_steps_cache_key_holds_the_beam_worker_count(smoke) -> None:
-    """`--workers 1` after a run with the default 2 must reuse ingestion, Transform and both Trainers: the
+    """`--workers 1` after a run with 2 must reuse ingestion, Transform and both Trainers: the
     count reaches Beam only when `run_local` runs the pipeline, so no compiled step holds a number for it,
     only the placeholder."""
     beam_steps = [node for node, (spec, _) in smoke.items() if b"direct_num_workers" in spec]
