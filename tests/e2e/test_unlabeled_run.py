@@ -59,21 +59,8 @@ def _unlabeled_run(workdir: Path) -> dict:
     out = workdir / "run"
     schema = workdir / "schema.pbtxt"
     schema.write_text(CURATED_SCHEMA)
-    result = run_cli(
-        "run",
-        "--profile",
-        "smoke",
-        "--unlabeled-dir",
-        str(photos),
-        "--eval-percent",
-        "30",
-        "--workers",
-        "1",
-        "--schema",
-        str(schema),
-        "--output",
-        str(out),
-    )
+    run_args = ["--profile", "smoke", "--unlabeled-dir", str(photos), "--eval-percent", "30", "--schema", str(schema)]
+    result = run_cli("run", *run_args, "--output", str(out))
     assert result.returncode == 0, f"{result.stdout[-4000:]}\n{result.stderr[-3000:]}"
     summary = json.loads((out / "summary.json").read_text())
     images = sorted(str(p) for p in photos.glob("card0/*.jpg"))[:2]
@@ -87,6 +74,7 @@ def _unlabeled_run(workdir: Path) -> dict:
     first = {
         "out": out,
         "photos": photos,
+        "run_args": run_args,
         "stdout": result.stdout,
         "summary": summary,
         "served": served,
@@ -171,3 +159,26 @@ def test_data_anomalies_against_a_curated_schema_are_warned_in_the_console_summa
 def test_the_trainers_resume_checkpoints_are_removed_once_its_model_is_exported(unlabeled_run) -> None:
     assert unlabeled_run["checkpoints"] == []
     assert "removed its resume checkpoints" in unlabeled_run["stdout"]
+
+
+def test_a_refused_model_exits_3_with_the_reason_and_a_search_command_for_the_candidate(unlabeled_run) -> None:
+    """The first-hour case of few unlabelled photos: the gate refuses, so nothing is pushed. The run says
+    why in one line, exits 3, and names the trained model with a `search` command that uses it anyway.
+    Made here by a bar no model can pass on the same run folder: only the gate and what follows it run
+    again (last in this module: the gate's latest verdict in the folder becomes this refusal)."""
+    from pipeline.commands.run import EXIT_NOT_PUSHED
+
+    out = unlabeled_run["out"]
+    result = run_cli("run", *unlabeled_run["run_args"], "--min-rank-ratio", "100", "--output", str(out))
+    assert result.returncode == EXIT_NOT_PUSHED, f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    last = result.stderr.rstrip().splitlines()[-1]
+    assert last.startswith(f"simsiam-tfx run: finished, nothing pushed (exit status {EXIT_NOT_PUSHED}): effective_rank")
+    assert "below 100 x the random-init encoder's" in last
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["states"]["SimSiamTrainer"] == "CACHED" and not summary["pushed"]
+    candidate = summary["candidate_model_dir"]
+    assert Path(candidate, "saved_model.pb").is_file()
+    assert f"  the trained model (not pushed): {candidate}\n" in result.stdout
+    anyway = [ln for ln in result.stdout.splitlines() if ln.startswith("  use it anyway: simsiam-tfx search ")]
+    assert anyway and f"--model {candidate} " in anyway[0] and "--index " in anyway[0]
+    assert sorted(p.name for p in (out / "serving").iterdir()) == unlabeled_run["pushed_after"]
