@@ -4,7 +4,8 @@ PY          := $(VENV)/bin/python
 STAMP       := $(VENV)/.installed
 # uv installs the lock's wheels (downloads in parallel) where pip took twice as long on a fresh clone;
 # --compile-bytecode as pip does: with PYTHONDONTWRITEBYTECODE set (as here), an uncompiled
-# site-packages costs every process about 3x its TensorFlow import (docs/development.md).
+# site-packages costs every process about 3x its TensorFlow import (docs/development.md). uv reads
+# PIP_INDEX_URL (passed on here) but not pip.conf; where uv fails, pip installs the lock instead.
 UV_VERSION  := 0.13.9
 DATA_DIR    ?= ../shared/flowers/flower_photos
 OUTPUT      ?= runs/latest
@@ -33,8 +34,10 @@ setup: $(STAMP)
 $(STAMP): requirements.lock setup.py
 	@py=$$(scripts/find-python310) || exit 1; \
 	if [ ! -x $(PY) ]; then echo "creating $(VENV) with $$py"; $$py -m venv $(VENV) || exit 1; fi
-	$(PY) -m pip install --quiet --upgrade "pip==24.3.1" "uv==$(UV_VERSION)"
-	$(PY) -m uv pip install --quiet --python $(PY) --no-deps --compile-bytecode -r requirements.lock
+	$(PY) -m pip install --quiet --upgrade "pip==24.3.1"
+	$(PY) -m pip install --quiet "uv==$(UV_VERSION)" && $(if $(PIP_INDEX_URL),UV_DEFAULT_INDEX=$(PIP_INDEX_URL)) \
+	  $(PY) -m uv pip install --quiet --python $(PY) --no-deps --compile-bytecode -r requirements.lock \
+	  || $(PY) -m pip install --quiet --no-deps -r requirements.lock
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	@TF_CPP_MIN_LOG_LEVEL=3 $(PY) -W ignore -c "import tfx, keras; print(f'ready: tfx {tfx.__version__}, keras {keras.__version__}')" 2>/dev/null \
 	  || $(PY) -c "import tfx, keras"

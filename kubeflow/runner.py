@@ -31,10 +31,11 @@ def beam_pipeline_args(options: KubeflowOptions) -> list[str]:
     (named, as locally: pipeline/local_runner.py says why not the DirectRunner), with `beam_workers`
     worker processes (0: one per core) or, for 1, in the step's own process (`direct_running`).
 
-    Both name the image the Beam workers run (`--sdk_container_image`; the FnApiRunner's workers run in
-    the step's container, which is that image): without a dependency flag, every TFX Beam executor
-    first builds an sdist of TFX for remote workers (`tfx.utils.dependency_utils.make_beam_dependency_flags`),
-    a few seconds and 49 MB of temporary files per step that nothing reads."""
+    Both name the image (`--sdk_container_image`). Dataflow's workers run it; the FnApiRunner ignores the
+    flag (its workers are the step's own process or its subprocesses, in that image already), which is
+    there because TFX looks for a dependency flag: without one, every TFX Beam executor first builds an
+    sdist of TFX for remote workers (`tfx.utils.dependency_utils.make_beam_dependency_flags`), a few
+    seconds and 49 MB of temporary files per step that nothing reads."""
     if not options.dataflow:
         mode, workers = direct_running(options.beam_workers)
         return [

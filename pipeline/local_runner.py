@@ -1,4 +1,5 @@
-"""Running a TFX pipeline on this machine: Beam's FnApiRunner on every core, SQLite ML Metadata, LocalDagRunner."""
+"""Running a TFX pipeline on this machine: Beam's FnApiRunner (in this process, or in worker processes), SQLite
+ML Metadata, LocalDagRunner."""
 
 from __future__ import annotations
 
@@ -24,8 +25,9 @@ BEAM_RUNNING_MODE_ENV = "SIMSIAM_TFX_BEAM_RUNNING_MODE"
 
 
 def beam_pipeline_args() -> list[Any]:
-    """Beam's FnApiRunner, its worker count filled in by `run_local` (one worker process per core:
-    Python threads would share one core, the GIL).
+    """Beam's FnApiRunner, its worker count filled in by `run_local`: the command's own process for 1 (the
+    default of `run` and `ingest`), else that many worker processes (not threads: they would share
+    one core, the GIL).
 
     The worker count and running mode are TFX environment-variable placeholders, resolved when a Beam
     step starts from the variables `run_local` sets for the run, not literal arguments: TFX hashes a

@@ -212,3 +212,33 @@ def test_the_reader_checker_sees_a_hand_written_loop(tmp_path: Path) -> None:
         "def f(files):\n    return tf.data.TFRecordDataset(files, compression_type='GZIP')\n"
     )
     assert _hand_reads(sample) == ["TFRecordDataset"]
+
+
+def _imports_tfx_v1(path: Path) -> bool:
+    """Whether `path` imports TFX's public `tfx.v1` (`from tfx import v1`, `import tfx.v1`, `from tfx.v1...`)."""
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import) and any(a.name.startswith("tfx.v1") for a in node.names):
+            return True
+        if isinstance(node, ast.ImportFrom) and node.level == 0:
+            module = node.module or ""
+            if module.startswith("tfx.v1") or (module == "tfx" and any(a.name == "v1" for a in node.names)):
+                return True
+    return False
+
+
+def test_only_the_kubeflow_compile_imports_tfx_v1(tmp_path: Path) -> None:
+    """`tfx.v1` imports its extensions and with them the Vertex AI client library, about 3.8 s of every
+    command's start-up (docs/measurements.md, "Ingestion"): only kubeflow/, which compiles for Vertex
+    AI, imports it; the rest imports TFX's modules directly."""
+    offenders = [
+        str(path.relative_to(REPO))
+        for package in LAYERS
+        if package != "kubeflow"
+        for path in _modules(package)
+        if _imports_tfx_v1(path)
+    ]
+    assert not offenders, f"import TFX's modules directly, not tfx.v1: {offenders}"
+    assert _imports_tfx_v1(REPO / "kubeflow" / "runner.py")
+    for line in ("from tfx import v1 as tfx", "import tfx.v1", "from tfx.v1 import dsl"):
+        (tmp_path / "sample.py").write_text(f"def f():\n    {line}\n")
+        assert _imports_tfx_v1(tmp_path / "sample.py"), line
