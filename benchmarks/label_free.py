@@ -116,11 +116,11 @@ def from_run(run: Path, collapse_steps: int, collapse_lr: float | None = None) -
     from models.config import SimSiamConfig
     from models.monitors import embed
     from pipeline.component_ids import SIMSIAM_TRAINER_ID, TRANSFORM_ID
-    from pipeline.local_runner import SUMMARY_FILE
+    from pipeline.local_runner import SUMMARY_FILE, run_folder_paths
 
     summary = json.loads((run / SUMMARY_FILE).read_text())
     config_dict = summary["config"]["simsiam"]
-    root = run / "pipeline_root"
+    root = Path(run_folder_paths(str(run))[1])
     model_dir = latest_artifact(root / SIMSIAM_TRAINER_ID / "model") / "Format-Serving"
     examples = latest_artifact(root / TRANSFORM_ID / "transformed_examples")
     images = read_stored_images(tf_example_reader(), [str(examples / "Split-eval" / "*")])

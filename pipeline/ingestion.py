@@ -102,18 +102,23 @@ def run_ingestion(
     (components/ingest/ingestion_record.py) with the ExampleValidator's anomalies of every split
     under "anomalies". Raises components.ingest.files.DataError when the data fails ingestion (its
     `report`, when set, holds what was rejected)."""
-    import os
 
     from components.ingest.anomalies import read_all_splits
     from components.ingest.component import EXAMPLE_GEN_ID
     from components.ingest.ingestion_record import read_report
-    from pipeline.local_runner import beam_pipeline_args, latest_artifact_uri, metadata_connection, run_local
+    from pipeline.local_runner import (
+        beam_pipeline_args,
+        latest_artifact_uri,
+        metadata_connection,
+        run_folder_paths,
+        run_local,
+    )
     from pipeline.progress import ComponentProgress, FileProgress
 
-    metadata_path = os.path.join(out, "metadata.sqlite")
+    metadata_path, pipeline_root = run_folder_paths(out)
     pipeline = Pipeline(
         pipeline_name=pipeline_name,
-        pipeline_root=os.path.join(out, "pipeline_root"),
+        pipeline_root=pipeline_root,
         components=ingestion_components(image_input, eval_percent, max_rejected_fraction, schema_path=schema_path),
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection(metadata_path),

@@ -79,6 +79,13 @@ def beam_workers(count: int) -> Iterator[None]:
                 os.environ[name] = value
 
 
+def run_folder_paths(out: str) -> tuple[str, str]:
+    """(ML Metadata's SQLite file, TFX's pipeline root) in the run folder `out` of `run` and `ingest`."""
+    from components.ingest.files import METADATA_FILE, PIPELINE_ROOT_DIR
+
+    return os.path.join(out, METADATA_FILE), os.path.join(out, PIPELINE_ROOT_DIR)
+
+
 def metadata_connection(path: str) -> Any:
     """ML Metadata in a SQLite file (created on first use, its folder too)."""
     from tfx.orchestration import metadata
@@ -165,10 +172,10 @@ def run_and_summarise(
     from pipeline.summary import build_summary, copy_figures, write_report
     from serving.atomic import write_text_atomic
 
-    metadata_path = os.path.join(out, "metadata.sqlite")
+    metadata_path, pipeline_root = run_folder_paths(out)
     pipeline = create_pipeline(
         pipeline_name=pipeline_name,
-        pipeline_root=os.path.join(out, "pipeline_root"),
+        pipeline_root=pipeline_root,
         config=config,
         serving_model_dir=os.path.join(out, "serving"),
         image_input=image_input,

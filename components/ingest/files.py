@@ -69,9 +69,12 @@ class ImageListing:
 
 HIDDEN_RULE = "hidden (the name starts with a dot)"
 ROOT_FILE_RULE = "not in a class folder (files directly in the data folder are not images of a class)"
-# What `simsiam-tfx run` and `ingest` write in their --output folder: a folder holding both is a run (its plots,
-# projector sprite and examples are not photos), never read, even as part of a larger data folder.
-RUN_FOLDER_MARKERS = ("metadata.sqlite", "pipeline_root")
+# What `simsiam-tfx run` and `ingest` write in their --output folder (pipeline/local_runner.run_folder_paths):
+# ML Metadata's SQLite file and TFX's pipeline root. A folder holding both is a run (its plots, projector
+# sprite and examples are not photos), never read, even as part of a larger data folder.
+METADATA_FILE = "metadata.sqlite"
+PIPELINE_ROOT_DIR = "pipeline_root"
+RUN_FOLDER_MARKERS = (METADATA_FILE, PIPELINE_ROOT_DIR)
 RUN_RULE = "holds a simsiam-tfx run (metadata.sqlite and pipeline_root/): its files are not photos"
 
 

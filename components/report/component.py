@@ -32,6 +32,7 @@ from tfx.types.value_artifact import ValueArtifact
 
 from components import features as F
 from components.index.embedding_index import EmbeddingIndexArtifact
+from components.report import DEFAULT_QUERIES_PER_CLASS
 
 
 class HtmlReport(ValueArtifact):
@@ -71,7 +72,7 @@ def RunReport(  # noqa: N802 - TFX component names are class-like
     accuracy_floor: Parameter[float],
     probe_run: InputArtifact[standard_artifacts.ModelRun] = None,
     anomalies: InputArtifact[standard_artifacts.ExampleAnomalies] = None,
-    queries_per_class: Parameter[int] = 2,
+    queries_per_class: Parameter[int] = DEFAULT_QUERIES_PER_CLASS,
     profile: Parameter[str] = "",
 ) -> None:
     """Writes the run's report page to `report.uri` and its data beside it (see the module docstring).

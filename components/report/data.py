@@ -17,6 +17,7 @@ from components.evaluate.baseline_gate import read_decision
 from components.evaluate.tfma_results import evaluation_metrics, gate_result
 from components.index.embedding_index import index_file
 from components.json_files import read_json
+from components.report import DEFAULT_QUERIES_PER_CLASS
 from serving.ann import ANN_FILE, META_FILE
 
 NEIGHBOURS = 5  # neighbours shown per query
@@ -199,7 +200,7 @@ def build_report(
     status: dict[str, Any],
     simsiam_config: dict[str, Any],
     accuracy_floor: float,
-    queries_per_class: int = 2,
+    queries_per_class: int = DEFAULT_QUERIES_PER_CLASS,
     figures_dir: str | None = None,
     profile: str = "",
 ) -> tuple[str, dict]:

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 
+from components.report import DEFAULT_QUERIES_PER_CLASS
 from pipeline import component_ids as ids
 
 HELP = "write the run report (report.html) of an existing `simsiam-tfx run` folder"
@@ -23,7 +24,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", metavar="RUN", help="a `simsiam-tfx run --output` folder (has metadata.sqlite)")
     p.add_argument("--to", metavar="FILE.html", help="where to write the page (default: RUN/report.html)")
     p.add_argument("--figures", metavar="DIR", help="also keep the figures as files in DIR")
-    p.add_argument("--queries-per-class", type=int, default=2, help="neighbour-grid queries per class (default: 2)")
+    p.add_argument(
+        "--queries-per-class",
+        type=int,
+        default=DEFAULT_QUERIES_PER_CLASS,
+        help="neighbour-grid queries per class (default: %(default)s)",
+    )
 
 
 def _outputs() -> tuple[dict[str, tuple[str, str]], dict[str, tuple[str, str]]]:
@@ -45,9 +51,9 @@ def _outputs() -> tuple[dict[str, tuple[str, str]], dict[str, tuple[str, str]]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.local_runner import SUMMARY_FILE, quiet_logs
+    from pipeline.local_runner import SUMMARY_FILE, quiet_logs, run_folder_paths
 
-    metadata = os.path.join(args.run_dir, "metadata.sqlite")
+    metadata, _ = run_folder_paths(args.run_dir)
     summary_path = os.path.join(args.run_dir, SUMMARY_FILE)
     for path in (metadata, summary_path):
         if not os.path.exists(path):
