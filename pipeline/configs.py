@@ -285,6 +285,19 @@ def default_profile() -> str:
     return "gpu" if tf.config.list_physical_devices("GPU") else "cpu"
 
 
+def add_workers_argument(parser: argparse.ArgumentParser) -> None:
+    """`--workers`, the local Beam steps' worker processes, shared by `run` and `ingest`
+    (pipeline/local_runner.beam_workers)."""
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="Beam worker processes of the Beam steps (default: 1, Beam in this process: on 2 cores it was "
+        "the faster at every size measured, up to the 3,119 Flowers photos; docs/measurements.md). More "
+        "may pay on many cores. Changing it alone reuses every cached step",
+    )
+
+
 def add_input_arguments(parser: argparse.ArgumentParser) -> None:
     """The input options `ingest`, `run` and `compile-kubeflow` share (argparse)."""
     group = parser.add_argument_group("input (one kind; --data-dir and --unlabeled-dir may go together)")

@@ -55,7 +55,7 @@ use by another `ingest` or `run` (OUT/simsiam-tfx.lock names it; one command per
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from pipeline.configs import add_input_arguments
+    from pipeline.configs import add_input_arguments, add_workers_argument
 
     add_input_arguments(p)
     p.add_argument("--output", default="runs/ingest", help="output folder (default: %(default)s)")
@@ -67,13 +67,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="fail when a larger share of the files is rejected (default: 0.1)",
     )
     p.add_argument("--schema", metavar="SCHEMA.pbtxt", help=SCHEMA_HELP)
-    p.add_argument(
-        "--workers",
-        type=int,
-        default=1,
-        help="Beam worker processes (default: 1, Beam in this process: the faster on 2 cores at every size "
-        "measured; docs/measurements.md)",
-    )
+    add_workers_argument(p)
     p.add_argument("--pipeline-name", default="simsiam-ingest")
     p.add_argument("--no-cache", action="store_true", help="run every component again")
     p.add_argument("--verbose", action="store_true", help="show TFX, Beam and TensorFlow logs")

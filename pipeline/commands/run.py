@@ -9,7 +9,7 @@ import sys
 
 from components.ingest.anomalies import anomaly_lines
 from components.report.html import baseline_scores
-from pipeline.configs import add_recipe_arguments
+from pipeline.configs import add_recipe_arguments, add_workers_argument
 from pipeline.local_runner import SUMMARY_FILE
 
 INTERRUPTED = (
@@ -72,14 +72,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_input_arguments(p)
     p.add_argument("--output", default="runs/latest", help="run folder (default: %(default)s)")
     add_recipe_arguments(p)
-    p.add_argument(
-        "--workers",
-        type=int,
-        default=1,
-        help="Beam worker processes of the Beam steps (default: 1, Beam in this process: on 2 cores it was "
-        "the faster at every size measured, up to the 3,119 Flowers photos; docs/measurements.md). More "
-        "may pay on many cores. Changing it alone reuses every cached step",
-    )
+    add_workers_argument(p)
     p.add_argument("--pipeline-name", default="simsiam-tfx")
     p.add_argument("--no-cache", action="store_true", help="execute every component again")
     p.add_argument("--schema", metavar="SCHEMA.pbtxt", help=SCHEMA_HELP)
